@@ -1,0 +1,153 @@
+//! agg: compute percentiles, throughput and goodput per group from requests files.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use servebench::agg::{self, Defs, Groups, Options, Slo};
+use servebench::cli::{CheckFailed, OutArgs, run_main};
+use servebench::io::{Format, Sink, expand_inputs};
+use servebench::meta::Meta;
+use servebench::schema::SUMMARY;
+
+const EXAMPLES: &str = "\
+Examples:
+  agg runs/*.parquet                                  # a table on the terminal
+  agg runs/ --slo ttft=500ms,tpot=50ms -o summary.parquet
+  agg runs/vllm.parquet --by category --format csv > by-category.csv
+  agg runs/ --gpu runs/gpu.parquet -o summary.parquet
+  agg runs/ --defs guidellm --format md               # TPOT/ITL as GuideLLM defines them
+
+Inputs: files, directories (every .parquet/.arrow under them), globs, or - for stdin.
+Groups: label, engine, model, quant, concurrency, rate_rps, plus --by columns.
+Warm-up rows are left out unless --include-warmup; failed rows never enter latency statistics.
+Percentiles: linear interpolation between closest ranks (numpy's default, DuckDB's quantile_cont).
+Output: a Markdown table on a terminal; otherwise the summary contract (Parquet to files,
+Arrow IPC to pipes) unless --format says csv, json or md.";
+
+#[derive(Parser)]
+#[command(name = "agg", version, about = "Summarise requests files: percentiles, throughput, goodput, confidence intervals", after_help = EXAMPLES)]
+struct Cli {
+    /// Requests files, directories or globs (- for stdin)
+    #[arg(required_unless_present = "print_schema")]
+    inputs: Vec<String>,
+    /// Also group by these columns (comma separated): category, turn
+    #[arg(long, value_delimiter = ',')]
+    by: Vec<String>,
+    /// Service-level objectives for goodput, e.g. ttft=500ms,tpot=50ms,e2e=10s
+    #[arg(long)]
+    slo: Option<Slo>,
+    /// Keep warm-up rows
+    #[arg(long)]
+    include_warmup: bool,
+    /// TPOT/ITL definitions: vllm (default), aiperf, guidellm
+    #[arg(long, value_enum, default_value = "vllm")]
+    defs: Defs,
+    /// Bootstrap resamples for confidence intervals (0 = none)
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Seed of the bootstrap
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Exit 1 if any group's error rate (failed / sent) is above this (0-1)
+    #[arg(long, value_name = "RATE")]
+    max_error_rate: Option<f64>,
+    #[command(flatten)]
+    out: OutArgs,
+}
+
+fn main() -> ExitCode {
+    run_main("agg", || {
+        let cli = Cli::parse();
+        if cli.out.print_schema {
+            print!("{}", SUMMARY.print());
+            return Ok(ExitCode::SUCCESS);
+        }
+        for b in &cli.by {
+            if !agg::BY_COLUMNS.contains(&b.as_str()) {
+                anyhow::bail!(
+                    "--by {b}: use {} (label, engine, model, quant, concurrency and rate_rps are always grouped on)",
+                    agg::BY_COLUMNS.join(", ")
+                );
+            }
+        }
+        let o = Options {
+            by: cli.by.clone(),
+            slo: cli.slo.unwrap_or_default(),
+            include_warmup: cli.include_warmup,
+            defs: cli.defs,
+            bootstrap: cli.bootstrap,
+            seed: cli.seed,
+        };
+        let inputs = expand_inputs(&cli.inputs)?;
+        let mut groups = Groups::default();
+        for p in &inputs {
+            groups
+                .add_file(p, &o)
+                .with_context(|| format!("reading {p}"))?;
+        }
+        let rows = agg::finish(&mut groups, &o);
+        let to_terminal = cli.out.output.is_none() && std::io::stdout().is_terminal();
+        let format = match (cli.out.format, to_terminal) {
+            (Some(f), _) => Some(f),
+            (None, true) => Some(Format::Md),
+            (None, false) => None,
+        };
+        if format == Some(Format::Md) && cli.out.output.is_none() {
+            print!("{}", agg::markdown(&rows, o.slo.any()));
+        } else {
+            let mut meta = Meta::for_output(&SUMMARY, false);
+            meta.set("servebench.agg.inputs", serde_json::to_string(&inputs)?);
+            meta.set(
+                "servebench.agg.defs",
+                format!("{:?}", cli.defs).to_lowercase(),
+            );
+            if let Some(s) = &cli.slo {
+                meta.set("servebench.agg.slo", format!("{s:?}"));
+            }
+            let mut sink =
+                Sink::create(cli.out.output.as_deref(), format, SUMMARY.schema(), &meta)?;
+            if sink.format == Format::Md {
+                drop(sink);
+                std::fs::write(
+                    cli.out.output.as_ref().expect("md to a file"),
+                    agg::markdown(&rows, o.slo.any()),
+                )?;
+            } else {
+                sink.write(&agg::to_batch(&rows))?;
+                sink.finish()?;
+            }
+        }
+        eprintln!(
+            "agg: {} groups from {} rows in {} file(s){}",
+            rows.len(),
+            groups.rows,
+            groups.files.len(),
+            if groups.warmup_skipped > 0 {
+                format!(" ({} warm-up rows left out)", groups.warmup_skipped)
+            } else {
+                String::new()
+            }
+        );
+        if let Some(max) = cli.max_error_rate {
+            let bad: Vec<String> = rows
+                .iter()
+                .filter(|r| r.f("error_rate").unwrap_or(0.0) > max)
+                .map(|r| {
+                    format!(
+                        "{} ({:.1}%)",
+                        r.s("label").unwrap_or(""),
+                        100.0 * r.f("error_rate").unwrap_or(0.0)
+                    )
+                })
+                .collect();
+            if !bad.is_empty() {
+                return Err(
+                    CheckFailed(format!("error rate above {max}: {}", bad.join(", "))).into(),
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

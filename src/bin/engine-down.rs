@@ -1,0 +1,89 @@
+//! engine-down: stop engines started by engine-up, leaving no process behind.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use servebench::cli::{parse_duration, run_main};
+use servebench::engine::state::EngineState;
+use servebench::engine::{Down, down};
+
+const EXAMPLES: &str = "\
+Examples:
+  engine-down vllm
+  engine-down --all
+  engine-down tgi --grace 100s
+
+Sends the engine's stop signal to its whole process group (and session), waits the grace
+period, then SIGKILLs the group; containers get `docker stop -t GRACE`. Stopping an engine
+that is not running succeeds. Exits 2 if any process survives.";
+
+#[derive(Parser)]
+#[command(name = "engine-down", version, about = "Stop engines started by engine-up", after_help = EXAMPLES)]
+struct Cli {
+    /// Engine names
+    names: Vec<String>,
+    /// Stop every engine with a state file
+    #[arg(long)]
+    all: bool,
+    /// Grace period before SIGKILL [default: the engine's grace_s]
+    #[arg(long, value_parser = parse_duration)]
+    grace: Option<Duration>,
+    /// Directory of state files
+    #[arg(
+        long,
+        env = "SERVEBENCH_STATE_DIR",
+        default_value = ".servebench/engines"
+    )]
+    state_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    run_main("engine-down", || {
+        let cli = Cli::parse();
+        let names = if cli.all {
+            EngineState::list(&cli.state_dir)
+        } else {
+            cli.names.clone()
+        };
+        if names.is_empty() && !cli.all {
+            anyhow::bail!("name an engine to stop (engine-down vllm) or pass --all");
+        }
+        let mut failed = Vec::new();
+        for n in &names {
+            let st = match EngineState::load(&cli.state_dir, n) {
+                Ok(s) => s,
+                Err(_) => {
+                    eprintln!("engine-down: {n}: not running");
+                    continue;
+                }
+            };
+            match down(&st, cli.grace) {
+                Ok(Down::NotRunning) => {
+                    eprintln!("engine-down: {n}: was not running (pid {} gone)", st.pid);
+                    EngineState::remove(&cli.state_dir, n);
+                }
+                Ok(Down::Stopped { graceful, secs }) => {
+                    eprintln!(
+                        "engine-down: {n}: stopped in {secs:.1} s{}",
+                        if graceful {
+                            ""
+                        } else {
+                            " (SIGKILL after the grace period)"
+                        }
+                    );
+                    EngineState::remove(&cli.state_dir, n);
+                }
+                Err(e) => {
+                    eprintln!("engine-down: {n}: {e}");
+                    failed.push(n.clone());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!("could not stop: {}", failed.join(", "));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,157 @@
+//! mock-engine: the built-in inference server (exact timing or simulated batching).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use servebench::cli::run_main;
+use servebench::mock::{Config, serve, sim::SimParams};
+
+const EXAMPLES: &str = "\
+Examples:
+  mock-engine --port 8100                          # exact: TTFT 50 ms, then a chunk every 10 ms
+  mock-engine --port 8100 --ttft-ms 200 --itl-ms 25 --tokens-per-chunk 4
+  mock-engine --port 8100 --sim                    # simulated continuous batching
+  mock-engine --port 0 --port-file /tmp/port       # any free port, written to /tmp/port
+
+Routes: POST /v1/chat/completions, /v1/completions (vLLM's byte format, streaming or not,
+stream_options.include_usage and continuous_usage_stats), /generate_stream (TGI),
+/generate (SGLang), /completion (llama.cpp), /api/generate (Ollama);
+GET /health, /v1/models, /version, /metrics (vLLM's metric names).
+Output length is exactly max_tokens. Prompt tokens use servebench's documented approximation.
+
+Simulated mode: each engine step admits waiting requests (up to --sim-max-batch, within the
+KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives every prefilled
+sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
+prefilled tokens; KV overflow preempts the newest sequence (recomputed later).";
+
+#[derive(Parser)]
+#[command(name = "mock-engine", version, about = "Built-in LLM inference server for benchmarks and tests", after_help = EXAMPLES)]
+struct Cli {
+    /// Address to bind (loopback unless you mean it)
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0 = any free port)
+    #[arg(long, default_value_t = 8100)]
+    port: u16,
+    /// Write the bound port to this file once listening
+    #[arg(long, value_name = "PATH")]
+    port_file: Option<PathBuf>,
+    /// Model name served (and required of clients that send one)
+    #[arg(long, default_value = "mock-llm")]
+    model_name: String,
+    /// Exact mode: time to first content chunk, ms after the request arrives
+    #[arg(long, default_value_t = 50.0)]
+    ttft_ms: f64,
+    /// Exact mode: time between content chunks, ms
+    #[arg(long, default_value_t = 10.0)]
+    itl_ms: f64,
+    /// Exact mode: tokens per content chunk
+    #[arg(long, default_value_t = 1)]
+    tokens_per_chunk: u32,
+    /// Simulated continuous batching instead of exact timing
+    #[arg(long)]
+    sim: bool,
+    /// Simulated: fixed cost of a decode step, ms
+    #[arg(long, default_value_t = 6.0)]
+    sim_decode_base_ms: f64,
+    /// Simulated: added decode cost per sequence in the batch, ms
+    #[arg(long, default_value_t = 0.06)]
+    sim_decode_per_seq_ms: f64,
+    /// Simulated: prefill cost per prompt token, ms
+    #[arg(long, default_value_t = 0.02)]
+    sim_prefill_per_token_ms: f64,
+    /// Simulated: largest batch
+    #[arg(long, default_value_t = 256)]
+    sim_max_batch: usize,
+    /// Simulated: KV-cache budget, tokens
+    #[arg(long, default_value_t = 262_144)]
+    sim_kv_tokens: u64,
+    /// Simulated: prompt tokens prefilled per step (chunked prefill)
+    #[arg(long, default_value_t = 8192)]
+    sim_max_prefill_tokens: u32,
+    /// What /v1/models reports as the model's owner
+    #[arg(long, default_value = "servebench")]
+    owned_by: String,
+    /// Server threads
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn main() -> ExitCode {
+    run_main("mock-engine", || {
+        let cli = Cli::parse();
+        for (n, v) in [
+            ("--ttft-ms", cli.ttft_ms),
+            ("--itl-ms", cli.itl_ms),
+            ("--sim-decode-base-ms", cli.sim_decode_base_ms),
+            ("--sim-decode-per-seq-ms", cli.sim_decode_per_seq_ms),
+            ("--sim-prefill-per-token-ms", cli.sim_prefill_per_token_ms),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                anyhow::bail!("{n} must be a non-negative number of milliseconds, got {v}");
+            }
+        }
+        if cli.sim_max_batch == 0 || cli.sim_kv_tokens == 0 {
+            anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
+        }
+        let cfg = Config {
+            model: cli.model_name.clone(),
+            ttft_ms: cli.ttft_ms,
+            itl_ms: cli.itl_ms,
+            tokens_per_chunk: cli.tokens_per_chunk.max(1),
+            sim: cli.sim.then_some(SimParams {
+                decode_base_ms: cli.sim_decode_base_ms,
+                decode_per_seq_ms: cli.sim_decode_per_seq_ms,
+                prefill_per_token_ms: cli.sim_prefill_per_token_ms,
+                max_batch: cli.sim_max_batch,
+                kv_tokens: cli.sim_kv_tokens,
+                max_prefill_tokens: cli.sim_max_prefill_tokens.max(1),
+            }),
+            owned_by: cli.owned_by.clone(),
+            ..Config::default()
+        };
+        let addr: SocketAddr = format!(
+            "{}:{}",
+            if cli.host.contains(':') {
+                format!("[{}]", cli.host)
+            } else {
+                cli.host.clone()
+            },
+            cli.port
+        )
+        .parse()
+        .with_context(|| format!("--host {:?} is not an IP address", cli.host))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads.max(1))
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        rt.block_on(async move {
+            let (local, server) = serve(cfg, addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            if let Some(p) = &cli.port_file {
+                std::fs::write(p, local.port().to_string())
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            eprintln!(
+                "mock-engine: listening on http://{local} ({} mode)",
+                if cli.sim { "simulated" } else { "exact" }
+            );
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+            let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = server => {}
+            }
+            eprintln!("mock-engine: stopping");
+            Ok::<_, anyhow::Error>(())
+        })?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,328 @@
+//! Charts (plotters), PNG and SVG, readable on a machine without fonts: DejaVu Sans is
+//! embedded and registered once.
+//!
+//! Colours belong to engines (the same engine has the same colour on every chart); markers
+//! and line styles belong to quantization variants.
+
+pub mod kinds;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("drawing {path}: {msg}")]
+    Draw { path: String, msg: String },
+    #[error("{0}")]
+    NoData(String),
+}
+
+static FONT: Once = Once::new();
+
+/// Register the embedded font under "sans-serif" (once per process).
+pub fn init_fonts() {
+    FONT.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// Fixed colours for known engines; others get a stable colour from their name.
+pub fn engine_color(name: &str) -> RGBColor {
+    let n = name.to_ascii_lowercase();
+    let known: &[(&str, RGBColor)] = &[
+        ("vllm", RGBColor(31, 119, 180)),
+        ("sglang", RGBColor(255, 127, 14)),
+        ("tgi", RGBColor(44, 160, 44)),
+        ("trtllm", RGBColor(214, 39, 40)),
+        ("friendli", RGBColor(148, 103, 189)),
+        ("llamacpp", RGBColor(140, 86, 75)),
+        ("ollama", RGBColor(227, 119, 194)),
+        ("mock", RGBColor(96, 96, 96)),
+    ];
+    for (k, c) in known {
+        if n == *k || n.starts_with(&format!("{k}-")) || n.starts_with(&format!("{k}_")) {
+            return *c;
+        }
+    }
+    const PALETTE: &[RGBColor] = &[
+        RGBColor(23, 190, 207),
+        RGBColor(188, 189, 34),
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    PALETTE[(h % PALETTE.len() as u64) as usize]
+}
+
+/// Marker per quantization variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Cross,
+}
+
+pub fn quant_marker(q: Option<&str>) -> Marker {
+    match q.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("fp16") | Some("bf16") | Some("exact") => Marker::Circle,
+        Some("awq") | Some("gptq") | Some("int4") => Marker::Triangle,
+        Some("fp8") | Some("int8") => Marker::Square,
+        _ => Marker::Cross,
+    }
+}
+
+/// A point, with an optional vertical interval (confidence interval).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pt {
+    pub x: f64,
+    pub y: f64,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub color: RGBColor,
+    pub marker: Marker,
+    pub dashed: bool,
+    pub points: Vec<Pt>,
+}
+
+/// How the x axis is laid out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum XAxis {
+    /// Distinct values equally spaced (a sweep of 1, 10, 50, 100 users), labelled by value.
+    Categorical(Vec<f64>),
+    Linear,
+}
+
+/// A line chart.
+#[derive(Debug, Clone)]
+pub struct LinePlot {
+    pub title: String,
+    pub subtitle: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_axis: XAxis,
+    pub series: Vec<Series>,
+}
+
+pub const SIZE: (u32, u32) = (1100, 680);
+
+fn de<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> ChartError + '_ {
+    move |e| ChartError::Draw {
+        path: path.display().to_string(),
+        msg: format!("{e:?}"),
+    }
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if (v - v.round()).abs() < 1e-9 && a < 1e4 {
+        return format!("{}", v.round() as i64);
+    }
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Render a line plot to PNG and SVG at `base` (extension replaced). Returns both paths.
+pub fn save_line(p: &LinePlot, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    init_fonts();
+    let png = base.with_extension("png");
+    let svg = base.with_extension("svg");
+    draw_line(BitMapBackend::new(&png, SIZE).into_drawing_area(), p, &png)?;
+    draw_line(SVGBackend::new(&svg, SIZE).into_drawing_area(), p, &svg)?;
+    Ok(vec![png, svg])
+}
+
+fn draw_line<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    p: &LinePlot,
+    path: &Path,
+) -> Result<(), ChartError> {
+    let e = de(path);
+    root.fill(&WHITE).map_err(&e)?;
+    let pts: Vec<&Pt> = p.series.iter().flat_map(|s| s.points.iter()).collect();
+    if pts.is_empty() {
+        return Err(ChartError::NoData(format!("{}: nothing to draw", p.title)));
+    }
+    let xpos = |x: f64| -> f64 {
+        match &p.x_axis {
+            XAxis::Categorical(v) => {
+                v.iter().position(|c| (c - x).abs() < 1e-9).unwrap_or(0) as f64
+            }
+            XAxis::Linear => x,
+        }
+    };
+    let (xmin, xmax) = match &p.x_axis {
+        XAxis::Categorical(v) => (-0.3, (v.len().max(1) - 1) as f64 + 0.3),
+        XAxis::Linear => {
+            let lo = pts.iter().map(|q| q.x).fold(f64::INFINITY, f64::min);
+            let hi = pts.iter().map(|q| q.x).fold(f64::NEG_INFINITY, f64::max);
+            let pad = ((hi - lo) * 0.05).max(1e-9);
+            ((lo - pad).min(0.0f64.max(lo - pad)), hi + pad)
+        }
+    };
+    let ymax = pts
+        .iter()
+        .map(|q| q.hi.unwrap_or(q.y).max(q.y))
+        .fold(0.0f64, f64::max);
+    let ymax = if ymax > 0.0 { ymax * 1.12 } else { 1.0 };
+    let (title_area, body) = root.split_vertically(64);
+    title_area
+        .draw(&Text::new(
+            p.title.clone(),
+            (20, 10),
+            ("sans-serif", 26).into_font().color(&BLACK),
+        ))
+        .map_err(&e)?;
+    if !p.subtitle.is_empty() {
+        title_area
+            .draw(&Text::new(
+                p.subtitle.clone(),
+                (20, 40),
+                ("sans-serif", 16).into_font().color(&RGBColor(90, 90, 90)),
+            ))
+            .map_err(&e)?;
+    }
+    let mut chart = ChartBuilder::on(&body)
+        .margin(16)
+        .x_label_area_size(52)
+        .y_label_area_size(80)
+        .build_cartesian_2d(xmin..xmax, 0.0..ymax)
+        .map_err(&e)?;
+    let cats = match &p.x_axis {
+        XAxis::Categorical(v) => v.clone(),
+        XAxis::Linear => Vec::new(),
+    };
+    let xfmt = |v: &f64| -> String {
+        if cats.is_empty() {
+            fmt_tick(*v)
+        } else if (v - v.round()).abs() < 1e-6
+            && v.round() >= 0.0
+            && (v.round() as usize) < cats.len()
+        {
+            fmt_tick(cats[v.round() as usize])
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(p.x_label.as_str())
+        .y_desc(p.y_label.as_str())
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .y_label_formatter(&|v| fmt_tick(*v))
+        .x_label_formatter(&xfmt)
+        .light_line_style(RGBColor(235, 235, 235));
+    if !cats.is_empty() {
+        mesh.x_labels(cats.len() * 2 + 1);
+    }
+    mesh.draw().map_err(&e)?;
+    for s in &p.series {
+        let color = s.color;
+        let line: Vec<(f64, f64)> = s.points.iter().map(|q| (xpos(q.x), q.y)).collect();
+        let style = ShapeStyle {
+            color: color.to_rgba(),
+            filled: false,
+            stroke_width: 3,
+        };
+        if s.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(line.clone(), 10, 6, style))
+                .map_err(&e)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        } else {
+            chart
+                .draw_series(LineSeries::new(line.clone(), style))
+                .map_err(&e)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+        for q in &s.points {
+            if let (Some(lo), Some(hi)) = (q.lo, q.hi) {
+                chart
+                    .draw_series(std::iter::once(ErrorBar::new_vertical(
+                        xpos(q.x),
+                        lo,
+                        q.y,
+                        hi,
+                        color.stroke_width(2),
+                        10,
+                    )))
+                    .map_err(&e)?;
+            }
+        }
+        draw_markers(&mut chart, &line, s.marker, color).map_err(&e)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(&e)?;
+    root.present().map_err(&e)?;
+    Ok(())
+}
+
+/// Draw markers at points.
+pub fn draw_markers<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    pts: &[(f64, f64)],
+    m: Marker,
+    color: RGBColor,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let st = color.filled();
+    match m {
+        Marker::Circle => {
+            chart.draw_series(pts.iter().map(|p| Circle::new(*p, 6, st)))?;
+        }
+        Marker::Triangle => {
+            chart.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 8, st)))?;
+        }
+        Marker::Square => {
+            chart.draw_series(pts.iter().map(|p| {
+                EmptyElement::at(*p) + plotters::element::Rectangle::new([(-6, -6), (6, 6)], st)
+            }))?;
+        }
+        Marker::Cross => {
+            chart.draw_series(pts.iter().map(|p| Cross::new(*p, 7, color.stroke_width(3))))?;
+        }
+    }
+    Ok(())
+}

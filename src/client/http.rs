@@ -1,0 +1,267 @@
+//! A small HTTP/1.1 client over hyper's connection API, with keep-alive reuse.
+//!
+//! replay owns its connections instead of using a general pooled client so that it knows
+//! exactly when a request's first byte goes out (`sent_at`), never queues a request behind
+//! another on a client-side pool limit, and keeps per-stream memory small.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, body::Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Where requests go: `http://host:port[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash (often empty).
+    pub prefix: String,
+    pub authority: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            if url.starts_with("https://") {
+                format!("{url}: https is not supported; benchmark the server over plain http on its host or a tunnel")
+            } else {
+                format!("{url}: the URL must start with http://, e.g. http://127.0.0.1:8000")
+            }
+        })?;
+        let (auth, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (host, port) = if let Some(h) = auth.strip_prefix('[') {
+            let (h, p) = h
+                .split_once(']')
+                .ok_or_else(|| format!("{url}: bad IPv6 address"))?;
+            (h.to_string(), p.strip_prefix(':').unwrap_or("80"))
+        } else {
+            match auth.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p),
+                None => (auth.to_string(), "80"),
+            }
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{url}: bad port {port:?}"))?;
+        if host.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        let mut prefix = path.trim_end_matches('/').to_string();
+        // Accept base URLs given with the OpenAI /v1 suffix.
+        if prefix.ends_with("/v1") {
+            prefix.truncate(prefix.len() - 3);
+        }
+        Ok(Target {
+            authority: auth.to_string(),
+            host,
+            port,
+            prefix,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}{}", self.authority, self.prefix)
+    }
+}
+
+/// Why a request could not get a response head.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection failed before the response headers: {0}")]
+    BeforeHeaders(String),
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// HTTP client for one target.
+pub struct Client {
+    pub target: Target,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    idle: Mutex<Vec<Sender>>,
+    keep_alive: bool,
+}
+
+/// A response whose headers have arrived; its body is read by the caller.
+pub struct Started {
+    pub sent_at: Instant,
+    pub response: Response<Incoming>,
+    sender: Option<Sender>,
+}
+
+impl Client {
+    pub fn new(
+        target: Target,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        keep_alive: bool,
+    ) -> Client {
+        Client {
+            target,
+            headers,
+            idle: Mutex::new(Vec::new()),
+            keep_alive,
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, SendError> {
+        let addr = format!("{}:{}", self.target.host, self.target.port);
+        let stream = TcpStream::connect((self.target.host.as_str(), self.target.port))
+            .await
+            .map_err(|e| SendError::Connect {
+                addr: addr.clone(),
+                source: e,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Connect {
+                addr,
+                source: std::io::Error::other(e),
+            })?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// A ready connection: an idle one when there is one, else a new one. Returns whether it
+    /// was reused (a reused connection may have been closed by the server meanwhile).
+    async fn conn(&self) -> Result<(Sender, bool), SendError> {
+        loop {
+            let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match s {
+                Some(mut s) => {
+                    if s.is_closed() {
+                        continue;
+                    }
+                    if s.ready().await.is_ok() {
+                        return Ok((s, true));
+                    }
+                }
+                None => return Ok((self.connect().await?, false)),
+            }
+        }
+    }
+
+    fn request(&self, method: hyper::Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.target.prefix, path))
+            .header(hyper::header::HOST, self.target.authority.as_str());
+        if !body.is_empty() {
+            b = b.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        if !self.keep_alive {
+            b = b.header(hyper::header::CONNECTION, "close");
+        }
+        let mut req = b.body(Full::new(body)).expect("valid request parts");
+        for (k, v) in &self.headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        req
+    }
+
+    /// Send a POST and wait for the response head. `on_sent` is the instant the request was
+    /// handed to the connection (after connecting), i.e. when its first byte goes out.
+    pub async fn post(&self, path: &str, body: Bytes) -> Result<Started, SendError> {
+        let mut retried = false;
+        loop {
+            let (mut sender, reused) = self.conn().await?;
+            let req = self.request(hyper::Method::POST, path, body.clone());
+            let sent_at = Instant::now();
+            match sender.send_request(req).await {
+                Ok(response) => {
+                    return Ok(Started {
+                        sent_at,
+                        response,
+                        sender: Some(sender),
+                    });
+                }
+                Err(e) => {
+                    // A kept-alive connection the server closed while idle: retry once, fresh.
+                    if reused
+                        && !retried
+                        && (e.is_canceled() || e.is_closed() || e.is_incomplete_message())
+                    {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(SendError::BeforeHeaders(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Return a connection whose response body was read to its end.
+    pub fn release(&self, started: &mut Started) {
+        if !self.keep_alive {
+            return;
+        }
+        if let Some(s) = started.sender.take() {
+            if !s.is_closed() {
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+            }
+        }
+    }
+
+    /// GET a small resource (probes): status and body, with a timeout.
+    pub async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+        let fut = async {
+            let mut s = self.connect().await.map_err(|e| e.to_string())?;
+            let req = self.request(hyper::Method::GET, path, Bytes::new());
+            let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_urls() {
+        let t = Target::parse("http://127.0.0.1:8000").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.prefix.as_str()),
+            ("127.0.0.1", 8000, "")
+        );
+        let t = Target::parse("http://localhost:30000/v1/").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.prefix.as_str()),
+            ("localhost", 30000, "")
+        );
+        let t = Target::parse("http://h/proxy/x").unwrap();
+        assert_eq!((t.port, t.prefix.as_str()), (80, "/proxy/x"));
+        let t = Target::parse("http://[::1]:9").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 9));
+        assert!(Target::parse("https://x").unwrap_err().contains("https"));
+        assert!(Target::parse("127.0.0.1:80").is_err());
+        assert!(Target::parse("http://h:99999").is_err());
+    }
+}

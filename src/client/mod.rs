@@ -1,0 +1,9 @@
+//! replay's measuring core: HTTP, stream framing, protocols, the scheduler and its output.
+
+pub mod http;
+pub mod output;
+pub mod probe;
+pub mod protocol;
+pub mod record;
+pub mod run;
+pub mod sse;

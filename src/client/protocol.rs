@@ -1,0 +1,861 @@
+//! Streaming protocols: how to ask each API for a streamed generation, and how to read its
+//! events into content chunks, token counts, finish reasons and errors.
+//!
+//! Facts used here come from each engine's serialization code as summarised in
+//! ENGINES.md (vLLM 0.33, SGLang 0.5.23, TGI 3.3, TensorRT-LLM serve, llama.cpp server,
+//! Ollama 0.33, Friendli docs). The rules, whatever the engine:
+//! - a content chunk is an event that carries generated output: non-empty text, reasoning
+//!   text, tool calls, or an increase of the server's own token counter;
+//! - any event whose JSON has a top-level `error` (string or object), an SGLang `abort`
+//!   finish, or a finish reason of `error`/`abort`, is an error even after HTTP 200;
+//! - output tokens come from the server (final usage, or its running counter), else from
+//!   the number of content chunks.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value, json};
+
+use super::sse::{Event, Framing};
+
+/// The protocol replay speaks.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// OpenAI /v1/chat/completions (vLLM, SGLang, TGI, TensorRT-LLM, Friendli, llama.cpp, Ollama)
+    Chat,
+    /// OpenAI /v1/completions
+    Completions,
+    /// TGI native /generate_stream
+    Tgi,
+    /// SGLang native /generate (cumulative text; counts from meta_info)
+    Sglang,
+    /// llama.cpp native /completion
+    Llamacpp,
+    /// Ollama native /api/generate (JSON lines)
+    Ollama,
+}
+
+impl Api {
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Completions => "completions",
+            Api::Tgi => "tgi",
+            Api::Sglang => "sglang",
+            Api::Llamacpp => "llamacpp",
+            Api::Ollama => "ollama",
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "/v1/chat/completions",
+            Api::Completions => "/v1/completions",
+            Api::Tgi => "/generate_stream",
+            Api::Sglang => "/generate",
+            Api::Llamacpp => "/completion",
+            Api::Ollama => "/api/generate",
+        }
+    }
+
+    pub fn framing(self) -> Framing {
+        match self {
+            Api::Ollama => Framing::JsonLines,
+            _ => Framing::Sse,
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Api> {
+        Some(match s {
+            "chat" => Api::Chat,
+            "completions" => Api::Completions,
+            "tgi" => Api::Tgi,
+            "sglang" => Api::Sglang,
+            "llamacpp" => Api::Llamacpp,
+            "ollama" => Api::Ollama,
+            _ => return None,
+        })
+    }
+
+    pub fn needs_model(self) -> bool {
+        matches!(self, Api::Chat | Api::Completions | Api::Ollama)
+    }
+}
+
+/// How every request of a run is built.
+#[derive(Debug, Clone)]
+pub struct RequestOpts {
+    pub model: Option<String>,
+    /// Ask the server to ignore end-of-sequence so output length equals max_tokens.
+    pub ignore_eos: bool,
+    /// Ask for usage on every chunk (vLLM, SGLang, TensorRT-LLM): exact tokens per chunk.
+    pub continuous_usage: bool,
+    pub temperature: Option<f64>,
+    /// Merged into every request body (objects merge key by key; other values replace).
+    pub extra_body: Option<Map<String, Value>>,
+}
+
+impl Default for RequestOpts {
+    fn default() -> Self {
+        RequestOpts {
+            model: None,
+            ignore_eos: true,
+            continuous_usage: true,
+            temperature: None,
+            extra_body: None,
+        }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// Build the JSON body of a streamed request. `history` holds earlier turns of a session
+/// (user and assistant messages); `prompt` is this turn's user text.
+pub fn build_body(
+    api: Api,
+    o: &RequestOpts,
+    history: &[Message],
+    prompt: &str,
+    max_tokens: u32,
+) -> Vec<u8> {
+    let model = o.model.clone().unwrap_or_default();
+    let flat = || {
+        if history.is_empty() {
+            prompt.to_string()
+        } else {
+            let mut s = String::new();
+            for m in history {
+                s.push_str(&m.content);
+                s.push('\n');
+            }
+            s.push_str(prompt);
+            s
+        }
+    };
+    let stream_options = if o.continuous_usage {
+        json!({"include_usage": true, "continuous_usage_stats": true})
+    } else {
+        json!({"include_usage": true})
+    };
+    let mut v = match api {
+        Api::Chat => {
+            let mut msgs: Vec<Value> = history
+                .iter()
+                .map(|m| json!({"role": m.role, "content": m.content}))
+                .collect();
+            msgs.push(json!({"role": "user", "content": prompt}));
+            json!({"model": model, "messages": msgs, "max_tokens": max_tokens, "stream": true,
+                   "stream_options": stream_options})
+        }
+        Api::Completions => {
+            json!({"model": model, "prompt": flat(), "max_tokens": max_tokens, "stream": true,
+                                   "stream_options": stream_options})
+        }
+        Api::Tgi => {
+            json!({"inputs": flat(), "parameters": {"max_new_tokens": max_tokens, "details": true}})
+        }
+        Api::Sglang => {
+            json!({"text": flat(), "sampling_params": {"max_new_tokens": max_tokens}, "stream": true})
+        }
+        Api::Llamacpp => json!({"prompt": flat(), "n_predict": max_tokens, "stream": true}),
+        Api::Ollama => {
+            json!({"model": model, "prompt": flat(), "stream": true, "options": {"num_predict": max_tokens}})
+        }
+    };
+    if o.ignore_eos {
+        match api {
+            Api::Chat | Api::Completions | Api::Llamacpp => {
+                v["ignore_eos"] = Value::Bool(true);
+            }
+            Api::Sglang => v["sampling_params"]["ignore_eos"] = Value::Bool(true),
+            // TGI and Ollama have no such option: output may end early at EOS.
+            Api::Tgi | Api::Ollama => {}
+        }
+    }
+    if let Some(t) = o.temperature {
+        match api {
+            Api::Tgi => v["parameters"]["temperature"] = json!(t),
+            Api::Sglang => v["sampling_params"]["temperature"] = json!(t),
+            Api::Ollama => v["options"]["temperature"] = json!(t),
+            _ => v["temperature"] = json!(t),
+        }
+    }
+    if let Some(extra) = &o.extra_body {
+        merge(&mut v, &Value::Object(extra.clone()));
+    }
+    serde_json::to_vec(&v).expect("JSON body serializes")
+}
+
+/// Deep-merge `src` into `dst`: objects key by key, anything else replaces.
+pub fn merge(dst: &mut Value, src: &Value) {
+    match (dst, src) {
+        (Value::Object(d), Value::Object(s)) => {
+            for (k, v) in s {
+                match d.get_mut(k) {
+                    Some(dv) if dv.is_object() && v.is_object() => merge(dv, v),
+                    _ => {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (d, s) => *d = s.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading events
+
+/// Per-request stream accounting.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    /// Arrival of each content chunk, ms after sent_at.
+    pub chunk_ms: Vec<f64>,
+    chunk_tokens: Vec<u32>,
+    counts_known: bool,
+    running: Option<u32>,
+    pub usage_completion: Option<u32>,
+    pub usage_prompt: Option<u32>,
+    pub finish_reason: Option<String>,
+    pub error: Option<String>,
+    /// The stream said it is complete ([DONE], a final event, or an error).
+    pub done: bool,
+    /// Output text, when captured (multi-turn sessions need it as context).
+    pub text: Option<String>,
+    pub events: u32,
+}
+
+impl StreamState {
+    pub fn new(capture_text: bool) -> StreamState {
+        StreamState {
+            counts_known: true,
+            text: capture_text.then(String::new),
+            ..Default::default()
+        }
+    }
+
+    /// Output tokens and where the number came from (`usage` or `chunks`).
+    pub fn output_tokens(&self) -> (u32, &'static str) {
+        if let Some(u) = self.usage_completion {
+            return (u, "usage");
+        }
+        if let Some(r) = self.running {
+            return (r, "usage");
+        }
+        (self.chunk_ms.len() as u32, "chunks")
+    }
+
+    /// Tokens per content chunk, when the server counted every one.
+    pub fn chunk_tokens(&self) -> Option<&[u32]> {
+        if self.counts_known
+            && !self.chunk_ms.is_empty()
+            && self.chunk_tokens.len() == self.chunk_ms.len()
+        {
+            Some(&self.chunk_tokens)
+        } else {
+            None
+        }
+    }
+
+    pub fn has_content(&self) -> bool {
+        !self.chunk_ms.is_empty()
+    }
+
+    fn content(&mut self, t_ms: f64, tokens: Option<u32>, text: Option<&str>) {
+        self.chunk_ms.push(t_ms);
+        match tokens {
+            Some(n) => self.chunk_tokens.push(n),
+            None => self.counts_known = false,
+        }
+        if let (Some(buf), Some(t)) = (self.text.as_mut(), text) {
+            buf.push_str(t);
+        }
+    }
+
+    /// A running count from the server: returns the increase since the last one.
+    fn count(&mut self, total: u32) -> u32 {
+        let prev = self.running.unwrap_or(0);
+        self.running = Some(total.max(prev));
+        total.saturating_sub(prev)
+    }
+
+    fn fail(&mut self, msg: String) {
+        if self.error.is_none() {
+            self.error = Some(msg);
+        }
+        self.done = true;
+    }
+
+    /// Handle one event that arrived `t_ms` after the request was sent.
+    pub fn on_event(&mut self, api: Api, ev: Event<'_>, t_ms: f64) {
+        self.events += 1;
+        let data = ev.data;
+        if data.is_empty() {
+            return;
+        }
+        if data == b"[DONE]" {
+            self.done = true;
+            return;
+        }
+        if self.done && self.error.is_some() {
+            return;
+        }
+        if ev.name == Some("error") {
+            self.fail(format!("error event: {}", preview(data)));
+            return;
+        }
+        let r = match api {
+            Api::Chat | Api::Completions => self.openai(data, t_ms),
+            Api::Tgi => self.tgi(data, t_ms),
+            Api::Sglang => self.sglang(data, t_ms),
+            Api::Llamacpp => self.llamacpp(data, t_ms),
+            Api::Ollama => self.ollama(data, t_ms),
+        };
+        if let Err(e) = r {
+            self.fail(format!("unreadable event ({e}): {}", preview(data)));
+        }
+    }
+
+    fn openai(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
+        let c: OaiChunk<'_> = serde_json::from_slice(data)?;
+        if let Some(e) = &c.error {
+            self.fail(error_text(e));
+            return Ok(());
+        }
+        if c.object.as_deref() == Some("error") {
+            self.fail(error_text(&c.message.clone().unwrap_or(Value::Null)));
+            return Ok(());
+        }
+        // Friendli's older format: {"event":"token_sampled",...} / {"event":"complete",...}
+        if let Some(kind) = c.event.as_deref() {
+            match kind {
+                "token_sampled" => {
+                    let t = c.text.as_deref().unwrap_or("");
+                    self.content(t_ms, None, Some(t));
+                }
+                "complete" => self.done = true,
+                _ => {}
+            }
+        }
+        let mut text_seen = false;
+        let mut text_buf: Option<Cow<'_, str>> = None;
+        let mut finish: Option<Cow<'_, str>> = None;
+        if let Some(choices) = &c.choices {
+            for ch in choices {
+                if let Some(d) = &ch.delta {
+                    for t in [&d.content, &d.reasoning_content, &d.reasoning]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if !t.is_empty() {
+                            text_seen = true;
+                            text_buf = Some(match text_buf.take() {
+                                None => t.clone(),
+                                Some(p) => Cow::Owned(format!("{p}{t}")),
+                            });
+                        }
+                    }
+                    if d.tool_calls.is_some() || d.function_call.is_some() {
+                        text_seen = true;
+                    }
+                }
+                if let Some(t) = &ch.text {
+                    if !t.is_empty() {
+                        text_seen = true;
+                        text_buf = Some(t.clone());
+                    }
+                }
+                if let Some(f) = &ch.finish_reason {
+                    if !f.is_empty() {
+                        finish = Some(f.clone());
+                    }
+                }
+            }
+        }
+        let has_choices = c.choices.as_ref().map(|v| !v.is_empty()).unwrap_or(false);
+        let mut delta_tokens = None;
+        if let Some(u) = &c.usage {
+            if let Some(p) = u.prompt_tokens {
+                self.usage_prompt = Some(p);
+            }
+            if let Some(ct) = u.completion_tokens {
+                if !has_choices {
+                    // the final usage chunk (choices: [])
+                    self.usage_completion = Some(ct);
+                } else if text_seen || self.running.is_some() || ct == 0 {
+                    // continuous usage: a running count on every chunk (vLLM, SGLang, TRT-LLM)
+                    delta_tokens = Some(self.count(ct));
+                } else {
+                    // usage riding on a content-less finish chunk (transformers, llama.cpp)
+                    self.usage_completion = Some(ct);
+                }
+            }
+        }
+        if text_seen || delta_tokens.is_some_and(|d| d > 0) {
+            self.content(t_ms, delta_tokens, text_buf.as_deref());
+        }
+        if let Some(f) = finish {
+            match f.as_ref() {
+                "error" => {
+                    self.fail("the server ended the stream with finish_reason \"error\"".into())
+                }
+                "abort" => {
+                    self.fail("the server aborted the request (finish_reason \"abort\")".into())
+                }
+                _ => {}
+            }
+            self.finish_reason = Some(f.into_owned());
+        }
+        Ok(())
+    }
+
+    fn tgi(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
+        let e: TgiEvent<'_> = serde_json::from_slice(data)?;
+        if let Some(err) = &e.error {
+            let mut m = error_text(err);
+            if let Some(t) = &e.error_type {
+                m = format!("{m} ({t})");
+            }
+            self.fail(m);
+            return Ok(());
+        }
+        if let Some(tok) = &e.token {
+            let d = match e.index {
+                Some(i) => self.count(i).max(1),
+                None => 1,
+            };
+            self.content(t_ms, Some(d), Some(tok.text.as_deref().unwrap_or("")));
+        }
+        if let Some(det) = &e.details {
+            if let Some(n) = det.generated_tokens {
+                self.usage_completion = Some(n);
+            }
+            if let Some(f) = &det.finish_reason {
+                self.finish_reason = Some(f.to_string());
+            }
+            if let Some(n) = det.input_length {
+                self.usage_prompt = Some(n);
+            }
+        }
+        if e.generated_text.is_some() {
+            self.done = true;
+        }
+        Ok(())
+    }
+
+    fn sglang(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
+        let e: SglEvent<'_> = serde_json::from_slice(data)?;
+        if let Some(err) = &e.error {
+            self.fail(error_text(err));
+            return Ok(());
+        }
+        let mut delta = None;
+        if let Some(m) = &e.meta_info {
+            if let Some(p) = m.prompt_tokens {
+                self.usage_prompt = Some(p);
+            }
+            if let Some(n) = m.completion_tokens {
+                delta = Some(self.count(n));
+            }
+            match &m.finish_reason {
+                Some(Value::Object(f)) => {
+                    let kind = f.get("type").and_then(|v| v.as_str()).unwrap_or("");
+                    if kind == "abort" {
+                        let msg = f
+                            .get("message")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("aborted");
+                        let code = f
+                            .get("status_code")
+                            .map(|v| format!(" (status {v})"))
+                            .unwrap_or_default();
+                        self.fail(format!("abort: {msg}{code}"));
+                    }
+                    self.finish_reason = Some(kind.to_string());
+                }
+                Some(Value::String(s)) => self.finish_reason = Some(s.clone()),
+                _ => {}
+            }
+        }
+        // text is cumulative by default, incremental with --incremental-streaming-output
+        let text = e.text.as_deref().unwrap_or("");
+        let mut new_text: Option<String> = None;
+        let mut grew = false;
+        if let Some(buf) = self.text.as_mut() {
+            if text.len() >= buf.len() && text.starts_with(buf.as_str()) {
+                grew = text.len() > buf.len();
+                new_text = Some(text[buf.len()..].to_string());
+            } else {
+                grew = !text.is_empty();
+                new_text = Some(text.to_string());
+            }
+        } else if !text.is_empty() {
+            grew = true;
+        }
+        let is_content = match delta {
+            Some(d) => d > 0,
+            None => grew,
+        };
+        if is_content {
+            let keep = self.text.take();
+            self.content(t_ms, delta, None);
+            self.text = keep;
+            if let (Some(buf), Some(t)) = (self.text.as_mut(), new_text) {
+                buf.push_str(&t);
+            }
+        }
+        if let Some(m) = &e.meta_info {
+            if m.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
+                if let Some(n) = m.completion_tokens {
+                    self.usage_completion = Some(n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn llamacpp(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
+        let e: LlamaEvent<'_> = serde_json::from_slice(data)?;
+        if let Some(err) = &e.error {
+            self.fail(error_text(err));
+            return Ok(());
+        }
+        let text = e.content.as_deref().unwrap_or("");
+        let ntok = e.tokens.as_ref().map(|t| t.len() as u32).unwrap_or(0);
+        let delta = e.tokens_predicted.map(|n| self.count(n));
+        let is_content =
+            !text.is_empty() || ntok > 0 || (delta.is_some_and(|d| d > 0) && e.stop != Some(true));
+        if is_content {
+            self.content(t_ms, delta.or((ntok > 0).then_some(ntok)), Some(text));
+        }
+        if e.stop == Some(true) {
+            self.done = true;
+            if let Some(n) = e.tokens_predicted {
+                self.usage_completion = Some(n);
+            }
+            if let Some(n) = e.tokens_evaluated {
+                self.usage_prompt = Some(n);
+            }
+            self.finish_reason = e.stop_type.as_deref().map(|s| match s {
+                "limit" => "length".to_string(),
+                "eos" | "word" => "stop".to_string(),
+                o => o.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn ollama(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
+        let e: OllamaEvent<'_> = serde_json::from_slice(data)?;
+        if let Some(err) = &e.error {
+            self.fail(error_text(err));
+            return Ok(());
+        }
+        let text = e
+            .response
+            .as_deref()
+            .or(e.message.as_ref().and_then(|m| m.content.as_deref()))
+            .unwrap_or("");
+        if !text.is_empty() {
+            self.content(t_ms, None, Some(text));
+        }
+        if e.done == Some(true) {
+            self.done = true;
+            self.usage_completion = e.eval_count;
+            self.usage_prompt = e.prompt_eval_count;
+            self.finish_reason = e.done_reason.map(|s| s.into_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A readable error message from an engine's error value (string or object of any shape).
+pub fn error_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => {
+            if let Some(inner) = o.get("error") {
+                if inner.is_object() || inner.is_string() {
+                    return error_text(inner);
+                }
+            }
+            let msg = o
+                .get("message")
+                .or_else(|| o.get("detail"))
+                .and_then(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .or_else(|| Some(m.to_string()))
+                })
+                .unwrap_or_else(|| v.to_string());
+            let code = o
+                .get("code")
+                .or_else(|| o.get("http_status_code"))
+                .or_else(|| o.get("status_code"))
+                .filter(|c| !c.is_null());
+            let ty = o
+                .get("type")
+                .or_else(|| o.get("error_type"))
+                .and_then(|t| t.as_str());
+            match (code, ty) {
+                (Some(c), Some(t)) => format!("{msg} (code {c}, {t})"),
+                (Some(c), None) => format!("{msg} (code {c})"),
+                (None, Some(t)) => format!("{msg} ({t})"),
+                (None, None) => msg,
+            }
+        }
+        Value::Null => "unknown error".into(),
+        other => other.to_string(),
+    }
+}
+
+/// An error message from a non-2xx response body: the engine's message when it is JSON.
+pub fn http_error_text(status: u16, body: &[u8]) -> String {
+    let detail = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => error_text(&v),
+        Err(_) => {
+            let s = String::from_utf8_lossy(&body[..body.len().min(300)])
+                .trim()
+                .to_string();
+            if s.is_empty() {
+                "(empty body)".into()
+            } else {
+                s
+            }
+        }
+    };
+    format!("HTTP {status}: {detail}")
+}
+
+fn preview(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(120)]);
+    let mut s = s.replace('\n', " ");
+    if b.len() > 120 {
+        s.push('…');
+    }
+    s
+}
+
+// serde shapes: only the fields replay reads; everything else is skipped.
+
+#[derive(Deserialize)]
+struct OaiChunk<'a> {
+    #[serde(borrow, default)]
+    choices: Option<Vec<OaiChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(borrow, default)]
+    object: Option<Cow<'a, str>>,
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(borrow, default)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct OaiChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+    #[serde(default)]
+    function_call: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct TgiEvent<'a> {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(borrow, default)]
+    token: Option<TgiToken<'a>>,
+    #[serde(default)]
+    generated_text: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    details: Option<TgiDetails<'a>>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(borrow, default)]
+    error_type: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TgiToken<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TgiDetails<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    generated_tokens: Option<u32>,
+    #[serde(default)]
+    input_length: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct SglEvent<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    meta_info: Option<SglMeta>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct SglMeta {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+    #[serde(default)]
+    finish_reason: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct LlamaEvent<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tokens: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    stop: Option<bool>,
+    #[serde(default)]
+    tokens_predicted: Option<u32>,
+    #[serde(default)]
+    tokens_evaluated: Option<u32>,
+    #[serde(borrow, default)]
+    stop_type: Option<Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct OllamaEvent<'a> {
+    #[serde(borrow, default)]
+    response: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<OllamaMsg<'a>>,
+    #[serde(default)]
+    done: Option<bool>,
+    #[serde(borrow, default)]
+    done_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    eval_count: Option<u32>,
+    #[serde(default)]
+    prompt_eval_count: Option<u32>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct OllamaMsg<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(api: Api, body: &str) -> StreamState {
+        let mut st = StreamState::new(true);
+        let mut f = super::super::sse::Framer::new(api.framing());
+        let mut t = 0.0;
+        let mut cb = |e: Event<'_>| {
+            t += 1.0;
+            st.on_event(api, e, t);
+        };
+        f.feed(body.as_bytes(), &mut cb).unwrap();
+        f.finish(&mut cb).unwrap();
+        st
+    }
+
+    #[test]
+    fn role_chunk_is_not_content_and_usage_wins() {
+        let s = run(
+            Api::Chat,
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"},\"finish_reason\":\"length\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}}\n\ndata: [DONE]\n\n",
+        );
+        assert_eq!(s.chunk_ms, vec![2.0, 3.0]);
+        assert_eq!(s.output_tokens(), (5, "usage"));
+        assert_eq!(s.usage_prompt, Some(3));
+        assert_eq!(s.finish_reason.as_deref(), Some("length"));
+        assert_eq!(s.text.as_deref(), Some("ab"));
+        assert!(s.done && s.error.is_none());
+        assert!(s.chunk_tokens().is_none());
+    }
+
+    #[test]
+    fn error_shapes() {
+        assert_eq!(error_text(&json!("boom")), "boom");
+        assert_eq!(
+            error_text(&json!({"error":{"message":"m","code":500,"type":"X"}})),
+            "m (code 500, X)"
+        );
+        assert_eq!(
+            error_text(&json!({"message":"m","http_status_code":422})),
+            "m (code 422)"
+        );
+        assert!(
+            http_error_text(503, b"{\"error\":{\"message\":\"busy\",\"code\":503}}")
+                .contains("busy")
+        );
+        assert_eq!(http_error_text(500, b""), "HTTP 500: (empty body)");
+    }
+
+    #[test]
+    fn body_merges_extra() {
+        let mut o = RequestOpts {
+            model: Some("m".into()),
+            ..Default::default()
+        };
+        o.extra_body =
+            Some(serde_json::from_str(r#"{"stream_options":{"x":1},"top_k":5}"#).unwrap());
+        let b: Value = serde_json::from_slice(&build_body(Api::Chat, &o, &[], "hi", 7)).unwrap();
+        assert_eq!(b["stream_options"]["include_usage"], json!(true));
+        assert_eq!(b["stream_options"]["x"], json!(1));
+        assert_eq!(b["top_k"], json!(5));
+        assert_eq!(b["max_tokens"], json!(7));
+        assert_eq!(b["ignore_eos"], json!(true));
+        let b: Value = serde_json::from_slice(&build_body(Api::Sglang, &o, &[], "hi", 7)).unwrap();
+        assert_eq!(b["sampling_params"]["ignore_eos"], json!(true));
+    }
+}

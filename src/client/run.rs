@@ -1,0 +1,948 @@
+//! The scheduler: open loop (each request at its trace time, on absolute deadlines) or closed
+//! loop (N users, each sending its next request when the previous one ends), multi-turn
+//! sessions, warm-up, limits, timeouts, and orderly stop and cancel.
+//!
+//! Every trace row yields exactly one [`Record`], whatever happens: sent or not, answered or
+//! not. Records flow to the writer as they complete.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use super::http::{Client, SendError};
+use super::protocol::{Api, Message, RequestOpts, StreamState, build_body, http_error_text};
+use super::record::{Record, Status, tpot};
+use super::sse::Framer;
+use crate::meta::{RunClock, ms_between};
+use crate::timer;
+use crate::trace::TraceRow;
+use crate::trace::tokens::{SplitMix, synth_text};
+
+/// Open or closed loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Send each request at its trace time (`arrival_s * time_scale`).
+    Open {
+        time_scale: f64,
+        max_in_flight: Option<usize>,
+    },
+    /// N users; a user sends its next request as soon as the previous one ends.
+    Closed { concurrency: u32 },
+}
+
+/// Warm-up before the measured run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Warmup {
+    Count(u64),
+    For(Duration),
+}
+
+/// Everything fixed for a run.
+pub struct Plan {
+    pub client: Arc<Client>,
+    pub api: Api,
+    pub opts: RequestOpts,
+    pub mode: Mode,
+    pub warmup: Option<Warmup>,
+    /// Stop scheduling at this time after the start; later rows are `not_sent`.
+    pub duration: Option<Duration>,
+    /// Send at most this many requests; later rows are `not_sent`.
+    pub max_requests: Option<u64>,
+    /// Whole-request timeout, from sent_at.
+    pub timeout: Duration,
+    /// Timeout for the first content chunk, from sent_at.
+    pub ttft_timeout: Option<Duration>,
+    /// Seed for synthesised prompt text.
+    pub prompt_seed: u64,
+    /// Largest SSE event accepted.
+    pub max_event_bytes: usize,
+    /// Build prompts for rows without text (tokenizer-exact when one is given).
+    pub prompter: Arc<dyn Prompter>,
+}
+
+/// Makes prompt text for rows that carry none.
+pub trait Prompter: Send + Sync {
+    /// Text of about `n` tokens, unique per `seed`.
+    fn text(&self, seed: u64, n: u32) -> String;
+    /// Text of exactly one prefix block of `n` tokens, the same for the same block id.
+    fn block(&self, block_id: u64, n: u32) -> String;
+}
+
+/// The approximate-token prompter (see `trace::tokens`).
+pub struct ApproxPrompter;
+
+impl Prompter for ApproxPrompter {
+    fn text(&self, seed: u64, n: u32) -> String {
+        let mut s = String::new();
+        synth_text(&mut s, seed, n);
+        s
+    }
+    fn block(&self, block_id: u64, n: u32) -> String {
+        let mut s = String::new();
+        synth_text(
+            &mut s,
+            block_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB10C,
+            n,
+        );
+        s
+    }
+}
+
+/// Tokens per Mooncake prefix block.
+pub const BLOCK_TOKENS: u32 = 512;
+
+/// The prompt text replay sends for a trace row.
+pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {
+    if let Some(p) = &row.prompt {
+        return p.clone();
+    }
+    if let Some(ids) = row.prefix_blocks.as_ref().filter(|v| !v.is_empty()) {
+        let n = ids.len() as u32;
+        let mut s = String::new();
+        for (k, id) in ids.iter().enumerate() {
+            let len = if (k as u32) + 1 < n {
+                BLOCK_TOKENS
+            } else {
+                row.input_tokens
+                    .saturating_sub(BLOCK_TOKENS * (n - 1))
+                    .max(1)
+                    .min(BLOCK_TOKENS)
+            };
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(&plan.prompter.block(*id, len));
+        }
+        return s;
+    }
+    let mut m = SplitMix(seed ^ row.request_id.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    plan.prompter.text(m.next_u64(), row.input_tokens)
+}
+
+/// Stop and cancel switches, shared with signal handlers.
+#[derive(Clone)]
+pub struct Switches {
+    stop_tx: Arc<watch::Sender<bool>>,
+    cancel_tx: Arc<watch::Sender<bool>>,
+    grace: Duration,
+}
+
+impl Switches {
+    pub fn new(grace: Duration) -> Switches {
+        Switches {
+            stop_tx: Arc::new(watch::channel(false).0),
+            cancel_tx: Arc::new(watch::channel(false).0),
+            grace,
+        }
+    }
+
+    /// Stop scheduling; in-flight requests get the grace period, then are cancelled.
+    pub fn stop(&self) {
+        if self.stop_tx.send_replace(true) {
+            return;
+        }
+        let c = self.cancel_tx.clone();
+        let g = self.grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(g).await;
+            c.send_replace(true);
+        });
+    }
+
+    /// Cancel in-flight requests now.
+    pub fn cancel(&self) {
+        self.stop_tx.send_replace(true);
+        self.cancel_tx.send_replace(true);
+    }
+
+    pub fn stopped(&self) -> bool {
+        *self.stop_tx.borrow()
+    }
+}
+
+/// What the client itself did, so a reader can see it was not the bottleneck.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Health {
+    pub requests_sent: u64,
+    pub peak_in_flight: u64,
+    pub max_sched_lag_ms: f64,
+    pub wall_s: f64,
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+    pub max_rss_mib: f64,
+}
+
+struct Tracker {
+    n: AtomicUsize,
+    done: Notify,
+}
+
+struct TrackGuard(Arc<Tracker>);
+
+impl Tracker {
+    fn enter(self: &Arc<Self>) -> TrackGuard {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        TrackGuard(self.clone())
+    }
+    async fn wait(&self) {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.n.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for TrackGuard {
+    fn drop(&mut self) {
+        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_waiters();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Session {
+    history: Vec<Message>,
+    in_flight: bool,
+    /// The session's first turn was never sent: its later turns are not sent either.
+    dead: bool,
+    last_arrival_s: f64,
+    last_done: Option<Instant>,
+    pending: VecDeque<TraceRow>,
+}
+
+struct Ctx {
+    plan: Arc<Plan>,
+    out: std::sync::mpsc::Sender<Record>,
+    sw: Switches,
+    clock: &'static RunClock,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    sent: AtomicU64,
+    max_lag_bits: AtomicU64,
+    tracker: Arc<Tracker>,
+    sessions: Mutex<HashMap<u64, Session>>,
+    start: Instant,
+}
+
+impl Ctx {
+    fn us(&self, t: Instant) -> i64 {
+        self.clock.unix_us(t)
+    }
+
+    fn emit(&self, r: Record) {
+        let _ = self.out.send(r);
+    }
+
+    fn not_sent(&self, row: &TraceRow, at: Option<Instant>, why: &str) {
+        self.emit(Record::not_sent(row, at.map(|t| self.us(t)), why));
+    }
+
+    /// Claim one send against --max-requests; false when the limit is reached.
+    fn claim(&self) -> bool {
+        let n = self.sent.fetch_add(1, Ordering::SeqCst);
+        match self.plan.max_requests {
+            Some(m) if n >= m => {
+                self.sent.fetch_sub(1, Ordering::SeqCst);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn past_duration(&self, at: Instant) -> bool {
+        match self.plan.duration {
+            Some(d) => at >= self.start + d,
+            None => false,
+        }
+    }
+
+    fn note_lag(&self, ms: f64) {
+        let mut cur = self.max_lag_bits.load(Ordering::Relaxed);
+        while f64::from_bits(cur) < ms {
+            match self.max_lag_bits.compare_exchange_weak(
+                cur,
+                ms.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(c) => cur = c,
+            }
+        }
+    }
+}
+
+/// Run the trace: rows arrive in batches on `rows`; one record per row goes to `out`.
+pub async fn run(
+    plan: Arc<Plan>,
+    mut rows: mpsc::Receiver<Vec<TraceRow>>,
+    out: std::sync::mpsc::Sender<Record>,
+    sw: Switches,
+) -> Health {
+    let clock = RunClock::global();
+    let t_wall = Instant::now();
+    // Warm-up first, from copies of the first rows.
+    let mut first: VecDeque<Vec<TraceRow>> = VecDeque::new();
+    if let Some(w) = plan.warmup {
+        if let Some(b) = rows.recv().await {
+            let ctx = Arc::new(new_ctx(
+                plan.clone(),
+                out.clone(),
+                sw.clone(),
+                clock,
+                Instant::now(),
+            ));
+            warmup(&ctx, &b, w).await;
+            first.push_back(b);
+        }
+    }
+    let ctx = Arc::new(new_ctx(
+        plan.clone(),
+        out,
+        sw.clone(),
+        clock,
+        Instant::now(),
+    ));
+    let source = Source { first, rows };
+    match plan.mode {
+        Mode::Open {
+            time_scale,
+            max_in_flight,
+        } => open_loop(ctx.clone(), source, time_scale, max_in_flight).await,
+        Mode::Closed { concurrency } => closed_loop(ctx.clone(), source, concurrency).await,
+    }
+    ctx.tracker.wait().await;
+    let (u, s, rss) = rusage();
+    Health {
+        requests_sent: ctx.sent.load(Ordering::SeqCst),
+        peak_in_flight: ctx.peak.load(Ordering::SeqCst) as u64,
+        max_sched_lag_ms: f64::from_bits(ctx.max_lag_bits.load(Ordering::SeqCst)),
+        wall_s: t_wall.elapsed().as_secs_f64(),
+        cpu_user_s: u,
+        cpu_sys_s: s,
+        max_rss_mib: rss,
+    }
+}
+
+fn new_ctx(
+    plan: Arc<Plan>,
+    out: std::sync::mpsc::Sender<Record>,
+    sw: Switches,
+    clock: &'static RunClock,
+    start: Instant,
+) -> Ctx {
+    Ctx {
+        plan,
+        out,
+        sw,
+        clock,
+        in_flight: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        sent: AtomicU64::new(0),
+        max_lag_bits: AtomicU64::new(0f64.to_bits()),
+        tracker: Arc::new(Tracker {
+            n: AtomicUsize::new(0),
+            done: Notify::new(),
+        }),
+        sessions: Mutex::new(HashMap::new()),
+        start,
+    }
+}
+
+/// CPU seconds (user, system) and peak resident memory (MiB) of this process.
+pub fn rusage() -> (f64, f64, f64) {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF is always valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (
+        tv(ru.ru_utime),
+        tv(ru.ru_stime),
+        ru.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+struct Source {
+    first: VecDeque<Vec<TraceRow>>,
+    rows: mpsc::Receiver<Vec<TraceRow>>,
+}
+
+impl Source {
+    async fn next_batch(&mut self) -> Option<Vec<TraceRow>> {
+        if let Some(b) = self.first.pop_front() {
+            return Some(b);
+        }
+        self.rows.recv().await
+    }
+}
+
+async fn wait_stop(sw: &Switches) {
+    let mut rx = sw.stop_tx.subscribe();
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+async fn wait_cancel(sw: &Switches) {
+    let mut rx = sw.cancel_tx.subscribe();
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+async fn warmup(ctx: &Arc<Ctx>, rows: &[TraceRow], w: Warmup) {
+    if rows.is_empty() {
+        return;
+    }
+    let conc = match ctx.plan.mode {
+        Mode::Closed { concurrency } => concurrency.max(1) as usize,
+        Mode::Open { .. } => 1,
+    };
+    let next = Arc::new(AtomicU64::new(0));
+    let until = match w {
+        Warmup::For(d) => Some(Instant::now() + d),
+        Warmup::Count(_) => None,
+    };
+    let count = match w {
+        Warmup::Count(n) => n,
+        Warmup::For(_) => u64::MAX,
+    };
+    let rows: Arc<Vec<TraceRow>> = Arc::new(rows.to_vec());
+    let mut hs = Vec::new();
+    for _ in 0..conc {
+        let ctx = ctx.clone();
+        let next = next.clone();
+        let rows = rows.clone();
+        hs.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= count || ctx.sw.stopped() || until.is_some_and(|u| Instant::now() >= u) {
+                    break;
+                }
+                let row = rows[(k % rows.len() as u64) as usize].clone();
+                let seed = ctx.plan.prompt_seed ^ 0x3A3A_3A3A ^ k;
+                let (mut rec, _) = execute(&ctx, &row, Instant::now(), &[], seed).await;
+                rec.warmup = true;
+                ctx.emit(rec);
+            }
+        }));
+    }
+    for h in hs {
+        let _ = h.await;
+    }
+}
+
+/// Open loop: each row at `start + arrival_s * time_scale`, whatever is in flight.
+async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Option<usize>) {
+    let t0 = Instant::now() + Duration::from_millis(5);
+    let sem = max_in_flight.map(|n| Arc::new(Semaphore::new(n)));
+    while let Some(batch) = src.next_batch().await {
+        for row in batch {
+            let at = t0 + Duration::from_secs_f64((row.arrival_s * scale).max(0.0));
+            if ctx.sw.stopped() {
+                ctx.not_sent(&row, Some(at), "run stopped before this request's time");
+                continue;
+            }
+            if ctx.past_duration(at) {
+                ctx.not_sent(&row, Some(at), "after --duration");
+                continue;
+            }
+            // Later turns of a session wait for the previous turn's reply, not the clock.
+            if let Some(sid) = row.session_id {
+                let mut g = ctx.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = g.get_mut(&sid) {
+                    if s.dead {
+                        drop(g);
+                        ctx.not_sent(
+                            &row,
+                            Some(at),
+                            "an earlier turn of this session was not sent",
+                        );
+                        continue;
+                    }
+                    if s.in_flight {
+                        s.pending.push_back(row);
+                        continue;
+                    }
+                    let think = (row.arrival_s - s.last_arrival_s).max(0.0) * scale;
+                    let at2 = s
+                        .last_done
+                        .map(|d| d + Duration::from_secs_f64(think))
+                        .unwrap_or(at)
+                        .max(at);
+                    s.in_flight = true;
+                    s.last_arrival_s = row.arrival_s;
+                    let history = s.history.clone();
+                    drop(g);
+                    spawn_turn(ctx.clone(), row, at2, history, sem.clone());
+                    continue;
+                }
+                g.insert(
+                    sid,
+                    Session {
+                        in_flight: true,
+                        last_arrival_s: row.arrival_s,
+                        ..Default::default()
+                    },
+                );
+            }
+            tokio::select! {
+                _ = timer::sleep_until(at) => {}
+                _ = wait_stop(&ctx.sw) => {
+                    abandon_session(&ctx, row, at, "run stopped before this request's time");
+                    continue;
+                }
+            }
+            let permit = match &sem {
+                Some(s) => tokio::select! {
+                    p = s.clone().acquire_owned() => p.ok(),
+                    _ = wait_stop(&ctx.sw) => {
+                        abandon_session(&ctx, row, at, "run stopped while held back by --max-in-flight");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            if !ctx.claim() {
+                abandon_session(&ctx, row, at, "after --max-requests");
+                continue;
+            }
+            let guard = ctx.tracker.enter();
+            let c = ctx.clone();
+            tokio::spawn(async move {
+                let _g = guard;
+                let _p = permit;
+                run_turn(&c, row, at, Vec::new()).await;
+            });
+        }
+    }
+}
+
+/// Send a later session turn at `at` (after its think time), from outside the dispatcher.
+fn spawn_turn(
+    ctx: Arc<Ctx>,
+    row: TraceRow,
+    at: Instant,
+    history: Vec<Message>,
+    sem: Option<Arc<Semaphore>>,
+) {
+    let guard = ctx.tracker.enter();
+    tokio::spawn(async move {
+        let _g = guard;
+        tokio::select! {
+            _ = timer::sleep_until(at) => {}
+            _ = wait_stop(&ctx.sw) => {
+                abandon_session(&ctx, row, at, "run stopped before this turn's time");
+                return;
+            }
+        }
+        let _p = match &sem {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        if ctx.past_duration(at) || !ctx.claim() {
+            abandon_session(&ctx, row, at, "after --duration or --max-requests");
+            return;
+        }
+        run_turn(&ctx, row, at, history).await;
+    });
+}
+
+/// Record a turn (and any turns queued behind it) as not sent.
+fn abandon_session(ctx: &Ctx, row: TraceRow, at: Instant, why: &str) {
+    let rest: Vec<TraceRow> = match row.session_id {
+        Some(sid) => {
+            let mut g = ctx.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            g.get_mut(&sid).map(|s| {
+                s.in_flight = false;
+                s.dead = true;
+                s.pending.drain(..).collect()
+            })
+        }
+        .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    ctx.not_sent(&row, Some(at), why);
+    for r in rest {
+        ctx.not_sent(&r, None, why);
+    }
+}
+
+/// Send one request (a session turn carries its history) and record it; then start the
+/// session's next turn, if one is waiting.
+async fn run_turn(ctx: &Arc<Ctx>, row: TraceRow, at: Instant, history: Vec<Message>) {
+    let (rec, reply) = execute(ctx, &row, at, &history, ctx.plan.prompt_seed).await;
+    let done = Instant::now();
+    // A failed turn still lets the conversation go on (its reply is empty).
+    ctx.emit(rec);
+    let Some(sid) = row.session_id else { return };
+    let next = {
+        let mut g = ctx.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = g.get_mut(&sid) else { return };
+        let prompt = prompt_for(&ctx.plan, &row, ctx.plan.prompt_seed);
+        s.history.push(Message {
+            role: "user",
+            content: prompt,
+        });
+        s.history.push(Message {
+            role: "assistant",
+            content: reply.unwrap_or_default(),
+        });
+        s.last_done = Some(done);
+        match s.pending.pop_front() {
+            Some(n) => {
+                let think = (n.arrival_s - s.last_arrival_s).max(0.0);
+                s.last_arrival_s = n.arrival_s;
+                Some((n, think, s.history.clone()))
+            }
+            None => {
+                s.in_flight = false;
+                None
+            }
+        }
+    };
+    if let Some((n, think, history)) = next {
+        let scale = match ctx.plan.mode {
+            Mode::Open { time_scale, .. } => time_scale,
+            Mode::Closed { .. } => 1.0,
+        };
+        spawn_turn(
+            ctx.clone(),
+            n,
+            done + Duration::from_secs_f64(think * scale),
+            history,
+            None,
+        );
+    }
+}
+
+/// Closed loop: `n` users. Rows of one session go to one user, in turn order, with their
+/// think times; other rows go to whichever user is free.
+async fn closed_loop(ctx: Arc<Ctx>, mut src: Source, n: u32) {
+    // Sessions need whole conversations up front; plain rows stream.
+    let mut units: VecDeque<Vec<TraceRow>> = VecDeque::new();
+    let mut streaming = true;
+    if let Some(b) = src.next_batch().await {
+        if b.iter().any(|r| r.session_id.is_some()) {
+            streaming = false;
+            let mut all = b;
+            while let Some(more) = src.next_batch().await {
+                all.extend(more);
+            }
+            units = group_sessions(all);
+        } else {
+            src.first.push_front(b);
+        }
+    }
+    let queue = Arc::new(tokio::sync::Mutex::new((units, src, streaming)));
+    let mut hs = Vec::new();
+    for _ in 0..n.max(1) {
+        let ctx = ctx.clone();
+        let q = queue.clone();
+        hs.push(tokio::spawn(async move {
+            loop {
+                if ctx.sw.stopped() {
+                    break;
+                }
+                let unit = {
+                    let mut g = q.lock().await;
+                    let (units, src, streaming) = &mut *g;
+                    if units.is_empty() && *streaming {
+                        if let Some(b) = src.next_batch().await {
+                            units.extend(b.into_iter().map(|r| vec![r]));
+                        }
+                    }
+                    units.pop_front()
+                };
+                let Some(unit) = unit else { break };
+                play_unit(&ctx, unit).await;
+            }
+        }));
+    }
+    for h in hs {
+        let _ = h.await;
+    }
+    // Whatever is left was never sent.
+    let mut g = queue.lock().await;
+    let (units, src, _) = &mut *g;
+    for u in units.drain(..) {
+        for r in u {
+            ctx.not_sent(&r, None, "run stopped before this request was sent");
+        }
+    }
+    while let Some(b) = src.next_batch().await {
+        for r in b {
+            ctx.not_sent(&r, None, "run stopped before this request was sent");
+        }
+    }
+}
+
+fn group_sessions(rows: Vec<TraceRow>) -> VecDeque<Vec<TraceRow>> {
+    let mut order: Vec<Vec<TraceRow>> = Vec::new();
+    let mut idx: HashMap<u64, usize> = HashMap::new();
+    for r in rows {
+        match r.session_id {
+            Some(s) => match idx.get(&s) {
+                Some(&i) => order[i].push(r),
+                None => {
+                    idx.insert(s, order.len());
+                    order.push(vec![r]);
+                }
+            },
+            None => order.push(vec![r]),
+        }
+    }
+    for u in &mut order {
+        u.sort_by(|a, b| {
+            a.turn
+                .cmp(&b.turn)
+                .then(a.arrival_s.total_cmp(&b.arrival_s))
+        });
+    }
+    order.into()
+}
+
+async fn play_unit(ctx: &Arc<Ctx>, unit: Vec<TraceRow>) {
+    let mut history: Vec<Message> = Vec::new();
+    let mut prev: Option<(f64, Instant)> = None;
+    let mut it = unit.into_iter();
+    while let Some(row) = it.next() {
+        let mut at = Instant::now();
+        if let Some((arr, done)) = prev {
+            let think = Duration::from_secs_f64((row.arrival_s - arr).max(0.0));
+            at = done + think;
+            tokio::select! {
+                _ = timer::sleep_until(at) => {}
+                _ = wait_stop(&ctx.sw) => {}
+            }
+        }
+        if ctx.sw.stopped() || ctx.past_duration(at) || !ctx.claim() {
+            let why = if ctx.sw.stopped() {
+                "run stopped before this request was sent"
+            } else {
+                "after --duration or --max-requests"
+            };
+            ctx.not_sent(&row, Some(at), why);
+            for r in it.by_ref() {
+                ctx.not_sent(&r, None, why);
+            }
+            return;
+        }
+        let _g = ctx.tracker.enter();
+        let (rec, reply) = execute(ctx, &row, at, &history, ctx.plan.prompt_seed).await;
+        let done = Instant::now();
+        ctx.emit(rec);
+        if row.session_id.is_some() {
+            history.push(Message {
+                role: "user",
+                content: prompt_for(&ctx.plan, &row, ctx.plan.prompt_seed),
+            });
+            history.push(Message {
+                role: "assistant",
+                content: reply.unwrap_or_default(),
+            });
+        }
+        prev = Some((row.arrival_s, done));
+    }
+}
+
+/// Send one request and measure it. Returns the record and, for sessions, the reply text.
+async fn execute(
+    ctx: &Arc<Ctx>,
+    row: &TraceRow,
+    scheduled: Instant,
+    history: &[Message],
+    seed: u64,
+) -> (Record, Option<String>) {
+    let plan = &ctx.plan;
+    let prompt = prompt_for(plan, row, seed);
+    let body = Bytes::from(build_body(
+        plan.api,
+        &plan.opts,
+        history,
+        &prompt,
+        row.output_tokens,
+    ));
+    drop(prompt);
+    let mut rec = Record::not_sent(row, Some(ctx.us(scheduled)), "");
+    rec.error = None;
+    let capture = row.session_id.is_some();
+
+    let n = ctx.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    ctx.peak.fetch_max(n, Ordering::SeqCst);
+    struct Dec<'a>(&'a AtomicUsize);
+    impl Drop for Dec<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _dec = Dec(&ctx.in_flight);
+
+    let hard_deadline = Instant::now() + plan.timeout;
+    let started = tokio::select! {
+        r = plan.client.post(plan.api.path(), body) => r,
+        _ = tokio::time::sleep_until(hard_deadline.into()) => {
+            let now = Instant::now();
+            rec.status = Status::Timeout;
+            rec.error = Some(format!("no response headers within --timeout {:?}", plan.timeout));
+            rec.done_at_us = Some(ctx.us(now));
+            return (rec, None);
+        }
+        _ = wait_cancel(&ctx.sw) => {
+            rec.status = Status::Cancelled;
+            rec.error = Some("cancelled before the response headers (stop/grace ended)".into());
+            rec.done_at_us = Some(ctx.us(Instant::now()));
+            return (rec, None);
+        }
+    };
+    let mut started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            rec.status = match e {
+                SendError::Connect { .. } => Status::ConnectError,
+                SendError::BeforeHeaders(_) => Status::StreamError,
+            };
+            rec.error = Some(e.to_string());
+            rec.done_at_us = Some(ctx.us(Instant::now()));
+            return (rec, None);
+        }
+    };
+    let sent = started.sent_at;
+    let lag = ms_between(scheduled, sent).max(0.0);
+    ctx.note_lag(lag);
+    rec.sent_at_us = Some(ctx.us(sent));
+    rec.sched_lag_ms = Some(lag);
+    let status = started.response.status().as_u16();
+    rec.http_status = Some(status);
+    let deadline = sent + plan.timeout;
+    let ttft_deadline = plan.ttft_timeout.map(|t| sent + t);
+
+    if !(200..300).contains(&status) {
+        // Read a bounded error body.
+        let mut body = Vec::new();
+        let read = async {
+            while let Some(f) = started.response.body_mut().frame().await {
+                match f {
+                    Ok(f) => {
+                        if let Some(d) = f.data_ref() {
+                            body.extend_from_slice(
+                                &d[..d.len().min(65536usize.saturating_sub(body.len()))],
+                            );
+                            if body.len() >= 65536 {
+                                break;
+                            }
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline.into(), read).await;
+        rec.status = Status::HttpError;
+        rec.error = Some(http_error_text(status, &body));
+        rec.done_at_us = Some(ctx.us(Instant::now()));
+        return (rec, None);
+    }
+
+    let mut framer = Framer::with_limit(plan.api.framing(), plan.max_event_bytes);
+    let mut st = StreamState::new(capture);
+    let api = plan.api;
+    let mut end_status = Status::Ok;
+    let mut end_error: Option<String> = None;
+    let mut clean_end = false;
+    loop {
+        let limit = match ttft_deadline {
+            Some(t) if !st.has_content() => t.min(deadline),
+            _ => deadline,
+        };
+        let frame = tokio::select! {
+            f = started.response.body_mut().frame() => f,
+            _ = tokio::time::sleep_until(limit.into()) => {
+                end_status = Status::Timeout;
+                end_error = Some(if !st.has_content() && ttft_deadline.is_some_and(|t| t <= deadline) {
+                    format!("no content within --ttft-timeout {:?}", plan.ttft_timeout.unwrap_or_default())
+                } else {
+                    format!("response not complete within --timeout {:?}", plan.timeout)
+                });
+                break;
+            }
+            _ = wait_cancel(&ctx.sw) => {
+                end_status = Status::Cancelled;
+                end_error = Some("cancelled mid-stream (stop/grace ended)".into());
+                break;
+            }
+        };
+        match frame {
+            None => {
+                clean_end = true;
+                break;
+            }
+            Some(Err(e)) => {
+                if !st.done {
+                    end_status = Status::StreamError;
+                    end_error = Some(format!("connection failed mid-stream: {e}"));
+                }
+                break;
+            }
+            Some(Ok(f)) => {
+                let Ok(data) = f.into_data() else { continue };
+                let t_ms = ms_between(sent, Instant::now());
+                let r = framer.feed(&data, &mut |ev| st.on_event(api, ev, t_ms));
+                if let Err(e) = r {
+                    end_status = Status::StreamError;
+                    end_error = Some(e.to_string());
+                    break;
+                }
+                if st.done && st.error.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    let end = Instant::now();
+    if clean_end {
+        let t_ms = ms_between(sent, end);
+        let _ = framer.finish(&mut |ev| st.on_event(api, ev, t_ms));
+        plan.client.release(&mut started);
+    }
+    drop(started);
+    if end_status == Status::Ok {
+        if let Some(e) = st.error.take() {
+            end_status = Status::StreamError;
+            end_error = Some(e);
+        } else if !st.has_content() {
+            end_status = Status::StreamError;
+            end_error = Some("the stream ended without any generated content".into());
+        }
+    }
+    rec.status = end_status;
+    rec.error = end_error;
+    rec.done_at_us = Some(ctx.us(end));
+    let (out_tokens, source) = st.output_tokens();
+    rec.output_tokens = out_tokens;
+    rec.output_tokens_source = source;
+    rec.server_input_tokens = st.usage_prompt;
+    rec.finish_reason = st.finish_reason.take();
+    rec.chunk_tokens = st.chunk_tokens().map(|v| v.to_vec());
+    if let (Some(&first), Some(&last)) = (st.chunk_ms.first(), st.chunk_ms.last()) {
+        rec.ttft_ms = Some(first);
+        rec.e2e_ms = Some(last);
+        rec.ttft_sched_ms = Some(first + lag);
+        rec.e2e_sched_ms = Some(last + lag);
+        rec.first_token_at_us = Some(ctx.us(sent) + (first * 1000.0).round() as i64);
+        rec.tpot_ms = tpot(first, last, out_tokens);
+    }
+    rec.chunk_times_ms = std::mem::take(&mut st.chunk_ms);
+    let reply = st.text.take();
+    (rec, reply)
+}

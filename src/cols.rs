@@ -1,0 +1,303 @@
+//! Typed access to columns of files written by anyone: servebench, pyarrow, pandas, DuckDB.
+//!
+//! Integers of any width and signedness, floats where an integer is wanted (if whole),
+//! Utf8/LargeUtf8/Utf8View/dictionary strings, List/LargeList, and timestamps of any unit are
+//! all accepted; a value that cannot fit is reported with its row number.
+
+use arrow_array::{Array, ArrayRef, RecordBatch, cast::AsArray, types::*};
+use arrow_schema::{DataType, TimeUnit};
+
+use crate::io::DataError;
+use crate::schema::Contract;
+
+/// Check that every required column of `contract` is present with a usable type.
+pub fn check_required(
+    path: &str,
+    schema: &arrow_schema::Schema,
+    contract: &Contract,
+) -> Result<(), DataError> {
+    let required: Vec<&str> = contract
+        .columns
+        .iter()
+        .filter(|c| c.required)
+        .map(|c| c.name)
+        .collect();
+    for c in contract.columns.iter().filter(|c| c.required) {
+        match schema.field_with_name(c.name) {
+            Ok(f) => {
+                if !type_compatible(c.ty, f.data_type()) {
+                    return Err(DataError::BadType {
+                        path: path.into(),
+                        column: c.name.into(),
+                        found: f.data_type().to_string(),
+                        expected: c.ty.short().into(),
+                    });
+                }
+            }
+            Err(_) => {
+                return Err(DataError::MissingColumn {
+                    path: path.into(),
+                    column: c.name.into(),
+                    contract: contract.name.into(),
+                    required: required.join(", "),
+                });
+            }
+        }
+    }
+    // Optional columns, when present, must have a usable type too.
+    for c in contract.columns.iter().filter(|c| !c.required) {
+        if let Ok(f) = schema.field_with_name(c.name) {
+            if !type_compatible(c.ty, f.data_type()) && f.data_type() != &DataType::Null {
+                return Err(DataError::BadType {
+                    path: path.into(),
+                    column: c.name.into(),
+                    found: f.data_type().to_string(),
+                    expected: c.ty.short().into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_int(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
+}
+
+fn is_str(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_str(v),
+        _ => false,
+    }
+}
+
+fn type_compatible(want: crate::schema::Ty, have: &DataType) -> bool {
+    use crate::schema::Ty;
+    match want {
+        Ty::U16 | Ty::U32 | Ty::U64 => {
+            is_int(have) || is_float(have) || matches!(have, DataType::Decimal128(_, _))
+        }
+        Ty::F64 => is_int(have) || is_float(have) || matches!(have, DataType::Decimal128(_, _)),
+        Ty::Bool => matches!(have, DataType::Boolean),
+        Ty::Utf8 => is_str(have),
+        Ty::Ts => matches!(have, DataType::Timestamp(_, _)),
+        Ty::ListF64 | Ty::ListU32 | Ty::ListU64 => match have {
+            DataType::List(f) | DataType::LargeList(f) => {
+                is_int(f.data_type()) || is_float(f.data_type())
+            }
+            _ => false,
+        },
+    }
+}
+
+/// Numeric value at row i as f64 (None when null).
+pub fn f64_at(a: &dyn Array, i: usize) -> Option<f64> {
+    if a.is_null(i) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(i),
+        DataType::Float32 => a.as_primitive::<Float32Type>().value(i) as f64,
+        DataType::Float16 => a.as_primitive::<Float16Type>().value(i).to_f64(),
+        DataType::Int8 => a.as_primitive::<Int8Type>().value(i) as f64,
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(i) as f64,
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i) as f64,
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i) as f64,
+        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(i) as f64,
+        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i) as f64,
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i) as f64,
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i) as f64,
+        DataType::Decimal128(_, s) => {
+            a.as_primitive::<Decimal128Type>().value(i) as f64 / 10f64.powi(*s as i32)
+        }
+        DataType::Timestamp(u, _) => ts_us_at(a, i, *u)? as f64,
+        _ => return None,
+    })
+}
+
+/// Integer value at row i as i128 (so any source type fits); floats must be whole.
+pub fn int_at(a: &dyn Array, i: usize) -> Result<Option<i128>, String> {
+    if a.is_null(i) {
+        return Ok(None);
+    }
+    Ok(Some(match a.data_type() {
+        DataType::Int8 => a.as_primitive::<Int8Type>().value(i) as i128,
+        DataType::Int16 => a.as_primitive::<Int16Type>().value(i) as i128,
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i) as i128,
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i) as i128,
+        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(i) as i128,
+        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i) as i128,
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i) as i128,
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i) as i128,
+        t if is_float(t) || matches!(t, DataType::Decimal128(_, _)) => {
+            let v = f64_at(a, i).unwrap_or(f64::NAN);
+            if !v.is_finite() || v.fract() != 0.0 {
+                return Err(format!("{v} is not a whole number"));
+            }
+            v as i128
+        }
+        t => return Err(format!("type {t} is not a number")),
+    }))
+}
+
+fn ts_us_at(a: &dyn Array, i: usize, u: TimeUnit) -> Option<i64> {
+    if a.is_null(i) {
+        return None;
+    }
+    Some(match u {
+        TimeUnit::Second => a
+            .as_primitive::<TimestampSecondType>()
+            .value(i)
+            .saturating_mul(1_000_000),
+        TimeUnit::Millisecond => a
+            .as_primitive::<TimestampMillisecondType>()
+            .value(i)
+            .saturating_mul(1000),
+        TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(i),
+        TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().value(i) / 1000,
+    })
+}
+
+/// Timestamp at row i in microseconds since the epoch.
+pub fn ts_us(a: &dyn Array, i: usize) -> Option<i64> {
+    match a.data_type() {
+        DataType::Timestamp(u, _) => ts_us_at(a, i, *u),
+        _ => None,
+    }
+}
+
+/// String at row i for any string-like array.
+pub fn str_at(a: &dyn Array, i: usize) -> Option<&str> {
+    if a.is_null(i) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i)),
+        DataType::Utf8View => Some(a.as_string_view().value(i)),
+        DataType::Dictionary(k, _) => {
+            let (keys_idx, values) = match k.as_ref() {
+                DataType::Int8 => {
+                    let d = a.as_dictionary::<Int8Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::Int16 => {
+                    let d = a.as_dictionary::<Int16Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::Int32 => {
+                    let d = a.as_dictionary::<Int32Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::Int64 => {
+                    let d = a.as_dictionary::<Int64Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::UInt8 => {
+                    let d = a.as_dictionary::<UInt8Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::UInt16 => {
+                    let d = a.as_dictionary::<UInt16Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::UInt32 => {
+                    let d = a.as_dictionary::<UInt32Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                DataType::UInt64 => {
+                    let d = a.as_dictionary::<UInt64Type>();
+                    (d.keys().value(i) as usize, d.values())
+                }
+                _ => return None,
+            };
+            str_at(values.as_ref(), keys_idx)
+        }
+        _ => None,
+    }
+}
+
+/// The values of a list cell (List or LargeList) as an array, None when null.
+pub fn list_at(a: &dyn Array, i: usize) -> Option<ArrayRef> {
+    if a.is_null(i) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::List(_) => Some(a.as_list::<i32>().value(i)),
+        DataType::LargeList(_) => Some(a.as_list::<i64>().value(i)),
+        _ => None,
+    }
+}
+
+/// A column by name from a batch, if present.
+pub fn get<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef> {
+    b.schema().index_of(name).ok().map(|i| b.column(i))
+}
+
+/// Row-number-aware accessor over one batch of a file, for converting foreign data into the
+/// contract's types with errors that name the row.
+pub struct RowCtx<'a> {
+    pub path: &'a str,
+    /// Number of rows before this batch (so errors give the file's row number, from 1).
+    pub base_row: u64,
+}
+
+impl RowCtx<'_> {
+    pub fn err(&self, row: usize, column: &str, msg: impl Into<String>) -> DataError {
+        DataError::BadValue {
+            path: self.path.into(),
+            row: self.base_row + row as u64 + 1,
+            column: column.into(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn u64(&self, a: &dyn Array, i: usize, column: &str) -> Result<Option<u64>, DataError> {
+        match int_at(a, i).map_err(|m| self.err(i, column, m))? {
+            None => Ok(None),
+            Some(v) if v < 0 => Err(self.err(i, column, format!("{v} is negative"))),
+            Some(v) if v > u64::MAX as i128 => {
+                Err(self.err(i, column, format!("{v} is too large")))
+            }
+            Some(v) => Ok(Some(v as u64)),
+        }
+    }
+
+    pub fn u32(&self, a: &dyn Array, i: usize, column: &str) -> Result<Option<u32>, DataError> {
+        match self.u64(a, i, column)? {
+            None => Ok(None),
+            Some(v) if v > u32::MAX as u64 => {
+                Err(self.err(i, column, format!("{v} is too large (max {})", u32::MAX)))
+            }
+            Some(v) => Ok(Some(v as u32)),
+        }
+    }
+
+    pub fn f64(&self, a: &dyn Array, i: usize, column: &str) -> Result<Option<f64>, DataError> {
+        match f64_at(a, i) {
+            None if a.is_null(i) => Ok(None),
+            None => Err(self.err(i, column, "not a number")),
+            Some(v) if !v.is_finite() => Err(self.err(i, column, format!("{v} is not finite"))),
+            Some(v) => Ok(Some(v)),
+        }
+    }
+
+    pub fn req<T>(&self, v: Option<T>, i: usize, column: &str) -> Result<T, DataError> {
+        v.ok_or_else(|| self.err(i, column, "is null but required"))
+    }
+}

@@ -1,0 +1,18 @@
+//! servebench: benchmark LLM inference servers.
+//!
+//! The binaries in `src/bin/` are thin command-line layers over this library. Modules are
+//! nouns, one per concern; [`schema`] is the single source of truth for every column.
+
+pub mod agg;
+pub mod chart;
+pub mod cli;
+pub mod client;
+pub mod cols;
+pub mod engine;
+pub mod io;
+pub mod meta;
+pub mod mock;
+pub mod schema;
+pub mod stats;
+pub mod timer;
+pub mod trace;

@@ -1,0 +1,299 @@
+//! The bytes mock-engine writes, per protocol, modelled on each engine's own serialization
+//! (see ../shared/fixtures/sse and ENGINES.md): vLLM for the OpenAI routes, TGI's
+//! `/generate_stream`, SGLang's `/generate` (cumulative text), llama.cpp's `/completion`, and
+//! Ollama's `/api/generate` (JSON lines).
+
+use std::io::Write;
+
+use crate::trace::tokens::{SplitMix, WORDS};
+
+/// Which response shape to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Chat,
+    Completions,
+    Tgi,
+    Sglang,
+    Llamacpp,
+    Ollama,
+}
+
+/// Everything needed to format one response.
+#[derive(Debug, Clone)]
+pub struct Fmt {
+    pub proto: Proto,
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+    pub prompt_tokens: u32,
+    pub max_tokens: u32,
+    pub include_usage: bool,
+    pub continuous_usage: bool,
+    /// Seed of the output words.
+    pub seed: u64,
+    /// Tokens emitted so far.
+    pub sent: u32,
+    /// Cumulative text so far (SGLang's default streaming mode only).
+    pub text: String,
+}
+
+impl Fmt {
+    fn word(&self, i: u32) -> &'static str {
+        let mut m = SplitMix(self.seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        WORDS[(m.next_u64() % WORDS.len() as u64) as usize]
+    }
+
+    /// Append the stream bytes for the next `n` tokens (the first call also writes any
+    /// leading role chunk; the call that reaches `max_tokens` writes the end of the stream).
+    pub fn chunk(&mut self, out: &mut Vec<u8>, n: u32) {
+        let first = self.sent == 0;
+        let start = self.sent;
+        self.sent = (self.sent + n).min(self.max_tokens);
+        let last = self.sent >= self.max_tokens;
+        let mut piece = String::new();
+        for i in start..self.sent {
+            piece.push(' ');
+            piece.push_str(self.word(i));
+        }
+        let k = self.sent;
+        let p = self.prompt_tokens;
+        let (id, model, created) = (&self.id, &self.model, self.created);
+        match self.proto {
+            Proto::Chat => {
+                if first {
+                    let _ = write!(
+                        out,
+                        "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]"
+                    );
+                    if self.include_usage && self.continuous_usage {
+                        let _ = write!(
+                            out,
+                            ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{p},\"completion_tokens\":0,\"completion_tokens_details\":null}}"
+                        );
+                    }
+                    out.extend_from_slice(b",\"prompt_token_ids\":null,\"prompt_text\":null}\n\n");
+                }
+                let _ = write!(
+                    out,
+                    "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"logprobs\":null,"
+                );
+                if last {
+                    out.extend_from_slice(b"\"finish_reason\":\"length\",\"stop_reason\":null,\"token_ids\":null,\"weight_versions\":null}]");
+                } else {
+                    out.extend_from_slice(b"\"finish_reason\":null,\"token_ids\":null}]");
+                }
+                self.usage_inline(out);
+                out.extend_from_slice(b",\"kv_transfer_params\":null}\n\n");
+                if last {
+                    self.usage_tail(out, "chat.completion.chunk");
+                }
+            }
+            Proto::Completions => {
+                let _ = write!(
+                    out,
+                    "data: {{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":\"{piece}\",\"logprobs\":null,\"finish_reason\":{},\"stop_reason\":null,\"prompt_token_ids\":null,\"token_ids\":null,\"weight_versions\":null}}]",
+                    if last { "\"length\"" } else { "null" }
+                );
+                self.usage_inline(out);
+                out.extend_from_slice(b",\"kv_transfer_params\":null}\n\n");
+                if last {
+                    self.usage_tail(out, "text_completion");
+                }
+            }
+            Proto::Tgi => {
+                // one event per token, `index` counts from 1; the last carries the details
+                for i in start..self.sent {
+                    let w = self.word(i);
+                    let _ = write!(
+                        out,
+                        "data: {{\"index\":{},\"token\":{{\"id\":{},\"text\":\" {w}\",\"logprob\":-0.5,\"special\":false}},",
+                        i + 1,
+                        1000 + (i % 7000)
+                    );
+                    if i + 1 == self.max_tokens {
+                        let all: String = (0..self.max_tokens)
+                            .map(|j| format!(" {}", self.word(j)))
+                            .collect();
+                        let _ = write!(
+                            out,
+                            "\"generated_text\":\"{all}\",\"details\":{{\"finish_reason\":\"length\",\"generated_tokens\":{},\"seed\":null,\"input_length\":{p}}}}}\n\n",
+                            self.max_tokens
+                        );
+                    } else {
+                        out.extend_from_slice(b"\"generated_text\":null,\"details\":null}\n\n");
+                    }
+                }
+            }
+            Proto::Sglang => {
+                self.text.push_str(&piece);
+                let ids: Vec<String> = (0..k).map(|j| (1000 + j % 7000).to_string()).collect();
+                let _ = write!(
+                    out,
+                    "data: {{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{k},\"cached_tokens\":0}}}}\n\n",
+                    self.text,
+                    ids.join(","),
+                    if last {
+                        format!("{{\"type\":\"length\",\"length\":{}}}", self.max_tokens)
+                    } else {
+                        "null".into()
+                    }
+                );
+                if last {
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                }
+            }
+            Proto::Llamacpp => {
+                for i in start..self.sent {
+                    let _ = write!(
+                        out,
+                        "data: {{\"index\":0,\"content\":\" {}\",\"tokens\":[{}],\"stop\":false,\"id_slot\":-1,\"tokens_predicted\":{},\"tokens_evaluated\":{p}}}\n\n",
+                        self.word(i),
+                        1000 + i % 7000,
+                        i + 1
+                    );
+                }
+                if last {
+                    let _ = write!(
+                        out,
+                        "data: {{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}}}\n\n",
+                        p + k
+                    );
+                }
+            }
+            Proto::Ollama => {
+                for i in start..self.sent {
+                    let _ = write!(
+                        out,
+                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\" {}\",\"done\":false}}\n",
+                        self.word(i)
+                    );
+                }
+                if last {
+                    let _ = write!(
+                        out,
+                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":{p},\"eval_count\":{k}}}\n"
+                    );
+                }
+            }
+        }
+    }
+
+    fn usage_inline(&self, out: &mut Vec<u8>) {
+        if self.include_usage && self.continuous_usage {
+            let (p, k) = (self.prompt_tokens, self.sent);
+            let _ = write!(
+                out,
+                ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k},\"completion_tokens_details\":null}}",
+                p + k
+            );
+        }
+    }
+
+    fn usage_tail(&self, out: &mut Vec<u8>, object: &str) {
+        if self.include_usage {
+            let (p, k) = (self.prompt_tokens, self.sent);
+            let _ = write!(
+                out,
+                "data: {{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}}},\"system_fingerprint\":\"servebench-mock\"}}\n\n",
+                self.id,
+                self.created,
+                self.model,
+                p + k
+            );
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+
+    /// The whole (non-streamed) response body.
+    pub fn whole(&mut self) -> Vec<u8> {
+        let text: String = (0..self.max_tokens)
+            .map(|j| format!(" {}", self.word(j)))
+            .collect();
+        let (p, k) = (self.prompt_tokens, self.max_tokens);
+        let usage =
+            serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
+        let v = match self.proto {
+            Proto::Chat => {
+                serde_json::json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}], "usage": usage})
+            }
+            Proto::Completions => {
+                serde_json::json!({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "text": text, "finish_reason": "length"}], "usage": usage})
+            }
+            Proto::Tgi => {
+                serde_json::json!({"generated_text": text, "details": {"finish_reason": "length", "generated_tokens": k}})
+            }
+            Proto::Sglang => {
+                serde_json::json!({"text": text, "meta_info": {"prompt_tokens": p, "completion_tokens": k, "finish_reason": {"type": "length", "length": k}}})
+            }
+            Proto::Llamacpp => {
+                serde_json::json!({"content": text, "stop": true, "tokens_predicted": k, "tokens_evaluated": p, "stop_type": "limit"})
+            }
+            Proto::Ollama => {
+                serde_json::json!({"model": self.model, "response": text, "done": true, "done_reason": "length", "prompt_eval_count": p, "eval_count": k})
+            }
+        };
+        self.sent = k;
+        serde_json::to_vec(&v).expect("json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::protocol::{Api, StreamState};
+    use crate::client::sse::Framer;
+
+    fn fmt(proto: Proto) -> Fmt {
+        Fmt {
+            proto,
+            id: "x".into(),
+            model: "m".into(),
+            created: 1,
+            prompt_tokens: 7,
+            max_tokens: 5,
+            include_usage: true,
+            continuous_usage: true,
+            seed: 3,
+            sent: 0,
+            text: String::new(),
+        }
+    }
+
+    /// Every protocol the mock speaks reads back, through replay's parsers, as exactly the
+    /// tokens and usage it wrote.
+    #[test]
+    fn mock_bytes_parse_back() {
+        for (proto, api) in [
+            (Proto::Chat, Api::Chat),
+            (Proto::Completions, Api::Completions),
+            (Proto::Tgi, Api::Tgi),
+            (Proto::Sglang, Api::Sglang),
+            (Proto::Llamacpp, Api::Llamacpp),
+            (Proto::Ollama, Api::Ollama),
+        ] {
+            let mut f = fmt(proto);
+            let mut st = StreamState::new(true);
+            let mut fr = Framer::new(api.framing());
+            let mut t = 0.0;
+            for n in [2, 2, 1] {
+                let mut out = Vec::new();
+                f.chunk(&mut out, n);
+                t += 1.0;
+                fr.feed(&out, &mut |e| st.on_event(api, e, t)).unwrap();
+            }
+            fr.finish(&mut |e| st.on_event(api, e, t)).unwrap();
+            assert!(st.error.is_none(), "{proto:?}: {:?}", st.error);
+            assert_eq!(st.output_tokens(), (5, "usage"), "{proto:?}");
+            assert!(st.done, "{proto:?}");
+            let text = st.text.clone().unwrap();
+            assert_eq!(
+                crate::trace::tokens::approx_tokens(&text),
+                5,
+                "{proto:?} {text:?}"
+            );
+            assert_eq!(st.finish_reason.as_deref(), Some("length"), "{proto:?}");
+        }
+    }
+}

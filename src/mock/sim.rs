@@ -1,0 +1,179 @@
+//! A simulated continuous-batching engine, so that throughput saturates and TTFT climbs
+//! under load the way a real engine's do.
+//!
+//! The model (a simplification of vLLM's scheduler):
+//! - the engine runs in steps; each step, waiting requests are admitted in arrival order while
+//!   the batch has fewer than `max_batch` sequences and the KV budget holds the request's
+//!   prompt plus one token;
+//! - a step prefills at most `max_prefill_tokens` prompt tokens (chunked prefill); a request
+//!   whose prefill completes emits its first token at the end of that step;
+//! - every sequence already prefilled emits one token per step;
+//! - a step lasts `decode_base_ms + decode_per_seq_ms * decoding + prefill_per_token_ms *
+//!   prefilled tokens`;
+//! - when the KV tokens in use (prompt + generated, over the batch) exceed `kv_tokens`, the
+//!   newest sequence is preempted: it goes back to the head of the queue and must prefill
+//!   its prompt and what it had generated again (vLLM's recompute preemption).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::Metrics;
+use crate::timer;
+
+/// Simulation parameters (all flags of `mock-engine --sim`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimParams {
+    pub decode_base_ms: f64,
+    pub decode_per_seq_ms: f64,
+    pub prefill_per_token_ms: f64,
+    pub max_batch: usize,
+    pub kv_tokens: u64,
+    pub max_prefill_tokens: u32,
+}
+
+impl Default for SimParams {
+    fn default() -> Self {
+        SimParams {
+            decode_base_ms: 6.0,
+            decode_per_seq_ms: 0.06,
+            prefill_per_token_ms: 0.02,
+            max_batch: 256,
+            kv_tokens: 262_144,
+            max_prefill_tokens: 8192,
+        }
+    }
+}
+
+/// A request handed to the engine. Tokens come back on `tx`, one message per step that
+/// produced tokens for it.
+pub struct SimReq {
+    pub prompt_tokens: u32,
+    pub max_tokens: u32,
+    pub tx: mpsc::UnboundedSender<u32>,
+}
+
+struct Seq {
+    req: SimReq,
+    generated: u32,
+    /// Tokens to prefill before the next token can be generated.
+    to_prefill: u32,
+}
+
+impl Seq {
+    fn kv(&self) -> u64 {
+        (self.req.prompt_tokens + self.generated) as u64
+    }
+}
+
+/// Start the engine loop; returns the submission channel.
+pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimReq> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<SimReq>();
+    metrics.kv_total.store(p.kv_tokens, Ordering::Relaxed);
+    tokio::spawn(async move {
+        let mut waiting: VecDeque<Seq> = VecDeque::new();
+        let mut running: Vec<Seq> = Vec::new();
+        loop {
+            // Idle: block until a request arrives.
+            if waiting.is_empty() && running.is_empty() {
+                match rx.recv().await {
+                    Some(r) => waiting.push_back(new_seq(r)),
+                    None => return,
+                }
+            }
+            while let Ok(r) = rx.try_recv() {
+                waiting.push_back(new_seq(r));
+            }
+            let step_start = Instant::now();
+            // Drop sequences whose client went away.
+            running.retain(|s| !s.req.tx.is_closed());
+            waiting.retain(|s| !s.req.tx.is_closed());
+            // Admit.
+            let mut kv_used: u64 = running.iter().map(Seq::kv).sum();
+            while running.len() < p.max_batch {
+                let Some(s) = waiting.front() else { break };
+                if kv_used + s.kv() + 1 > p.kv_tokens && !running.is_empty() {
+                    break;
+                }
+                let s = waiting.pop_front().expect("front exists");
+                kv_used += s.kv();
+                running.push(s);
+            }
+            // Prefill (chunked), then decode one token for every prefilled sequence.
+            let mut budget = p.max_prefill_tokens;
+            let mut prefilled = 0u32;
+            let mut emits: Vec<usize> = Vec::with_capacity(running.len());
+            let mut decoding = 0usize;
+            for (i, s) in running.iter_mut().enumerate() {
+                if s.to_prefill > 0 {
+                    let take = s.to_prefill.min(budget);
+                    s.to_prefill -= take;
+                    budget -= take;
+                    prefilled += take;
+                    if s.to_prefill == 0 {
+                        emits.push(i);
+                    }
+                } else {
+                    decoding += 1;
+                    emits.push(i);
+                }
+            }
+            let step_ms = if emits.is_empty() && prefilled == 0 {
+                p.decode_base_ms
+            } else {
+                p.decode_base_ms
+                    + p.decode_per_seq_ms * decoding as f64
+                    + p.prefill_per_token_ms * prefilled as f64
+            };
+            metrics
+                .running
+                .store(running.len() as u64, Ordering::Relaxed);
+            metrics
+                .waiting
+                .store(waiting.len() as u64, Ordering::Relaxed);
+            metrics.kv_used.store(kv_used, Ordering::Relaxed);
+            metrics
+                .prompt_tokens
+                .fetch_add(prefilled as u64, Ordering::Relaxed);
+            timer::sleep_until(step_start + Duration::from_secs_f64(step_ms / 1e3)).await;
+            // Emit.
+            let mut generated_now = 0u64;
+            for &i in &emits {
+                let s = &mut running[i];
+                s.generated += 1;
+                generated_now += 1;
+                let _ = s.req.tx.send(1);
+            }
+            metrics
+                .generation_tokens
+                .fetch_add(generated_now, Ordering::Relaxed);
+            let before = running.len();
+            running.retain(|s| s.generated < s.req.max_tokens && !s.req.tx.is_closed());
+            metrics
+                .requests_done
+                .fetch_add((before - running.len()) as u64, Ordering::Relaxed);
+            // Preempt the newest sequences while the KV cache overflows.
+            let mut kv_used: u64 = running.iter().map(Seq::kv).sum();
+            while kv_used > p.kv_tokens && running.len() > 1 {
+                let mut s = running.pop().expect("non-empty");
+                kv_used -= s.kv();
+                s.to_prefill = s.req.prompt_tokens + s.generated;
+                metrics.preemptions.fetch_add(1, Ordering::Relaxed);
+                waiting.push_front(s);
+            }
+        }
+    });
+    tx
+}
+
+fn new_seq(r: SimReq) -> Seq {
+    let to_prefill = r.prompt_tokens.max(1);
+    Seq {
+        req: r,
+        generated: 0,
+        to_prefill,
+    }
+}

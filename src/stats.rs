@@ -1,0 +1,240 @@
+//! The one percentile method, bootstrap confidence intervals, and summaries of samples.
+//!
+//! Percentiles use linear interpolation between closest ranks, numpy's default (`method =
+//! "linear"`, type 7 of Hyndman & Fan): for sorted x of length n and q in [0, 1], h = (n-1)q,
+//! p = x[floor h] + (h - floor h)(x[floor h + 1] - x[floor h]). DuckDB's `quantile_cont` is
+//! the same method, so agg's numbers match a DuckDB query on the same rows.
+
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Beta, Distribution};
+
+/// Percentile `q` (0..=1) of sorted, NaN-free data; None when empty.
+pub fn percentile_sorted(x: &[f64], q: f64) -> Option<f64> {
+    let n = x.len();
+    if n == 0 {
+        return None;
+    }
+    let q = q.clamp(0.0, 1.0);
+    let h = (n - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    Some(x[lo] + (h - lo as f64) * (x[hi] - x[lo]))
+}
+
+/// Sort in place (total order; NaNs are removed first).
+pub fn sort(v: &mut Vec<f64>) {
+    v.retain(|x| !x.is_nan());
+    v.sort_unstable_by(|a, b| a.total_cmp(b));
+}
+
+/// Summary statistics of one latency metric.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    pub n: usize,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub p50_ci: (f64, f64),
+    pub p99_ci: (f64, f64),
+}
+
+/// Summarise sorted data; None when empty. `boot` resamples for the CIs (0 = no CIs).
+pub fn summarize(sorted: &[f64], boot: usize, seed: u64) -> Option<Stats> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    // Kahan-free mean is fine here: values are latencies of similar magnitude; use f64 sum.
+    let mean = sorted.iter().sum::<f64>() / n as f64;
+    let p = |q| percentile_sorted(sorted, q).expect("non-empty");
+    let (p50_ci, p99_ci) = if boot > 0 {
+        (
+            bootstrap_ci(sorted, 0.5, boot, seed, 0.95),
+            bootstrap_ci(sorted, 0.99, boot, seed ^ 0x99, 0.95),
+        )
+    } else {
+        ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN))
+    };
+    Some(Stats {
+        n,
+        mean,
+        p50: p(0.5),
+        p90: p(0.9),
+        p95: p(0.95),
+        p99: p(0.99),
+        p999: p(0.999),
+        max: sorted[n - 1],
+        p50_ci,
+        p99_ci,
+    })
+}
+
+/// Bootstrap replicates of percentile `q` of sorted data, drawn exactly without resampling
+/// n values.
+///
+/// A bootstrap resample is n draws from the empirical distribution F_n, so its order
+/// statistics are F_n^{-1}(U_(1..n)) for uniform order statistics U. The percentile
+/// interpolates the order statistics at ranks k+1 and k+2 (k = floor((n-1)q)), and
+/// U_(k+1) ~ Beta(k+1, n-k), U_(k+2) = U_(k+1) + (1 - U_(k+1)) Beta(1, n-k-1) (the next
+/// order statistic of the remaining n-k-1 uniforms). Each replicate therefore costs O(1)
+/// after sorting, and the result has exactly the distribution of the classical (resampling)
+/// bootstrap of this percentile.
+pub fn bootstrap_replicates(sorted: &[f64], q: f64, b: usize, seed: u64) -> Vec<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    if n == 1 {
+        return vec![sorted[0]; b];
+    }
+    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+    let k = h.floor() as usize; // 0-based index of the lower order statistic
+    let frac = h - k as f64;
+    let inv = |u: f64| -> f64 {
+        // F_n^{-1}(u) = x_(ceil(n u)), 1-based
+        let r = (u * n as f64).ceil() as usize;
+        sorted[r.clamp(1, n) - 1]
+    };
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let a = Beta::new((k + 1) as f64, (n - k) as f64).expect("valid beta");
+    let next = if k + 2 <= n {
+        Some(Beta::new(1.0, (n - k - 1) as f64).expect("valid beta"))
+    } else {
+        None
+    };
+    (0..b)
+        .map(|_| {
+            let u1: f64 = a.sample(&mut rng);
+            let lo = inv(u1);
+            if frac == 0.0 {
+                return lo;
+            }
+            let u2 = match &next {
+                Some(bt) => u1 + (1.0 - u1) * bt.sample(&mut rng),
+                None => u1,
+            };
+            lo + frac * (inv(u2) - lo)
+        })
+        .collect()
+}
+
+/// Percentile bootstrap confidence interval (level, e.g. 0.95) of percentile `q`.
+pub fn bootstrap_ci(sorted: &[f64], q: f64, b: usize, seed: u64, level: f64) -> (f64, f64) {
+    let mut reps = bootstrap_replicates(sorted, q, b, seed);
+    if reps.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    sort(&mut reps);
+    let a = (1.0 - level) / 2.0;
+    (
+        percentile_sorted(&reps, a).expect("non-empty"),
+        percentile_sorted(&reps, 1.0 - a).expect("non-empty"),
+    )
+}
+
+/// Confidence interval of a ratio of two medians (or any percentile), B/A, by the bootstrap
+/// of each side independently (the groups are independent runs).
+pub fn ratio_ci(
+    a: &[f64],
+    b: &[f64],
+    q: f64,
+    reps: usize,
+    seed: u64,
+    level: f64,
+) -> Option<(f64, f64, f64)> {
+    let pa = percentile_sorted(a, q)?;
+    let pb = percentile_sorted(b, q)?;
+    let ra = bootstrap_replicates(a, q, reps, seed);
+    let rb = bootstrap_replicates(b, q, reps, seed ^ 0x5151);
+    let mut r: Vec<f64> = ra
+        .iter()
+        .zip(&rb)
+        .filter(|(x, _)| **x != 0.0)
+        .map(|(x, y)| y / x)
+        .collect();
+    if r.is_empty() || pa == 0.0 {
+        return None;
+    }
+    sort(&mut r);
+    let al = (1.0 - level) / 2.0;
+    Some((
+        pb / pa,
+        percentile_sorted(&r, al)?,
+        percentile_sorted(&r, 1.0 - al)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numpy_linear_known_vectors() {
+        // numpy.percentile(x, q) with the default method, computed by hand:
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile_sorted(&x, 0.5), Some(2.5));
+        assert!((percentile_sorted(&x, 0.9).unwrap() - 3.7).abs() < 1e-12);
+        assert_eq!(percentile_sorted(&x, 0.0), Some(1.0));
+        assert_eq!(percentile_sorted(&x, 1.0), Some(4.0));
+        let y: Vec<f64> = (1..=10).map(|v| v as f64 * 10.0).collect();
+        // np.percentile([10..100], 99) = 99.1 ; 95 -> 95.5 ; 50 -> 55
+        assert!((percentile_sorted(&y, 0.99).unwrap() - 99.1).abs() < 1e-9);
+        assert!((percentile_sorted(&y, 0.95).unwrap() - 95.5).abs() < 1e-9);
+        assert!((percentile_sorted(&y, 0.5).unwrap() - 55.0).abs() < 1e-9);
+        assert_eq!(percentile_sorted(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile_sorted(&[], 0.5), None);
+    }
+
+    #[test]
+    fn bootstrap_matches_resampling() {
+        // The O(1) replicates have the same distribution as classical resampling.
+        let mut x: Vec<f64> = (0..200)
+            .map(|i| ((i * 37) % 200) as f64 + (i as f64).sqrt())
+            .collect();
+        sort(&mut x);
+        let fast = bootstrap_replicates(&x, 0.5, 20_000, 1);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        use rand::RngExt;
+        let mut slow = Vec::new();
+        for _ in 0..4000 {
+            let mut r: Vec<f64> = (0..x.len())
+                .map(|_| x[rng.random_range(0..x.len())])
+                .collect();
+            sort(&mut r);
+            slow.push(percentile_sorted(&r, 0.5).unwrap());
+        }
+        let m = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let sd = |v: &[f64]| {
+            let mu = m(v);
+            (v.iter().map(|a| (a - mu).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+        };
+        assert!(
+            (m(&fast) - m(&slow)).abs() < 0.15 * sd(&slow) + 0.05,
+            "{} vs {}",
+            m(&fast),
+            m(&slow)
+        );
+        assert!(
+            (sd(&fast) / sd(&slow) - 1.0).abs() < 0.12,
+            "{} vs {}",
+            sd(&fast),
+            sd(&slow)
+        );
+    }
+
+    #[test]
+    fn bootstrap_is_seeded() {
+        let x: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+        assert_eq!(
+            bootstrap_ci(&x, 0.99, 500, 7, 0.95),
+            bootstrap_ci(&x, 0.99, 500, 7, 0.95)
+        );
+        let (lo, hi) = bootstrap_ci(&x, 0.5, 2000, 7, 0.95);
+        assert!(lo < 499.5 && hi > 499.5 && hi - lo < 120.0, "{lo} {hi}");
+    }
+}

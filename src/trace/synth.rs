@@ -1,0 +1,346 @@
+//! Synthetic traces: arrival processes and length distributions, all seeded.
+//!
+//! Arrivals start at t = 0 and follow the chosen process's gaps (as vLLM's serving benchmark
+//! does): `poisson` has exponential gaps of mean 1/rate; `gamma` has gamma gaps with shape
+//! `burstiness` and scale 1/(rate * burstiness) (same mean; burstiness 1 is Poisson, below 1
+//! is burstier, above 1 smoother; the coefficient of variation of gaps is 1/sqrt(burstiness));
+//! `constant` is evenly spaced; `batch` sends everything at t = 0 (closed-loop runs).
+//!
+//! Each random choice has its own stream derived from `--seed` (arrivals, input lengths,
+//! output lengths, prompts), so changing one option never reshuffles the others.
+
+use std::str::FromStr;
+
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Distribution, Exp, Gamma, Normal};
+
+use super::TraceRow;
+use super::prompts::PromptSet;
+
+/// An arrival process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arrival {
+    Poisson { rate: f64 },
+    Gamma { rate: f64, burstiness: f64 },
+    Constant { rate: f64 },
+    Batch,
+}
+
+impl Arrival {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arrival::Poisson { .. } => "poisson",
+            Arrival::Gamma { .. } => "gamma",
+            Arrival::Constant { .. } => "constant",
+            Arrival::Batch => "batch",
+        }
+    }
+
+    pub fn rate(&self) -> Option<f64> {
+        match *self {
+            Arrival::Poisson { rate }
+            | Arrival::Gamma { rate, .. }
+            | Arrival::Constant { rate } => Some(rate),
+            Arrival::Batch => None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(r) = self.rate() {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(format!(
+                    "--rate must be a positive number of requests per second, got {r}"
+                ));
+            }
+        }
+        if let Arrival::Gamma { burstiness, .. } = self {
+            if !(burstiness.is_finite() && *burstiness > 0.0) {
+                return Err(format!(
+                    "--burstiness must be positive (1 = Poisson), got {burstiness}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Generates arrival offsets (seconds) for a process.
+pub struct Arrivals {
+    kind: Arrival,
+    rng: Xoshiro256PlusPlus,
+    t: f64,
+    first: bool,
+    n: u64,
+}
+
+impl Arrivals {
+    pub fn new(kind: Arrival, seed: u64) -> Arrivals {
+        Arrivals {
+            kind,
+            rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 1)),
+            t: 0.0,
+            first: true,
+            n: 0,
+        }
+    }
+
+    pub fn next_arrival(&mut self) -> f64 {
+        if self.first {
+            self.first = false;
+            self.n = 1;
+            return 0.0;
+        }
+        let gap = match self.kind {
+            Arrival::Poisson { rate } => Exp::new(rate)
+                .expect("validated rate")
+                .sample(&mut self.rng),
+            Arrival::Gamma { rate, burstiness } => {
+                Gamma::new(burstiness, 1.0 / (rate * burstiness))
+                    .expect("validated gamma")
+                    .sample(&mut self.rng)
+            }
+            Arrival::Constant { rate } => {
+                // multiply instead of accumulating, so 10^6 arrivals do not drift
+                self.n += 1;
+                return (self.n - 1) as f64 / rate;
+            }
+            Arrival::Batch => 0.0,
+        };
+        self.t += gap;
+        self.t
+    }
+}
+
+/// A length distribution for input or output tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LenDist {
+    /// always L
+    Fixed(u32),
+    /// uniform integers in [L(1-r), L(1+r)] (vLLM's range-ratio meaning)
+    Uniform { len: u32, ratio: f64 },
+    /// normal with mean and standard deviation, rounded, at least 1
+    Normal { mean: f64, std: f64 },
+}
+
+impl FromStr for LenDist {
+    type Err = String;
+    /// `512`, `fixed:512`, `uniform:512:0.25`, `normal:512:64`
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid length {s:?}: use N, fixed:N, uniform:N:RATIO (0<=RATIO<1) or normal:MEAN:STD"
+            )
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let num = |x: &str| {
+            x.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
+        match parts.as_slice() {
+            [n] | ["fixed", n] => {
+                let v = num(n).ok_or_else(bad)?;
+                if v < 1.0 || v.fract() != 0.0 || v > u32::MAX as f64 {
+                    return Err(bad());
+                }
+                Ok(LenDist::Fixed(v as u32))
+            }
+            ["uniform", n, r] => {
+                let v = num(n).ok_or_else(bad)?;
+                let r = num(r).ok_or_else(bad)?;
+                if v < 1.0 || r >= 1.0 || v.fract() != 0.0 {
+                    return Err(bad());
+                }
+                Ok(LenDist::Uniform {
+                    len: v as u32,
+                    ratio: r,
+                })
+            }
+            ["normal", m, sd] => {
+                let m = num(m).ok_or_else(bad)?;
+                let sd = num(sd).ok_or_else(bad)?;
+                if m < 1.0 {
+                    return Err(bad());
+                }
+                Ok(LenDist::Normal { mean: m, std: sd })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for LenDist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LenDist::Fixed(n) => write!(f, "{n}"),
+            LenDist::Uniform { len, ratio } => write!(f, "uniform:{len}:{ratio}"),
+            LenDist::Normal { mean, std } => write!(f, "normal:{mean}:{std}"),
+        }
+    }
+}
+
+impl LenDist {
+    pub fn sample(&self, rng: &mut Xoshiro256PlusPlus) -> u32 {
+        use rand::RngExt;
+        match *self {
+            LenDist::Fixed(n) => n,
+            LenDist::Uniform { len, ratio } => {
+                let lo = ((len as f64) * (1.0 - ratio)).floor().max(1.0) as u32;
+                let hi = ((len as f64) * (1.0 + ratio)).floor().max(lo as f64) as u32;
+                rng.random_range(lo..=hi)
+            }
+            LenDist::Normal { mean, std } => {
+                let v = if std > 0.0 {
+                    Normal::new(mean, std).expect("valid normal").sample(rng)
+                } else {
+                    mean
+                };
+                v.round().clamp(1.0, u32::MAX as f64) as u32
+            }
+        }
+    }
+}
+
+/// Derive an independent stream seed for one kind of random choice.
+pub fn stream_seed(seed: u64, stream: u64) -> u64 {
+    let mut s = super::tokens::SplitMix(seed ^ stream.wrapping_mul(0xA24B_AED4_963E_E407));
+    s.next_u64()
+}
+
+/// Everything a synthetic trace is made from.
+pub struct SynthSpec {
+    pub arrival: Arrival,
+    pub count: Option<u64>,
+    pub duration_s: Option<f64>,
+    pub input: LenDist,
+    pub output: LenDist,
+    pub seed: u64,
+    pub prompts: Option<PromptSet>,
+    pub first_id: u64,
+    pub category: Option<String>,
+}
+
+/// Iterator over the rows of a synthetic trace.
+pub struct SynthIter {
+    spec: SynthSpec,
+    arrivals: Arrivals,
+    in_rng: Xoshiro256PlusPlus,
+    out_rng: Xoshiro256PlusPlus,
+    prompt_rng: Xoshiro256PlusPlus,
+    i: u64,
+}
+
+impl SynthSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        self.arrival.validate()?;
+        if self.count.is_none() && self.duration_s.is_none() {
+            return Err("say when the trace ends: --count N or --duration D".into());
+        }
+        if self.arrival == Arrival::Batch && self.count.is_none() {
+            return Err("batch puts every request at t=0, so it needs --count N".into());
+        }
+        Ok(())
+    }
+
+    pub fn rows(self) -> SynthIter {
+        let seed = self.seed;
+        SynthIter {
+            arrivals: Arrivals::new(self.arrival, seed),
+            in_rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 2)),
+            out_rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 3)),
+            prompt_rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 4)),
+            spec: self,
+            i: 0,
+        }
+    }
+}
+
+impl Iterator for SynthIter {
+    type Item = TraceRow;
+    fn next(&mut self) -> Option<TraceRow> {
+        if let Some(c) = self.spec.count {
+            if self.i >= c {
+                return None;
+            }
+        }
+        let t = self.arrivals.next_arrival();
+        if let Some(d) = self.spec.duration_s {
+            if t >= d {
+                return None;
+            }
+        }
+        let id = self.spec.first_id + self.i;
+        self.i += 1;
+        let output = self.spec.output.sample(&mut self.out_rng);
+        let mut row = TraceRow::new(id, t, 0, output);
+        row.source = Some(self.spec.arrival.name().to_string());
+        match &self.spec.prompts {
+            Some(set) => {
+                let p = set.pick(&mut self.prompt_rng);
+                row.input_tokens = p.tokens;
+                row.prompt = Some(p.prompt.clone());
+                row.category = Some(p.category.clone());
+            }
+            None => {
+                row.input_tokens = self.spec.input.sample(&mut self.in_rng);
+                row.category = self.spec.category.clone();
+            }
+        }
+        Some(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gaps(kind: Arrival, n: usize) -> Vec<f64> {
+        let mut a = Arrivals::new(kind, 7);
+        let t: Vec<f64> = (0..n).map(|_| a.next_arrival()).collect();
+        t.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    fn mean_cv(v: &[f64]) -> (f64, f64) {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64;
+        (m, var.sqrt() / m)
+    }
+
+    #[test]
+    fn processes_have_their_rate_and_shape() {
+        let (m, cv) = mean_cv(&gaps(Arrival::Poisson { rate: 10.0 }, 50_000));
+        assert!((m - 0.1).abs() < 0.003, "{m}");
+        assert!((cv - 1.0).abs() < 0.03, "{cv}");
+        let (m, cv) = mean_cv(&gaps(
+            Arrival::Gamma {
+                rate: 10.0,
+                burstiness: 0.25,
+            },
+            50_000,
+        ));
+        assert!((m - 0.1).abs() < 0.005, "{m}");
+        assert!((cv - 2.0).abs() < 0.1, "{cv}");
+        let (m, cv) = mean_cv(&gaps(Arrival::Constant { rate: 4.0 }, 1000));
+        assert!((m - 0.25).abs() < 1e-12);
+        assert!(cv < 1e-9);
+    }
+
+    #[test]
+    fn lengths() {
+        let mut r = Xoshiro256PlusPlus::seed_from_u64(1);
+        let u: LenDist = "uniform:100:0.5".parse().unwrap();
+        let v: Vec<u32> = (0..10_000).map(|_| u.sample(&mut r)).collect();
+        assert_eq!(*v.iter().min().unwrap(), 50);
+        assert_eq!(*v.iter().max().unwrap(), 150);
+        assert_eq!("128".parse::<LenDist>().unwrap(), LenDist::Fixed(128));
+        assert!("uniform:100:1.5".parse::<LenDist>().is_err());
+        assert!("0".parse::<LenDist>().is_err());
+        assert!("normal:x:1".parse::<LenDist>().is_err());
+        let n: LenDist = "normal:200:20".parse().unwrap();
+        let v: Vec<f64> = (0..20_000).map(|_| n.sample(&mut r) as f64).collect();
+        let (m, _) = mean_cv(&v);
+        assert!((m - 200.0).abs() < 1.0);
+    }
+}
