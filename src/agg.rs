@@ -101,14 +101,7 @@ impl Default for Options {
 
 /// Columns `--by` may name besides the run-identity keys, which are always grouped on.
 pub const BY_COLUMNS: &[&str] = &["category", "turn"];
-const ID_KEYS: &[&str] = &[
-    "label",
-    "engine",
-    "model",
-    "quant",
-    "concurrency",
-    "rate_rps",
-];
+const ID_KEYS: &[&str] = &["label", "engine", "model", "quant", "concurrency", "rate_rps"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
@@ -227,27 +220,15 @@ impl Groups {
             g("sched_lag_ms"),
             g("ttft_sched_ms"),
         );
-        let (outt, inp, sin) = (
-            g("output_tokens"),
-            g("input_tokens"),
-            g("server_input_tokens"),
-        );
+        let (outt, inp, sin) = (g("output_tokens"), g("input_tokens"), g("server_input_tokens"));
         let chunks = g("chunk_times_ms");
         let by_cat = o.by.iter().any(|c| c == "category");
         let by_turn = o.by.iter().any(|c| c == "turn");
-        let s = |a: &Option<ArrayRef>, i: usize| {
-            a.as_ref()
-                .and_then(|a| cols::str_at(a.as_ref(), i))
-                .map(str::to_string)
-        };
-        let f =
-            |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::f64_at(a.as_ref(), i));
-        let u = |a: &Option<ArrayRef>, i: usize| {
-            a.as_ref()
-                .and_then(|a| cols::int_at(a.as_ref(), i).ok().flatten())
-        };
-        let ts =
-            |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::ts_us(a.as_ref(), i));
+        let s =
+            |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::str_at(a.as_ref(), i)).map(str::to_string);
+        let f = |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::f64_at(a.as_ref(), i));
+        let u = |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::int_at(a.as_ref(), i).ok().flatten());
+        let ts = |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::ts_us(a.as_ref(), i));
         for i in 0..b.num_rows() {
             self.rows += 1;
             let is_warm = warm
@@ -272,11 +253,7 @@ impl Groups {
                 concurrency: u(&conc, i).map(|v| v as u32),
                 rate_bits: f(&rate, i).map(f64::to_bits),
                 category: if by_cat { s(&cat, i) } else { None },
-                turn: if by_turn {
-                    u(&turn, i).map(|v| v as u32)
-                } else {
-                    None
-                },
+                turn: if by_turn { u(&turn, i).map(|v| v as u32) } else { None },
             };
             let acc = self.groups.entry(key).or_default();
             acc.n += 1;
@@ -288,10 +265,10 @@ impl Groups {
                     acc.sched_lag.push(l);
                 }
             }
-            if let Some(t) = ts(&done, i) {
-                if ts(&sent, i).is_some() {
-                    acc.last_done_us = Some(acc.last_done_us.map_or(t, |x| x.max(t)));
-                }
+            if let Some(t) = ts(&done, i)
+                && ts(&sent, i).is_some()
+            {
+                acc.last_done_us = Some(acc.last_done_us.map_or(t, |x| x.max(t)));
             }
             if st != "ok" {
                 continue;
@@ -320,16 +297,16 @@ impl Groups {
                     if let Some(v) = t_tpot {
                         acc.tpot.push(v);
                     }
-                    if let Some(c) = &chunks {
-                        if let Some(l) = cols::list_at(c.as_ref(), i) {
-                            let mut prev: Option<f64> = None;
-                            for j in 0..l.len() {
-                                if let Some(x) = cols::f64_at(l.as_ref(), j) {
-                                    if let Some(p) = prev {
-                                        acc.itl.push(x - p);
-                                    }
-                                    prev = Some(x);
+                    if let Some(c) = &chunks
+                        && let Some(l) = cols::list_at(c.as_ref(), i)
+                    {
+                        let mut prev: Option<f64> = None;
+                        for j in 0..l.len() {
+                            if let Some(x) = cols::f64_at(l.as_ref(), j) {
+                                if let Some(p) = prev {
+                                    acc.itl.push(x - p);
                                 }
+                                prev = Some(x);
                             }
                         }
                     }
@@ -399,11 +376,7 @@ fn nan_none(v: f64) -> Option<f64> {
 
 fn put_stats(cells: &mut HashMap<&'static str, Cell>, metric: &str, s: Option<Stats>) {
     for c in SUMMARY.columns {
-        if let Some(rest) = c
-            .name
-            .strip_prefix(metric)
-            .and_then(|r| r.strip_prefix('_'))
-        {
+        if let Some(rest) = c.name.strip_prefix(metric).and_then(|r| r.strip_prefix('_')) {
             if !rest.ends_with("_ms") || rest.starts_with("sched") {
                 continue;
             }
@@ -516,18 +489,9 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
         };
         if o.slo.any() {
             c.insert("goodput_req_per_s", Cell::F(per_s(acc.slo_all_ok as f64)));
-            c.insert(
-                "slo_ttft_pct",
-                Cell::F(o.slo.ttft_ms.and(pct(acc.slo_ttft_ok))),
-            );
-            c.insert(
-                "slo_tpot_pct",
-                Cell::F(o.slo.tpot_ms.and(pct(acc.slo_tpot_ok))),
-            );
-            c.insert(
-                "slo_e2e_pct",
-                Cell::F(o.slo.e2e_ms.and(pct(acc.slo_e2e_ok))),
-            );
+            c.insert("slo_ttft_pct", Cell::F(o.slo.ttft_ms.and(pct(acc.slo_ttft_ok))));
+            c.insert("slo_tpot_pct", Cell::F(o.slo.tpot_ms.and(pct(acc.slo_tpot_ok))));
+            c.insert("slo_e2e_pct", Cell::F(o.slo.e2e_ms.and(pct(acc.slo_e2e_ok))));
         }
         c.insert(
             "mean_output_tokens",
@@ -564,10 +528,7 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
             "ttft_sched_p99_ms",
             Cell::F(stats::percentile_sorted(&acc.ttft_sched, 0.99)),
         );
-        rows.push(Row {
-            key: Some(k),
-            cells: c,
-        });
+        rows.push(Row { key: Some(k), cells: c });
     }
     rows
 }
@@ -635,15 +596,12 @@ pub fn to_batch(rows: &[Row]) -> RecordBatch {
 pub fn read_summary(path: &str) -> Result<Vec<Row>, DataError> {
     let input = crate::io::open(path)?;
     let mut rows = Vec::new();
-    if input.schema.field_with_name("label").is_err()
-        || input.schema.field_with_name("n_requests").is_err()
-    {
+    if input.schema.field_with_name("label").is_err() || input.schema.field_with_name("n_requests").is_err() {
         return Err(DataError::MissingColumn {
             path: path.into(),
             column: "n_requests".into(),
             contract: "summary".into(),
-            required: "the columns agg writes (is this a requests file? run agg on it first)"
-                .into(),
+            required: "the columns agg writes (is this a requests file? run agg on it first)".into(),
         });
     }
     for b in input {
@@ -656,12 +614,7 @@ pub fn read_summary(path: &str) -> Result<Vec<Row>, DataError> {
                 };
                 let cell = match c.ty {
                     Ty::Utf8 => Cell::S(cols::str_at(a.as_ref(), i).map(str::to_string)),
-                    Ty::U32 | Ty::U64 => Cell::U(
-                        cols::int_at(a.as_ref(), i)
-                            .ok()
-                            .flatten()
-                            .map(|v| v.max(0) as u64),
-                    ),
+                    Ty::U32 | Ty::U64 => Cell::U(cols::int_at(a.as_ref(), i).ok().flatten().map(|v| v.max(0) as u64)),
                     _ => Cell::F(cols::f64_at(a.as_ref(), i)),
                 };
                 cells.insert(c.name, cell);

@@ -66,6 +66,29 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Parse arguments; a usage error is one line on stderr and exit 2 (help and version print
+/// as usual).
+pub fn parse<T: clap::Parser>(tool: &str) -> T {
+    match T::try_parse() {
+        Ok(t) => t,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+                _ => {
+                    let text = e.to_string();
+                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad usage");
+                    let msg = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
+                    eprintln!("{tool}: error: {msg} (see {tool} --help)");
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+}
+
 /// Output options shared by every tool that writes a data contract.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OutArgs {
@@ -101,9 +124,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 2m, 1h"))?;
     if !v.is_finite() || v < 0.0 {
-        return Err(format!(
-            "invalid duration {s:?}: must be a non-negative number"
-        ));
+        return Err(format!("invalid duration {s:?}: must be a non-negative number"));
     }
     Ok(Duration::from_secs_f64(v * mult))
 }

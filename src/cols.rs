@@ -11,17 +11,8 @@ use crate::io::DataError;
 use crate::schema::Contract;
 
 /// Check that every required column of `contract` is present with a usable type.
-pub fn check_required(
-    path: &str,
-    schema: &arrow_schema::Schema,
-    contract: &Contract,
-) -> Result<(), DataError> {
-    let required: Vec<&str> = contract
-        .columns
-        .iter()
-        .filter(|c| c.required)
-        .map(|c| c.name)
-        .collect();
+pub fn check_required(path: &str, schema: &arrow_schema::Schema, contract: &Contract) -> Result<(), DataError> {
+    let required: Vec<&str> = contract.columns.iter().filter(|c| c.required).map(|c| c.name).collect();
     for c in contract.columns.iter().filter(|c| c.required) {
         match schema.field_with_name(c.name) {
             Ok(f) => {
@@ -46,15 +37,16 @@ pub fn check_required(
     }
     // Optional columns, when present, must have a usable type too.
     for c in contract.columns.iter().filter(|c| !c.required) {
-        if let Ok(f) = schema.field_with_name(c.name) {
-            if !type_compatible(c.ty, f.data_type()) && f.data_type() != &DataType::Null {
-                return Err(DataError::BadType {
-                    path: path.into(),
-                    column: c.name.into(),
-                    found: f.data_type().to_string(),
-                    expected: c.ty.short().into(),
-                });
-            }
+        if let Ok(f) = schema.field_with_name(c.name)
+            && !type_compatible(c.ty, f.data_type())
+            && f.data_type() != &DataType::Null
+        {
+            return Err(DataError::BadType {
+                path: path.into(),
+                column: c.name.into(),
+                found: f.data_type().to_string(),
+                expected: c.ty.short().into(),
+            });
         }
     }
     Ok(())
@@ -89,17 +81,13 @@ fn is_str(t: &DataType) -> bool {
 fn type_compatible(want: crate::schema::Ty, have: &DataType) -> bool {
     use crate::schema::Ty;
     match want {
-        Ty::U16 | Ty::U32 | Ty::U64 => {
-            is_int(have) || is_float(have) || matches!(have, DataType::Decimal128(_, _))
-        }
+        Ty::U16 | Ty::U32 | Ty::U64 => is_int(have) || is_float(have) || matches!(have, DataType::Decimal128(_, _)),
         Ty::F64 => is_int(have) || is_float(have) || matches!(have, DataType::Decimal128(_, _)),
         Ty::Bool => matches!(have, DataType::Boolean),
         Ty::Utf8 => is_str(have),
         Ty::Ts => matches!(have, DataType::Timestamp(_, _)),
         Ty::ListF64 | Ty::ListU32 | Ty::ListU64 => match have {
-            DataType::List(f) | DataType::LargeList(f) => {
-                is_int(f.data_type()) || is_float(f.data_type())
-            }
+            DataType::List(f) | DataType::LargeList(f) => is_int(f.data_type()) || is_float(f.data_type()),
             _ => false,
         },
     }
@@ -122,9 +110,7 @@ pub fn f64_at(a: &dyn Array, i: usize) -> Option<f64> {
         DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i) as f64,
         DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i) as f64,
         DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i) as f64,
-        DataType::Decimal128(_, s) => {
-            a.as_primitive::<Decimal128Type>().value(i) as f64 / 10f64.powi(*s as i32)
-        }
+        DataType::Decimal128(_, s) => a.as_primitive::<Decimal128Type>().value(i) as f64 / 10f64.powi(*s as i32),
         DataType::Timestamp(u, _) => ts_us_at(a, i, *u)? as f64,
         _ => return None,
     })
@@ -271,9 +257,7 @@ impl RowCtx<'_> {
         match int_at(a, i).map_err(|m| self.err(i, column, m))? {
             None => Ok(None),
             Some(v) if v < 0 => Err(self.err(i, column, format!("{v} is negative"))),
-            Some(v) if v > u64::MAX as i128 => {
-                Err(self.err(i, column, format!("{v} is too large")))
-            }
+            Some(v) if v > u64::MAX as i128 => Err(self.err(i, column, format!("{v} is too large"))),
             Some(v) => Ok(Some(v as u64)),
         }
     }
@@ -281,9 +265,7 @@ impl RowCtx<'_> {
     pub fn u32(&self, a: &dyn Array, i: usize, column: &str) -> Result<Option<u32>, DataError> {
         match self.u64(a, i, column)? {
             None => Ok(None),
-            Some(v) if v > u32::MAX as u64 => {
-                Err(self.err(i, column, format!("{v} is too large (max {})", u32::MAX)))
-            }
+            Some(v) if v > u32::MAX as u64 => Err(self.err(i, column, format!("{v} is too large (max {})", u32::MAX))),
             Some(v) => Ok(Some(v as u32)),
         }
     }

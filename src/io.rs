@@ -35,11 +35,7 @@ pub enum DataError {
     #[error(
         "{path}: not a Parquet or Arrow IPC file ({what}); servebench reads files written by its tools, pyarrow or DuckDB{hint}"
     )]
-    NotData {
-        path: String,
-        what: String,
-        hint: String,
-    },
+    NotData { path: String, what: String, hint: String },
     #[error("{path}: invalid Parquet: {source}")]
     Parquet {
         path: String,
@@ -165,7 +161,8 @@ fn describe_head(head: &[u8]) -> (String, String) {
         format!("it starts with bytes {:02x?}", &head[..head.len().min(8)])
     };
     let hint = if printable {
-        "; to turn CSV/JSON traces into one, use `tracegen azure|burstgpt|mooncake|sharegpt|splitwise|csv FILE`".to_string()
+        "; to turn CSV/JSON traces into one, use `tracegen azure|burstgpt|mooncake|sharegpt|splitwise|csv FILE`"
+            .to_string()
     } else {
         String::new()
     };
@@ -185,9 +182,7 @@ pub fn open_projected(path: &str, columns: Option<&[&str]>) -> Result<Input, Dat
     }
     let p = Path::new(path);
     let mut f = File::open(p).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => DataError::NotFound {
-            path: path.to_string(),
-        },
+        io::ErrorKind::NotFound => DataError::NotFound { path: path.to_string() },
         _ => DataError::Read {
             path: path.to_string(),
             source: e,
@@ -220,13 +215,10 @@ pub fn open_projected(path: &str, columns: Option<&[&str]>) -> Result<Input, Dat
     match kind {
         InputKind::Parquet => open_parquet(path, f, columns),
         InputKind::ArrowFile => {
-            let r =
-                arrow_ipc::reader::FileReader::try_new(BufReader::new(f), None).map_err(|e| {
-                    DataError::Arrow {
-                        path: path.into(),
-                        source: e,
-                    }
-                })?;
+            let r = arrow_ipc::reader::FileReader::try_new(BufReader::new(f), None).map_err(|e| DataError::Arrow {
+                path: path.into(),
+                source: e,
+            })?;
             let full = r.schema();
             let meta = Meta(full.metadata().clone().into_iter().collect());
             let proj = projection(&full, columns);
@@ -307,13 +299,10 @@ fn open_parquet<T: parquet::file::reader::ChunkReader + 'static>(
         }
         None => b,
     };
-    let r = b
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| DataError::Parquet {
-            path: path.into(),
-            source: e,
-        })?;
+    let r = b.with_batch_size(BATCH_ROWS).build().map_err(|e| DataError::Parquet {
+        path: path.into(),
+        source: e,
+    })?;
     use arrow_array::RecordBatchReader;
     let schema = r.schema();
     Ok(Input {
@@ -326,11 +315,7 @@ fn open_parquet<T: parquet::file::reader::ChunkReader + 'static>(
     })
 }
 
-fn open_stream(
-    path: &str,
-    r: Box<dyn Read + Send>,
-    columns: Option<&[&str]>,
-) -> Result<Input, DataError> {
+fn open_stream(path: &str, r: Box<dyn Read + Send>, columns: Option<&[&str]>) -> Result<Input, DataError> {
     // The projection needs the schema, which is the stream's first message: read it, then
     // re-create the reader with the projection over the same bytes.
     let sr = arrow_ipc::reader::StreamReader::try_new(r, None).map_err(|e| DataError::Arrow {
@@ -396,11 +381,12 @@ fn open_stdin(columns: Option<&[&str]>) -> Result<Input, DataError> {
             if kind == InputKind::Parquet {
                 open_parquet(path, Bytes::from(all), columns)
             } else {
-                let r = arrow_ipc::reader::FileReader::try_new(Cursor::new(all), projection_none())
-                    .map_err(|e| DataError::Arrow {
+                let r = arrow_ipc::reader::FileReader::try_new(Cursor::new(all), projection_none()).map_err(|e| {
+                    DataError::Arrow {
                         path: path.into(),
                         source: e,
-                    })?;
+                    }
+                })?;
                 let meta = Meta(r.schema().metadata().clone().into_iter().collect());
                 let schema = r.schema();
                 Ok(Input {
@@ -415,11 +401,7 @@ fn open_stdin(columns: Option<&[&str]>) -> Result<Input, DataError> {
         }
         InputKind::ArrowStream => {
             let r = Cursor::new(head).chain(stdin);
-            open_stream(
-                path,
-                Box::new(BufReader::with_capacity(1 << 16, r)),
-                columns,
-            )
+            open_stream(path, Box::new(BufReader::with_capacity(1 << 16, r)), columns)
         }
     }
 }
@@ -484,10 +466,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         }
         if p.is_dir() {
             walk(&p, out)?;
-        } else if name.ends_with(".parquet")
-            || name.ends_with(".arrow")
-            || name.ends_with(".arrows")
-        {
+        } else if name.ends_with(".parquet") || name.ends_with(".arrow") || name.ends_with(".arrows") {
             out.push(p);
         }
     }
@@ -597,8 +576,7 @@ impl Sink {
         meta: &Meta,
     ) -> Result<Sink, DataError> {
         let format = resolve_format(path, format)?;
-        let (w, name, tmp): (Box<dyn Write + Send>, String, Option<(PathBuf, PathBuf)>) = match path
-        {
+        let (w, name, tmp): (Box<dyn Write + Send>, String, Option<(PathBuf, PathBuf)>) = match path {
             Some(p) => {
                 let name = p.to_string_lossy().to_string();
                 let tmp = temp_name(p);
@@ -634,29 +612,23 @@ impl Sink {
                     .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
                     .collect();
                 let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(
-                        ZstdLevel::try_new(3).expect("valid zstd level"),
-                    ))
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
                     .set_key_value_metadata(Some(kv))
                     .set_created_by(format!("servebench {}", crate::meta::VERSION))
                     .build();
-                Inner::Parquet(
-                    ArrowWriter::try_new(w, schema.clone(), Some(props)).map_err(|e| {
-                        DataError::WriteParquet {
-                            path: name.clone(),
-                            source: e,
-                        }
-                    })?,
-                )
+                Inner::Parquet(ArrowWriter::try_new(w, schema.clone(), Some(props)).map_err(|e| {
+                    DataError::WriteParquet {
+                        path: name.clone(),
+                        source: e,
+                    }
+                })?)
             }
             Format::Arrow => {
                 let s = schema.as_ref().clone().with_metadata(schema_meta);
                 Inner::Arrow(
-                    arrow_ipc::writer::StreamWriter::try_new(w, &s).map_err(|e| {
-                        DataError::WriteArrow {
-                            path: name.clone(),
-                            source: e,
-                        }
+                    arrow_ipc::writer::StreamWriter::try_new(w, &s).map_err(|e| DataError::WriteArrow {
+                        path: name.clone(),
+                        source: e,
                     })?,
                 )
             }
@@ -700,12 +672,13 @@ impl Sink {
         let schema_meta: std::collections::HashMap<String, String> =
             meta.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let s = schema.as_ref().clone().with_metadata(schema_meta);
-        let inner = Inner::Arrow(
-            arrow_ipc::writer::StreamWriter::try_new(w, &s).map_err(|e| DataError::WriteArrow {
-                path: name.clone(),
-                source: e,
-            })?,
-        );
+        let inner =
+            Inner::Arrow(
+                arrow_ipc::writer::StreamWriter::try_new(w, &s).map_err(|e| DataError::WriteArrow {
+                    path: name.clone(),
+                    source: e,
+                })?,
+            );
         Ok(Sink {
             inner,
             schema,
@@ -742,11 +715,7 @@ impl Sink {
             }),
             Inner::Csv(w) => {
                 for r in 0..batch.num_rows() {
-                    let rec: Vec<String> = batch
-                        .columns()
-                        .iter()
-                        .map(|c| cell_text(c.as_ref(), r))
-                        .collect();
+                    let rec: Vec<String> = batch.columns().iter().map(|c| cell_text(c.as_ref(), r)).collect();
                     w.write_record(&rec).map_err(|e| we(io::Error::other(e)))?;
                 }
                 Ok(())
@@ -830,9 +799,7 @@ impl Sink {
                 out.flush().map_err(we)?;
             }
             Inner::Csv(w) => {
-                let mut out = w
-                    .into_inner()
-                    .map_err(|e| we(io::Error::other(e.to_string())))?;
+                let mut out = w.into_inner().map_err(|e| we(io::Error::other(e.to_string())))?;
                 out.flush().map_err(we)?;
             }
             Inner::Json(mut w) => w.flush().map_err(we)?,
@@ -910,11 +877,9 @@ pub fn cell_json(a: &dyn Array, i: usize) -> serde_json::Value {
         DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i).into(),
         DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i).into(),
         DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).into(),
-        DataType::Float32 => {
-            serde_json::Number::from_f64(a.as_primitive::<Float32Type>().value(i) as f64)
-                .map(Value::Number)
-                .unwrap_or(Value::Null)
-        }
+        DataType::Float32 => serde_json::Number::from_f64(a.as_primitive::<Float32Type>().value(i) as f64)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         DataType::Float64 => serde_json::Number::from_f64(a.as_primitive::<Float64Type>().value(i))
             .map(Value::Number)
             .unwrap_or(Value::Null),
@@ -1003,12 +968,7 @@ pub fn markdown_table(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
-            rows.push(
-                b.columns()
-                    .iter()
-                    .map(|c| cell_human(c.as_ref(), r))
-                    .collect(),
-            );
+            rows.push(b.columns().iter().map(|c| cell_human(c.as_ref(), r)).collect());
         }
     }
     let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count().max(3)).collect();

@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::schema::{
-    Contract, META_ARGV, META_GIT_SHA, META_RUN_ID, META_SCHEMA, META_STARTED_AT, META_VERSION,
-};
+use crate::schema::{Contract, META_ARGV, META_GIT_SHA, META_RUN_ID, META_SCHEMA, META_STARTED_AT, META_VERSION};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_SHA: &str = env!("SERVEBENCH_GIT_SHA");
@@ -64,11 +62,11 @@ pub fn redact_args(args: &[String]) -> Vec<String> {
             redact_next = false;
             continue;
         }
-        if let Some((flag, val)) = a.split_once('=') {
-            if SECRET_FLAGS.contains(&flag) {
-                out.push(format!("{flag}={}", redact_value(val)));
-                continue;
-            }
+        if let Some((flag, val)) = a.split_once('=')
+            && SECRET_FLAGS.contains(&flag)
+        {
+            out.push(format!("{flag}={}", redact_value(val)));
+            continue;
         }
         if SECRET_FLAGS.contains(&a.as_str()) {
             redact_next = true;
@@ -110,9 +108,7 @@ impl RunClock {
 
     pub fn new() -> RunClock {
         let anchor = Instant::now();
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let anchor_unix_us = unix.as_micros() as i64;
         let dt = chrono::DateTime::from_timestamp_micros(anchor_unix_us).unwrap_or_default();
         let run_id = format!(

@@ -87,13 +87,7 @@ pub struct Column {
     pub required: bool,
 }
 
-const fn col(
-    name: &'static str,
-    ty: Ty,
-    nullable: bool,
-    unit: &'static str,
-    doc: &'static str,
-) -> Column {
+const fn col(name: &'static str, ty: Ty, nullable: bool, unit: &'static str, doc: &'static str) -> Column {
     Column {
         name,
         ty,
@@ -165,10 +159,7 @@ impl Contract {
                 c.ty.short().to_string()
             };
             let unit = if c.unit.is_empty() { "" } else { c.unit };
-            s.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
-                c.name, ty, unit, c.doc
-            ));
+            s.push_str(&format!("| `{}` | {} | {} | {} |\n", c.name, ty, unit, c.doc));
         }
         s
     }
@@ -214,12 +205,7 @@ pub static TRACE: Contract = Contract {
     version: 1,
     doc: "one row per request to send (tracegen -> replay)",
     columns: &[
-        req(
-            "request_id",
-            Ty::U64,
-            "",
-            "unique id of the request within the trace",
-        ),
+        req("request_id", Ty::U64, "", "unique id of the request within the trace"),
         req(
             "arrival_s",
             Ty::F64,
@@ -233,13 +219,7 @@ pub static TRACE: Contract = Contract {
             "",
             "conversation id for multi-turn sessions",
         ),
-        col(
-            "turn",
-            Ty::U32,
-            true,
-            "",
-            "turn number within the session, from 0",
-        ),
+        col("turn", Ty::U32, true, "", "turn number within the session, from 0"),
         req("input_tokens", Ty::U32, "tokens", "prompt length to send"),
         req(
             "output_tokens",
@@ -284,20 +264,8 @@ pub static REQUESTS: Contract = Contract {
     doc: "one row per trace row replay was asked to send, whatever happened to it (replay -> agg)",
     columns: &[
         col("request_id", Ty::U64, false, "", "the trace's request_id"),
-        col(
-            "label",
-            Ty::Utf8,
-            false,
-            "",
-            "run label given to replay (--label)",
-        ),
-        col(
-            "run_id",
-            Ty::Utf8,
-            false,
-            "",
-            "id of the replay run that wrote the row",
-        ),
+        col("label", Ty::Utf8, false, "", "run label given to replay (--label)"),
+        col("run_id", Ty::Utf8, false, "", "id of the replay run that wrote the row"),
         col(
             "engine",
             Ty::Utf8,
@@ -305,13 +273,7 @@ pub static REQUESTS: Contract = Contract {
             "",
             "engine name (from engine-up state or --engine)",
         ),
-        col(
-            "model",
-            Ty::Utf8,
-            true,
-            "",
-            "model served (from /v1/models or --model)",
-        ),
+        col("model", Ty::Utf8, true, "", "model served (from /v1/models or --model)"),
         col(
             "quant",
             Ty::Utf8,
@@ -368,27 +330,9 @@ pub static REQUESTS: Contract = Contract {
             "",
             "when the response ended (last byte, error or cancel)",
         ),
-        col(
-            "sched_lag_ms",
-            Ty::F64,
-            true,
-            "ms",
-            "sent_at - scheduled_at",
-        ),
-        col(
-            "ttft_ms",
-            Ty::F64,
-            true,
-            "ms",
-            "first content chunk - sent_at",
-        ),
-        col(
-            "e2e_ms",
-            Ty::F64,
-            true,
-            "ms",
-            "last content chunk - sent_at",
-        ),
+        col("sched_lag_ms", Ty::F64, true, "ms", "sent_at - scheduled_at"),
+        col("ttft_ms", Ty::F64, true, "ms", "first content chunk - sent_at"),
+        col("e2e_ms", Ty::F64, true, "ms", "last content chunk - sent_at"),
         col(
             "tpot_ms",
             Ty::F64,
@@ -403,13 +347,7 @@ pub static REQUESTS: Contract = Contract {
             "ms",
             "first content chunk - scheduled_at (what a user of a late client sees)",
         ),
-        col(
-            "e2e_sched_ms",
-            Ty::F64,
-            true,
-            "ms",
-            "last content chunk - scheduled_at",
-        ),
+        col("e2e_sched_ms", Ty::F64, true, "ms", "last content chunk - scheduled_at"),
         col(
             "warmup",
             Ty::Bool,
@@ -445,13 +383,7 @@ pub static REQUESTS: Contract = Contract {
             "tokens",
             "prompt length the server reported (usage), if any",
         ),
-        col(
-            "requested_output_tokens",
-            Ty::U32,
-            false,
-            "tokens",
-            "max_tokens sent",
-        ),
+        col("requested_output_tokens", Ty::U32, false, "tokens", "max_tokens sent"),
         col(
             "output_tokens",
             Ty::U32,
@@ -516,21 +448,9 @@ pub static GPU: Contract = Contract {
             "%",
             "GPU utilisation over the driver's last sample period",
         ),
-        col(
-            "mem_util_pct",
-            Ty::F64,
-            true,
-            "%",
-            "memory-controller utilisation",
-        ),
+        col("mem_util_pct", Ty::F64, true, "%", "memory-controller utilisation"),
         col("mem_used_mib", Ty::F64, true, "MiB", "device memory in use"),
-        col(
-            "mem_total_mib",
-            Ty::F64,
-            true,
-            "MiB",
-            "device memory in total",
-        ),
+        col("mem_total_mib", Ty::F64, true, "MiB", "device memory in total"),
         col("power_w", Ty::F64, true, "W", "board power draw"),
         col(
             "energy_j",
@@ -542,20 +462,8 @@ pub static GPU: Contract = Contract {
         col("temp_c", Ty::F64, true, "degC", "GPU temperature"),
         col("sm_clock_mhz", Ty::U32, true, "MHz", "SM clock"),
         col("mem_clock_mhz", Ty::U32, true, "MHz", "memory clock"),
-        col(
-            "pcie_tx_kib_s",
-            Ty::F64,
-            true,
-            "KiB/s",
-            "PCIe transmit throughput",
-        ),
-        col(
-            "pcie_rx_kib_s",
-            Ty::F64,
-            true,
-            "KiB/s",
-            "PCIe receive throughput",
-        ),
+        col("pcie_tx_kib_s", Ty::F64, true, "KiB/s", "PCIe transmit throughput"),
+        col("pcie_rx_kib_s", Ty::F64, true, "KiB/s", "PCIe receive throughput"),
         col(
             "throttle_reasons",
             Ty::U64,
@@ -581,13 +489,7 @@ pub static GPU_PROCESSES: Contract = Contract {
         col("t", Ty::Ts, false, "", "sample time"),
         col("gpu", Ty::U32, false, "", "NVML device index"),
         col("pid", Ty::U32, false, "", "process id"),
-        col(
-            "process_name",
-            Ty::Utf8,
-            true,
-            "",
-            "process name from /proc",
-        ),
+        col("process_name", Ty::Utf8, true, "", "process name from /proc"),
         col(
             "mem_used_mib",
             Ty::F64,
@@ -657,20 +559,8 @@ pub static SUMMARY: Contract = Contract {
 macro_rules! lat_cols {
     ($m:literal, $what:literal) => {
         [
-            col(
-                concat!($m, "_mean_ms"),
-                Ty::F64,
-                true,
-                "ms",
-                concat!("mean ", $what),
-            ),
-            col(
-                concat!($m, "_p50_ms"),
-                Ty::F64,
-                true,
-                "ms",
-                concat!("median ", $what),
-            ),
+            col(concat!($m, "_mean_ms"), Ty::F64, true, "ms", concat!("mean ", $what)),
+            col(concat!($m, "_p50_ms"), Ty::F64, true, "ms", concat!("median ", $what)),
             col(
                 concat!($m, "_p90_ms"),
                 Ty::F64,
@@ -699,13 +589,7 @@ macro_rules! lat_cols {
                 "ms",
                 concat!("99.9th percentile ", $what),
             ),
-            col(
-                concat!($m, "_max_ms"),
-                Ty::F64,
-                true,
-                "ms",
-                concat!("maximum ", $what),
-            ),
+            col(concat!($m, "_max_ms"), Ty::F64, true, "ms", concat!("maximum ", $what)),
             col(
                 concat!($m, "_p50_ci_lo_ms"),
                 Ty::F64,
@@ -745,27 +629,9 @@ const SUMMARY_KEYS: [Column; 9] = [
     col("quant", Ty::Utf8, true, "", "quantization variant"),
     col("concurrency", Ty::U32, true, "users", "closed-loop users"),
     col("rate_rps", Ty::F64, true, "req/s", "open-loop target rate"),
-    col(
-        "category",
-        Ty::Utf8,
-        true,
-        "",
-        "prompt category (when grouped by it)",
-    ),
-    col(
-        "turn",
-        Ty::U32,
-        true,
-        "",
-        "session turn (when grouped by it)",
-    ),
-    col(
-        "group_by",
-        Ty::Utf8,
-        false,
-        "",
-        "the grouping columns, comma separated",
-    ),
+    col("category", Ty::Utf8, true, "", "prompt category (when grouped by it)"),
+    col("turn", Ty::U32, true, "", "session turn (when grouped by it)"),
+    col("group_by", Ty::Utf8, false, "", "the grouping columns, comma separated"),
 ];
 
 const SUMMARY_COUNTS: [Column; 18] = [
@@ -779,13 +645,7 @@ const SUMMARY_COUNTS: [Column; 18] = [
     col("n_ok", Ty::U64, false, "", "status ok"),
     col("n_http_error", Ty::U64, false, "", "status http_error"),
     col("n_timeout", Ty::U64, false, "", "status timeout"),
-    col(
-        "n_connect_error",
-        Ty::U64,
-        false,
-        "",
-        "status connect_error",
-    ),
+    col("n_connect_error", Ty::U64, false, "", "status connect_error"),
     col("n_stream_error", Ty::U64, false, "", "status stream_error"),
     col("n_cancelled", Ty::U64, false, "", "status cancelled"),
     col("n_not_sent", Ty::U64, false, "", "status not_sent"),
@@ -803,13 +663,7 @@ const SUMMARY_COUNTS: [Column; 18] = [
         "s",
         "first sent_at to last done_at of the group",
     ),
-    col(
-        "req_per_s",
-        Ty::F64,
-        true,
-        "req/s",
-        "ok requests / duration",
-    ),
+    col("req_per_s", Ty::F64, true, "req/s", "ok requests / duration"),
     col(
         "output_tok_per_s",
         Ty::F64,
@@ -953,13 +807,7 @@ const SUMMARY_TAIL: [Column; 14] = [
         "requests",
         "engine's waiting requests, peak",
     ),
-    col(
-        "kv_usage_peak_pct",
-        Ty::F64,
-        true,
-        "%",
-        "engine's KV-cache usage, peak",
-    ),
+    col("kv_usage_peak_pct", Ty::F64, true, "%", "engine's KV-cache usage, peak"),
 ];
 
 const SUMMARY_LAT: [[Column; 11]; 4] = [
@@ -1009,14 +857,7 @@ static SUMMARY_COLUMNS: [Column; N_SUMMARY] = build_summary();
 
 /// Every contract, in the order README documents them.
 pub fn all() -> [&'static Contract; 6] {
-    [
-        &TRACE,
-        &REQUESTS,
-        &GPU,
-        &GPU_PROCESSES,
-        &ENGINE_METRICS,
-        &SUMMARY,
-    ]
+    [&TRACE, &REQUESTS, &GPU, &GPU_PROCESSES, &ENGINE_METRICS, &SUMMARY]
 }
 
 pub fn by_name(name: &str) -> Option<&'static Contract> {

@@ -139,14 +139,7 @@ pub fn bootstrap_ci(sorted: &[f64], q: f64, b: usize, seed: u64, level: f64) -> 
 
 /// Confidence interval of a ratio of two medians (or any percentile), B/A, by the bootstrap
 /// of each side independently (the groups are independent runs).
-pub fn ratio_ci(
-    a: &[f64],
-    b: &[f64],
-    q: f64,
-    reps: usize,
-    seed: u64,
-    level: f64,
-) -> Option<(f64, f64, f64)> {
+pub fn ratio_ci(a: &[f64], b: &[f64], q: f64, reps: usize, seed: u64, level: f64) -> Option<(f64, f64, f64)> {
     let pa = percentile_sorted(a, q)?;
     let pb = percentile_sorted(b, q)?;
     let ra = bootstrap_replicates(a, q, reps, seed);
@@ -162,11 +155,7 @@ pub fn ratio_ci(
     }
     sort(&mut r);
     let al = (1.0 - level) / 2.0;
-    Some((
-        pb / pa,
-        percentile_sorted(&r, al)?,
-        percentile_sorted(&r, 1.0 - al)?,
-    ))
+    Some((pb / pa, percentile_sorted(&r, al)?, percentile_sorted(&r, 1.0 - al)?))
 }
 
 #[cfg(test)]
@@ -193,18 +182,14 @@ mod tests {
     #[test]
     fn bootstrap_matches_resampling() {
         // The O(1) replicates have the same distribution as classical resampling.
-        let mut x: Vec<f64> = (0..200)
-            .map(|i| ((i * 37) % 200) as f64 + (i as f64).sqrt())
-            .collect();
+        let mut x: Vec<f64> = (0..200).map(|i| ((i * 37) % 200) as f64 + (i as f64).sqrt()).collect();
         sort(&mut x);
         let fast = bootstrap_replicates(&x, 0.5, 20_000, 1);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
         use rand::RngExt;
         let mut slow = Vec::new();
         for _ in 0..4000 {
-            let mut r: Vec<f64> = (0..x.len())
-                .map(|_| x[rng.random_range(0..x.len())])
-                .collect();
+            let mut r: Vec<f64> = (0..x.len()).map(|_| x[rng.random_range(0..x.len())]).collect();
             sort(&mut r);
             slow.push(percentile_sorted(&r, 0.5).unwrap());
         }

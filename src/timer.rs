@@ -175,10 +175,8 @@ impl Future for Sleep {
             }));
             is_first
         };
-        if earliest {
-            if let Some(t) = w.thread.get() {
-                t.unpark();
-            }
+        if earliest && let Some(t) = w.thread.get() {
+            t.unpark();
         }
         self.shared = Some(shared);
         Poll::Pending

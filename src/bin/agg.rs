@@ -59,7 +59,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     run_main("agg", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("agg");
         if cli.out.print_schema {
             print!("{}", SUMMARY.print());
             return Ok(ExitCode::SUCCESS);
@@ -83,9 +83,7 @@ fn main() -> ExitCode {
         let inputs = expand_inputs(&cli.inputs)?;
         let mut groups = Groups::default();
         for p in &inputs {
-            groups
-                .add_file(p, &o)
-                .with_context(|| format!("reading {p}"))?;
+            groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
         }
         let rows = agg::finish(&mut groups, &o);
         let to_terminal = cli.out.output.is_none() && std::io::stdout().is_terminal();
@@ -99,15 +97,11 @@ fn main() -> ExitCode {
         } else {
             let mut meta = Meta::for_output(&SUMMARY, false);
             meta.set("servebench.agg.inputs", serde_json::to_string(&inputs)?);
-            meta.set(
-                "servebench.agg.defs",
-                format!("{:?}", cli.defs).to_lowercase(),
-            );
+            meta.set("servebench.agg.defs", format!("{:?}", cli.defs).to_lowercase());
             if let Some(s) = &cli.slo {
                 meta.set("servebench.agg.slo", format!("{s:?}"));
             }
-            let mut sink =
-                Sink::create(cli.out.output.as_deref(), format, SUMMARY.schema(), &meta)?;
+            let mut sink = Sink::create(cli.out.output.as_deref(), format, SUMMARY.schema(), &meta)?;
             if sink.format == Format::Md {
                 drop(sink);
                 std::fs::write(
@@ -143,9 +137,7 @@ fn main() -> ExitCode {
                 })
                 .collect();
             if !bad.is_empty() {
-                return Err(
-                    CheckFailed(format!("error rate above {max}: {}", bad.join(", "))).into(),
-                );
+                return Err(CheckFailed(format!("error rate above {max}: {}", bad.join(", "))).into());
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -34,13 +34,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     run_main("chart", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("chart");
         let mut rows = Vec::new();
         for p in servebench::io::expand_inputs(&cli.inputs)? {
             rows.extend(read_summary(&p).with_context(|| format!("reading {p}"))?);
         }
-        std::fs::create_dir_all(&cli.output)
-            .with_context(|| format!("creating {}", cli.output.display()))?;
+        std::fs::create_dir_all(&cli.output).with_context(|| format!("creating {}", cli.output.display()))?;
         let files = kinds::load_curves(&rows, &cli.output, &cli.title)?;
         if files.is_empty() {
             anyhow::bail!(

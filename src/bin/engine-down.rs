@@ -31,17 +31,13 @@ struct Cli {
     #[arg(long, value_parser = parse_duration)]
     grace: Option<Duration>,
     /// Directory of state files
-    #[arg(
-        long,
-        env = "SERVEBENCH_STATE_DIR",
-        default_value = ".servebench/engines"
-    )]
+    #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     state_dir: PathBuf,
 }
 
 fn main() -> ExitCode {
     run_main("engine-down", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("engine-down");
         let names = if cli.all {
             EngineState::list(&cli.state_dir)
         } else {

@@ -46,11 +46,7 @@ struct Cli {
     #[arg(long, env = "SERVEBENCH_ENGINES")]
     config: Option<PathBuf>,
     /// Directory for state and log files
-    #[arg(
-        long,
-        env = "SERVEBENCH_STATE_DIR",
-        default_value = ".servebench/engines"
-    )]
+    #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     state_dir: PathBuf,
     /// Readiness timeout [default: the engine's ready_timeout_s]
     #[arg(long, value_parser = parse_duration)]
@@ -65,7 +61,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     run_main("engine-up", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("engine-up");
         let file = EnginesFile::load(cli.config.as_deref())?;
         let cfg = file.get(&cli.name)?;
         let host = cli.host.clone().unwrap_or_else(|| cfg.host.clone());
@@ -93,11 +89,7 @@ fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&launch)?);
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!(
-            "engine-up: starting {}: {}",
-            cli.name,
-            launch.argv.join(" ")
-        );
+        eprintln!("engine-up: starting {}: {}", cli.name, launch.argv.join(" "));
         let st = up(
             cfg,
             &launch,

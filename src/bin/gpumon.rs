@@ -19,7 +19,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     run_main("gpumon", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("gpumon");
         if cli.out.print_schema {
             print!("{}", GPU.print());
             return Ok(ExitCode::SUCCESS);

@@ -82,7 +82,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     run_main("mock-engine", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("mock-engine");
         for (n, v) in [
             ("--ttft-ms", cli.ttft_ms),
             ("--itl-ms", cli.itl_ms),
@@ -134,8 +134,7 @@ fn main() -> ExitCode {
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             if let Some(p) = &cli.port_file {
-                std::fs::write(p, local.port().to_string())
-                    .with_context(|| format!("writing {}", p.display()))?;
+                std::fs::write(p, local.port().to_string()).with_context(|| format!("writing {}", p.display()))?;
             }
             eprintln!(
                 "mock-engine: listening on http://{local} ({} mode)",

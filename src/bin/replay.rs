@@ -52,11 +52,7 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     engine: Option<String>,
     /// Directory of engine-up state files
-    #[arg(
-        long,
-        env = "SERVEBENCH_STATE_DIR",
-        default_value = ".servebench/engines"
-    )]
+    #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     state_dir: PathBuf,
     /// Protocol: chat, completions, tgi, sglang, llamacpp, ollama, or auto (ask the server)
     #[arg(long, default_value = "auto")]
@@ -142,7 +138,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     run_main("replay", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("replay");
         if cli.out.print_schema {
             print!("{}", REQUESTS.print());
             return Ok(ExitCode::SUCCESS);
@@ -168,9 +164,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn parse_header(
-    h: &str,
-) -> anyhow::Result<(hyper::header::HeaderName, hyper::header::HeaderValue)> {
+fn parse_header(h: &str) -> anyhow::Result<(hyper::header::HeaderName, hyper::header::HeaderValue)> {
     let (k, v) = h
         .split_once(':')
         .with_context(|| "a --header needs the form 'Name: value'")?;
@@ -194,16 +188,11 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = match (&cli.url, &state) {
         (Some(u), _) => u.clone(),
         (None, Some(s)) => s.url.clone(),
-        (None, None) => bail!(
-            "say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up"
-        ),
+        (None, None) => bail!("say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up"),
     };
     let target = Target::parse(&url).map_err(anyhow::Error::msg)?;
     if !(cli.time_scale.is_finite() && cli.time_scale > 0.0) {
-        bail!(
-            "--time-scale must be a positive number, got {}",
-            cli.time_scale
-        );
+        bail!("--time-scale must be a positive number, got {}", cli.time_scale);
     }
     if cli.concurrency == Some(0) {
         bail!("--concurrency must be at least 1");
@@ -228,10 +217,7 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
         headers.push(parse_header(h)?);
     }
     let key = match (&cli.api_key_env, &cli.api_key_file) {
-        (Some(n), _) => Some(
-            std::env::var(n)
-                .with_context(|| format!("--api-key-env {n}: the variable is not set"))?,
-        ),
+        (Some(n), _) => Some(std::env::var(n).with_context(|| format!("--api-key-env {n}: the variable is not set"))?),
         (None, Some(p)) => Some(
             std::fs::read_to_string(p)
                 .with_context(|| format!("--api-key-file {}: cannot read", p.display()))?
@@ -250,9 +236,10 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let api_choice = match cli.api.as_str() {
         "auto" => None,
-        s => Some(Api::from_name(s).with_context(|| {
-            format!("--api {s}: use chat, completions, tgi, sglang, llamacpp, ollama or auto")
-        })?),
+        s => Some(
+            Api::from_name(s)
+                .with_context(|| format!("--api {s}: use chat, completions, tgi, sglang, llamacpp, ollama or auto"))?,
+        ),
     };
     let reader = TraceReader::open(&cli.trace)?;
     let dest = match &cli.out.output {
@@ -310,9 +297,7 @@ async fn async_main(
         .or_else(|| state.as_ref().and_then(|s| s.served_model.clone()))
         .or_else(|| info.models.first().cloned());
     if model.is_none() && api.needs_model() {
-        eprintln!(
-            "replay: warning: no --model given and the server lists none; sending an empty model name"
-        );
+        eprintln!("replay: warning: no --model given and the server lists none; sending an empty model name");
     }
     let engine = state
         .as_ref()
@@ -332,11 +317,7 @@ async fn async_main(
             .map(|r| r / cli.time_scale),
     };
     let labels = RunLabels {
-        label: cli
-            .label
-            .clone()
-            .or(engine.clone())
-            .unwrap_or_else(|| "run".into()),
+        label: cli.label.clone().or(engine.clone()).unwrap_or_else(|| "run".into()),
         run_id: clock.run_id.clone(),
         engine: engine.clone(),
         model: model.clone(),
@@ -355,18 +336,11 @@ async fn async_main(
     if let Some(e) = &engine {
         meta.set("servebench.engine", e.clone());
     }
-    if let Some(v) = state
-        .as_ref()
-        .and_then(|s| s.version.clone())
-        .or(info.version.clone())
-    {
+    if let Some(v) = state.as_ref().and_then(|s| s.version.clone()).or(info.version.clone()) {
         meta.set("servebench.engine_version", v);
     }
     if let Some(s) = &state {
-        meta.set(
-            "servebench.engine_state",
-            serde_json::to_string(s).unwrap_or_default(),
-        );
+        meta.set("servebench.engine_state", serde_json::to_string(s).unwrap_or_default());
     }
     if !info.facts.is_empty() {
         meta.set(
@@ -423,10 +397,7 @@ async fn async_main(
         let grace = cli.grace;
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
                 return;
             };
             let mut n = 0;
@@ -437,9 +408,7 @@ async fn async_main(
                 }
                 n += 1;
                 if n == 1 {
-                    eprintln!(
-                        "replay: stopping: no new requests; in-flight ones get {grace:?} (again to cancel now)"
-                    );
+                    eprintln!("replay: stopping: no new requests; in-flight ones get {grace:?} (again to cancel now)");
                     sw.stop();
                 } else {
                     eprintln!("replay: cancelling in-flight requests");
@@ -459,43 +428,41 @@ async fn async_main(
     // Trace rows flow in from a reader thread (a pipe from tracegen streams).
     let (rows_tx, rows_rx) = tokio::sync::mpsc::channel(4);
     let feeder_sw = sw.clone();
-    let feeder = std::thread::spawn(
-        move || -> Result<(u64, String), servebench::io::DataError> {
-            use sha2::{Digest, Sha256};
-            let mut h = Sha256::new();
-            let mut n = 0u64;
-            while let Some(batch) = reader.next_rows() {
-                let batch = match batch {
-                    Ok(b) => b,
-                    Err(e) => {
-                        feeder_sw.stop();
-                        return Err(e);
-                    }
-                };
-                for r in &batch {
-                    h.update(r.request_id.to_le_bytes());
-                    h.update(r.arrival_s.to_le_bytes());
-                    h.update(r.input_tokens.to_le_bytes());
-                    h.update(r.output_tokens.to_le_bytes());
-                    h.update(r.session_id.unwrap_or(u64::MAX).to_le_bytes());
-                    if let Some(p) = &r.prompt {
-                        h.update(p.as_bytes());
-                    }
-                    if let Some(b) = &r.prefix_blocks {
-                        for x in b {
-                            h.update(x.to_le_bytes());
-                        }
-                    }
+    let feeder = std::thread::spawn(move || -> Result<(u64, String), servebench::io::DataError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        while let Some(batch) = reader.next_rows() {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    feeder_sw.stop();
+                    return Err(e);
                 }
-                n += batch.len() as u64;
-                if rows_tx.blocking_send(batch).is_err() {
-                    break;
+            };
+            for r in &batch {
+                h.update(r.request_id.to_le_bytes());
+                h.update(r.arrival_s.to_le_bytes());
+                h.update(r.input_tokens.to_le_bytes());
+                h.update(r.output_tokens.to_le_bytes());
+                h.update(r.session_id.unwrap_or(u64::MAX).to_le_bytes());
+                if let Some(p) = &r.prompt {
+                    h.update(p.as_bytes());
+                }
+                if let Some(b) = &r.prefix_blocks {
+                    for x in b {
+                        h.update(x.to_le_bytes());
+                    }
                 }
             }
-            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-            Ok((n, hex))
-        },
-    );
+            n += batch.len() as u64;
+            if rows_tx.blocking_send(batch).is_err() {
+                break;
+            }
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok((n, hex))
+    });
 
     let (tx, rx) = std::sync::mpsc::channel();
     let progress = if cli.quiet {
@@ -531,10 +498,7 @@ async fn async_main(
         .join()
         .map_err(|_| anyhow::anyhow!("the trace reader thread failed"))?;
     let mut extra = Meta::default();
-    extra.set(
-        "servebench.client",
-        serde_json::to_string(&health).unwrap_or_default(),
-    );
+    extra.set("servebench.client", serde_json::to_string(&health).unwrap_or_default());
     if let Ok((n, hash)) = &feed {
         extra.set("servebench.trace.sha256", hash.clone());
         extra.set("servebench.trace.rows", n.to_string());
@@ -553,8 +517,7 @@ async fn async_main(
         );
     }
     if let Err(e) = feed {
-        return Err(anyhow::Error::new(e)
-            .context("the trace has a bad row; rows before it were replayed and written"));
+        return Err(anyhow::Error::new(e).context("the trace has a bad row; rows before it were replayed and written"));
     }
     Ok(ExitCode::SUCCESS)
 }

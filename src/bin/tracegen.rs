@@ -101,15 +101,13 @@ struct Common {
 
 fn main() -> ExitCode {
     run_main("tracegen", || {
-        let cli = Cli::parse();
+        let cli: Cli = servebench::cli::parse("tracegen");
         if cli.print_schema {
             print!("{}", TRACE.print());
             return Ok(ExitCode::SUCCESS);
         }
         let Some(cmd) = cli.cmd else {
-            anyhow::bail!(
-                "no trace kind given; try `tracegen poisson --rate 8 --count 100 -o t.parquet` (see --help)"
-            );
+            anyhow::bail!("no trace kind given; try `tracegen poisson --rate 8 --count 100 -o t.parquet` (see --help)");
         };
         let (arrival, common) = match cmd {
             Cmd::Poisson { rate, common } => (Arrival::Poisson { rate }, common),
@@ -138,9 +136,7 @@ fn synth(arrival: Arrival, c: Common) -> anyhow::Result<ExitCode> {
         ),
         None => {
             if !c.category.is_empty() && c.category.len() > 1 {
-                anyhow::bail!(
-                    "several --category values need --prompts (real prompts carry their category)"
-                );
+                anyhow::bail!("several --category values need --prompts (real prompts carry their category)");
             }
             None
         }
@@ -167,12 +163,7 @@ fn synth(arrival: Arrival, c: Common) -> anyhow::Result<ExitCode> {
         trace::META_TOKENIZER,
         "approx-v1 (see servebench::trace::tokens; lengths are approximate token counts)",
     );
-    let mut sink = Sink::create(
-        c.out.output.as_deref(),
-        c.out.format,
-        trace::schema(),
-        &meta,
-    )?;
+    let mut sink = Sink::create(c.out.output.as_deref(), c.out.format, trace::schema(), &meta)?;
     let mut buf = TraceBatch::default();
     for row in spec.rows() {
         buf.push(row);

@@ -45,15 +45,16 @@ pub fn series_name(r: &Row) -> String {
 }
 
 fn series_style(r: &Row) -> (plotters::style::RGBColor, super::Marker, bool) {
-    let eng = r
-        .s("engine")
-        .unwrap_or_else(|| r.s("label").unwrap_or("run"));
+    let color = match r.s("engine") {
+        Some(e) => engine_color(e, false),
+        None => engine_color(r.s("label").unwrap_or("run"), true),
+    };
     let q = r.s("quant");
-    let dashed = matches!(
+    let dashed = !matches!(
         q.map(|s| s.to_ascii_lowercase()).as_deref(),
-        Some("awq") | Some("gptq") | Some("int4")
+        None | Some("fp16") | Some("bf16") | Some("exact")
     );
-    (engine_color(eng), quant_marker(q), dashed)
+    (color, quant_marker(q), dashed)
 }
 
 /// Rows grouped into series, points sorted by the load value.
@@ -97,6 +98,9 @@ fn pt(r: &Row, col: &str, ci: Option<(&str, &str)>) -> Option<Pt> {
     Some(Pt { x: 0.0, y, lo, hi })
 }
 
+/// A chart spec: file slug, title, y label, and how to get a point from a row.
+type Spec = (&'static str, String, String, Box<dyn Fn(&Row) -> Option<Pt>>);
+
 /// Throughput and latency curves against load, for every load axis present in the rows.
 /// Returns the files written.
 pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
@@ -105,7 +109,7 @@ pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBu
         if !rows.iter().any(|r| r.f(load.column()).is_some()) {
             continue;
         }
-        let specs: Vec<(&str, String, String, Box<dyn Fn(&Row) -> Option<Pt>>)> = vec![
+        let specs: Vec<Spec> = vec![
             (
                 "throughput",
                 format!("Output throughput vs {} (higher is better)", load.axis()),
@@ -120,63 +124,27 @@ pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBu
             ),
             (
                 "ttft-p50",
-                format!(
-                    "Median time to first token vs {} (lower is better)",
-                    load.axis()
-                ),
+                format!("Median time to first token vs {} (lower is better)", load.axis()),
                 "TTFT p50 (ms), 95% CI".into(),
-                Box::new(|r: &Row| {
-                    pt(
-                        r,
-                        "ttft_p50_ms",
-                        Some(("ttft_p50_ci_lo_ms", "ttft_p50_ci_hi_ms")),
-                    )
-                }),
+                Box::new(|r: &Row| pt(r, "ttft_p50_ms", Some(("ttft_p50_ci_lo_ms", "ttft_p50_ci_hi_ms")))),
             ),
             (
                 "ttft-p99",
-                format!(
-                    "p99 time to first token vs {} (lower is better)",
-                    load.axis()
-                ),
+                format!("p99 time to first token vs {} (lower is better)", load.axis()),
                 "TTFT p99 (ms), 95% CI".into(),
-                Box::new(|r: &Row| {
-                    pt(
-                        r,
-                        "ttft_p99_ms",
-                        Some(("ttft_p99_ci_lo_ms", "ttft_p99_ci_hi_ms")),
-                    )
-                }),
+                Box::new(|r: &Row| pt(r, "ttft_p99_ms", Some(("ttft_p99_ci_lo_ms", "ttft_p99_ci_hi_ms")))),
             ),
             (
                 "tpot-p50",
-                format!(
-                    "Median time per output token vs {} (lower is better)",
-                    load.axis()
-                ),
+                format!("Median time per output token vs {} (lower is better)", load.axis()),
                 "TPOT p50 (ms), 95% CI".into(),
-                Box::new(|r: &Row| {
-                    pt(
-                        r,
-                        "tpot_p50_ms",
-                        Some(("tpot_p50_ci_lo_ms", "tpot_p50_ci_hi_ms")),
-                    )
-                }),
+                Box::new(|r: &Row| pt(r, "tpot_p50_ms", Some(("tpot_p50_ci_lo_ms", "tpot_p50_ci_hi_ms")))),
             ),
             (
                 "e2e-p99",
-                format!(
-                    "p99 end-to-end latency vs {} (lower is better)",
-                    load.axis()
-                ),
+                format!("p99 end-to-end latency vs {} (lower is better)", load.axis()),
                 "E2E p99 (ms), 95% CI".into(),
-                Box::new(|r: &Row| {
-                    pt(
-                        r,
-                        "e2e_p99_ms",
-                        Some(("e2e_p99_ci_lo_ms", "e2e_p99_ci_hi_ms")),
-                    )
-                }),
+                Box::new(|r: &Row| pt(r, "e2e_p99_ms", Some(("e2e_p99_ci_lo_ms", "e2e_p99_ci_hi_ms")))),
             ),
         ];
         for (slug, title, ylab, f) in specs {
@@ -192,10 +160,7 @@ pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBu
                 x_axis: XAxis::Categorical(xs),
                 series,
             };
-            out.extend(save_line(
-                &plot,
-                &dir.join(format!("{slug}-vs-{}", load.slug())),
-            )?);
+            out.extend(save_line(&plot, &dir.join(format!("{slug}-vs-{}", load.slug())))?);
         }
     }
     Ok(out)

@@ -25,17 +25,14 @@ static FONT: Once = Once::new();
 /// Register the embedded font under "sans-serif" (once per process).
 pub fn init_fonts() {
     FONT.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
         let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
     });
 }
 
-/// Fixed colours for known engines; others get a stable colour from their name.
-pub fn engine_color(name: &str) -> RGBColor {
+/// Fixed colours for known engines; others get a stable colour from their name. A label
+/// such as `vllm-fp16` takes its engine's colour when `prefix` is set.
+pub fn engine_color(name: &str, prefix: bool) -> RGBColor {
     let n = name.to_ascii_lowercase();
     let known: &[(&str, RGBColor)] = &[
         ("vllm", RGBColor(31, 119, 180)),
@@ -48,7 +45,7 @@ pub fn engine_color(name: &str) -> RGBColor {
         ("mock", RGBColor(96, 96, 96)),
     ];
     for (k, c) in known {
-        if n == *k || n.starts_with(&format!("{k}-")) || n.starts_with(&format!("{k}_")) {
+        if n == *k || (prefix && (n.starts_with(&format!("{k}-")) || n.starts_with(&format!("{k}_")))) {
             return *c;
         }
     }
@@ -156,14 +153,16 @@ fn fmt_tick(v: f64) -> String {
 /// Render a line plot to PNG and SVG at `base` (extension replaced). Returns both paths.
 pub fn save_line(p: &LinePlot, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
     init_fonts();
-    let png = base.with_extension("png");
-    let svg = base.with_extension("svg");
-    draw_line(BitMapBackend::new(&png, SIZE).into_drawing_area(), p, &png)?;
-    draw_line(SVGBackend::new(&svg, SIZE).into_drawing_area(), p, &svg)?;
-    Ok(vec![png, svg])
+    // The backends borrow their path for the chart's whole life (legend closures are
+    // 'static); a few bytes per chart are leaked on purpose.
+    let png: &'static Path = Box::leak(base.with_extension("png").into_boxed_path());
+    let svg: &'static Path = Box::leak(base.with_extension("svg").into_boxed_path());
+    draw_line(BitMapBackend::new(png, SIZE).into_drawing_area(), p, png)?;
+    draw_line(SVGBackend::new(svg, SIZE).into_drawing_area(), p, svg)?;
+    Ok(vec![png.to_path_buf(), svg.to_path_buf()])
 }
 
-fn draw_line<DB: DrawingBackend>(
+fn draw_line<DB: DrawingBackend + 'static>(
     root: DrawingArea<DB, Shift>,
     p: &LinePlot,
     path: &Path,
@@ -176,9 +175,7 @@ fn draw_line<DB: DrawingBackend>(
     }
     let xpos = |x: f64| -> f64 {
         match &p.x_axis {
-            XAxis::Categorical(v) => {
-                v.iter().position(|c| (c - x).abs() < 1e-9).unwrap_or(0) as f64
-            }
+            XAxis::Categorical(v) => v.iter().position(|c| (c - x).abs() < 1e-9).unwrap_or(0) as f64,
             XAxis::Linear => x,
         }
     };
@@ -191,10 +188,7 @@ fn draw_line<DB: DrawingBackend>(
             ((lo - pad).min(0.0f64.max(lo - pad)), hi + pad)
         }
     };
-    let ymax = pts
-        .iter()
-        .map(|q| q.hi.unwrap_or(q.y).max(q.y))
-        .fold(0.0f64, f64::max);
+    let ymax = pts.iter().map(|q| q.hi.unwrap_or(q.y).max(q.y)).fold(0.0f64, f64::max);
     let ymax = if ymax > 0.0 { ymax * 1.12 } else { 1.0 };
     let (title_area, body) = root.split_vertically(64);
     title_area
@@ -226,10 +220,7 @@ fn draw_line<DB: DrawingBackend>(
     let xfmt = |v: &f64| -> String {
         if cats.is_empty() {
             fmt_tick(*v)
-        } else if (v - v.round()).abs() < 1e-6
-            && v.round() >= 0.0
-            && (v.round() as usize) < cats.len()
-        {
+        } else if (v - v.round()).abs() < 1e-6 && v.round() >= 0.0 && (v.round() as usize) < cats.len() {
             fmt_tick(cats[v.round() as usize])
         } else {
             String::new()
@@ -249,6 +240,7 @@ fn draw_line<DB: DrawingBackend>(
     mesh.draw().map_err(&e)?;
     for s in &p.series {
         let color = s.color;
+        let marker = s.marker;
         let line: Vec<(f64, f64)> = s.points.iter().map(|q| (xpos(q.x), q.y)).collect();
         let style = ShapeStyle {
             color: color.to_rgba(),
@@ -260,13 +252,13 @@ fn draw_line<DB: DrawingBackend>(
                 .draw_series(DashedLineSeries::new(line.clone(), 10, 6, style))
                 .map_err(&e)?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+                .legend(move |(x, y)| legend_glyph(x, y, style, marker, color));
         } else {
             chart
                 .draw_series(LineSeries::new(line.clone(), style))
                 .map_err(&e)?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+                .legend(move |(x, y)| legend_glyph(x, y, style, marker, color));
         }
         for q in &s.points {
             if let (Some(lo), Some(hi)) = (q.lo, q.hi) {
@@ -296,6 +288,25 @@ fn draw_line<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A legend entry: a short line with the series' marker in its middle.
+fn legend_glyph<DB: DrawingBackend + 'static>(
+    x: i32,
+    y: i32,
+    style: ShapeStyle,
+    m: Marker,
+    color: RGBColor,
+) -> DynElement<'static, DB, (i32, i32)> {
+    let line = PathElement::new(vec![(x, y), (x + 28, y)], style);
+    let st = color.filled();
+    let mark: DynElement<'static, DB, (i32, i32)> = match m {
+        Marker::Circle => Circle::new((x + 14, y), 5, st).into_dyn(),
+        Marker::Triangle => TriangleMarker::new((x + 14, y), 7, st).into_dyn(),
+        Marker::Square => plotters::element::Rectangle::new([(x + 9, y - 5), (x + 19, y + 5)], st).into_dyn(),
+        Marker::Cross => Cross::new((x + 14, y), 6, color.stroke_width(3)).into_dyn(),
+    };
+    (EmptyElement::<(i32, i32), DB>::at((0, 0)) + line + mark).into_dyn()
+}
+
 /// Draw markers at points.
 pub fn draw_markers<DB: DrawingBackend>(
     chart: &mut ChartContext<
@@ -316,9 +327,10 @@ pub fn draw_markers<DB: DrawingBackend>(
             chart.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 8, st)))?;
         }
         Marker::Square => {
-            chart.draw_series(pts.iter().map(|p| {
-                EmptyElement::at(*p) + plotters::element::Rectangle::new([(-6, -6), (6, 6)], st)
-            }))?;
+            chart.draw_series(
+                pts.iter()
+                    .map(|p| EmptyElement::at(*p) + plotters::element::Rectangle::new([(-6, -6), (6, 6)], st)),
+            )?;
         }
         Marker::Cross => {
             chart.draw_series(pts.iter().map(|p| Cross::new(*p, 7, color.stroke_width(3))))?;

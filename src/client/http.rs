@@ -39,9 +39,7 @@ impl Target {
             None => (rest, ""),
         };
         let (host, port) = if let Some(h) = auth.strip_prefix('[') {
-            let (h, p) = h
-                .split_once(']')
-                .ok_or_else(|| format!("{url}: bad IPv6 address"))?;
+            let (h, p) = h.split_once(']').ok_or_else(|| format!("{url}: bad IPv6 address"))?;
             (h.to_string(), p.strip_prefix(':').unwrap_or("80"))
         } else {
             match auth.rsplit_once(':') {
@@ -49,9 +47,7 @@ impl Target {
                 None => (auth.to_string(), "80"),
             }
         };
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("{url}: bad port {port:?}"))?;
+        let port: u16 = port.parse().map_err(|_| format!("{url}: bad port {port:?}"))?;
         if host.is_empty() {
             return Err(format!("{url}: no host"));
         }
@@ -77,10 +73,7 @@ impl Target {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("connection failed before the response headers: {0}")]
     BeforeHeaders(String),
 }
@@ -103,11 +96,7 @@ pub struct Started {
 }
 
 impl Client {
-    pub fn new(
-        target: Target,
-        headers: Vec<(HeaderName, HeaderValue)>,
-        keep_alive: bool,
-    ) -> Client {
+    pub fn new(target: Target, headers: Vec<(HeaderName, HeaderValue)>, keep_alive: bool) -> Client {
         Client {
             target,
             headers,
@@ -193,10 +182,7 @@ impl Client {
                 }
                 Err(e) => {
                     // A kept-alive connection the server closed while idle: retry once, fresh.
-                    if reused
-                        && !retried
-                        && (e.is_canceled() || e.is_closed() || e.is_incomplete_message())
-                    {
+                    if reused && !retried && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) {
                         retried = true;
                         continue;
                     }
@@ -211,10 +197,10 @@ impl Client {
         if !self.keep_alive {
             return;
         }
-        if let Some(s) = started.sender.take() {
-            if !s.is_closed() {
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-            }
+        if let Some(s) = started.sender.take()
+            && !s.is_closed()
+        {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         }
     }
 
@@ -225,12 +211,7 @@ impl Client {
             let req = self.request(hyper::Method::GET, path, Bytes::new());
             let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
             Ok::<_, String>((status, body))
         };
         match tokio::time::timeout(timeout, fut).await {
@@ -247,15 +228,9 @@ mod tests {
     #[test]
     fn parse_urls() {
         let t = Target::parse("http://127.0.0.1:8000").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.prefix.as_str()),
-            ("127.0.0.1", 8000, "")
-        );
+        assert_eq!((t.host.as_str(), t.port, t.prefix.as_str()), ("127.0.0.1", 8000, ""));
         let t = Target::parse("http://localhost:30000/v1/").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.prefix.as_str()),
-            ("localhost", 30000, "")
-        );
+        assert_eq!((t.host.as_str(), t.port, t.prefix.as_str()), ("localhost", 30000, ""));
         let t = Target::parse("http://h/proxy/x").unwrap();
         assert_eq!((t.port, t.prefix.as_str()), (80, "/proxy/x"));
         let t = Target::parse("http://[::1]:9").unwrap();

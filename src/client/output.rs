@@ -23,10 +23,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The destination of a run's records.
 pub enum Dest {
     Stdout(Option<Format>),
-    File {
-        path: PathBuf,
-        format: Option<Format>,
-    },
+    File { path: PathBuf, format: Option<Format> },
 }
 
 /// Counts by status, for the closing summary line.
@@ -112,12 +109,7 @@ fn flush(sink: &mut Sink, labels: &RunLabels, buf: &mut Vec<Record>) -> Result<(
 /// Turn a journal into the final file (atomically), adding `extra` metadata, and delete the
 /// journal. A journal cut short by a crash is read up to its last complete batch.
 /// Returns (rows written, whether the journal was truncated).
-pub fn finalize(
-    journal: &Path,
-    out: &Path,
-    format: Option<Format>,
-    extra: &Meta,
-) -> Result<(u64, bool), DataError> {
+pub fn finalize(journal: &Path, out: &Path, format: Option<Format>, extra: &Meta) -> Result<(u64, bool), DataError> {
     let input = crate::io::open(&journal.to_string_lossy())?;
     let mut meta = input.meta.clone();
     for (k, v) in &extra.0 {
@@ -128,11 +120,12 @@ pub fn finalize(
     for b in input {
         match b {
             Ok(b) => {
-                let b = arrow_array::RecordBatch::try_new(REQUESTS.schema(), b.columns().to_vec())
-                    .map_err(|e| DataError::Arrow {
+                let b = arrow_array::RecordBatch::try_new(REQUESTS.schema(), b.columns().to_vec()).map_err(|e| {
+                    DataError::Arrow {
                         path: journal.to_string_lossy().to_string(),
                         source: e,
-                    })?;
+                    }
+                })?;
                 sink.write(&b)?;
             }
             Err(_) => {

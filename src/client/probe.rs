@@ -65,12 +65,7 @@ pub async fn probe(c: &Client, timeout: Duration) -> ServerInfo {
                     si.engine = d
                         .get("owned_by")
                         .and_then(|x| x.as_str())
-                        .filter(|o| {
-                            matches!(
-                                *o,
-                                "vllm" | "sglang" | "llamacpp" | "servebench" | "tensorrt_llm"
-                            )
-                        })
+                        .filter(|o| matches!(*o, "vllm" | "sglang" | "llamacpp" | "servebench" | "tensorrt_llm"))
                         .map(str::to_string);
                 }
             }
@@ -82,10 +77,10 @@ pub async fn probe(c: &Client, timeout: Duration) -> ServerInfo {
         if v.get("model_id").is_some() {
             si.engine.get_or_insert_with(|| "tgi".into());
             si.version = si.version.or_else(|| str_of(v, "version"));
-            if si.models.is_empty() {
-                if let Some(m) = str_of(v, "model_id") {
-                    si.models.push(m);
-                }
+            if si.models.is_empty()
+                && let Some(m) = str_of(v, "model_id")
+            {
+                si.models.push(m);
             }
         }
     }

@@ -20,9 +20,7 @@ use serde_json::{Map, Value, json};
 use super::sse::{Event, Framing};
 
 /// The protocol replay speaks.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     /// OpenAI /v1/chat/completions (vLLM, SGLang, TGI, TensorRT-LLM, Friendli, llama.cpp, Ollama)
@@ -120,13 +118,7 @@ pub struct Message {
 
 /// Build the JSON body of a streamed request. `history` holds earlier turns of a session
 /// (user and assistant messages); `prompt` is this turn's user text.
-pub fn build_body(
-    api: Api,
-    o: &RequestOpts,
-    history: &[Message],
-    prompt: &str,
-    max_tokens: u32,
-) -> Vec<u8> {
+pub fn build_body(api: Api, o: &RequestOpts, history: &[Message], prompt: &str, max_tokens: u32) -> Vec<u8> {
     let model = o.model.clone().unwrap_or_default();
     let flat = || {
         if history.is_empty() {
@@ -256,10 +248,7 @@ impl StreamState {
 
     /// Tokens per content chunk, when the server counted every one.
     pub fn chunk_tokens(&self) -> Option<&[u32]> {
-        if self.counts_known
-            && !self.chunk_ms.is_empty()
-            && self.chunk_tokens.len() == self.chunk_ms.len()
-        {
+        if self.counts_known && !self.chunk_ms.is_empty() && self.chunk_tokens.len() == self.chunk_ms.len() {
             Some(&self.chunk_tokens)
         } else {
             None
@@ -352,10 +341,7 @@ impl StreamState {
         if let Some(choices) = &c.choices {
             for ch in choices {
                 if let Some(d) = &ch.delta {
-                    for t in [&d.content, &d.reasoning_content, &d.reasoning]
-                        .into_iter()
-                        .flatten()
-                    {
+                    for t in [&d.content, &d.reasoning_content, &d.reasoning].into_iter().flatten() {
                         if !t.is_empty() {
                             text_seen = true;
                             text_buf = Some(match text_buf.take() {
@@ -368,16 +354,16 @@ impl StreamState {
                         text_seen = true;
                     }
                 }
-                if let Some(t) = &ch.text {
-                    if !t.is_empty() {
-                        text_seen = true;
-                        text_buf = Some(t.clone());
-                    }
+                if let Some(t) = &ch.text
+                    && !t.is_empty()
+                {
+                    text_seen = true;
+                    text_buf = Some(t.clone());
                 }
-                if let Some(f) = &ch.finish_reason {
-                    if !f.is_empty() {
-                        finish = Some(f.clone());
-                    }
+                if let Some(f) = &ch.finish_reason
+                    && !f.is_empty()
+                {
+                    finish = Some(f.clone());
                 }
             }
         }
@@ -405,12 +391,8 @@ impl StreamState {
         }
         if let Some(f) = finish {
             match f.as_ref() {
-                "error" => {
-                    self.fail("the server ended the stream with finish_reason \"error\"".into())
-                }
-                "abort" => {
-                    self.fail("the server aborted the request (finish_reason \"abort\")".into())
-                }
+                "error" => self.fail("the server ended the stream with finish_reason \"error\"".into()),
+                "abort" => self.fail("the server aborted the request (finish_reason \"abort\")".into()),
                 _ => {}
             }
             self.finish_reason = Some(f.into_owned());
@@ -470,10 +452,7 @@ impl StreamState {
                 Some(Value::Object(f)) => {
                     let kind = f.get("type").and_then(|v| v.as_str()).unwrap_or("");
                     if kind == "abort" {
-                        let msg = f
-                            .get("message")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("aborted");
+                        let msg = f.get("message").and_then(|v| v.as_str()).unwrap_or("aborted");
                         let code = f
                             .get("status_code")
                             .map(|v| format!(" (status {v})"))
@@ -513,12 +492,11 @@ impl StreamState {
                 buf.push_str(&t);
             }
         }
-        if let Some(m) = &e.meta_info {
-            if m.finish_reason.as_ref().is_some_and(|f| !f.is_null()) {
-                if let Some(n) = m.completion_tokens {
-                    self.usage_completion = Some(n);
-                }
-            }
+        if let Some(m) = &e.meta_info
+            && m.finish_reason.as_ref().is_some_and(|f| !f.is_null())
+            && let Some(n) = m.completion_tokens
+        {
+            self.usage_completion = Some(n);
         }
         Ok(())
     }
@@ -532,8 +510,7 @@ impl StreamState {
         let text = e.content.as_deref().unwrap_or("");
         let ntok = e.tokens.as_ref().map(|t| t.len() as u32).unwrap_or(0);
         let delta = e.tokens_predicted.map(|n| self.count(n));
-        let is_content =
-            !text.is_empty() || ntok > 0 || (delta.is_some_and(|d| d > 0) && e.stop != Some(true));
+        let is_content = !text.is_empty() || ntok > 0 || (delta.is_some_and(|d| d > 0) && e.stop != Some(true));
         if is_content {
             self.content(t_ms, delta.or((ntok > 0).then_some(ntok)), Some(text));
         }
@@ -583,29 +560,22 @@ pub fn error_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Object(o) => {
-            if let Some(inner) = o.get("error") {
-                if inner.is_object() || inner.is_string() {
-                    return error_text(inner);
-                }
+            if let Some(inner) = o.get("error")
+                && (inner.is_object() || inner.is_string())
+            {
+                return error_text(inner);
             }
             let msg = o
                 .get("message")
                 .or_else(|| o.get("detail"))
-                .and_then(|m| {
-                    m.as_str()
-                        .map(str::to_string)
-                        .or_else(|| Some(m.to_string()))
-                })
+                .and_then(|m| m.as_str().map(str::to_string).or_else(|| Some(m.to_string())))
                 .unwrap_or_else(|| v.to_string());
             let code = o
                 .get("code")
                 .or_else(|| o.get("http_status_code"))
                 .or_else(|| o.get("status_code"))
                 .filter(|c| !c.is_null());
-            let ty = o
-                .get("type")
-                .or_else(|| o.get("error_type"))
-                .and_then(|t| t.as_str());
+            let ty = o.get("type").or_else(|| o.get("error_type")).and_then(|t| t.as_str());
             match (code, ty) {
                 (Some(c), Some(t)) => format!("{msg} (code {c}, {t})"),
                 (Some(c), None) => format!("{msg} (code {c})"),
@@ -623,14 +593,8 @@ pub fn http_error_text(status: u16, body: &[u8]) -> String {
     let detail = match serde_json::from_slice::<Value>(body) {
         Ok(v) => error_text(&v),
         Err(_) => {
-            let s = String::from_utf8_lossy(&body[..body.len().min(300)])
-                .trim()
-                .to_string();
-            if s.is_empty() {
-                "(empty body)".into()
-            } else {
-                s
-            }
+            let s = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string();
+            if s.is_empty() { "(empty body)".into() } else { s }
         }
     };
     format!("HTTP {status}: {detail}")
@@ -834,10 +798,7 @@ mod tests {
             error_text(&json!({"message":"m","http_status_code":422})),
             "m (code 422)"
         );
-        assert!(
-            http_error_text(503, b"{\"error\":{\"message\":\"busy\",\"code\":503}}")
-                .contains("busy")
-        );
+        assert!(http_error_text(503, b"{\"error\":{\"message\":\"busy\",\"code\":503}}").contains("busy"));
         assert_eq!(http_error_text(500, b""), "HTTP 500: (empty body)");
     }
 
@@ -847,8 +808,7 @@ mod tests {
             model: Some("m".into()),
             ..Default::default()
         };
-        o.extra_body =
-            Some(serde_json::from_str(r#"{"stream_options":{"x":1},"top_k":5}"#).unwrap());
+        o.extra_body = Some(serde_json::from_str(r#"{"stream_options":{"x":1},"top_k":5}"#).unwrap());
         let b: Value = serde_json::from_slice(&build_body(Api::Chat, &o, &[], "hi", 7)).unwrap();
         assert_eq!(b["stream_options"]["include_usage"], json!(true));
         assert_eq!(b["stream_options"]["x"], json!(1));

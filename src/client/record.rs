@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
-    UInt16Builder, UInt32Builder, UInt64Builder,
+    BooleanBuilder, Float64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 
@@ -82,11 +82,7 @@ pub struct Record {
 
 impl Record {
     /// A row for a request that was never sent.
-    pub fn not_sent(
-        row: &crate::trace::TraceRow,
-        scheduled_at_us: Option<i64>,
-        why: &str,
-    ) -> Record {
+    pub fn not_sent(row: &crate::trace::TraceRow, scheduled_at_us: Option<i64>, why: &str) -> Record {
         Record {
             request_id: row.request_id,
             scheduled_at_us,

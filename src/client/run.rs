@@ -84,11 +84,7 @@ impl Prompter for ApproxPrompter {
     }
     fn block(&self, block_id: u64, n: u32) -> String {
         let mut s = String::new();
-        synth_text(
-            &mut s,
-            block_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB10C,
-            n,
-        );
+        synth_text(&mut s, block_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB10C, n);
         s
     }
 }
@@ -110,8 +106,7 @@ pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {
             } else {
                 row.input_tokens
                     .saturating_sub(BLOCK_TOKENS * (n - 1))
-                    .max(1)
-                    .min(BLOCK_TOKENS)
+                    .clamp(1, BLOCK_TOKENS)
             };
             if !s.is_empty() {
                 s.push(' ');
@@ -130,6 +125,7 @@ pub struct Switches {
     stop_tx: Arc<watch::Sender<bool>>,
     cancel_tx: Arc<watch::Sender<bool>>,
     grace: Duration,
+    rt: Option<tokio::runtime::Handle>,
 }
 
 impl Switches {
@@ -138,6 +134,7 @@ impl Switches {
             stop_tx: Arc::new(watch::channel(false).0),
             cancel_tx: Arc::new(watch::channel(false).0),
             grace,
+            rt: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -148,10 +145,21 @@ impl Switches {
         }
         let c = self.cancel_tx.clone();
         let g = self.grace;
-        tokio::spawn(async move {
-            tokio::time::sleep(g).await;
-            c.send_replace(true);
-        });
+        // May be called from a plain thread (the trace reader), so use the runtime's handle.
+        match &self.rt {
+            Some(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(g).await;
+                    c.send_replace(true);
+                });
+            }
+            None => {
+                std::thread::spawn(move || {
+                    std::thread::sleep(g);
+                    c.send_replace(true);
+                });
+            }
+        }
     }
 
     /// Cancel in-flight requests now.
@@ -270,12 +278,10 @@ impl Ctx {
     fn note_lag(&self, ms: f64) {
         let mut cur = self.max_lag_bits.load(Ordering::Relaxed);
         while f64::from_bits(cur) < ms {
-            match self.max_lag_bits.compare_exchange_weak(
-                cur,
-                ms.to_bits(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .max_lag_bits
+                .compare_exchange_weak(cur, ms.to_bits(), Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => break,
                 Err(c) => cur = c,
             }
@@ -294,26 +300,14 @@ pub async fn run(
     let t_wall = Instant::now();
     // Warm-up first, from copies of the first rows.
     let mut first: VecDeque<Vec<TraceRow>> = VecDeque::new();
-    if let Some(w) = plan.warmup {
-        if let Some(b) = rows.recv().await {
-            let ctx = Arc::new(new_ctx(
-                plan.clone(),
-                out.clone(),
-                sw.clone(),
-                clock,
-                Instant::now(),
-            ));
-            warmup(&ctx, &b, w).await;
-            first.push_back(b);
-        }
+    if let Some(w) = plan.warmup
+        && let Some(b) = rows.recv().await
+    {
+        let ctx = Arc::new(new_ctx(plan.clone(), out.clone(), sw.clone(), clock, Instant::now()));
+        warmup(&ctx, &b, w).await;
+        first.push_back(b);
     }
-    let ctx = Arc::new(new_ctx(
-        plan.clone(),
-        out,
-        sw.clone(),
-        clock,
-        Instant::now(),
-    ));
+    let ctx = Arc::new(new_ctx(plan.clone(), out, sw.clone(), clock, Instant::now()));
     let source = Source { first, rows };
     match plan.mode {
         Mode::Open {
@@ -369,11 +363,7 @@ pub fn rusage() -> (f64, f64, f64) {
         return (0.0, 0.0, 0.0);
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (
-        tv(ru.ru_utime),
-        tv(ru.ru_stime),
-        ru.ru_maxrss as f64 / 1024.0,
-    )
+    (tv(ru.ru_utime), tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
 }
 
 struct Source {
@@ -463,11 +453,7 @@ async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Op
                 if let Some(s) = g.get_mut(&sid) {
                     if s.dead {
                         drop(g);
-                        ctx.not_sent(
-                            &row,
-                            Some(at),
-                            "an earlier turn of this session was not sent",
-                        );
+                        ctx.not_sent(&row, Some(at), "an earlier turn of this session was not sent");
                         continue;
                     }
                     if s.in_flight {
@@ -529,13 +515,7 @@ async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Op
 }
 
 /// Send a later session turn at `at` (after its think time), from outside the dispatcher.
-fn spawn_turn(
-    ctx: Arc<Ctx>,
-    row: TraceRow,
-    at: Instant,
-    history: Vec<Message>,
-    sem: Option<Arc<Semaphore>>,
-) {
+fn spawn_turn(ctx: Arc<Ctx>, row: TraceRow, at: Instant, history: Vec<Message>, sem: Option<Arc<Semaphore>>) {
     let guard = ctx.tracker.enter();
     tokio::spawn(async move {
         let _g = guard;
@@ -657,10 +637,11 @@ async fn closed_loop(ctx: Arc<Ctx>, mut src: Source, n: u32) {
                 let unit = {
                     let mut g = q.lock().await;
                     let (units, src, streaming) = &mut *g;
-                    if units.is_empty() && *streaming {
-                        if let Some(b) = src.next_batch().await {
-                            units.extend(b.into_iter().map(|r| vec![r]));
-                        }
+                    if units.is_empty()
+                        && *streaming
+                        && let Some(b) = src.next_batch().await
+                    {
+                        units.extend(b.into_iter().map(|r| vec![r]));
                     }
                     units.pop_front()
                 };
@@ -703,11 +684,7 @@ fn group_sessions(rows: Vec<TraceRow>) -> VecDeque<Vec<TraceRow>> {
         }
     }
     for u in &mut order {
-        u.sort_by(|a, b| {
-            a.turn
-                .cmp(&b.turn)
-                .then(a.arrival_s.total_cmp(&b.arrival_s))
-        });
+        u.sort_by(|a, b| a.turn.cmp(&b.turn).then(a.arrival_s.total_cmp(&b.arrival_s)));
     }
     order.into()
 }
@@ -766,13 +743,7 @@ async fn execute(
 ) -> (Record, Option<String>) {
     let plan = &ctx.plan;
     let prompt = prompt_for(plan, row, seed);
-    let body = Bytes::from(build_body(
-        plan.api,
-        &plan.opts,
-        history,
-        &prompt,
-        row.output_tokens,
-    ));
+    let body = Bytes::from(build_body(plan.api, &plan.opts, history, &prompt, row.output_tokens));
     drop(prompt);
     let mut rec = Record::not_sent(row, Some(ctx.us(scheduled)), "");
     rec.error = None;
@@ -835,9 +806,7 @@ async fn execute(
                 match f {
                     Ok(f) => {
                         if let Some(d) = f.data_ref() {
-                            body.extend_from_slice(
-                                &d[..d.len().min(65536usize.saturating_sub(body.len()))],
-                            );
+                            body.extend_from_slice(&d[..d.len().min(65536usize.saturating_sub(body.len()))]);
                             if body.len() >= 65536 {
                                 break;
                             }

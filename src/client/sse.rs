@@ -72,11 +72,7 @@ impl Framer {
     }
 
     /// Feed bytes; `on_event` is called for each event completed by them.
-    pub fn feed(
-        &mut self,
-        mut chunk: &[u8],
-        on_event: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(), FrameError> {
+    pub fn feed(&mut self, mut chunk: &[u8], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), FrameError> {
         if self.skip_lf {
             if let Some(b'\n') = chunk.first() {
                 chunk = &chunk[1..];
@@ -143,10 +139,7 @@ impl Framer {
             Framing::JsonLines => {
                 let t = trim(line);
                 if !t.is_empty() {
-                    on_event(Event {
-                        name: None,
-                        data: t,
-                    });
+                    on_event(Event { name: None, data: t });
                 }
                 Ok(())
             }
@@ -182,9 +175,7 @@ impl Framer {
                         self.data.extend_from_slice(value);
                         self.has_data = true;
                     }
-                    b"event" => {
-                        self.event = Some(String::from_utf8_lossy(trim(value)).into_owned())
-                    }
+                    b"event" => self.event = Some(String::from_utf8_lossy(trim(value)).into_owned()),
                     _ => {} // id, retry, unknown fields: ignored as the spec says
                 }
                 Ok(())
@@ -204,10 +195,7 @@ impl Framer {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let s = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let e = b
         .iter()
         .rposition(|c| !c.is_ascii_whitespace())
@@ -254,11 +242,7 @@ mod tests {
         let whole = b"data: one\r\n\r\nevent: e\ndata: two\ndata: three\n\n";
         for cut in 0..whole.len() {
             let v = events(Framing::Sse, &[&whole[..cut], &whole[cut..]]);
-            assert_eq!(
-                v,
-                vec![d("one"), (Some("e".into()), "two\nthree".into())],
-                "cut {cut}"
-            );
+            assert_eq!(v, vec![d("one"), (Some("e".into()), "two\nthree".into())], "cut {cut}");
         }
         // byte by byte
         let parts: Vec<&[u8]> = whole.chunks(1).collect();
@@ -267,10 +251,7 @@ mod tests {
 
     #[test]
     fn json_lines() {
-        let v = events(
-            Framing::JsonLines,
-            &[b"{\"a\":1}\n{\"b\"", b":2}\r\n\n{\"c\":3}"],
-        );
+        let v = events(Framing::JsonLines, &[b"{\"a\":1}\n{\"b\"", b":2}\r\n\n{\"c\":3}"]);
         assert_eq!(v, vec![d("{\"a\":1}"), d("{\"b\":2}"), d("{\"c\":3}")]);
     }
 
@@ -280,10 +261,7 @@ mod tests {
         let big = vec![b'x'; 300];
         let mut cb = |_: Event<'_>| {};
         assert!(f.feed(b"data: ", &mut cb).is_ok());
-        assert!(matches!(
-            f.feed(&big, &mut cb),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(f.feed(&big, &mut cb), Err(FrameError::TooLarge { .. })));
         assert!(f.buffered() <= 100);
     }
 }

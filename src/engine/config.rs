@@ -17,10 +17,7 @@ pub const BUILTIN: &str = include_str!("../../configs/engines.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: {msg}")]
     Parse { path: String, msg: String },
     #[error("unknown engine {name:?}; configured engines: {known}")]
@@ -189,16 +186,11 @@ impl EnginesFile {
                     msg: format!("engine {name}: stop_signal must be SIGTERM, SIGINT or SIGQUIT"),
                 });
             }
-            if !(e.grace_s.is_finite()
-                && e.grace_s >= 0.0
-                && e.ready_timeout_s.is_finite()
-                && e.ready_timeout_s > 0.0)
+            if !(e.grace_s.is_finite() && e.grace_s >= 0.0 && e.ready_timeout_s.is_finite() && e.ready_timeout_s > 0.0)
             {
                 return Err(ConfigError::Parse {
                     path: path.into(),
-                    msg: format!(
-                        "engine {name}: grace_s and ready_timeout_s must be positive numbers"
-                    ),
+                    msg: format!("engine {name}: grace_s and ready_timeout_s must be positive numbers"),
                 });
             }
         }
@@ -221,12 +213,10 @@ impl EnginesFile {
     }
 
     pub fn get(&self, name: &str) -> Result<&EngineConfig, ConfigError> {
-        self.engines
-            .get(name)
-            .ok_or_else(|| ConfigError::UnknownEngine {
-                name: name.into(),
-                known: self.engines.keys().cloned().collect::<Vec<_>>().join(", "),
-            })
+        self.engines.get(name).ok_or_else(|| ConfigError::UnknownEngine {
+            name: name.into(),
+            known: self.engines.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
     }
 }
 
@@ -264,22 +254,16 @@ impl EngineConfig {
         let model_key = r.model.unwrap_or(&self.default_model).to_string();
         // A model not listed is used as a literal id with no extra arguments.
         let mv = self.models.get(&model_key).cloned().unwrap_or_default();
-        let quant_key = r
-            .quant
-            .map(str::to_string)
-            .or_else(|| self.default_quant.clone());
-        let qv =
-            match &quant_key {
-                Some(q) => Some(self.quants.get(q).cloned().ok_or_else(|| {
-                    ConfigError::UnknownVariant {
-                        engine: name.into(),
-                        what: "quant",
-                        name: q.clone(),
-                        known: self.quants.keys().cloned().collect::<Vec<_>>().join(", "),
-                    }
-                })?),
-                None => None,
-            };
+        let quant_key = r.quant.map(str::to_string).or_else(|| self.default_quant.clone());
+        let qv = match &quant_key {
+            Some(q) => Some(self.quants.get(q).cloned().ok_or_else(|| ConfigError::UnknownVariant {
+                engine: name.into(),
+                what: "quant",
+                name: q.clone(),
+                known: self.quants.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?),
+            None => None,
+        };
         let model = qv
             .as_ref()
             .and_then(|q| q.model.clone())
@@ -440,10 +424,7 @@ mod tests {
         assert_eq!(expand("{e}", &v).unwrap(), None);
         assert_eq!(expand("{{lit}}", &v).unwrap(), Some("{lit}".into()));
         assert_eq!(expand("{nope}", &v).unwrap_err(), "nope");
-        assert_eq!(
-            expand("$(rm -rf /); {a}", &v).unwrap(),
-            Some("$(rm -rf /); x y".into())
-        );
+        assert_eq!(expand("$(rm -rf /); {a}", &v).unwrap(), Some("$(rm -rf /); x y".into()));
     }
 
     #[test]

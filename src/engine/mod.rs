@@ -24,25 +24,16 @@ pub enum EngineError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     State(#[from] state::StateError),
-    #[error(
-        "engine {name} is already running (pid {pid}, {url}); stop it with `engine-down {name}` first"
-    )]
+    #[error("engine {name} is already running (pid {pid}, {url}); stop it with `engine-down {name}` first")]
     Running { name: String, pid: i32, url: String },
     #[error(
         "refusing to bind {name} to {host}: servebench starts engines on loopback only; pass --allow-remote to expose it on the network"
     )]
     NotLoopback { name: String, host: String },
-    #[error(
-        "port {port} on {host} is already in use; pick another with --port (or --port 0 for a free one)"
-    )]
+    #[error("port {port} on {host} is already in use; pick another with --port (or --port 0 for a free one)")]
     PortInUse { host: String, port: u16 },
-    #[error(
-        "cannot start {program}: {source}; install the engine or fix `command` in engines.toml"
-    )]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    #[error("cannot start {program}: {source}; install the engine or fix `command` in engines.toml")]
+    Spawn { program: String, source: std::io::Error },
     #[error("{name} exited with {status} before it was ready; last log lines ({log}):\n{tail}")]
     Died {
         name: String,
@@ -61,10 +52,7 @@ pub enum EngineError {
     #[error("{name}: processes survived SIGKILL: {who}")]
     Survivors { name: String, who: String },
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 /// Is this host a loopback address (or localhost)?
@@ -91,10 +79,7 @@ pub fn tail(path: &Path, n: usize) -> String {
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let lines: Vec<String> = std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .collect();
+    let lines: Vec<String> = std::io::BufReader::new(f).lines().map_while(Result::ok).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..]
         .iter()
@@ -153,12 +138,7 @@ pub fn members(pgid: i32, sid: i32) -> Vec<Member> {
     out
 }
 
-fn http_ready(
-    client: &Client,
-    path: &str,
-    status: u16,
-    contains: Option<&str>,
-) -> Result<(), String> {
+fn http_ready(client: &Client, path: &str, status: u16, contains: Option<&str>) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,28 +173,25 @@ pub fn describe(cfg: &EngineConfig, url: &str) -> (Option<String>, Option<String
         return (None, None);
     };
     let client = Client::new(target, Vec::new(), false);
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return (None, None);
     };
     rt.block_on(async {
         let mut version = None;
-        if let Some(v) = &cfg.version {
-            if let Ok((200, body)) = client.get(&v.path, Duration::from_secs(5)).await {
-                if let Ok(j) = serde_json::from_slice::<serde_json::Value>(&body) {
-                    version = json_field(&j, &v.field);
-                } else if !body.is_empty() && body.len() < 200 {
-                    version = Some(String::from_utf8_lossy(&body).trim().to_string());
-                }
+        if let Some(v) = &cfg.version
+            && let Ok((200, body)) = client.get(&v.path, Duration::from_secs(5)).await
+        {
+            if let Ok(j) = serde_json::from_slice::<serde_json::Value>(&body) {
+                version = json_field(&j, &v.field);
+            } else if !body.is_empty() && body.len() < 200 {
+                version = Some(String::from_utf8_lossy(&body).trim().to_string());
             }
         }
         let mut served = None;
-        if let Ok((200, body)) = client.get("/v1/models", Duration::from_secs(5)).await {
-            if let Ok(j) = serde_json::from_slice::<serde_json::Value>(&body) {
-                served = j["data"][0]["id"].as_str().map(str::to_string);
-            }
+        if let Ok((200, body)) = client.get("/v1/models", Duration::from_secs(5)).await
+            && let Ok(j) = serde_json::from_slice::<serde_json::Value>(&body)
+        {
+            served = j["data"][0]["id"].as_str().map(str::to_string);
         }
         (version, served)
     })
@@ -287,14 +264,8 @@ pub fn up(cfg: &EngineConfig, launch: &Launch, o: &UpOptions) -> Result<EngineSt
         },
         launch.port
     );
-    let client = Client::new(
-        Target::parse(&url).expect("url we built parses"),
-        Vec::new(),
-        false,
-    );
-    let timeout = o
-        .ready_timeout
-        .unwrap_or(Duration::from_secs_f64(cfg.ready_timeout_s));
+    let client = Client::new(Target::parse(&url).expect("url we built parses"), Vec::new(), false);
+    let timeout = o.ready_timeout.unwrap_or(Duration::from_secs_f64(cfg.ready_timeout_s));
     let mut last: String;
     let mut announced = Instant::now();
     loop {
@@ -412,18 +383,16 @@ pub fn down(st: &EngineState, grace: Option<Duration>) -> Result<Down, EngineErr
     let t0 = Instant::now();
     if let Some(c) = &st.container {
         let secs = grace.as_secs().max(1).to_string();
-        let out = Command::new("docker")
-            .args(["stop", "-t", &secs, c])
-            .output();
-        if let Ok(o) = &out {
-            if !o.status.success() {
-                let err = String::from_utf8_lossy(&o.stderr);
-                if !err.contains("No such container") {
-                    return Err(EngineError::Io {
-                        what: format!("docker stop {c}"),
-                        source: std::io::Error::other(err.trim().to_string()),
-                    });
-                }
+        let out = Command::new("docker").args(["stop", "-t", &secs, c]).output();
+        if let Ok(o) = &out
+            && !o.status.success()
+        {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if !err.contains("No such container") {
+                return Err(EngineError::Io {
+                    what: format!("docker stop {c}"),
+                    source: std::io::Error::other(err.trim().to_string()),
+                });
             }
         }
     }

@@ -7,17 +7,12 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error(
-        "engine {name} is not running here (no state file {path}); start it with `engine-up {name}` or pass --url"
-    )]
+    #[error("engine {name} is not running here (no state file {path}); start it with `engine-up {name}` or pass --url")]
     Missing { name: String, path: String },
     #[error("{path}: cannot read engine state: {msg}")]
     Bad { path: String, msg: String },
     #[error("{path}: cannot write engine state: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
 }
 
 /// What is known about a running engine.

@@ -111,9 +111,7 @@ impl Fmt {
                         1000 + (i % 7000)
                     );
                     if i + 1 == self.max_tokens {
-                        let all: String = (0..self.max_tokens)
-                            .map(|j| format!(" {}", self.word(j)))
-                            .collect();
+                        let all: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
                         let _ = write!(
                             out,
                             "\"generated_text\":\"{all}\",\"details\":{{\"finish_reason\":\"length\",\"generated_tokens\":{},\"seed\":null,\"input_length\":{p}}}}}\n\n",
@@ -162,16 +160,16 @@ impl Fmt {
             }
             Proto::Ollama => {
                 for i in start..self.sent {
-                    let _ = write!(
+                    let _ = writeln!(
                         out,
-                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\" {}\",\"done\":false}}\n",
+                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\" {}\",\"done\":false}}",
                         self.word(i)
                     );
                 }
                 if last {
-                    let _ = write!(
+                    let _ = writeln!(
                         out,
-                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":{p},\"eval_count\":{k}}}\n"
+                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":{p},\"eval_count\":{k}}}"
                     );
                 }
             }
@@ -206,12 +204,9 @@ impl Fmt {
 
     /// The whole (non-streamed) response body.
     pub fn whole(&mut self) -> Vec<u8> {
-        let text: String = (0..self.max_tokens)
-            .map(|j| format!(" {}", self.word(j)))
-            .collect();
+        let text: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
         let (p, k) = (self.prompt_tokens, self.max_tokens);
-        let usage =
-            serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
+        let usage = serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
         let v = match self.proto {
             Proto::Chat => {
                 serde_json::json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -288,11 +283,7 @@ mod tests {
             assert_eq!(st.output_tokens(), (5, "usage"), "{proto:?}");
             assert!(st.done, "{proto:?}");
             let text = st.text.clone().unwrap();
-            assert_eq!(
-                crate::trace::tokens::approx_tokens(&text),
-                5,
-                "{proto:?} {text:?}"
-            );
+            assert_eq!(crate::trace::tokens::approx_tokens(&text), 5, "{proto:?} {text:?}");
             assert_eq!(st.finish_reason.as_deref(), Some("length"), "{proto:?}");
         }
     }

@@ -88,18 +88,14 @@ struct Shared {
 type Resp = Response<MockBody>;
 
 /// Bind and serve until the process ends. Returns after binding: the address and the task.
-pub async fn serve(
-    cfg: Config,
-    addr: SocketAddr,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
     if metrics.kv_total.load(Ordering::Relaxed) == 0 {
-        metrics.kv_total.store(
-            cfg.sim.map(|s| s.kv_tokens).unwrap_or(262_144),
-            Ordering::Relaxed,
-        );
+        metrics
+            .kv_total
+            .store(cfg.sim.map(|s| s.kv_tokens).unwrap_or(262_144), Ordering::Relaxed);
     }
     let sim = cfg.sim.map(|p| sim::start(p, metrics.clone()));
     let shared = Arc::new(Shared {
@@ -169,15 +165,8 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
             &serde_json::json!({"object": "list", "data": [{"id": sh.cfg.model, "object": "model",
                 "created": 0, "owned_by": sh.cfg.owned_by, "max_model_len": 131072}]}),
         ),
-        ("GET", "/version") => json_resp(
-            StatusCode::OK,
-            &serde_json::json!({"version": sh.cfg.version}),
-        ),
-        ("GET", "/metrics") => text_resp(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            metrics_text(&sh),
-        ),
+        ("GET", "/version") => json_resp(StatusCode::OK, &serde_json::json!({"version": sh.cfg.version})),
+        ("GET", "/metrics") => text_resp(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(&sh)),
         ("POST", p) => {
             let proto = match p {
                 "/v1/chat/completions" => Proto::Chat,
@@ -187,11 +176,7 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
                 "/completion" | "/completions" => Proto::Llamacpp,
                 "/api/generate" => Proto::Ollama,
                 _ => {
-                    return error(
-                        StatusCode::NOT_FOUND,
-                        &format!("no route {p}"),
-                        "NotFoundError",
-                    );
+                    return error(StatusCode::NOT_FOUND, &format!("no route {p}"), "NotFoundError");
                 }
             };
             let arrived = Instant::now();
@@ -309,12 +294,7 @@ fn prompt_tokens(proto: Proto, v: &Value) -> u32 {
                     .map(|m| match m.get("content") {
                         Some(Value::Array(parts)) => parts
                             .iter()
-                            .map(|p| {
-                                p.get("text")
-                                    .and_then(|t| t.as_str())
-                                    .map(approx_tokens)
-                                    .unwrap_or(0)
-                            })
+                            .map(|p| p.get("text").and_then(|t| t.as_str()).map(approx_tokens).unwrap_or(0))
                             .sum(),
                         Some(c) => text_tokens(c),
                         None => 0,
@@ -322,9 +302,7 @@ fn prompt_tokens(proto: Proto, v: &Value) -> u32 {
                     .sum()
             })
             .unwrap_or(0),
-        Proto::Completions | Proto::Llamacpp | Proto::Ollama => {
-            v.get("prompt").map(text_tokens).unwrap_or(0)
-        }
+        Proto::Completions | Proto::Llamacpp | Proto::Ollama => v.get("prompt").map(text_tokens).unwrap_or(0),
         Proto::Tgi => v.get("inputs").map(text_tokens).unwrap_or(0),
         Proto::Sglang => v
             .get("text")
@@ -336,16 +314,16 @@ fn prompt_tokens(proto: Proto, v: &Value) -> u32 {
 
 fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp {
     // vLLM answers an unknown model with 404 before streaming.
-    if matches!(proto, Proto::Chat | Proto::Completions) {
-        if let Some(m) = v.get("model").and_then(|m| m.as_str()) {
-            if !m.is_empty() && m != sh.cfg.model {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    &format!("The model `{m}` does not exist."),
-                    "NotFoundError",
-                );
-            }
-        }
+    if matches!(proto, Proto::Chat | Proto::Completions)
+        && let Some(m) = v.get("model").and_then(|m| m.as_str())
+        && !m.is_empty()
+        && m != sh.cfg.model
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("The model `{m}` does not exist."),
+            "NotFoundError",
+        );
     }
     let max_tokens = match proto {
         Proto::Chat | Proto::Completions => u32_at(v, &["max_tokens"])
@@ -409,9 +387,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp
         }
         None => {
             if sh.cfg.sim.is_none() {
-                sh.metrics
-                    .prompt_tokens
-                    .fetch_add(pt as u64, Ordering::Relaxed);
+                sh.metrics.prompt_tokens.fetch_add(pt as u64, Ordering::Relaxed);
             }
             Source::Exact {
                 first: arrived + Duration::from_secs_f64(sh.cfg.ttft_ms / 1e3),
@@ -426,11 +402,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp
             fmt,
             source,
             chunk: 0,
-            per_chunk: if exact {
-                sh.cfg.tokens_per_chunk.max(1)
-            } else {
-                1
-            },
+            per_chunk: if exact { sh.cfg.tokens_per_chunk.max(1) } else { 1 },
             stream,
             metrics: sh.metrics.clone(),
             exact,
@@ -505,10 +477,7 @@ impl Body for MockBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
@@ -518,10 +487,7 @@ impl Body for MockBody {
 }
 
 impl StreamBody {
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.done {
             return Poll::Ready(None);
         }
@@ -530,10 +496,7 @@ impl StreamBody {
         let n = match &mut self.source {
             Source::Exact { first, itl, sleep } => {
                 let (at, n) = if self.stream {
-                    (
-                        *first + *itl * self.chunk,
-                        self.per_chunk.min(total - self.fmt.sent),
-                    )
+                    (*first + *itl * self.chunk, self.per_chunk.min(total - self.fmt.sent))
                 } else {
                     let chunks = total.div_ceil(self.per_chunk);
                     (*first + *itl * (chunks - 1), total)
@@ -568,9 +531,7 @@ impl StreamBody {
         };
         self.chunk += 1;
         if self.exact {
-            self.metrics
-                .generation_tokens
-                .fetch_add(n as u64, Ordering::Relaxed);
+            self.metrics.generation_tokens.fetch_add(n as u64, Ordering::Relaxed);
         }
         let bytes = if self.stream {
             let mut out = Vec::with_capacity(512);

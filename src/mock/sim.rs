@@ -124,20 +124,12 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimRe
             let step_ms = if emits.is_empty() && prefilled == 0 {
                 p.decode_base_ms
             } else {
-                p.decode_base_ms
-                    + p.decode_per_seq_ms * decoding as f64
-                    + p.prefill_per_token_ms * prefilled as f64
+                p.decode_base_ms + p.decode_per_seq_ms * decoding as f64 + p.prefill_per_token_ms * prefilled as f64
             };
-            metrics
-                .running
-                .store(running.len() as u64, Ordering::Relaxed);
-            metrics
-                .waiting
-                .store(waiting.len() as u64, Ordering::Relaxed);
+            metrics.running.store(running.len() as u64, Ordering::Relaxed);
+            metrics.waiting.store(waiting.len() as u64, Ordering::Relaxed);
             metrics.kv_used.store(kv_used, Ordering::Relaxed);
-            metrics
-                .prompt_tokens
-                .fetch_add(prefilled as u64, Ordering::Relaxed);
+            metrics.prompt_tokens.fetch_add(prefilled as u64, Ordering::Relaxed);
             timer::sleep_until(step_start + Duration::from_secs_f64(step_ms / 1e3)).await;
             // Emit.
             let mut generated_now = 0u64;
@@ -147,9 +139,7 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimRe
                 generated_now += 1;
                 let _ = s.req.tx.send(1);
             }
-            metrics
-                .generation_tokens
-                .fetch_add(generated_now, Ordering::Relaxed);
+            metrics.generation_tokens.fetch_add(generated_now, Ordering::Relaxed);
             let before = running.len();
             running.retain(|s| s.generated < s.req.max_tokens && !s.req.tx.is_closed());
             metrics

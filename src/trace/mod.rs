@@ -103,20 +103,12 @@ pub fn to_batch(rows: &[TraceRow]) -> RecordBatch {
         turn.append_option(r.turn);
     }
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.request_id),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.arrival_s),
-        )),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.request_id))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.arrival_s))),
         Arc::new(sess.finish()),
         Arc::new(turn.finish()),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.input_tokens),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.output_tokens),
-        )),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.input_tokens))),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.output_tokens))),
         Arc::new(prompt.finish()),
         Arc::new(blocks.finish()),
         Arc::new(cat.finish()),
@@ -202,11 +194,7 @@ fn batch_rows(ctx: &RowCtx<'_>, b: &RecordBatch) -> Result<Vec<TraceRow>, DataEr
                 Some(v) => {
                     let mut ids = Vec::with_capacity(v.len());
                     for j in 0..v.len() {
-                        ids.push(ctx.req(
-                            ctx.u64(v.as_ref(), j, "prefix_blocks")?,
-                            i,
-                            "prefix_blocks",
-                        )?);
+                        ids.push(ctx.req(ctx.u64(v.as_ref(), j, "prefix_blocks")?, i, "prefix_blocks")?);
                     }
                     Some(ids)
                 }
@@ -226,11 +214,7 @@ fn batch_rows(ctx: &RowCtx<'_>, b: &RecordBatch) -> Result<Vec<TraceRow>, DataEr
                 None => None,
             },
             input_tokens: ctx.req(ctx.u32(inp.as_ref(), i, "input_tokens")?, i, "input_tokens")?,
-            output_tokens: ctx.req(
-                ctx.u32(out.as_ref(), i, "output_tokens")?,
-                i,
-                "output_tokens",
-            )?,
+            output_tokens: ctx.req(ctx.u32(out.as_ref(), i, "output_tokens")?, i, "output_tokens")?,
             prompt: prompt
                 .as_ref()
                 .and_then(|a| cols::str_at(a.as_ref(), i))

@@ -24,22 +24,11 @@ pub struct PromptSet {
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: line {line}: {msg}")]
-    Line {
-        path: String,
-        line: usize,
-        msg: String,
-    },
+    Line { path: String, line: usize, msg: String },
     #[error("{path}: no prompts in categories {cats}; the file has {have}")]
-    Empty {
-        path: String,
-        cats: String,
-        have: String,
-    },
+    Empty { path: String, cats: String, have: String },
 }
 
 #[derive(serde::Deserialize)]
@@ -153,11 +142,6 @@ mod tests {
         let e = PromptSet::parse("x.jsonl", "{\"prompt\": \"a\"}\nnot json\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
         let s = PromptSet::parse("x", "{\"category\":\"a\",\"prompt\":\"hi\"}").unwrap();
-        assert!(
-            s.filter("x", &["b".into()])
-                .unwrap_err()
-                .to_string()
-                .contains("has a")
-        );
+        assert!(s.filter("x", &["b".into()]).unwrap_err().to_string().contains("has a"));
     }
 }

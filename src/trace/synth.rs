@@ -39,27 +39,23 @@ impl Arrival {
 
     pub fn rate(&self) -> Option<f64> {
         match *self {
-            Arrival::Poisson { rate }
-            | Arrival::Gamma { rate, .. }
-            | Arrival::Constant { rate } => Some(rate),
+            Arrival::Poisson { rate } | Arrival::Gamma { rate, .. } | Arrival::Constant { rate } => Some(rate),
             Arrival::Batch => None,
         }
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(r) = self.rate() {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(format!(
-                    "--rate must be a positive number of requests per second, got {r}"
-                ));
-            }
+        if let Some(r) = self.rate()
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(format!(
+                "--rate must be a positive number of requests per second, got {r}"
+            ));
         }
-        if let Arrival::Gamma { burstiness, .. } = self {
-            if !(burstiness.is_finite() && *burstiness > 0.0) {
-                return Err(format!(
-                    "--burstiness must be positive (1 = Poisson), got {burstiness}"
-                ));
-            }
+        if let Arrival::Gamma { burstiness, .. } = self
+            && !(burstiness.is_finite() && *burstiness > 0.0)
+        {
+            return Err(format!("--burstiness must be positive (1 = Poisson), got {burstiness}"));
         }
         Ok(())
     }
@@ -92,14 +88,10 @@ impl Arrivals {
             return 0.0;
         }
         let gap = match self.kind {
-            Arrival::Poisson { rate } => Exp::new(rate)
-                .expect("validated rate")
+            Arrival::Poisson { rate } => Exp::new(rate).expect("validated rate").sample(&mut self.rng),
+            Arrival::Gamma { rate, burstiness } => Gamma::new(burstiness, 1.0 / (rate * burstiness))
+                .expect("validated gamma")
                 .sample(&mut self.rng),
-            Arrival::Gamma { rate, burstiness } => {
-                Gamma::new(burstiness, 1.0 / (rate * burstiness))
-                    .expect("validated gamma")
-                    .sample(&mut self.rng)
-            }
             Arrival::Constant { rate } => {
                 // multiply instead of accumulating, so 10^6 arrivals do not drift
                 self.n += 1;
@@ -127,18 +119,9 @@ impl FromStr for LenDist {
     type Err = String;
     /// `512`, `fixed:512`, `uniform:512:0.25`, `normal:512:64`
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid length {s:?}: use N, fixed:N, uniform:N:RATIO (0<=RATIO<1) or normal:MEAN:STD"
-            )
-        };
+        let bad = || format!("invalid length {s:?}: use N, fixed:N, uniform:N:RATIO (0<=RATIO<1) or normal:MEAN:STD");
         let parts: Vec<&str> = s.split(':').collect();
-        let num = |x: &str| {
-            x.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-        };
+        let num = |x: &str| x.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
         match parts.as_slice() {
             [n] | ["fixed", n] => {
                 let v = num(n).ok_or_else(bad)?;
@@ -260,16 +243,16 @@ impl SynthSpec {
 impl Iterator for SynthIter {
     type Item = TraceRow;
     fn next(&mut self) -> Option<TraceRow> {
-        if let Some(c) = self.spec.count {
-            if self.i >= c {
-                return None;
-            }
+        if let Some(c) = self.spec.count
+            && self.i >= c
+        {
+            return None;
         }
         let t = self.arrivals.next_arrival();
-        if let Some(d) = self.spec.duration_s {
-            if t >= d {
-                return None;
-            }
+        if let Some(d) = self.spec.duration_s
+            && t >= d
+        {
+            return None;
         }
         let id = self.spec.first_id + self.i;
         self.i += 1;

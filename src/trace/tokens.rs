@@ -34,21 +34,18 @@ pub fn approx_tokens(text: &str) -> u32 {
 /// Common English words that are one token in mainstream BPE vocabularies (and one token
 /// under the approximation). Synthesised prompts are made of these.
 pub const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
-    "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an",
-    "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there",
-    "been", "if", "more", "when", "will", "would", "who", "so", "no", "she", "other", "its", "may",
-    "these", "about", "than", "into", "them", "some", "could", "time", "only", "new", "two", "any",
-    "like", "then", "our", "first", "what", "also", "over", "such", "made", "after", "most",
-    "many", "well", "where", "people", "through", "should", "very", "each", "water", "work",
-    "world", "state", "year", "still", "between", "city", "back", "under", "long", "good", "great",
-    "house", "light", "school", "small", "large", "number", "part", "place", "case", "point",
-    "group", "problem", "fact", "hand", "line", "name", "word", "system", "order", "power",
-    "change", "music", "river", "table", "market", "story", "money", "family", "night", "road",
-    "paper", "field", "plan", "model", "game", "level", "table", "garden", "window", "morning",
-    "summer", "winter", "color", "green", "blue", "red", "black", "white", "little", "open",
-    "close", "early", "late", "short", "high", "low", "free", "clear", "simple", "real", "best",
-    "better", "human", "local", "public",
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he",
+    "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they", "you", "were", "their",
+    "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when", "will", "would", "who", "so", "no",
+    "she", "other", "its", "may", "these", "about", "than", "into", "them", "some", "could", "time", "only", "new",
+    "two", "any", "like", "then", "our", "first", "what", "also", "over", "such", "made", "after", "most", "many",
+    "well", "where", "people", "through", "should", "very", "each", "water", "work", "world", "state", "year", "still",
+    "between", "city", "back", "under", "long", "good", "great", "house", "light", "school", "small", "large",
+    "number", "part", "place", "case", "point", "group", "problem", "fact", "hand", "line", "name", "word", "system",
+    "order", "power", "change", "music", "river", "table", "market", "story", "money", "family", "night", "road",
+    "paper", "field", "plan", "model", "game", "level", "table", "garden", "window", "morning", "summer", "winter",
+    "color", "green", "blue", "red", "black", "white", "little", "open", "close", "early", "late", "short", "high",
+    "low", "free", "clear", "simple", "real", "best", "better", "human", "local", "public",
 ];
 
 /// Deterministic pseudo-random stream (SplitMix64) for synthesised text: the same seed always

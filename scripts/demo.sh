@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole pipeline on the built-in mock engine: two simulated engines, two quantizations
+# each, a concurrency sweep (1, 10, 50, 100 users) and a Poisson run per setting; then agg,
+# chart and the summary table. Output under runs/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/debug}
+OUT=${OUT:-runs/demo}
+export SERVEBENCH_STATE_DIR=${SERVEBENCH_STATE_DIR:-$OUT/.engines}
+rm -rf "$OUT"
+mkdir -p "$OUT/requests"
+trap '$BIN/engine-down --all >/dev/null 2>&1 || true' EXIT
+
+OUT_LEN=128
+for setting in "mock fp16" "mock fp8" "mock-b fp16" "mock-b fp8"; do
+  set -- $setting; engine=$1; quant=$2
+  label="$engine-$quant"
+  URL=$($BIN/engine-up "$engine" --quant "$quant" --port 0)
+  echo "demo: $label at $URL" >&2
+  for c in 1 10 50 100; do
+    n=$(( c == 1 ? 8 : 3 * c ))
+    $BIN/tracegen batch --count $n --input-len uniform:512:0.25 --output-len $OUT_LEN --seed $c \
+      | $BIN/replay --engine "$engine" --concurrency $c --label "$label" --warmup 2 --quiet \
+          -o "$OUT/requests/$label-c$c.parquet"
+  done
+  $BIN/tracegen poisson --rate 25 --duration 10s --input-len uniform:512:0.25 --output-len $OUT_LEN --seed 7 \
+    | $BIN/replay --engine "$engine" --label "$label" --quiet -o "$OUT/requests/$label-poisson.parquet"
+  $BIN/engine-down "$engine" >&2
+done
+
+$BIN/agg "$OUT/requests" --slo ttft=500ms,tpot=50ms -o "$OUT/summary.parquet"
+$BIN/chart "$OUT/summary.parquet" -o "$OUT/charts" --title "mock-engine (simulated), input ~512 tokens, output $OUT_LEN tokens" 2>/dev/null
+$BIN/agg "$OUT/requests" --slo ttft=500ms,tpot=50ms --format md
+echo "demo: requests in $OUT/requests, summary in $OUT/summary.parquet, charts in $OUT/charts" >&2

@@ -1,0 +1,14 @@
+//! The one integration test binary: one module per tool, talking to real processes on
+//! 127.0.0.1 (mock-engine, scripted servers replaying engines' exact bytes).
+
+mod common;
+
+mod agg;
+mod chart;
+mod duckdb;
+mod engine;
+mod fixtures;
+mod gpumon;
+mod readme;
+mod replay;
+mod tracegen;

@@ -1,0 +1,36 @@
+use crate::common::*;
+
+const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+
+/// README documents every contract's columns exactly as the schema module defines them.
+/// `SERVEBENCH_WRITE_README=1 cargo test readme` rewrites the tables between the
+/// `<!-- schema:NAME -->` and `<!-- /schema -->` markers.
+#[test]
+fn readme_column_tables_match_the_schema() {
+    let mut readme = std::fs::read_to_string(README).unwrap();
+    let write = std::env::var("SERVEBENCH_WRITE_README").is_ok();
+    for c in servebench::schema::all() {
+        let open = format!("<!-- schema:{} -->\n", c.name);
+        let close = "<!-- /schema -->";
+        let start = readme
+            .find(&open)
+            .unwrap_or_else(|| panic!("README.md has no {open:?} marker"))
+            + open.len();
+        let end = start + readme[start..].find(close).expect("closing marker");
+        let table = c.markdown();
+        if write {
+            readme.replace_range(start..end, &table);
+        } else {
+            assert_eq!(
+                &readme[start..end],
+                table,
+                "README table for {} is stale: run SERVEBENCH_WRITE_README=1 cargo test readme",
+                c.name
+            );
+        }
+    }
+    if write {
+        std::fs::write(README, readme).unwrap();
+    }
+    let _ = tmp();
+}
