@@ -309,6 +309,12 @@ async fn async_main(
         .clone()
         .or_else(|| state.as_ref().and_then(|s| s.quant.clone()));
     let trace_meta = reader.meta().clone();
+    let total_rows = reader
+        .num_rows()
+        .map(|n| match cli.warmup.as_deref().and_then(|w| w.parse::<u64>().ok()) {
+            Some(w) => n + w,
+            None => n,
+        });
     let rate_rps = match cli.concurrency {
         Some(_) => None,
         None => trace_meta
@@ -392,8 +398,10 @@ async fn async_main(
 
     let sw = Switches::new(cli.grace);
     // Signals: the first stops scheduling (grace for in-flight), the second cancels now.
+    let signalled = Arc::new(std::sync::atomic::AtomicI32::new(0));
     {
         let sw = sw.clone();
+        let signalled = signalled.clone();
         let grace = cli.grace;
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
@@ -402,10 +410,11 @@ async fn async_main(
             };
             let mut n = 0;
             loop {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
+                let code = tokio::select! {
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
+                };
+                signalled.store(code, std::sync::atomic::Ordering::SeqCst);
                 n += 1;
                 if n == 1 {
                     eprintln!("replay: stopping: no new requests; in-flight ones get {grace:?} (again to cancel now)");
@@ -468,7 +477,7 @@ async fn async_main(
     let progress = if cli.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        let pb = match plan_total(&cli) {
+        let pb = match total_rows {
             Some(n) => indicatif::ProgressBar::new(n),
             None => indicatif::ProgressBar::no_length(),
         };
@@ -519,9 +528,10 @@ async fn async_main(
     if let Err(e) = feed {
         return Err(anyhow::Error::new(e).context("the trace has a bad row; rows before it were replayed and written"));
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn plan_total(_cli: &Cli) -> Option<u64> {
-    None
+    // Interrupted runs wrote a valid file; the exit status says they were interrupted
+    // (130 for SIGINT, 143 for SIGTERM, as shells report them).
+    match signalled.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => Ok(ExitCode::SUCCESS),
+        c => Ok(ExitCode::from(c as u8)),
+    }
 }

@@ -179,3 +179,359 @@ fn bad_inputs_exit_2_with_one_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("https"), "{}", stderr(&o));
 }
+
+#[test]
+fn every_protocol_against_the_mock() {
+    let m = Mock::start(&["--ttft-ms", "3", "--itl-ms", "1", "--tokens-per-chunk", "3"]);
+    let d = tmp();
+    let t = trace(d.path(), "t.parquet", &["batch", "--count", "6", "--output-len", "12"]);
+    for api in ["chat", "completions", "tgi", "sglang", "llamacpp", "ollama", "auto"] {
+        let out = d.path().join(format!("{api}.parquet"));
+        ok(cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--api", api, "--concurrency", "3", "--quiet", "-o"])
+            .arg(&out));
+        assert_eq!(rows(&out), 6, "{api}");
+        for (s, e) in column_text(&out, "status").iter().zip(column_text(&out, "error")) {
+            assert_eq!(s, "ok", "{api}: {e}");
+        }
+        assert!(column_text(&out, "output_tokens").iter().all(|v| v == "12"), "{api}");
+        assert!(
+            column_text(&out, "output_tokens_source").iter().all(|v| v == "usage"),
+            "{api}"
+        );
+        let chunks: Vec<usize> = column_text(&out, "chunk_times_ms")
+            .iter()
+            .map(|c| serde_json::from_str::<Vec<f64>>(c).unwrap().len())
+            .collect();
+        // TGI, llama.cpp and Ollama send one event per token; the others carry 3 tokens per chunk
+        let want = if matches!(api, "tgi" | "llamacpp" | "ollama") {
+            12
+        } else {
+            4
+        };
+        assert!(chunks.iter().all(|&c| c == want), "{api}: {chunks:?}");
+        if matches!(api, "chat" | "completions" | "auto" | "sglang") {
+            assert!(
+                column_text(&out, "chunk_tokens").iter().all(|c| c == "[3,3,3,3]"),
+                "{api}: {:?}",
+                column_text(&out, "chunk_tokens")
+            );
+        }
+        assert_eq!(column_text(&out, "api")[0], if api == "auto" { "chat" } else { api });
+    }
+    // auto also found the model and the engine's version
+    let meta = servebench::io::open(&d.path().join("auto.parquet").to_string_lossy())
+        .unwrap()
+        .meta;
+    assert_eq!(meta.get("servebench.model"), Some("mock-llm"));
+    assert!(meta.get("servebench.engine_version").unwrap().starts_with("mock-"));
+    assert!(meta.get("servebench.trace.sha256").is_some_and(|h| h.len() == 64));
+    assert!(
+        meta.get("servebench.client")
+            .is_some_and(|c| c.contains("peak_in_flight"))
+    );
+}
+
+#[test]
+fn open_loop_schedule_is_exact_and_scaled() {
+    let m = Mock::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "50", "--count", "40", "--output-len", "4"],
+    );
+    for (scale, gap_us) in [("1", 20_000i64), ("0.5", 10_000)] {
+        let out = d.path().join(format!("r{scale}.parquet"));
+        ok(cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--time-scale", scale, "--quiet", "-o"])
+            .arg(&out));
+        let mut sched: Vec<(u64, i64)> = Vec::new();
+        for b in read(&out) {
+            let ids = b.column(b.schema().index_of("request_id").unwrap());
+            let s = b.column(b.schema().index_of("scheduled_at").unwrap());
+            for i in 0..b.num_rows() {
+                sched.push((
+                    servebench::cols::int_at(ids.as_ref(), i).unwrap().unwrap() as u64,
+                    servebench::cols::ts_us(s.as_ref(), i).unwrap(),
+                ));
+            }
+        }
+        sched.sort();
+        for w in sched.windows(2) {
+            assert!(
+                (w[1].1 - w[0].1 - gap_us).abs() <= 1,
+                "scheduled gap {} at scale {scale}",
+                w[1].1 - w[0].1
+            );
+        }
+        let lag = column_f64(&out, "sched_lag_ms");
+        assert!(lag.iter().all(|l| l.unwrap() < 50.0), "{lag:?}");
+        let rate = column_f64(&out, "rate_rps")[0].unwrap();
+        assert!((rate - 50.0 / scale.parse::<f64>().unwrap()).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn max_in_flight_holds_requests_back_and_records_the_lag() {
+    let m = Mock::start(&["--ttft-ms", "150", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(d.path(), "t.parquet", &["batch", "--count", "6", "--output-len", "2"]);
+    let out = d.path().join("r.parquet");
+    ok(cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--max-in-flight", "2", "--quiet", "-o"])
+        .arg(&out));
+    assert_eq!(rows(&out), 6);
+    assert!(column_text(&out, "status").iter().all(|s| s == "ok"));
+    let mut lag: Vec<f64> = column_f64(&out, "sched_lag_ms")
+        .into_iter()
+        .map(|v| v.unwrap())
+        .collect();
+    lag.sort_by(|a, b| a.total_cmp(b));
+    assert!(lag[5] > 250.0, "the last pair waited for two rounds: {lag:?}");
+    let ttft_s: Vec<f64> = column_f64(&out, "ttft_sched_ms")
+        .into_iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert!(
+        ttft_s.iter().cloned().fold(0.0, f64::max) > 400.0,
+        "latency from the schedule shows the queueing: {ttft_s:?}"
+    );
+}
+
+#[test]
+fn duration_and_max_requests_record_the_rest_as_not_sent() {
+    let m = Mock::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "20", "--count", "60", "--output-len", "2"],
+    );
+    let out = d.path().join("r.parquet");
+    ok(cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--duration", "1s", "--quiet", "-o"])
+        .arg(&out));
+    let st = column_text(&out, "status");
+    assert_eq!(st.len(), 60);
+    let sent = st.iter().filter(|s| *s == "ok").count();
+    assert!((18..=21).contains(&sent), "{sent} sent in 1 s at 20/s");
+    assert_eq!(st.iter().filter(|s| *s == "not_sent").count(), 60 - sent);
+    ok(cmd("replay")
+        .arg(&t)
+        .args([
+            "--url",
+            &m.url,
+            "--max-requests",
+            "5",
+            "--concurrency",
+            "2",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&out));
+    let st = column_text(&out, "status");
+    assert_eq!(st.len(), 60);
+    assert_eq!(st.iter().filter(|s| *s == "ok").count(), 5);
+}
+
+#[test]
+fn timeouts_are_rows_with_status_timeout() {
+    let m = Mock::start(&["--ttft-ms", "3000", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(d.path(), "t.parquet", &["batch", "--count", "3", "--output-len", "2"]);
+    let out = d.path().join("r.parquet");
+    ok(cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--ttft-timeout", "200ms", "--quiet", "-o"])
+        .arg(&out));
+    assert!(column_text(&out, "status").iter().all(|s| s == "timeout"));
+    assert!(column_text(&out, "error")[0].contains("ttft-timeout"));
+    ok(cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--timeout", "300ms", "--quiet", "-o"])
+        .arg(&out));
+    assert!(column_text(&out, "status").iter().all(|s| s == "timeout"));
+}
+
+fn write_trace(path: &std::path::Path, rows: Vec<servebench::trace::TraceRow>) {
+    let b = servebench::trace::to_batch(&rows);
+    servebench::io::write_all(Some(path), None, b.schema(), &servebench::meta::Meta::default(), &[b]).unwrap();
+}
+
+#[test]
+fn sessions_send_turns_after_replies_with_history() {
+    use servebench::trace::TraceRow;
+    let m = Mock::start(&["--ttft-ms", "30", "--itl-ms", "2"]);
+    let d = tmp();
+    let mut rows = Vec::new();
+    for s in 0..3u64 {
+        for turn in 0..3u32 {
+            // turns 0.5 s apart in the trace: that gap is the think time after each reply
+            let mut r = TraceRow::new(s * 10 + turn as u64, s as f64 * 0.05 + turn as f64 * 0.5, 20, 10);
+            r.session_id = Some(s);
+            r.turn = Some(turn);
+            rows.push(r);
+        }
+    }
+    let t = d.path().join("t.parquet");
+    write_trace(&t, rows);
+    for extra in [&[][..], &["--concurrency", "2"][..]] {
+        let out = d.path().join("r.parquet");
+        ok(cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--quiet", "-o"])
+            .arg(&out)
+            .args(extra));
+        assert_eq!(rows_of(&out).len(), 9);
+        let rs = rows_of(&out);
+        for s in 0..3u64 {
+            let mut turns: Vec<&Row> = rs.iter().filter(|r| r.session == s).collect();
+            turns.sort_by_key(|r| r.turn);
+            assert!(turns.iter().all(|r| r.status == "ok"));
+            for w in turns.windows(2) {
+                // the next turn waits for the reply plus its think time
+                assert!(
+                    w[1].sched_us >= w[0].done_us + 490_000,
+                    "{extra:?}: turn sent {} us after the previous reply",
+                    w[1].sched_us - w[0].done_us
+                );
+                // and carries the conversation so far: previous prompt + reply + its own prompt
+                assert!(
+                    w[1].prompt_tokens >= w[0].prompt_tokens + 10 + 20,
+                    "{extra:?}: {} then {}",
+                    w[0].prompt_tokens,
+                    w[1].prompt_tokens
+                );
+            }
+        }
+    }
+}
+
+struct Row {
+    session: u64,
+    turn: u32,
+    status: String,
+    sched_us: i64,
+    done_us: i64,
+    prompt_tokens: u32,
+}
+
+fn rows_of(path: &std::path::Path) -> Vec<Row> {
+    let mut out = Vec::new();
+    for b in read(path) {
+        let c = |n: &str| b.column(b.schema().index_of(n).unwrap()).clone();
+        let (s, t, st, sc, dn, pt) = (
+            c("session_id"),
+            c("turn"),
+            c("status"),
+            c("scheduled_at"),
+            c("done_at"),
+            c("server_input_tokens"),
+        );
+        for i in 0..b.num_rows() {
+            out.push(Row {
+                session: servebench::cols::int_at(s.as_ref(), i).unwrap().unwrap() as u64,
+                turn: servebench::cols::int_at(t.as_ref(), i).unwrap().unwrap() as u32,
+                status: servebench::cols::str_at(st.as_ref(), i).unwrap().to_string(),
+                sched_us: servebench::cols::ts_us(sc.as_ref(), i).unwrap(),
+                done_us: servebench::cols::ts_us(dn.as_ref(), i).unwrap(),
+                prompt_tokens: servebench::cols::int_at(pt.as_ref(), i).unwrap().unwrap() as u32,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn sigint_finishes_in_flight_and_writes_every_row() {
+    let m = Mock::start(&["--ttft-ms", "20", "--itl-ms", "10"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "20", "--count", "200", "--output-len", "50"],
+    );
+    let out = d.path().join("r.parquet");
+    let child = cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--grace", "300ms", "--quiet", "-o"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130));
+    let st = column_text(&out, "status");
+    assert_eq!(st.len(), 200, "every trace row has a row");
+    let n = |s: &str| st.iter().filter(|x| *x == s).count();
+    assert!(n("ok") >= 20, "ok {}", n("ok"));
+    assert!(n("not_sent") >= 150, "not_sent {}", n("not_sent"));
+    assert_eq!(n("ok") + n("not_sent") + n("cancelled"), 200);
+    assert!(!d.path().join("r.parquet.partial").exists());
+}
+
+#[test]
+fn sigkill_loses_at_most_the_last_flush_and_recovers() {
+    let m = Mock::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "100", "--count", "2000", "--output-len", "5"],
+    );
+    let out = d.path().join("r.parquet");
+    let mut child = cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--quiet", "-o"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "no file under the final name after SIGKILL");
+    let journal = d.path().join("r.parquet.partial");
+    assert!(journal.exists());
+    let o = ok(cmd("replay").arg("--recover").arg(&journal));
+    let n = rows(&out);
+    // ~340 requests finished in 3.5 s; batches are flushed every second
+    assert!(n >= 150 && n <= 360, "recovered {n} rows: {}", stderr(&o));
+    assert!(!journal.exists());
+}
+
+#[test]
+fn secrets_never_reach_outputs() {
+    let m = Mock::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(d.path(), "t.parquet", &["batch", "--count", "2", "--output-len", "2"]);
+    let out = d.path().join("r.parquet");
+    let secret = "sk-very-secret-0123456789";
+    let o = ok(cmd("replay")
+        .arg(&t)
+        .args([
+            "--url",
+            &m.url,
+            "--api-key-env",
+            "SB_TEST_KEY",
+            "-H",
+            &format!("X-Api-Key: {secret}x"),
+            "-o",
+        ])
+        .arg(&out)
+        .env("SB_TEST_KEY", secret));
+    let bytes = std::fs::read(&out).unwrap();
+    let hay = String::from_utf8_lossy(&bytes);
+    assert!(!hay.contains(secret), "key in the requests file");
+    assert!(!stderr(&o).contains(secret));
+    assert!(column_text(&out, "status").iter().all(|s| s == "ok"));
+}
