@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The Python packages the tests use (DuckDB reads our files in the tests).
 PY_PKGS := duckdb==2.0.0
 
-.PHONY: all build demo test test-fast lint fmt clean venv
+.PHONY: all build demo test test-fast lint fmt clean venv report
 
 all: build
 
@@ -34,6 +34,10 @@ test: venv
 	else \
 	  $(CARGO) test -- --skip timing && $(CARGO) test -- timing --test-threads 1; \
 	fi
+
+# A report from every requests file under runs/ (summaries, charts and HTML beside it).
+report: build
+	$(BIN)/report runs --slo ttft=500ms,tpot=50ms -o runs/report
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -19,7 +19,7 @@ for setting in "mock fp16" "mock fp8" "mock-b fp16" "mock-b fp8"; do
   echo "demo: $label at $URL" >&2
   for c in 1 10 50 100; do
     n=$(( c == 1 ? 8 : 3 * c ))
-    $BIN/tracegen batch --count $n --input-len uniform:512:0.25 --output-len $OUT_LEN --seed $c \
+    $BIN/tracegen batch --count $n --prompts --output-len $OUT_LEN --seed $c \
       | $BIN/replay --engine "$engine" --concurrency $c --label "$label" --warmup 2 --quiet \
           -o "$OUT/requests/$label-c$c.parquet"
   done
@@ -28,7 +28,9 @@ for setting in "mock fp16" "mock fp8" "mock-b fp16" "mock-b fp8"; do
   $BIN/engine-down "$engine" >&2
 done
 
+SUB="mock-engine (simulated); closed loop: built-in prompts (short, medium, long, code); open loop: ~512 tokens; output $OUT_LEN tokens"
 $BIN/agg "$OUT/requests" --slo ttft=500ms,tpot=50ms -o "$OUT/summary.parquet"
-$BIN/chart "$OUT/summary.parquet" -o "$OUT/charts" --title "mock-engine (simulated), input ~512 tokens, output $OUT_LEN tokens" 2>/dev/null
+$BIN/report "$OUT/requests" --slo ttft=500ms,tpot=50ms -o "$OUT/report" \
+  --title "servebench demo: two simulated engines, two quantizations each" --subtitle "$SUB"
 $BIN/agg "$OUT/requests" --slo ttft=500ms,tpot=50ms --format md
-echo "demo: requests in $OUT/requests, summary in $OUT/summary.parquet, charts in $OUT/charts" >&2
+echo "demo: requests in $OUT/requests, summary in $OUT/summary.parquet, report in $OUT/report/report.md (and .html, charts/)" >&2

@@ -141,7 +141,12 @@ pub struct Acc {
     pub slo_tpot_ok: u64,
     pub slo_e2e_ok: u64,
     pub slo_all_ok: u64,
+    /// Output tokens by arrival time, in bins of [`BIN_US`] (for the throughput CI).
+    pub token_bins: BTreeMap<i64, f64>,
 }
+
+/// Width of the time bins output tokens are counted in.
+pub const BIN_US: i64 = 100_000;
 
 /// Columns agg reads (others are skipped, so big chunk_tokens lists are never decoded).
 pub const READ_COLUMNS: &[&str] = &[
@@ -166,6 +171,7 @@ pub const READ_COLUMNS: &[&str] = &[
     "input_tokens",
     "server_input_tokens",
     "chunk_times_ms",
+    "chunk_tokens",
 ];
 
 /// All groups, accumulated from any number of requests files.
@@ -173,6 +179,8 @@ pub const READ_COLUMNS: &[&str] = &[
 pub struct Groups {
     pub groups: HashMap<Key, Acc>,
     pub files: Vec<String>,
+    /// Each input file's key-value metadata (provenance), in input order.
+    pub metas: Vec<(String, crate::meta::Meta)>,
     pub rows: u64,
     pub warmup_skipped: u64,
 }
@@ -192,6 +200,7 @@ impl Groups {
             }
         }
         self.files.push(path.to_string());
+        self.metas.push((path.to_string(), input.meta.clone()));
         for b in input {
             self.add_batch(&b?, o);
         }
@@ -222,6 +231,7 @@ impl Groups {
         );
         let (outt, inp, sin) = (g("output_tokens"), g("input_tokens"), g("server_input_tokens"));
         let chunks = g("chunk_times_ms");
+        let ctoks = g("chunk_tokens");
         let by_cat = o.by.iter().any(|c| c == "category");
         let by_turn = o.by.iter().any(|c| c == "turn");
         let s =
@@ -292,23 +302,36 @@ impl Groups {
             if let Some(v) = f(&ttfts, i) {
                 acc.ttft_sched.push(v);
             }
+            // One pass over the chunks: ITL gaps (vLLM definition) and output tokens by
+            // arrival time (for the throughput confidence interval).
+            let sent_us = ts(&sent, i);
+            if let Some(l) = chunks.as_ref().and_then(|c| cols::list_at(c.as_ref(), i)) {
+                let nt = l.len();
+                let toks = ctoks
+                    .as_ref()
+                    .and_then(|c| cols::list_at(c.as_ref(), i))
+                    .filter(|t| t.len() == nt);
+                let even = if nt > 0 { out as f64 / nt as f64 } else { 0.0 };
+                let mut prev: Option<f64> = None;
+                for j in 0..nt {
+                    let Some(x) = cols::f64_at(l.as_ref(), j) else { continue };
+                    if o.defs == Defs::Vllm
+                        && let Some(p) = prev
+                    {
+                        acc.itl.push(x - p);
+                    }
+                    prev = Some(x);
+                    if let Some(s0) = sent_us {
+                        let tok = toks.as_ref().and_then(|t| cols::f64_at(t.as_ref(), j)).unwrap_or(even);
+                        let t_us = s0 + (x * 1000.0).round() as i64;
+                        *acc.token_bins.entry(t_us.div_euclid(BIN_US)).or_default() += tok;
+                    }
+                }
+            }
             match o.defs {
                 Defs::Vllm => {
                     if let Some(v) = t_tpot {
                         acc.tpot.push(v);
-                    }
-                    if let Some(c) = &chunks
-                        && let Some(l) = cols::list_at(c.as_ref(), i)
-                    {
-                        let mut prev: Option<f64> = None;
-                        for j in 0..l.len() {
-                            if let Some(x) = cols::f64_at(l.as_ref(), j) {
-                                if let Some(p) = prev {
-                                    acc.itl.push(x - p);
-                                }
-                                prev = Some(x);
-                            }
-                        }
                     }
                 }
                 Defs::Aiperf => {
@@ -476,6 +499,12 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
         let per_s = |x: f64| dur.map(|d| x / d);
         c.insert("req_per_s", Cell::F(per_s(ok as f64)));
         c.insert("output_tok_per_s", Cell::F(per_s(acc.out_tokens_ok as f64)));
+        let (lo, hi) = match (acc.first_sent_us, acc.last_done_us) {
+            (Some(a), Some(b)) => rate_ci(&acc.token_bins, a, b).map(|(_, lo, hi)| (lo, hi)).unzip(),
+            _ => (None, None),
+        };
+        c.insert("output_tok_per_s_ci_lo", Cell::F(lo));
+        c.insert("output_tok_per_s_ci_hi", Cell::F(hi));
         c.insert(
             "total_tok_per_s",
             Cell::F(per_s((acc.in_tokens_ok + acc.out_tokens_ok) as f64)),
@@ -531,6 +560,45 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
         rows.push(Row { key: Some(k), cells: c });
     }
     rows
+}
+
+/// Output-token rates of consecutive time batches covering [start, end] (batch means): the
+/// run is cut into up to 20 equal batches of whole 100 ms bins, at least 5, each at least
+/// one bin. None when the run is too short for 5 batches.
+pub fn batch_rates(bins: &BTreeMap<i64, f64>, start_us: i64, end_us: i64) -> Option<Vec<f64>> {
+    let b0 = start_us.div_euclid(BIN_US);
+    let b1 = end_us.div_euclid(BIN_US);
+    let nbins = (b1 - b0 + 1).max(0);
+    let k = (nbins / 2).min(20);
+    if k < 5 {
+        return None;
+    }
+    let per = nbins / k;
+    let mut rates = Vec::with_capacity(k as usize);
+    for j in 0..k {
+        let lo = b0 + j * per;
+        let hi = if j + 1 == k { b1 + 1 } else { lo + per };
+        let tokens: f64 = bins.range(lo..hi).map(|(_, v)| v).sum();
+        rates.push(tokens / ((hi - lo) as f64 * BIN_US as f64 / 1e6));
+    }
+    Some(rates)
+}
+
+/// Two-sided 97.5% Student t quantiles for 1..=30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// Mean and 95% t-interval of batch rates.
+pub fn rate_ci(bins: &BTreeMap<i64, f64>, start_us: i64, end_us: i64) -> Option<(f64, f64, f64)> {
+    let r = batch_rates(bins, start_us, end_us)?;
+    let n = r.len() as f64;
+    let m = r.iter().sum::<f64>() / n;
+    let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let t = T975[(r.len() - 2).min(29)];
+    let h = t * sd / n.sqrt();
+    Some((m, (m - h).max(0.0), m + h))
 }
 
 /// Window of a group: first sent_at .. last done_at (µs since the epoch).
@@ -714,4 +782,204 @@ mod tests {
         assert!("x=1".parse::<Slo>().is_err());
         assert!("ttft=-1".parse::<Slo>().is_err());
     }
+}
+
+/// One row of `agg --compare A,B`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cmp {
+    pub metric: &'static str,
+    pub a: String,
+    pub b: String,
+    pub concurrency: Option<u32>,
+    pub rate_rps: Option<f64>,
+    pub category: Option<String>,
+    pub value_a: Option<f64>,
+    pub value_b: Option<f64>,
+    pub ratio: Option<f64>,
+    pub ci: Option<(f64, f64)>,
+}
+
+impl Cmp {
+    pub fn significant(&self) -> bool {
+        self.ci.is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0)
+    }
+    /// "a", "b" or "not significant".
+    pub fn better(&self) -> &'static str {
+        if !self.significant() {
+            return "not significant";
+        }
+        let higher_is_better = self.metric.ends_with("_per_s");
+        let b_higher = self.ratio.unwrap_or(1.0) > 1.0;
+        if b_higher == higher_is_better { "b" } else { "a" }
+    }
+}
+
+/// Metrics compared by `--compare`, with the percentile they are (None: throughput).
+const COMPARED: &[(&str, Option<(&str, f64)>)] = &[
+    ("ttft_p50_ms", Some(("ttft", 0.5))),
+    ("ttft_p99_ms", Some(("ttft", 0.99))),
+    ("tpot_p50_ms", Some(("tpot", 0.5))),
+    ("tpot_p99_ms", Some(("tpot", 0.99))),
+    ("itl_p50_ms", Some(("itl", 0.5))),
+    ("itl_p99_ms", Some(("itl", 0.99))),
+    ("e2e_p50_ms", Some(("e2e", 0.5))),
+    ("e2e_p99_ms", Some(("e2e", 0.99))),
+    ("output_tok_per_s", None),
+];
+
+/// Compare label `b` against label `a` on every matched load (same concurrency or rate, and
+/// category/turn when grouped by them). Call after [`finish`] (which sorts the samples).
+pub fn compare(groups: &Groups, a: &str, b: &str, o: &Options) -> Vec<Cmp> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| k.label == a).collect();
+    keys.sort();
+    for ka in keys {
+        let Some((kb, acc_b)) = groups.groups.iter().find(|(k, _)| {
+            k.label == b
+                && k.concurrency == ka.concurrency
+                && k.rate_bits == ka.rate_bits
+                && k.category == ka.category
+                && k.turn == ka.turn
+        }) else {
+            continue;
+        };
+        let acc_a = &groups.groups[ka];
+        for (mi, (metric, pct)) in COMPARED.iter().enumerate() {
+            let seed = o.seed ^ (mi as u64 * 7919);
+            let (va, vb, ratio, ci) = match pct {
+                Some((m, q)) => {
+                    let pick = |acc: &Acc| -> Vec<f64> {
+                        match *m {
+                            "ttft" => acc.ttft.clone(),
+                            "tpot" => acc.tpot.clone(),
+                            "itl" => acc.itl.clone(),
+                            _ => acc.e2e.clone(),
+                        }
+                    };
+                    let (xa, xb) = (pick(acc_a), pick(acc_b));
+                    let va = stats::percentile_sorted(&xa, *q);
+                    let vb = stats::percentile_sorted(&xb, *q);
+                    match stats::ratio_ci(&xa, &xb, *q, o.bootstrap.max(200), seed, 0.95) {
+                        Some((r, lo, hi)) => (va, vb, Some(r), Some((lo, hi))),
+                        None => (va, vb, None, None),
+                    }
+                }
+                None => {
+                    let rates = |acc: &Acc| match (acc.first_sent_us, acc.last_done_us) {
+                        (Some(s), Some(e)) => batch_rates(&acc.token_bins, s, e),
+                        _ => None,
+                    };
+                    let dur = |acc: &Acc| match (acc.first_sent_us, acc.last_done_us) {
+                        (Some(s), Some(e)) if e > s => Some(acc.out_tokens_ok as f64 / ((e - s) as f64 / 1e6)),
+                        _ => None,
+                    };
+                    let (va, vb) = (dur(acc_a), dur(acc_b));
+                    let ci = match (rates(acc_a), rates(acc_b)) {
+                        (Some(ra), Some(rb)) => stats::mean_ratio_ci(&ra, &rb, o.bootstrap.max(200), seed, 0.95),
+                        _ => None,
+                    };
+                    let ratio = match (va, vb) {
+                        (Some(x), Some(y)) if x > 0.0 => Some(y / x),
+                        _ => None,
+                    };
+                    (va, vb, ratio, ci)
+                }
+            };
+            out.push(Cmp {
+                metric,
+                a: a.to_string(),
+                b: b.to_string(),
+                concurrency: ka.concurrency,
+                rate_rps: ka.rate(),
+                category: ka.category.clone(),
+                value_a: va,
+                value_b: vb,
+                ratio,
+                ci,
+            });
+            let _ = kb;
+        }
+    }
+    out
+}
+
+/// Comparison rows as a batch of the comparison contract.
+pub fn comparison_batch(rows: &[Cmp]) -> RecordBatch {
+    use arrow_array::builder::BooleanBuilder;
+    let mut metric = StringBuilder::new();
+    let mut a = StringBuilder::new();
+    let mut b = StringBuilder::new();
+    let mut conc = UInt32Builder::new();
+    let mut rate = Float64Builder::new();
+    let mut cat = StringBuilder::new();
+    let mut va = Float64Builder::new();
+    let mut vb = Float64Builder::new();
+    let mut ratio = Float64Builder::new();
+    let mut lo = Float64Builder::new();
+    let mut hi = Float64Builder::new();
+    let mut sig = BooleanBuilder::new();
+    let mut better = StringBuilder::new();
+    for r in rows {
+        metric.append_value(r.metric);
+        a.append_value(&r.a);
+        b.append_value(&r.b);
+        conc.append_option(r.concurrency);
+        rate.append_option(r.rate_rps);
+        cat.append_option(r.category.as_deref());
+        va.append_option(r.value_a);
+        vb.append_option(r.value_b);
+        ratio.append_option(r.ratio);
+        lo.append_option(r.ci.map(|c| c.0));
+        hi.append_option(r.ci.map(|c| c.1));
+        sig.append_value(r.significant());
+        better.append_value(r.better());
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(metric.finish()),
+        Arc::new(a.finish()),
+        Arc::new(b.finish()),
+        Arc::new(conc.finish()),
+        Arc::new(rate.finish()),
+        Arc::new(cat.finish()),
+        Arc::new(va.finish()),
+        Arc::new(vb.finish()),
+        Arc::new(ratio.finish()),
+        Arc::new(lo.finish()),
+        Arc::new(hi.finish()),
+        Arc::new(sig.finish()),
+        Arc::new(better.finish()),
+    ];
+    RecordBatch::try_new(crate::schema::COMPARISON.schema(), cols).expect("comparison batch matches its contract")
+}
+
+/// The comparison as a Markdown table for people; differences that are noise are marked.
+pub fn comparison_markdown(rows: &[Cmp]) -> String {
+    let mut s = String::from(
+        "| load | category | metric | A | B | B/A | 95% CI | verdict |\n|---|---|---|---:|---:|---:|---|---|\n",
+    );
+    for r in rows {
+        let load = match (r.concurrency, r.rate_rps) {
+            (Some(c), _) => format!("{c} users"),
+            (None, Some(x)) => format!("{} req/s", crate::io::fmt_num(x)),
+            _ => "-".into(),
+        };
+        let f = |v: Option<f64>| v.map(crate::io::fmt_num).unwrap_or_else(|| "-".into());
+        let ci =
+            r.ci.map(|(lo, hi)| format!("[{:.3}, {:.3}]", lo, hi))
+                .unwrap_or_else(|| "-".into());
+        let verdict = match r.better() {
+            "a" => format!("{} better", r.a),
+            "b" => format!("{} better", r.b),
+            _ => "~ not significant".into(),
+        };
+        s.push_str(&format!(
+            "| {load} | {} | {} | {} | {} | {} | {ci} | {verdict} |\n",
+            r.category.as_deref().unwrap_or("-"),
+            r.metric,
+            f(r.value_a),
+            f(r.value_b),
+            r.ratio.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+        ));
+    }
+    s
 }

@@ -414,6 +414,13 @@ fn projection_none() -> Option<Vec<usize>> {
 /// `.arrow` file under them (recursively, sorted; hive partitions included), globs are
 /// expanded, other paths are kept as they are (and fail later with a clear message if wrong).
 pub fn expand_inputs(args: &[String]) -> Result<Vec<String>, DataError> {
+    expand_inputs_of(args, None)
+}
+
+/// Like [`expand_inputs`], but files found inside directories whose `servebench.schema`
+/// metadata names another contract (a summary or gpu file beside the requests files) are
+/// left out. Explicitly named files are always kept.
+pub fn expand_inputs_of(args: &[String], contract: Option<&str>) -> Result<Vec<String>, DataError> {
     let mut out = Vec::new();
     for a in args {
         if a == "-" {
@@ -428,10 +435,22 @@ pub fn expand_inputs(args: &[String]) -> Result<Vec<String>, DataError> {
                 source: e,
             })?;
             found.sort();
+            if let Some(c) = contract {
+                found.retain(|p| match open(&p.to_string_lossy()) {
+                    Ok(i) => i
+                        .meta
+                        .get(crate::schema::META_SCHEMA)
+                        .is_none_or(|s| s.starts_with(&format!("{c}/"))),
+                    Err(_) => true,
+                });
+            }
             if found.is_empty() {
                 return Err(DataError::Read {
                     path: a.clone(),
-                    source: io::Error::other("directory holds no .parquet or .arrow files"),
+                    source: io::Error::other(match contract {
+                        Some(c) => format!("directory holds no {c} files (.parquet or .arrow)"),
+                        None => "directory holds no .parquet or .arrow files".into(),
+                    }),
                 });
             }
             out.extend(found.into_iter().map(|p| p.to_string_lossy().to_string()));

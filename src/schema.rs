@@ -634,7 +634,7 @@ const SUMMARY_KEYS: [Column; 9] = [
     col("group_by", Ty::Utf8, false, "", "the grouping columns, comma separated"),
 ];
 
-const SUMMARY_COUNTS: [Column; 18] = [
+const SUMMARY_COUNTS: [Column; 20] = [
     col(
         "n_requests",
         Ty::U64,
@@ -670,6 +670,20 @@ const SUMMARY_COUNTS: [Column; 18] = [
         true,
         "tokens/s",
         "output tokens of ok requests / duration",
+    ),
+    col(
+        "output_tok_per_s_ci_lo",
+        Ty::F64,
+        true,
+        "tokens/s",
+        "95% CI of output throughput, low (batch means over time windows)",
+    ),
+    col(
+        "output_tok_per_s_ci_hi",
+        Ty::F64,
+        true,
+        "tokens/s",
+        "95% CI of output throughput, high",
     ),
     col(
         "total_tok_per_s",
@@ -817,7 +831,7 @@ const SUMMARY_LAT: [[Column; 11]; 4] = [
     lat_cols!("e2e", "end-to-end latency"),
 ];
 
-const N_SUMMARY: usize = 9 + 18 + 44 + 14;
+const N_SUMMARY: usize = 9 + 20 + 44 + 14;
 
 const fn build_summary() -> [Column; N_SUMMARY] {
     let mut out = [SUMMARY_KEYS[0]; N_SUMMARY];
@@ -855,9 +869,56 @@ const fn build_summary() -> [Column; N_SUMMARY] {
 
 static SUMMARY_COLUMNS: [Column; N_SUMMARY] = build_summary();
 
+pub static COMPARISON: Contract = Contract {
+    name: "comparison",
+    version: 1,
+    doc: "agg --compare A,B: one row per metric and matched group, the ratio B/A with its 95% CI",
+    columns: &[
+        col(
+            "metric",
+            Ty::Utf8,
+            false,
+            "",
+            "the metric compared (e.g. ttft_p99_ms, output_tok_per_s)",
+        ),
+        col("a", Ty::Utf8, false, "", "label A (the baseline)"),
+        col("b", Ty::Utf8, false, "", "label B"),
+        col("concurrency", Ty::U32, true, "users", "matched load (closed loop)"),
+        col("rate_rps", Ty::F64, true, "req/s", "matched load (open loop)"),
+        col("category", Ty::Utf8, true, "", "matched category (with --by category)"),
+        col("value_a", Ty::F64, true, "", "the metric for A, in the metric's unit"),
+        col("value_b", Ty::F64, true, "", "the metric for B"),
+        col("ratio", Ty::F64, true, "", "value_b / value_a"),
+        col("ratio_ci_lo", Ty::F64, true, "", "95% bootstrap CI of the ratio, low"),
+        col("ratio_ci_hi", Ty::F64, true, "", "95% bootstrap CI of the ratio, high"),
+        col(
+            "significant",
+            Ty::Bool,
+            false,
+            "",
+            "the CI excludes 1: the difference is not noise",
+        ),
+        col(
+            "better",
+            Ty::Utf8,
+            false,
+            "",
+            "a, b, or \"not significant\" (lower is better for latencies, higher for throughput)",
+        ),
+    ],
+};
+
 /// Every contract, in the order README documents them.
-pub fn all() -> [&'static Contract; 6] {
-    [&TRACE, &REQUESTS, &GPU, &GPU_PROCESSES, &ENGINE_METRICS, &SUMMARY]
+pub fn all() -> [&'static Contract; 7] {
+    [
+        &TRACE,
+        &REQUESTS,
+        &GPU,
+        &GPU_PROCESSES,
+        &ENGINE_METRICS,
+        &SUMMARY,
+        &COMPARISON,
+    ]
 }
 
 pub fn by_name(name: &str) -> Option<&'static Contract> {

@@ -158,6 +158,32 @@ pub fn ratio_ci(a: &[f64], b: &[f64], q: f64, reps: usize, seed: u64, level: f64
     Some((pb / pa, percentile_sorted(&r, al)?, percentile_sorted(&r, 1.0 - al)?))
 }
 
+/// Confidence interval of the ratio of two means (B/A), bootstrapping each sample's mean
+/// independently. Returns (lo, hi).
+pub fn mean_ratio_ci(a: &[f64], b: &[f64], reps: usize, seed: u64, level: f64) -> Option<(f64, f64)> {
+    use rand::RngExt;
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut mean =
+        |x: &[f64]| -> f64 { (0..x.len()).map(|_| x[rng.random_range(0..x.len())]).sum::<f64>() / x.len() as f64 };
+    let mut r: Vec<f64> = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let ma = mean(a);
+        let mb = mean(b);
+        if ma > 0.0 {
+            r.push(mb / ma);
+        }
+    }
+    if r.is_empty() {
+        return None;
+    }
+    sort(&mut r);
+    let al = (1.0 - level) / 2.0;
+    Some((percentile_sorted(&r, al)?, percentile_sorted(&r, 1.0 - al)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use servebench::agg::{self, Defs, Groups, Options, Slo};
 use servebench::cli::{CheckFailed, OutArgs, run_main};
-use servebench::io::{Format, Sink, expand_inputs};
+use servebench::io::{Format, Sink};
 use servebench::meta::Meta;
 use servebench::schema::SUMMARY;
 
@@ -18,6 +18,7 @@ Examples:
   agg runs/vllm.parquet --by category --format csv > by-category.csv
   agg runs/ --gpu runs/gpu.parquet -o summary.parquet
   agg runs/ --defs guidellm --format md               # TPOT/ITL as GuideLLM defines them
+  agg runs/ --compare vllm-fp16,vllm-fp8              # ratios B/A with 95% CIs, noise marked
 
 Inputs: files, directories (every .parquet/.arrow under them), globs, or - for stdin.
 Groups: label, engine, model, quant, concurrency, rate_rps, plus --by columns.
@@ -50,6 +51,10 @@ struct Cli {
     /// Seed of the bootstrap
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Compare label B against label A on every shared load: ratios B/A with 95% CIs
+    /// (writes the comparison contract instead of the summary)
+    #[arg(long, value_name = "A,B")]
+    compare: Option<String>,
     /// Exit 1 if any group's error rate (failed / sent) is above this (0-1)
     #[arg(long, value_name = "RATE")]
     max_error_rate: Option<f64>,
@@ -80,12 +85,50 @@ fn main() -> ExitCode {
             bootstrap: cli.bootstrap,
             seed: cli.seed,
         };
-        let inputs = expand_inputs(&cli.inputs)?;
+        let inputs = servebench::io::expand_inputs_of(&cli.inputs, Some("requests"))?;
         let mut groups = Groups::default();
         for p in &inputs {
             groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
         }
         let rows = agg::finish(&mut groups, &o);
+        if let Some(pair) = &cli.compare {
+            let (a, b) = pair
+                .split_once(',')
+                .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                .context("--compare needs two labels: --compare A,B")?;
+            for l in [&a, &b] {
+                if !groups.groups.keys().any(|k| &k.label == l) {
+                    let mut known: Vec<&str> = groups.groups.keys().map(|k| k.label.as_str()).collect();
+                    known.sort();
+                    known.dedup();
+                    anyhow::bail!("--compare: no rows labelled {l:?}; labels here: {}", known.join(", "));
+                }
+            }
+            let cmp = agg::compare(&groups, &a, &b, &o);
+            if cmp.is_empty() {
+                anyhow::bail!("--compare: {a} and {b} share no load level (concurrency or rate) to compare at");
+            }
+            let to_terminal = cli.out.output.is_none() && std::io::stdout().is_terminal();
+            if cli.out.format == Some(Format::Md) || (cli.out.format.is_none() && to_terminal) {
+                let md = agg::comparison_markdown(&cmp);
+                match &cli.out.output {
+                    Some(p) => std::fs::write(p, md)?,
+                    None => print!("{md}"),
+                }
+            } else {
+                let meta = Meta::for_output(&servebench::schema::COMPARISON, false);
+                let mut sink = Sink::create(
+                    cli.out.output.as_deref(),
+                    cli.out.format,
+                    servebench::schema::COMPARISON.schema(),
+                    &meta,
+                )?;
+                sink.write(&agg::comparison_batch(&cmp))?;
+                sink.finish()?;
+            }
+            eprintln!("agg: compared {b} with {a} on {} metric(s) x load(s)", cmp.len());
+            return Ok(ExitCode::SUCCESS);
+        }
         let to_terminal = cli.out.output.is_none() && std::io::stdout().is_terminal();
         let format = match (cli.out.format, to_terminal) {
             (Some(f), _) => Some(f),

@@ -1,11 +1,12 @@
 //! The chart kinds, built from summary rows (and requests files where a distribution is
-//! drawn).
+//! drawn, gpu and engine-metrics files for timelines).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{ChartError, LinePlot, Pt, Series, XAxis, engine_color, quant_marker, save_line};
-use crate::agg::Row;
+use super::figures::{Bars, BoxGroup, BoxPanel, BoxPlot, BoxStats, Heatmap};
+use super::{ChartError, LinePlot, Panels, Pt, Series, XAxis, engine_color, quant_marker, save};
+use crate::agg::{Groups, Key, Row};
 
 /// Which load axis a sweep uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,18 @@ impl Load {
             Load::Rate => "rate",
         }
     }
+    fn of_key(self, k: &Key) -> Option<f64> {
+        match self {
+            Load::Concurrency => k.concurrency.map(f64::from),
+            Load::Rate => k.rate(),
+        }
+    }
+    fn caption(self, v: f64) -> String {
+        match self {
+            Load::Concurrency => format!("{} user{}", super::fmt_tick(v), if v == 1.0 { "" } else { "s" }),
+            Load::Rate => format!("{} req/s", super::fmt_tick(v)),
+        }
+    }
 }
 
 /// Series name of a row: its label (engine and quant give colour and marker).
@@ -44,30 +57,36 @@ pub fn series_name(r: &Row) -> String {
     s
 }
 
-fn series_style(r: &Row) -> (plotters::style::RGBColor, super::Marker, bool) {
-    let color = match r.s("engine") {
+/// Colour (by engine), marker (by quant) and dash (non-FP16 variants) of a series.
+pub fn style_of(
+    engine: Option<&str>,
+    label: &str,
+    quant: Option<&str>,
+) -> (plotters::style::RGBColor, super::Marker, bool) {
+    let color = match engine {
         Some(e) => engine_color(e, false),
-        None => engine_color(r.s("label").unwrap_or("run"), true),
+        None => engine_color(label, true),
     };
-    let q = r.s("quant");
     let dashed = !matches!(
-        q.map(|s| s.to_ascii_lowercase()).as_deref(),
+        quant.map(|s| s.to_ascii_lowercase()).as_deref(),
         None | Some("fp16") | Some("bf16") | Some("exact")
     );
-    (color, quant_marker(q), dashed)
+    (color, quant_marker(quant), dashed)
 }
 
-/// Rows grouped into series, points sorted by the load value.
-fn sweep(rows: &[Row], load: Load, y: &dyn Fn(&Row) -> Option<Pt>) -> (Vec<Series>, Vec<f64>) {
+fn series_style(r: &Row) -> (plotters::style::RGBColor, super::Marker, bool) {
+    style_of(r.s("engine"), r.s("label").unwrap_or("run"), r.s("quant"))
+}
+
+/// Rows grouped into series, points sorted by x.
+fn series_by(rows: &[Row], x: &dyn Fn(&Row) -> Option<f64>, y: &dyn Fn(&Row) -> Option<Pt>) -> (Vec<Series>, Vec<f64>) {
     let mut by: BTreeMap<String, Series> = BTreeMap::new();
     let mut xs: Vec<f64> = Vec::new();
     for r in rows {
-        let Some(x) = r.f(load.column()) else {
-            continue;
-        };
+        let Some(xv) = x(r) else { continue };
         let Some(mut p) = y(r) else { continue };
-        p.x = x;
-        xs.push(x);
+        p.x = xv;
+        xs.push(xv);
         let name = series_name(r);
         let (color, marker, dashed) = series_style(r);
         by.entry(name.clone())
@@ -101,26 +120,41 @@ fn pt(r: &Row, col: &str, ci: Option<(&str, &str)>) -> Option<Pt> {
 /// A chart spec: file slug, title, y label, and how to get a point from a row.
 type Spec = (&'static str, String, String, Box<dyn Fn(&Row) -> Option<Pt>>);
 
+fn loads_present(rows: &[Row]) -> Vec<Load> {
+    [Load::Concurrency, Load::Rate]
+        .into_iter()
+        .filter(|l| rows.iter().any(|r| r.f(l.column()).is_some()))
+        .collect()
+}
+
 /// Throughput and latency curves against load, for every load axis present in the rows.
-/// Returns the files written.
 pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
-    for load in [Load::Concurrency, Load::Rate] {
-        if !rows.iter().any(|r| r.f(load.column()).is_some()) {
-            continue;
-        }
+    for load in loads_present(rows) {
         let specs: Vec<Spec> = vec![
             (
                 "throughput",
                 format!("Output throughput vs {} (higher is better)", load.axis()),
-                "output tokens/s".into(),
-                Box::new(|r: &Row| pt(r, "output_tok_per_s", None)),
+                "output tokens/s, 95% CI".into(),
+                Box::new(|r: &Row| {
+                    pt(
+                        r,
+                        "output_tok_per_s",
+                        Some(("output_tok_per_s_ci_lo", "output_tok_per_s_ci_hi")),
+                    )
+                }),
             ),
             (
                 "requests",
                 format!("Request throughput vs {} (higher is better)", load.axis()),
                 "completed requests/s".into(),
                 Box::new(|r: &Row| pt(r, "req_per_s", None)),
+            ),
+            (
+                "goodput",
+                format!("Goodput vs {} (higher is better)", load.axis()),
+                "requests/s meeting every SLO".into(),
+                Box::new(|r: &Row| pt(r, "goodput_req_per_s", None)),
             ),
             (
                 "ttft-p50",
@@ -148,20 +182,317 @@ pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBu
             ),
         ];
         for (slug, title, ylab, f) in specs {
-            let (series, xs) = sweep(rows, load, f.as_ref());
+            let (series, xs) = series_by(rows, &|r| r.f(load.column()), f.as_ref());
             if series.is_empty() {
                 continue;
             }
-            let plot = LinePlot {
-                title,
-                subtitle: context.to_string(),
-                x_label: load.axis().to_string(),
-                y_label: ylab,
-                x_axis: XAxis::Categorical(xs),
-                series,
-            };
-            out.extend(save_line(&plot, &dir.join(format!("{slug}-vs-{}", load.slug())))?);
+            let mut plot = LinePlot::new(title, load.axis(), ylab);
+            plot.subtitle = context.to_string();
+            plot.x_axis = XAxis::Categorical(xs);
+            plot.series = series;
+            out.extend(save(&plot, &dir.join(format!("{slug}-vs-{}", load.slug())))?);
         }
     }
     Ok(out)
+}
+
+/// The Pareto chart the field uses: output tokens/s per GPU against tokens/s per user
+/// (1000 / median TPOT), one curve per engine and quantization across load levels.
+pub fn pareto(rows: &[Row], dir: &Path, context: &str, gpus: f64) -> Result<Vec<PathBuf>, ChartError> {
+    let mut out = Vec::new();
+    for load in loads_present(rows) {
+        let sub: Vec<Row> = rows.iter().filter(|r| r.f(load.column()).is_some()).cloned().collect();
+        let (mut series, _) = series_by(&sub, &|r| r.f("interactivity_tok_s"), &|r| {
+            r.f("output_tok_per_s").map(|y| Pt {
+                x: 0.0,
+                y: y / gpus,
+                lo: None,
+                hi: None,
+            })
+        });
+        if series.is_empty() {
+            continue;
+        }
+        for s in &mut series {
+            s.points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        }
+        let mut plot = LinePlot::new(
+            format!(
+                "Throughput vs interactivity, across {} (up and right is better)",
+                load.axis()
+            ),
+            "tokens/s per user (1000 / median TPOT)",
+            format!(
+                "output tokens/s per GPU ({} GPU{})",
+                super::fmt_tick(gpus),
+                if gpus == 1.0 { "" } else { "s" }
+            ),
+        );
+        plot.subtitle = context.to_string();
+        plot.series = series;
+        out.extend(save(&plot, &dir.join(format!("pareto-{}", load.slug())))?);
+    }
+    Ok(out)
+}
+
+/// Heat maps of latency by engine (label) x load level.
+pub fn heatmaps(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+    let mut out = Vec::new();
+    for load in loads_present(rows) {
+        let mut labels: Vec<String> = rows
+            .iter()
+            .filter(|r| r.f(load.column()).is_some())
+            .map(series_name)
+            .collect();
+        labels.sort();
+        labels.dedup();
+        let mut xs: Vec<f64> = rows.iter().filter_map(|r| r.f(load.column())).collect();
+        xs.sort_by(|a, b| a.total_cmp(b));
+        xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        for (metric, what, slug) in [
+            ("ttft_p99_ms", "p99 TTFT", "ttft-p99"),
+            ("tpot_p50_ms", "median TPOT", "tpot-p50"),
+        ] {
+            let values: Vec<Vec<Option<f64>>> = labels
+                .iter()
+                .map(|l| {
+                    xs.iter()
+                        .map(|x| {
+                            rows.iter()
+                                .find(|r| {
+                                    &series_name(r) == l && r.f(load.column()).is_some_and(|v| (v - x).abs() < 1e-9)
+                                })
+                                .and_then(|r| r.f(metric))
+                        })
+                        .collect()
+                })
+                .collect();
+            let h = Heatmap {
+                title: format!("{what} (ms) by engine and {} (lower is better)", load.axis()),
+                subtitle: context.to_string(),
+                x_label: load.axis().into(),
+                x_labels: xs.iter().map(|x| super::fmt_tick(*x)).collect(),
+                y_labels: labels.clone(),
+                values,
+                lower_is_better: true,
+                unit: "ms".into(),
+            };
+            match save(&h, &dir.join(format!("heatmap-{slug}-{}", load.slug()))) {
+                Ok(f) => out.extend(f),
+                Err(ChartError::NoData(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// GPU memory at idle and under load, per label (needs agg --gpu).
+pub fn gpu_memory(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+    let mut by: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    for r in rows {
+        let e = by.entry(r.s("label").unwrap_or("run").to_string()).or_default();
+        if let Some(i) = r.f("gpu_mem_idle_mib") {
+            e.0 = Some(e.0.map_or(i, |x: f64| x.min(i)));
+        }
+        if let Some(p) = r.f("gpu_mem_peak_mib") {
+            e.1 = Some(e.1.map_or(p, |x: f64| x.max(p)));
+        }
+    }
+    by.retain(|_, v| v.0.is_some() || v.1.is_some());
+    if by.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cats: Vec<String> = by.keys().cloned().collect();
+    let b = Bars {
+        title: "GPU memory in use: idle before the run vs peak under load (lower is better)".into(),
+        subtitle: context.to_string(),
+        y_label: "MiB (sum over GPUs)".into(),
+        categories: cats.clone(),
+        series: vec![
+            (
+                "idle".into(),
+                plotters::style::RGBColor(150, 170, 200),
+                by.values().map(|v| v.0).collect(),
+            ),
+            (
+                "peak under load".into(),
+                plotters::style::RGBColor(31, 119, 180),
+                by.values().map(|v| v.1).collect(),
+            ),
+        ],
+    };
+    save(&b, &dir.join("gpu-memory"))
+}
+
+/// Box plots and CDFs of TTFT, TPOT and E2E from the requests (per load level, one box or
+/// curve per label). `groups` must have been finished (samples sorted).
+pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+    let mut out = Vec::new();
+    for load in [Load::Concurrency, Load::Rate] {
+        let mut levels: Vec<f64> = groups.groups.keys().filter_map(|k| load.of_key(k)).collect();
+        levels.sort_by(|a, b| a.total_cmp(b));
+        levels.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        if levels.is_empty() {
+            continue;
+        }
+        let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| load.of_key(k).is_some()).collect();
+        keys.sort();
+        for (metric, name) in [
+            ("ttft", "time to first token"),
+            ("tpot", "time per output token"),
+            ("e2e", "end-to-end latency"),
+        ] {
+            let pick = |k: &Key| -> &Vec<f64> {
+                let a = &groups.groups[k];
+                match metric {
+                    "ttft" => &a.ttft,
+                    "tpot" => &a.tpot,
+                    _ => &a.e2e,
+                }
+            };
+            let mut panels = Vec::new();
+            let mut cdfs = Vec::new();
+            for lv in &levels {
+                let ks: Vec<&&Key> = keys
+                    .iter()
+                    .filter(|k| load.of_key(k).is_some_and(|v| (v - lv).abs() < 1e-9))
+                    .collect();
+                let mut groups_v = Vec::new();
+                let mut series = Vec::new();
+                for k in ks {
+                    let data = pick(k);
+                    let Some(st) = BoxStats::of(data) else { continue };
+                    let mut nm = k.label.clone();
+                    if let Some(c) = &k.category {
+                        nm.push_str(&format!(" [{c}]"));
+                    }
+                    let (color, marker, dashed) = style_of(k.engine.as_deref(), &k.label, k.quant.as_deref());
+                    groups_v.push(BoxGroup {
+                        name: nm.clone(),
+                        color,
+                        stats: st,
+                    });
+                    // CDF: up to 400 points spread over the sorted data
+                    let n = data.len();
+                    let step = (n / 400).max(1);
+                    let mut pts: Vec<Pt> = (0..n)
+                        .step_by(step)
+                        .map(|i| Pt {
+                            x: data[i],
+                            y: 100.0 * (i + 1) as f64 / n as f64,
+                            lo: None,
+                            hi: None,
+                        })
+                        .collect();
+                    pts.push(Pt {
+                        x: data[n - 1],
+                        y: 100.0,
+                        lo: None,
+                        hi: None,
+                    });
+                    series.push(Series {
+                        name: nm,
+                        color,
+                        marker,
+                        dashed,
+                        points: pts,
+                    });
+                }
+                if !groups_v.is_empty() {
+                    panels.push(BoxPanel {
+                        caption: load.caption(*lv),
+                        groups: groups_v,
+                    });
+                }
+                if !series.is_empty() && metric != "tpot" {
+                    let mut p = LinePlot::new(
+                        load.caption(*lv),
+                        format!("{} (ms)", metric.to_uppercase()),
+                        "% of requests",
+                    );
+                    p.series = series;
+                    p.markers = false;
+                    p.y_range = Some((0.0, 101.0));
+                    cdfs.push(p);
+                }
+            }
+            if !panels.is_empty() {
+                let b = BoxPlot {
+                    title: format!("Distribution of {name} by engine and {} (lower is better)", load.axis()),
+                    subtitle: context.to_string(),
+                    y_label: format!("{} (ms)", metric.to_uppercase()),
+                    cols: panels.len().min(2),
+                    panels,
+                };
+                out.extend(save(&b, &dir.join(format!("box-{metric}-{}", load.slug())))?);
+            }
+            if !cdfs.is_empty() {
+                let rows = cdfs.len().div_ceil(2) as u32;
+                let p = Panels {
+                    title: format!("CDF of {name} by {} (left is better)", load.axis()),
+                    subtitle: context.to_string(),
+                    cols: cdfs.len().min(2),
+                    plots: cdfs,
+                    size: (1200, 80 + 420 * rows),
+                };
+                out.extend(save(&p, &dir.join(format!("cdf-{metric}-{}", load.slug())))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A named, coloured series of (seconds since start, value).
+pub type TrackSeries = (String, plotters::style::RGBColor, Vec<(f64, f64)>);
+
+/// A timeline panel.
+pub struct Track {
+    pub title: String,
+    pub y_label: String,
+    pub series: Vec<TrackSeries>,
+}
+
+/// Stacked timelines sharing the time axis.
+pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    let plots: Vec<LinePlot> = tracks
+        .into_iter()
+        .filter(|t| t.series.iter().any(|s| !s.2.is_empty()))
+        .map(|t| {
+            let mut p = LinePlot::new(t.title, "seconds since the first sample", t.y_label);
+            p.markers = false;
+            p.series = t
+                .series
+                .into_iter()
+                .map(|(name, color, pts)| Series {
+                    name,
+                    color,
+                    marker: super::Marker::Circle,
+                    dashed: false,
+                    points: pts
+                        .into_iter()
+                        .map(|(x, y)| Pt {
+                            x,
+                            y,
+                            lo: None,
+                            hi: None,
+                        })
+                        .collect(),
+                })
+                .collect();
+            p
+        })
+        .collect();
+    if plots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = plots.len() as u32;
+    let p = Panels {
+        title: title.to_string(),
+        subtitle: context.to_string(),
+        cols: 1,
+        plots,
+        size: (1200, 70 + 300 * n),
+    };
+    save(&p, base)
 }

@@ -4,6 +4,7 @@
 //! Colours belong to engines (the same engine has the same colour on every chart); markers
 //! and line styles belong to quantization variants.
 
+pub mod figures;
 pub mod kinds;
 
 use std::path::{Path, PathBuf};
@@ -118,18 +119,43 @@ pub struct LinePlot {
     pub y_label: String,
     pub x_axis: XAxis,
     pub series: Vec<Series>,
+    /// Draw point markers (off for dense curves such as CDFs and timelines).
+    pub markers: bool,
+    /// Fixed y range (else 0 .. max * 1.12).
+    pub y_range: Option<(f64, f64)>,
+}
+
+impl LinePlot {
+    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> LinePlot {
+        LinePlot {
+            title: title.into(),
+            subtitle: String::new(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x_axis: XAxis::Linear,
+            series: Vec::new(),
+            markers: true,
+            y_range: None,
+        }
+    }
 }
 
 pub const SIZE: (u32, u32) = (1100, 680);
 
-fn de<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> ChartError + '_ {
-    move |e| ChartError::Draw {
-        path: path.display().to_string(),
-        msg: format!("{e:?}"),
+/// Something that can be drawn onto a backend: every chart kind implements it, so the same
+/// code writes PNG and SVG.
+pub trait Figure {
+    fn size(&self) -> (u32, u32) {
+        SIZE
     }
+    fn draw<DB: DrawingBackend + 'static>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
 }
 
-fn fmt_tick(v: f64) -> String {
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+pub fn fmt_tick(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
@@ -150,28 +176,115 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
-/// Render a line plot to PNG and SVG at `base` (extension replaced). Returns both paths.
-pub fn save_line(p: &LinePlot, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
+/// Render a figure to PNG and SVG at `base` (extension replaced). Returns both paths.
+pub fn save<F: Figure>(f: &F, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
     init_fonts();
     // The backends borrow their path for the chart's whole life (legend closures are
     // 'static); a few bytes per chart are leaked on purpose.
     let png: &'static Path = Box::leak(base.with_extension("png").into_boxed_path());
     let svg: &'static Path = Box::leak(base.with_extension("svg").into_boxed_path());
-    draw_line(BitMapBackend::new(png, SIZE).into_drawing_area(), p, png)?;
-    draw_line(SVGBackend::new(svg, SIZE).into_drawing_area(), p, svg)?;
+    let de = |p: &Path| {
+        let p = p.display().to_string();
+        move |msg: String| {
+            if msg.starts_with("no data") {
+                ChartError::NoData(msg)
+            } else {
+                ChartError::Draw { path: p.clone(), msg }
+            }
+        }
+    };
+    {
+        let root = BitMapBackend::new(png, f.size()).into_drawing_area();
+        root.fill(&WHITE).map_err(err).map_err(de(png))?;
+        f.draw(&root).map_err(de(png))?;
+        root.present().map_err(err).map_err(de(png))?;
+    }
+    {
+        let root = SVGBackend::new(svg, f.size()).into_drawing_area();
+        root.fill(&WHITE).map_err(err).map_err(de(svg))?;
+        f.draw(&root).map_err(de(svg))?;
+        root.present().map_err(err).map_err(de(svg))?;
+    }
     Ok(vec![png.to_path_buf(), svg.to_path_buf()])
 }
 
-fn draw_line<DB: DrawingBackend + 'static>(
-    root: DrawingArea<DB, Shift>,
+/// Render a line plot (kept for callers that only draw lines).
+pub fn save_line(p: &LinePlot, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    save(p, base)
+}
+
+/// Title and subtitle at the top; returns the area below.
+pub fn header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    let (t, body) = root.split_vertically(if subtitle.is_empty() { 48 } else { 68 });
+    t.draw(&Text::new(
+        title.to_string(),
+        (20, 10),
+        ("sans-serif", 26).into_font().color(&BLACK),
+    ))
+    .map_err(err)?;
+    if !subtitle.is_empty() {
+        t.draw(&Text::new(
+            subtitle.to_string(),
+            (20, 42),
+            ("sans-serif", 16).into_font().color(&RGBColor(90, 90, 90)),
+        ))
+        .map_err(err)?;
+    }
+    Ok(body)
+}
+
+impl Figure for LinePlot {
+    fn draw<DB: DrawingBackend + 'static>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let body = header(root, &self.title, &self.subtitle)?;
+        draw_line_in(&body, self, 16)
+    }
+}
+
+/// Several line plots sharing one title, laid out in a grid.
+#[derive(Debug, Clone)]
+pub struct Panels {
+    pub title: String,
+    pub subtitle: String,
+    pub plots: Vec<LinePlot>,
+    pub cols: usize,
+    pub size: (u32, u32),
+}
+
+impl Figure for Panels {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+    fn draw<DB: DrawingBackend + 'static>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let body = header(root, &self.title, &self.subtitle)?;
+        let cols = self.cols.max(1);
+        let rows = self.plots.len().div_ceil(cols).max(1);
+        let areas = body.split_evenly((rows, cols));
+        for (a, p) in areas.iter().zip(&self.plots) {
+            let (cap, inner) = a.split_vertically(30);
+            cap.draw(&Text::new(
+                p.title.clone(),
+                (70, 6),
+                ("sans-serif", 18).into_font().color(&BLACK),
+            ))
+            .map_err(err)?;
+            draw_line_in(&inner, p, 13)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_line_in<DB: DrawingBackend + 'static>(
+    body: &DrawingArea<DB, Shift>,
     p: &LinePlot,
-    path: &Path,
-) -> Result<(), ChartError> {
-    let e = de(path);
-    root.fill(&WHITE).map_err(&e)?;
+    font: u32,
+) -> Result<(), String> {
     let pts: Vec<&Pt> = p.series.iter().flat_map(|s| s.points.iter()).collect();
     if pts.is_empty() {
-        return Err(ChartError::NoData(format!("{}: nothing to draw", p.title)));
+        return Err(format!("no data: {}", p.title));
     }
     let xpos = |x: f64| -> f64 {
         match &p.x_axis {
@@ -184,35 +297,23 @@ fn draw_line<DB: DrawingBackend + 'static>(
         XAxis::Linear => {
             let lo = pts.iter().map(|q| q.x).fold(f64::INFINITY, f64::min);
             let hi = pts.iter().map(|q| q.x).fold(f64::NEG_INFINITY, f64::max);
-            let pad = ((hi - lo) * 0.05).max(1e-9);
-            ((lo - pad).min(0.0f64.max(lo - pad)), hi + pad)
+            let pad = ((hi - lo) * 0.03).max(1e-9);
+            (if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad }, hi + pad)
         }
     };
-    let ymax = pts.iter().map(|q| q.hi.unwrap_or(q.y).max(q.y)).fold(0.0f64, f64::max);
-    let ymax = if ymax > 0.0 { ymax * 1.12 } else { 1.0 };
-    let (title_area, body) = root.split_vertically(64);
-    title_area
-        .draw(&Text::new(
-            p.title.clone(),
-            (20, 10),
-            ("sans-serif", 26).into_font().color(&BLACK),
-        ))
-        .map_err(&e)?;
-    if !p.subtitle.is_empty() {
-        title_area
-            .draw(&Text::new(
-                p.subtitle.clone(),
-                (20, 40),
-                ("sans-serif", 16).into_font().color(&RGBColor(90, 90, 90)),
-            ))
-            .map_err(&e)?;
-    }
-    let mut chart = ChartBuilder::on(&body)
-        .margin(16)
-        .x_label_area_size(52)
-        .y_label_area_size(80)
-        .build_cartesian_2d(xmin..xmax, 0.0..ymax)
-        .map_err(&e)?;
+    let (ymin, ymax) = match p.y_range {
+        Some(r) => r,
+        None => {
+            let ymax = pts.iter().map(|q| q.hi.unwrap_or(q.y).max(q.y)).fold(0.0f64, f64::max);
+            (0.0, if ymax > 0.0 { ymax * 1.12 } else { 1.0 })
+        }
+    };
+    let mut chart = ChartBuilder::on(body)
+        .margin(14)
+        .x_label_area_size(font * 3)
+        .y_label_area_size(font * 5)
+        .build_cartesian_2d(xmin..xmax, ymin..ymax)
+        .map_err(err)?;
     let cats = match &p.x_axis {
         XAxis::Categorical(v) => v.clone(),
         XAxis::Linear => Vec::new(),
@@ -229,37 +330,33 @@ fn draw_line<DB: DrawingBackend + 'static>(
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(p.x_label.as_str())
         .y_desc(p.y_label.as_str())
-        .label_style(("sans-serif", 16))
-        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", font))
+        .axis_desc_style(("sans-serif", font + 2))
         .y_label_formatter(&|v| fmt_tick(*v))
         .x_label_formatter(&xfmt)
         .light_line_style(RGBColor(235, 235, 235));
     if !cats.is_empty() {
         mesh.x_labels(cats.len() * 2 + 1);
     }
-    mesh.draw().map_err(&e)?;
+    mesh.draw().map_err(err)?;
     for s in &p.series {
         let color = s.color;
-        let marker = s.marker;
+        let marker = if p.markers { Some(s.marker) } else { None };
         let line: Vec<(f64, f64)> = s.points.iter().map(|q| (xpos(q.x), q.y)).collect();
         let style = ShapeStyle {
             color: color.to_rgba(),
             filled: false,
-            stroke_width: 3,
+            stroke_width: if p.markers { 3 } else { 2 },
         };
-        if s.dashed {
+        let anno = if s.dashed {
             chart
                 .draw_series(DashedLineSeries::new(line.clone(), 10, 6, style))
-                .map_err(&e)?
-                .label(s.name.clone())
-                .legend(move |(x, y)| legend_glyph(x, y, style, marker, color));
+                .map_err(err)?
         } else {
-            chart
-                .draw_series(LineSeries::new(line.clone(), style))
-                .map_err(&e)?
-                .label(s.name.clone())
-                .legend(move |(x, y)| legend_glyph(x, y, style, marker, color));
-        }
+            chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
+        };
+        anno.label(s.name.clone())
+            .legend(move |(x, y)| legend_glyph(x, y, style, marker, color));
         for q in &s.points {
             if let (Some(lo), Some(hi)) = (q.lo, q.hi) {
                 chart
@@ -271,20 +368,21 @@ fn draw_line<DB: DrawingBackend + 'static>(
                         color.stroke_width(2),
                         10,
                     )))
-                    .map_err(&e)?;
+                    .map_err(err)?;
             }
         }
-        draw_markers(&mut chart, &line, s.marker, color).map_err(&e)?;
+        if let Some(m) = marker {
+            draw_markers(&mut chart, &line, m, color).map_err(err)?;
+        }
     }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 16))
+        .label_font(("sans-serif", font))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
         .draw()
-        .map_err(&e)?;
-    root.present().map_err(&e)?;
+        .map_err(err)?;
     Ok(())
 }
 
@@ -293,16 +391,17 @@ fn legend_glyph<DB: DrawingBackend + 'static>(
     x: i32,
     y: i32,
     style: ShapeStyle,
-    m: Marker,
+    m: Option<Marker>,
     color: RGBColor,
 ) -> DynElement<'static, DB, (i32, i32)> {
     let line = PathElement::new(vec![(x, y), (x + 28, y)], style);
     let st = color.filled();
     let mark: DynElement<'static, DB, (i32, i32)> = match m {
-        Marker::Circle => Circle::new((x + 14, y), 5, st).into_dyn(),
-        Marker::Triangle => TriangleMarker::new((x + 14, y), 7, st).into_dyn(),
-        Marker::Square => plotters::element::Rectangle::new([(x + 9, y - 5), (x + 19, y + 5)], st).into_dyn(),
-        Marker::Cross => Cross::new((x + 14, y), 6, color.stroke_width(3)).into_dyn(),
+        Some(Marker::Circle) => Circle::new((x + 14, y), 5, st).into_dyn(),
+        Some(Marker::Triangle) => TriangleMarker::new((x + 14, y), 7, st).into_dyn(),
+        Some(Marker::Square) => plotters::element::Rectangle::new([(x + 9, y - 5), (x + 19, y + 5)], st).into_dyn(),
+        Some(Marker::Cross) => Cross::new((x + 14, y), 6, color.stroke_width(3)).into_dyn(),
+        None => EmptyElement::at((x, y)).into_dyn(),
     };
     (EmptyElement::<(i32, i32), DB>::at((0, 0)) + line + mark).into_dyn()
 }

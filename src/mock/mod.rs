@@ -156,6 +156,9 @@ fn error(status: StatusCode, msg: &str, ty: &str) -> Resp {
 }
 
 async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
+    // The request is here once its headers are parsed: the TTFT clock starts now, before
+    // the body is read (a slow body read is the server's time, as on a real engine).
+    let arrived = Instant::now();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (method.as_str(), path.as_str()) {
@@ -179,7 +182,6 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
                     return error(StatusCode::NOT_FOUND, &format!("no route {p}"), "NotFoundError");
                 }
             };
-            let arrived = Instant::now();
             let body = match Limited::new(req.into_body(), 256 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {

@@ -19,6 +19,7 @@ pub fn bin(name: &str) -> PathBuf {
         "engine-up" => env!("CARGO_BIN_EXE_engine-up"),
         "engine-down" => env!("CARGO_BIN_EXE_engine-down"),
         "mock-engine" => env!("CARGO_BIN_EXE_mock-engine"),
+        "report" => env!("CARGO_BIN_EXE_report"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

@@ -11,4 +11,5 @@ mod fixtures;
 mod gpumon;
 mod readme;
 mod replay;
+mod report;
 mod tracegen;
