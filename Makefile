@@ -5,16 +5,16 @@ BIN := target/debug
 VENV := build/venv
 PY := $(VENV)/bin/python
 # The Python packages the tests use (DuckDB reads our files in the tests).
-PY_PKGS := duckdb==2.0.0
+PY_PKGS := duckdb==2.0.0 pytz==2025.2
 
-.PHONY: all build demo test test-fast lint fmt clean venv report
+.PHONY: all build demo test test-fast lint fmt clean venv report bench-client
 
 all: build
 
 build:
 	$(CARGO) build --bins
 
-$(VENV)/.ok:
+$(VENV)/.ok: Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(PY_PKGS)
 	touch $@
@@ -38,6 +38,12 @@ test: venv
 # A report from every requests file under runs/ (summaries, charts and HTML beside it).
 report: build
 	$(BIN)/report runs --slo ttft=500ms,tpot=50ms -o runs/report
+
+# How exact and how fast replay (and mock-engine) are on this machine; see BENCHMARKS.md.
+bench-client: venv
+	$(CARGO) build --release --bins
+	chmod +x scripts/bench-client.sh
+	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-client.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -13,7 +13,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use crate::cols;
 use crate::io::DataError;
 use crate::schema::{SUMMARY, Ty};
-use crate::stats::{self, Stats};
+use crate::stats::{self, Samples, Stats};
 
 /// TPOT/ITL definitions of the tools people compare against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,7 +84,13 @@ pub struct Options {
     pub defs: Defs,
     pub bootstrap: usize,
     pub seed: u64,
+    /// Latency values kept exactly in memory, over all groups (8 bytes each). Beyond it,
+    /// every metric moves to an HDR histogram (bounded memory, percentiles within 0.1%).
+    pub exact_budget: usize,
 }
+
+/// Default exact-value budget: 256 M values (2 GiB).
+pub const EXACT_BUDGET: usize = 256 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -95,6 +101,7 @@ impl Default for Options {
             defs: Defs::Vllm,
             bootstrap: 1000,
             seed: 0,
+            exact_budget: EXACT_BUDGET,
         }
     }
 }
@@ -131,12 +138,12 @@ pub struct Acc {
     pub last_done_us: Option<i64>,
     pub out_tokens_ok: u64,
     pub in_tokens_ok: u64,
-    pub ttft: Vec<f64>,
-    pub tpot: Vec<f64>,
-    pub itl: Vec<f64>,
-    pub e2e: Vec<f64>,
-    pub sched_lag: Vec<f64>,
-    pub ttft_sched: Vec<f64>,
+    pub ttft: Samples,
+    pub tpot: Samples,
+    pub itl: Samples,
+    pub e2e: Samples,
+    pub sched_lag: Samples,
+    pub ttft_sched: Samples,
     pub slo_ttft_ok: u64,
     pub slo_tpot_ok: u64,
     pub slo_e2e_ok: u64,
@@ -175,7 +182,7 @@ pub const READ_COLUMNS: &[&str] = &[
 ];
 
 /// All groups, accumulated from any number of requests files.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Groups {
     pub groups: HashMap<Key, Acc>,
     pub files: Vec<String>,
@@ -183,6 +190,52 @@ pub struct Groups {
     pub metas: Vec<(String, crate::meta::Meta)>,
     pub rows: u64,
     pub warmup_skipped: u64,
+    /// Values held exactly (for the memory budget); None once everything is a histogram.
+    pub held: Option<usize>,
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Groups {
+            groups: HashMap::new(),
+            files: Vec::new(),
+            metas: Vec::new(),
+            rows: 0,
+            warmup_skipped: 0,
+            held: Some(0),
+        }
+    }
+}
+
+impl Groups {
+    /// True when percentiles are exact (numpy's linear method); false once the memory
+    /// budget moved the samples to HDR histograms.
+    pub fn exact(&self) -> bool {
+        self.held.is_some() || self.groups.is_empty()
+    }
+
+    fn enforce_budget(&mut self, budget: usize) {
+        let Some(h) = self.held else { return };
+        if h <= budget {
+            return;
+        }
+        for a in self.groups.values_mut() {
+            for s in [
+                &mut a.ttft,
+                &mut a.tpot,
+                &mut a.itl,
+                &mut a.e2e,
+                &mut a.sched_lag,
+                &mut a.ttft_sched,
+            ] {
+                s.to_histogram();
+            }
+        }
+        self.held = None;
+        eprintln!(
+            "agg: more than {budget} latency values: switching to HDR histograms (percentiles within 0.1%; raise --exact-budget for exact ones)"
+        );
+    }
 }
 
 impl Groups {
@@ -208,157 +261,429 @@ impl Groups {
     }
 
     pub fn add_batch(&mut self, b: &RecordBatch, o: &Options) {
-        let g = |n: &str| cols::get(b, n).cloned();
-        let label = g("label").expect("checked");
-        let status = g("status").expect("checked");
-        let (engine, model, quant, conc, rate, cat, turn) = (
-            g("engine"),
-            g("model"),
-            g("quant"),
-            g("concurrency"),
-            g("rate_rps"),
-            g("category"),
-            g("turn"),
-        );
-        let warm = g("warmup");
-        let (sent, done) = (g("sent_at"), g("done_at"));
-        let (ttft, tpot, e2e, lag, ttfts) = (
-            g("ttft_ms"),
-            g("tpot_ms"),
-            g("e2e_ms"),
-            g("sched_lag_ms"),
-            g("ttft_sched_ms"),
-        );
-        let (outt, inp, sin) = (g("output_tokens"), g("input_tokens"), g("server_input_tokens"));
-        let chunks = g("chunk_times_ms");
-        let ctoks = g("chunk_tokens");
+        self.add_rows(b, o);
+        if self.held.is_some() {
+            let held: usize = self
+                .groups
+                .values()
+                .map(|a| {
+                    a.ttft.held()
+                        + a.tpot.held()
+                        + a.itl.held()
+                        + a.e2e.held()
+                        + a.sched_lag.held()
+                        + a.ttft_sched.held()
+                })
+                .sum();
+            self.held = Some(held);
+            self.enforce_budget(o.exact_budget);
+        }
+    }
+
+    fn add_rows(&mut self, b: &RecordBatch, o: &Options) {
+        let v = View::of(b);
         let by_cat = o.by.iter().any(|c| c == "category");
         let by_turn = o.by.iter().any(|c| c == "turn");
-        let s =
-            |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::str_at(a.as_ref(), i)).map(str::to_string);
-        let f = |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::f64_at(a.as_ref(), i));
-        let u = |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::int_at(a.as_ref(), i).ok().flatten());
-        let ts = |a: &Option<ArrayRef>, i: usize| a.as_ref().and_then(|a| cols::ts_us(a.as_ref(), i));
-        for i in 0..b.num_rows() {
-            self.rows += 1;
-            let is_warm = warm
-                .as_ref()
-                .map(|w| {
-                    !w.is_null(i)
-                        && w.as_any()
-                            .downcast_ref::<arrow_array::BooleanArray>()
-                            .map(|a| a.value(i))
-                            .unwrap_or(false)
-                })
-                .unwrap_or(false);
-            if is_warm && !o.include_warmup {
-                self.warmup_skipped += 1;
-                continue;
+        let n = b.num_rows();
+        self.rows += n as u64;
+        let key_of = |i: usize| KeyRef {
+            label: v.label.get(i).unwrap_or(""),
+            engine: v.engine.get(i),
+            model: v.model.get(i),
+            quant: v.quant.get(i),
+            concurrency: v.conc.get(i).map(|x| x as u32),
+            rate_bits: v.rate.get(i).map(f64::to_bits),
+            category: if by_cat { v.cat.get(i) } else { None },
+            turn: if by_turn { v.turn.get(i).map(|x| x as u32) } else { None },
+        };
+        // Rows of one run share their key: handle the batch in runs of equal keys, so the
+        // key is built and looked up once per run, not once per row.
+        let mut i = 0;
+        while i < n {
+            let k = key_of(i);
+            let mut j = i + 1;
+            while j < n && key_of(j) == k {
+                j += 1;
             }
-            let key = Key {
-                label: cols::str_at(label.as_ref(), i).unwrap_or("").to_string(),
-                engine: s(&engine, i),
-                model: s(&model, i),
-                quant: s(&quant, i),
-                concurrency: u(&conc, i).map(|v| v as u32),
-                rate_bits: f(&rate, i).map(f64::to_bits),
-                category: if by_cat { s(&cat, i) } else { None },
-                turn: if by_turn { u(&turn, i).map(|v| v as u32) } else { None },
-            };
-            let acc = self.groups.entry(key).or_default();
-            acc.n += 1;
-            let st = cols::str_at(status.as_ref(), i).unwrap_or("unknown");
-            *acc.by_status.entry(st.to_string()).or_default() += 1;
-            if let Some(t) = ts(&sent, i) {
-                acc.first_sent_us = Some(acc.first_sent_us.map_or(t, |x| x.min(t)));
-                if let Some(l) = f(&lag, i) {
-                    acc.sched_lag.push(l);
+            let key = k.to_key();
+            let hist_mode = self.held.is_none();
+            let acc = self.groups.entry(key).or_insert_with(|| {
+                let mut a = Acc::default();
+                if hist_mode {
+                    for s in [
+                        &mut a.ttft,
+                        &mut a.tpot,
+                        &mut a.itl,
+                        &mut a.e2e,
+                        &mut a.sched_lag,
+                        &mut a.ttft_sched,
+                    ] {
+                        s.to_histogram();
+                    }
                 }
-            }
-            if let Some(t) = ts(&done, i)
-                && ts(&sent, i).is_some()
-            {
-                acc.last_done_us = Some(acc.last_done_us.map_or(t, |x| x.max(t)));
-            }
-            if st != "ok" {
-                continue;
-            }
-            let out = u(&outt, i).unwrap_or(0).max(0) as u64;
-            let inn = u(&sin, i).or_else(|| u(&inp, i)).unwrap_or(0).max(0) as u64;
-            acc.out_tokens_ok += out;
-            acc.in_tokens_ok += inn;
-            let t_ttft = f(&ttft, i);
-            let t_e2e = f(&e2e, i);
-            let t_tpot = f(&tpot, i).or_else(|| match (t_ttft, t_e2e) {
-                (Some(a), Some(e)) if out > 1 => Some((e - a) / (out - 1) as f64),
-                _ => None,
+                a
             });
-            if let Some(v) = t_ttft {
-                acc.ttft.push(v);
-            }
-            if let Some(v) = t_e2e {
-                acc.e2e.push(v);
-            }
-            if let Some(v) = f(&ttfts, i) {
-                acc.ttft_sched.push(v);
-            }
-            // One pass over the chunks: ITL gaps (vLLM definition) and output tokens by
-            // arrival time (for the throughput confidence interval).
-            let sent_us = ts(&sent, i);
-            if let Some(l) = chunks.as_ref().and_then(|c| cols::list_at(c.as_ref(), i)) {
-                let nt = l.len();
-                let toks = ctoks
-                    .as_ref()
-                    .and_then(|c| cols::list_at(c.as_ref(), i))
-                    .filter(|t| t.len() == nt);
-                let even = if nt > 0 { out as f64 / nt as f64 } else { 0.0 };
-                let mut prev: Option<f64> = None;
-                for j in 0..nt {
-                    let Some(x) = cols::f64_at(l.as_ref(), j) else { continue };
-                    if o.defs == Defs::Vllm
-                        && let Some(p) = prev
-                    {
-                        acc.itl.push(x - p);
-                    }
-                    prev = Some(x);
-                    if let Some(s0) = sent_us {
-                        let tok = toks.as_ref().and_then(|t| cols::f64_at(t.as_ref(), j)).unwrap_or(even);
-                        let t_us = s0 + (x * 1000.0).round() as i64;
-                        *acc.token_bins.entry(t_us.div_euclid(BIN_US)).or_default() += tok;
-                    }
+            for r in i..j {
+                if !o.include_warmup && v.warm.get(r) {
+                    self.warmup_skipped += 1;
+                    continue;
                 }
+                add_row(acc, &v, r, o);
             }
-            match o.defs {
-                Defs::Vllm => {
-                    if let Some(v) = t_tpot {
-                        acc.tpot.push(v);
-                    }
-                }
-                Defs::Aiperf => {
-                    if let Some(v) = t_tpot {
-                        acc.tpot.push(v);
-                        acc.itl.push(v);
-                    }
-                }
-                Defs::Guidellm => {
-                    if let (Some(e), true) = (t_e2e, out > 0) {
-                        acc.tpot.push(e / out as f64);
-                    }
-                    if let Some(v) = t_tpot {
-                        acc.itl.push(v);
-                    }
-                }
+            i = j;
+        }
+    }
+}
+
+/// A row's group key, borrowed from the batch (compared without allocating).
+#[derive(PartialEq)]
+struct KeyRef<'a> {
+    label: &'a str,
+    engine: Option<&'a str>,
+    model: Option<&'a str>,
+    quant: Option<&'a str>,
+    concurrency: Option<u32>,
+    rate_bits: Option<u64>,
+    category: Option<&'a str>,
+    turn: Option<u32>,
+}
+
+impl KeyRef<'_> {
+    fn to_key(&self) -> Key {
+        Key {
+            label: self.label.to_string(),
+            engine: self.engine.map(str::to_string),
+            model: self.model.map(str::to_string),
+            quant: self.quant.map(str::to_string),
+            concurrency: self.concurrency,
+            rate_bits: self.rate_bits,
+            category: self.category.map(str::to_string),
+            turn: self.turn,
+        }
+    }
+}
+
+/// One row into its group.
+fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
+    acc.n += 1;
+    let st = v.status.get(i).unwrap_or("unknown");
+    match acc.by_status.get_mut(st) {
+        Some(c) => *c += 1,
+        None => {
+            acc.by_status.insert(st.to_string(), 1);
+        }
+    }
+    let sent_us = v.sent.get(i);
+    if let Some(t) = sent_us {
+        acc.first_sent_us = Some(acc.first_sent_us.map_or(t, |x| x.min(t)));
+        if let Some(l) = v.lag.get(i) {
+            acc.sched_lag.push(l);
+        }
+        if let Some(t) = v.done.get(i) {
+            acc.last_done_us = Some(acc.last_done_us.map_or(t, |x| x.max(t)));
+        }
+    }
+    if st != "ok" {
+        return;
+    }
+    let out = v.out.get(i).unwrap_or(0).max(0) as u64;
+    let inn = v.sin.get(i).or_else(|| v.inp.get(i)).unwrap_or(0).max(0) as u64;
+    acc.out_tokens_ok += out;
+    acc.in_tokens_ok += inn;
+    let t_ttft = v.ttft.get(i);
+    let t_e2e = v.e2e.get(i);
+    let t_tpot = v.tpot.get(i).or_else(|| match (t_ttft, t_e2e) {
+        (Some(a), Some(e)) if out > 1 => Some((e - a) / (out - 1) as f64),
+        _ => None,
+    });
+    if let Some(x) = t_ttft {
+        acc.ttft.push(x);
+    }
+    if let Some(x) = t_e2e {
+        acc.e2e.push(x);
+    }
+    if let Some(x) = v.ttfts.get(i) {
+        acc.ttft_sched.push(x);
+    }
+    // One pass over the chunks: ITL gaps (vLLM definition) and output tokens by arrival
+    // time (for the throughput confidence interval).
+    v.chunks.for_each(i, &v.ctoks, |times, toks| {
+        let nt = times.len();
+        let even = if nt > 0 { out as f64 / nt as f64 } else { 0.0 };
+        let mut prev: Option<f64> = None;
+        for (j, &x) in times.iter().enumerate() {
+            if o.defs == Defs::Vllm
+                && let Some(p) = prev
+            {
+                acc.itl.push(x - p);
             }
-            if o.slo.any() {
-                let ok_t = o.slo.ttft_ms.is_none_or(|s| t_ttft.is_some_and(|v| v <= s));
-                let ok_p = o.slo.tpot_ms.is_none_or(|s| t_tpot.is_none_or(|v| v <= s));
-                let ok_e = o.slo.e2e_ms.is_none_or(|s| t_e2e.is_some_and(|v| v <= s));
-                acc.slo_ttft_ok += ok_t as u64;
-                acc.slo_tpot_ok += ok_p as u64;
-                acc.slo_e2e_ok += ok_e as u64;
-                acc.slo_all_ok += (ok_t && ok_p && ok_e) as u64;
+            prev = Some(x);
+            if let Some(s0) = sent_us {
+                let tok = toks.map(|t| t[j] as f64).unwrap_or(even);
+                let t_us = s0 + (x * 1000.0).round() as i64;
+                *acc.token_bins.entry(t_us.div_euclid(BIN_US)).or_default() += tok;
             }
         }
+    });
+    match o.defs {
+        Defs::Vllm => {
+            if let Some(x) = t_tpot {
+                acc.tpot.push(x);
+            }
+        }
+        Defs::Aiperf => {
+            if let Some(x) = t_tpot {
+                acc.tpot.push(x);
+                acc.itl.push(x);
+            }
+        }
+        Defs::Guidellm => {
+            if let (Some(e), true) = (t_e2e, out > 0) {
+                acc.tpot.push(e / out as f64);
+            }
+            if let Some(x) = t_tpot {
+                acc.itl.push(x);
+            }
+        }
+    }
+    if o.slo.any() {
+        let ok_t = o.slo.ttft_ms.is_none_or(|s| t_ttft.is_some_and(|x| x <= s));
+        let ok_p = o.slo.tpot_ms.is_none_or(|s| t_tpot.is_none_or(|x| x <= s));
+        let ok_e = o.slo.e2e_ms.is_none_or(|s| t_e2e.is_some_and(|x| x <= s));
+        acc.slo_ttft_ok += ok_t as u64;
+        acc.slo_tpot_ok += ok_p as u64;
+        acc.slo_e2e_ok += ok_e as u64;
+        acc.slo_all_ok += (ok_t && ok_p && ok_e) as u64;
+    }
+}
+
+/// Typed views of a requests batch: the contract's own types take a fast path; files from
+/// other tools (other integer widths, large strings, dictionaries) go through `cols`.
+struct View<'a> {
+    label: SCol<'a>,
+    engine: SCol<'a>,
+    model: SCol<'a>,
+    quant: SCol<'a>,
+    cat: SCol<'a>,
+    status: SCol<'a>,
+    conc: ICol<'a>,
+    turn: ICol<'a>,
+    out: ICol<'a>,
+    inp: ICol<'a>,
+    sin: ICol<'a>,
+    rate: FCol<'a>,
+    ttft: FCol<'a>,
+    tpot: FCol<'a>,
+    e2e: FCol<'a>,
+    lag: FCol<'a>,
+    ttfts: FCol<'a>,
+    sent: TCol<'a>,
+    done: TCol<'a>,
+    warm: BCol<'a>,
+    chunks: LCol<'a>,
+    ctoks: LCol<'a>,
+}
+
+impl<'a> View<'a> {
+    fn of(b: &'a RecordBatch) -> View<'a> {
+        let c = |n: &str| -> Option<&'a dyn Array> { b.schema_ref().index_of(n).ok().map(|i| b.column(i).as_ref()) };
+        View {
+            label: SCol::of(c("label")),
+            engine: SCol::of(c("engine")),
+            model: SCol::of(c("model")),
+            quant: SCol::of(c("quant")),
+            cat: SCol::of(c("category")),
+            status: SCol::of(c("status")),
+            conc: ICol::of(c("concurrency")),
+            turn: ICol::of(c("turn")),
+            out: ICol::of(c("output_tokens")),
+            inp: ICol::of(c("input_tokens")),
+            sin: ICol::of(c("server_input_tokens")),
+            rate: FCol::of(c("rate_rps")),
+            ttft: FCol::of(c("ttft_ms")),
+            tpot: FCol::of(c("tpot_ms")),
+            e2e: FCol::of(c("e2e_ms")),
+            lag: FCol::of(c("sched_lag_ms")),
+            ttfts: FCol::of(c("ttft_sched_ms")),
+            sent: TCol::of(c("sent_at")),
+            done: TCol::of(c("done_at")),
+            warm: BCol(c("warmup").and_then(|a| a.as_any().downcast_ref::<arrow_array::BooleanArray>())),
+            chunks: LCol::of(c("chunk_times_ms")),
+            ctoks: LCol::of(c("chunk_tokens")),
+        }
+    }
+}
+
+enum SCol<'a> {
+    Utf8(&'a arrow_array::StringArray),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> SCol<'a> {
+    fn of(a: Option<&'a dyn Array>) -> SCol<'a> {
+        match a {
+            None => SCol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::StringArray>() {
+                Some(s) => SCol::Utf8(s),
+                None => SCol::Any(a),
+            },
+        }
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            SCol::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            SCol::Any(a) => cols::str_at(*a, i),
+            SCol::Absent => None,
+        }
+    }
+}
+
+enum ICol<'a> {
+    U32(&'a arrow_array::UInt32Array),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> ICol<'a> {
+    fn of(a: Option<&'a dyn Array>) -> ICol<'a> {
+        match a {
+            None => ICol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::UInt32Array>() {
+                Some(s) => ICol::U32(s),
+                None => ICol::Any(a),
+            },
+        }
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Option<i64> {
+        match self {
+            ICol::U32(a) => (!a.is_null(i)).then(|| a.value(i) as i64),
+            ICol::Any(a) => cols::int_at(*a, i)
+                .ok()
+                .flatten()
+                .map(|v| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
+            ICol::Absent => None,
+        }
+    }
+}
+
+enum FCol<'a> {
+    F64(&'a arrow_array::Float64Array),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> FCol<'a> {
+    fn of(a: Option<&'a dyn Array>) -> FCol<'a> {
+        match a {
+            None => FCol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::Float64Array>() {
+                Some(s) => FCol::F64(s),
+                None => FCol::Any(a),
+            },
+        }
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Option<f64> {
+        match self {
+            FCol::F64(a) => (!a.is_null(i)).then(|| a.value(i)),
+            FCol::Any(a) => cols::f64_at(*a, i),
+            FCol::Absent => None,
+        }
+    }
+}
+
+enum TCol<'a> {
+    Us(&'a arrow_array::TimestampMicrosecondArray),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> TCol<'a> {
+    fn of(a: Option<&'a dyn Array>) -> TCol<'a> {
+        match a {
+            None => TCol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>() {
+                Some(s) => TCol::Us(s),
+                None => TCol::Any(a),
+            },
+        }
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Option<i64> {
+        match self {
+            TCol::Us(a) => (!a.is_null(i)).then(|| a.value(i)),
+            TCol::Any(a) => cols::ts_us(*a, i),
+            TCol::Absent => None,
+        }
+    }
+}
+
+struct BCol<'a>(Option<&'a arrow_array::BooleanArray>);
+
+impl BCol<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> bool {
+        self.0.is_some_and(|a| !a.is_null(i) && a.value(i))
+    }
+}
+
+/// A list column: List<Float64>/List<UInt32> read straight from their buffers, anything
+/// else converted.
+enum LCol<'a> {
+    List(&'a arrow_array::ListArray),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> LCol<'a> {
+    fn of(a: Option<&'a dyn Array>) -> LCol<'a> {
+        match a {
+            None => LCol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::ListArray>() {
+                Some(l) => LCol::List(l),
+                None => LCol::Any(a),
+            },
+        }
+    }
+
+    /// Call `f` with row i's values as f64 (and the token list's values, when `toks` has one
+    /// of the same length).
+    fn for_each(&self, i: usize, toks: &LCol<'_>, mut f: impl FnMut(&[f64], Option<&[u32]>)) {
+        let times: std::borrow::Cow<'_, [f64]> = match self {
+            LCol::Absent => return,
+            LCol::List(l) => {
+                if l.is_null(i) {
+                    return;
+                }
+                let (s, e) = (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize);
+                match l.values().as_any().downcast_ref::<arrow_array::Float64Array>() {
+                    Some(v) if v.null_count() == 0 => std::borrow::Cow::Borrowed(&v.values()[s..e]),
+                    _ => {
+                        let v = l.values();
+                        std::borrow::Cow::Owned((s..e).filter_map(|k| cols::f64_at(v.as_ref(), k)).collect())
+                    }
+                }
+            }
+            LCol::Any(a) => match cols::list_at(*a, i) {
+                Some(v) => std::borrow::Cow::Owned((0..v.len()).filter_map(|k| cols::f64_at(v.as_ref(), k)).collect()),
+                None => return,
+            },
+        };
+        let tk: Option<std::borrow::Cow<'_, [u32]>> = match toks {
+            LCol::List(l) if !l.is_null(i) => {
+                let (s, e) = (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize);
+                match l.values().as_any().downcast_ref::<arrow_array::UInt32Array>() {
+                    Some(v) if v.null_count() == 0 => Some(std::borrow::Cow::Borrowed(&v.values()[s..e])),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let tk = tk.filter(|t| t.len() == times.len());
+        f(&times, tk.as_deref());
     }
 }
 
@@ -531,9 +856,9 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
             }),
         );
         let seed = o.seed.wrapping_add(gi as u64 * 1_000_003);
-        let summ = |v: &mut Vec<f64>, salt: u64| {
-            stats::sort(v);
-            stats::summarize(v, o.bootstrap, seed ^ salt)
+        let summ = |v: &mut Samples, salt: u64| {
+            v.finish();
+            v.summarize(o.bootstrap, seed ^ salt)
         };
         let s_ttft = summ(&mut acc.ttft, 1);
         let s_tpot = summ(&mut acc.tpot, 2);
@@ -547,16 +872,10 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
             "interactivity_tok_s",
             Cell::F(s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50)),
         );
-        stats::sort(&mut acc.sched_lag);
-        stats::sort(&mut acc.ttft_sched);
-        c.insert(
-            "sched_lag_p99_ms",
-            Cell::F(stats::percentile_sorted(&acc.sched_lag, 0.99)),
-        );
-        c.insert(
-            "ttft_sched_p99_ms",
-            Cell::F(stats::percentile_sorted(&acc.ttft_sched, 0.99)),
-        );
+        acc.sched_lag.finish();
+        acc.ttft_sched.finish();
+        c.insert("sched_lag_p99_ms", Cell::F(acc.sched_lag.percentile(0.99)));
+        c.insert("ttft_sched_p99_ms", Cell::F(acc.ttft_sched.percentile(0.99)));
         rows.push(Row { key: Some(k), cells: c });
     }
     rows
@@ -848,18 +1167,18 @@ pub fn compare(groups: &Groups, a: &str, b: &str, o: &Options) -> Vec<Cmp> {
             let seed = o.seed ^ (mi as u64 * 7919);
             let (va, vb, ratio, ci) = match pct {
                 Some((m, q)) => {
-                    let pick = |acc: &Acc| -> Vec<f64> {
-                        match *m {
-                            "ttft" => acc.ttft.clone(),
-                            "tpot" => acc.tpot.clone(),
-                            "itl" => acc.itl.clone(),
-                            _ => acc.e2e.clone(),
+                    fn pick<'x>(acc: &'x Acc, m: &str) -> &'x Samples {
+                        match m {
+                            "ttft" => &acc.ttft,
+                            "tpot" => &acc.tpot,
+                            "itl" => &acc.itl,
+                            _ => &acc.e2e,
                         }
-                    };
-                    let (xa, xb) = (pick(acc_a), pick(acc_b));
-                    let va = stats::percentile_sorted(&xa, *q);
-                    let vb = stats::percentile_sorted(&xb, *q);
-                    match stats::ratio_ci(&xa, &xb, *q, o.bootstrap.max(200), seed, 0.95) {
+                    }
+                    let (xa, xb) = (pick(acc_a, m), pick(acc_b, m));
+                    let va = xa.percentile(*q);
+                    let vb = xb.percentile(*q);
+                    match stats::ratio_ci(xa, xb, *q, o.bootstrap.max(200), seed, 0.95) {
                         Some((r, lo, hi)) => (va, vb, Some(r), Some((lo, hi))),
                         None => (va, vb, None, None),
                     }

@@ -74,32 +74,211 @@ pub fn summarize(sorted: &[f64], boot: usize, seed: u64) -> Option<Stats> {
     })
 }
 
-/// Bootstrap replicates of percentile `q` of sorted data, drawn exactly without resampling
-/// n values.
-///
-/// A bootstrap resample is n draws from the empirical distribution F_n, so its order
-/// statistics are F_n^{-1}(U_(1..n)) for uniform order statistics U. The percentile
-/// interpolates the order statistics at ranks k+1 and k+2 (k = floor((n-1)q)), and
-/// U_(k+1) ~ Beta(k+1, n-k), U_(k+2) = U_(k+1) + (1 - U_(k+1)) Beta(1, n-k-1) (the next
-/// order statistic of the remaining n-k-1 uniforms). Each replicate therefore costs O(1)
-/// after sorting, and the result has exactly the distribution of the classical (resampling)
-/// bootstrap of this percentile.
-pub fn bootstrap_replicates(sorted: &[f64], q: f64, b: usize, seed: u64) -> Vec<f64> {
-    let n = sorted.len();
+/// Samples of one metric: exact values while they fit the memory budget, else an HDR
+/// histogram (see [`Samples::to_histogram`]).
+#[derive(Debug)]
+pub enum Samples {
+    Exact(Vec<f64>),
+    Hist(Box<Hist>),
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples::Exact(Vec::new())
+    }
+}
+
+/// Histogram units per millisecond (values are recorded in microseconds).
+const HIST_SCALE: f64 = 1000.0;
+/// Significant decimal digits kept by the histogram: values are exact to 0.1% relative
+/// (plus the 1 µs unit).
+pub const HIST_SIGFIG: u8 = 3;
+
+/// A histogram of non-negative millisecond values with their exact count, sum, min and max.
+#[derive(Debug)]
+pub struct Hist {
+    h: hdrhistogram::Histogram<u64>,
+    n: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Hist {
+    fn new() -> Hist {
+        Hist {
+            h: hdrhistogram::Histogram::new(HIST_SIGFIG).expect("valid sigfig"),
+            n: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+    fn push(&mut self, v: f64) {
+        let u = (v.max(0.0) * HIST_SCALE).round().min(u64::MAX as f64 / 4.0) as u64;
+        // an auto-resizing histogram only fails on absurd values; those are clamped above
+        let _ = self.h.record(u);
+        self.n += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        if q >= 1.0 {
+            return self.max;
+        }
+        if q <= 0.0 {
+            return self.min;
+        }
+        (self.h.value_at_quantile(q) as f64 / HIST_SCALE).clamp(self.min, self.max)
+    }
+}
+
+impl Samples {
+    pub fn push(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        match self {
+            Samples::Exact(x) => x.push(v),
+            Samples::Hist(h) => h.push(v),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::Exact(x) => x.len(),
+            Samples::Hist(h) => h.n as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values held in memory (what the memory budget counts).
+    pub fn held(&self) -> usize {
+        match self {
+            Samples::Exact(x) => x.len(),
+            Samples::Hist(_) => 0,
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Samples::Exact(_))
+    }
+
+    /// Move the values into an HDR histogram: bounded memory from here on, percentiles exact
+    /// to 0.1% of their value.
+    pub fn to_histogram(&mut self) {
+        if let Samples::Exact(x) = self {
+            let mut h = Hist::new();
+            for v in x.iter() {
+                h.push(*v);
+            }
+            *self = Samples::Hist(Box::new(h));
+        }
+    }
+
+    /// Sort exact values (call once, before the statistics).
+    pub fn finish(&mut self) {
+        if let Samples::Exact(x) = self {
+            sort(x);
+        }
+    }
+
+    /// Sorted values, for exact samples (after [`Samples::finish`]).
+    pub fn sorted(&self) -> Option<&[f64]> {
+        match self {
+            Samples::Exact(x) => Some(x),
+            Samples::Hist(_) => None,
+        }
+    }
+
+    /// Percentile q (0..=1): numpy's linear method on exact values, the histogram's value at
+    /// that quantile otherwise.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
+        match self {
+            Samples::Exact(x) => percentile_sorted(x, q),
+            Samples::Hist(h) => (h.n > 0).then(|| h.quantile(q)),
+        }
+    }
+
+    /// The empirical inverse CDF F^-1(u), for the bootstrap.
+    fn inverse(&self, u: f64) -> f64 {
+        match self {
+            Samples::Exact(x) => {
+                let n = x.len();
+                let r = (u * n as f64).ceil() as usize;
+                x[r.clamp(1, n) - 1]
+            }
+            Samples::Hist(h) => h.quantile(u),
+        }
+    }
+
+    pub fn summarize(&self, boot: usize, seed: u64) -> Option<Stats> {
+        match self {
+            Samples::Exact(x) => summarize(x, boot, seed),
+            Samples::Hist(h) => {
+                if h.n == 0 {
+                    return None;
+                }
+                let ci = |q: f64, s: u64| {
+                    if boot == 0 {
+                        return (f64::NAN, f64::NAN);
+                    }
+                    let mut r = replicates_with(h.n as usize, q, boot, s, &|u| self.inverse(u), None);
+                    sort(&mut r);
+                    (
+                        percentile_sorted(&r, 0.025).unwrap_or(f64::NAN),
+                        percentile_sorted(&r, 0.975).unwrap_or(f64::NAN),
+                    )
+                };
+                Some(Stats {
+                    n: h.n as usize,
+                    mean: h.sum / h.n as f64,
+                    p50: h.quantile(0.5),
+                    p90: h.quantile(0.9),
+                    p95: h.quantile(0.95),
+                    p99: h.quantile(0.99),
+                    p999: h.quantile(0.999),
+                    max: h.max,
+                    p50_ci: ci(0.5, seed),
+                    p99_ci: ci(0.99, seed ^ 0x99),
+                })
+            }
+        }
+    }
+
+    /// Bootstrap replicates of percentile q (exact order-statistic method, see
+    /// [`bootstrap_replicates`]).
+    pub fn replicates(&self, q: f64, b: usize, seed: u64) -> Vec<f64> {
+        match self {
+            Samples::Exact(x) => bootstrap_replicates(x, q, b, seed),
+            Samples::Hist(h) => replicates_with(h.n as usize, q, b, seed, &|u| self.inverse(u), None),
+        }
+    }
+}
+
+/// Bootstrap replicates of percentile `q` given the sample size and the empirical inverse
+/// CDF; `sorted` enables exact interpolation between order statistics.
+fn replicates_with(
+    n: usize,
+    q: f64,
+    b: usize,
+    seed: u64,
+    inv: &dyn Fn(f64) -> f64,
+    sorted: Option<&[f64]>,
+) -> Vec<f64> {
     if n == 0 {
         return Vec::new();
     }
     if n == 1 {
-        return vec![sorted[0]; b];
+        return vec![inv(0.5); b];
     }
     let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
-    let k = h.floor() as usize; // 0-based index of the lower order statistic
-    let frac = h - k as f64;
-    let inv = |u: f64| -> f64 {
-        // F_n^{-1}(u) = x_(ceil(n u)), 1-based
-        let r = (u * n as f64).ceil() as usize;
-        sorted[r.clamp(1, n) - 1]
-    };
+    let k = h.floor() as usize;
+    let frac = if sorted.is_some() { h - k as f64 } else { 0.0 };
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let a = Beta::new((k + 1) as f64, (n - k) as f64).expect("valid beta");
     let next = if k + 2 <= n {
@@ -123,6 +302,26 @@ pub fn bootstrap_replicates(sorted: &[f64], q: f64, b: usize, seed: u64) -> Vec<
         .collect()
 }
 
+/// Bootstrap replicates of percentile `q` of sorted data, drawn exactly without resampling
+/// n values.
+///
+/// A bootstrap resample is n draws from the empirical distribution F_n, so its order
+/// statistics are F_n^{-1}(U_(1..n)) for uniform order statistics U. The percentile
+/// interpolates the order statistics at ranks k+1 and k+2 (k = floor((n-1)q)), and
+/// U_(k+1) ~ Beta(k+1, n-k), U_(k+2) = U_(k+1) + (1 - U_(k+1)) Beta(1, n-k-1) (the next
+/// order statistic of the remaining n-k-1 uniforms). Each replicate therefore costs O(1)
+/// after sorting, and the result has exactly the distribution of the classical (resampling)
+/// bootstrap of this percentile.
+pub fn bootstrap_replicates(sorted: &[f64], q: f64, b: usize, seed: u64) -> Vec<f64> {
+    let n = sorted.len();
+    let inv = |u: f64| -> f64 {
+        // F_n^{-1}(u) = x_(ceil(n u)), 1-based
+        let r = (u * n as f64).ceil() as usize;
+        sorted[r.clamp(1, n) - 1]
+    };
+    replicates_with(n, q, b, seed, &inv, Some(sorted))
+}
+
 /// Percentile bootstrap confidence interval (level, e.g. 0.95) of percentile `q`.
 pub fn bootstrap_ci(sorted: &[f64], q: f64, b: usize, seed: u64, level: f64) -> (f64, f64) {
     let mut reps = bootstrap_replicates(sorted, q, b, seed);
@@ -139,11 +338,11 @@ pub fn bootstrap_ci(sorted: &[f64], q: f64, b: usize, seed: u64, level: f64) -> 
 
 /// Confidence interval of a ratio of two medians (or any percentile), B/A, by the bootstrap
 /// of each side independently (the groups are independent runs).
-pub fn ratio_ci(a: &[f64], b: &[f64], q: f64, reps: usize, seed: u64, level: f64) -> Option<(f64, f64, f64)> {
-    let pa = percentile_sorted(a, q)?;
-    let pb = percentile_sorted(b, q)?;
-    let ra = bootstrap_replicates(a, q, reps, seed);
-    let rb = bootstrap_replicates(b, q, reps, seed ^ 0x5151);
+pub fn ratio_ci(a: &Samples, b: &Samples, q: f64, reps: usize, seed: u64, level: f64) -> Option<(f64, f64, f64)> {
+    let pa = a.percentile(q)?;
+    let pb = b.percentile(q)?;
+    let ra = a.replicates(q, reps, seed);
+    let rb = b.replicates(q, reps, seed ^ 0x5151);
     let mut r: Vec<f64> = ra
         .iter()
         .zip(&rb)
@@ -236,6 +435,28 @@ mod tests {
             sd(&fast),
             sd(&slow)
         );
+    }
+
+    #[test]
+    fn histogram_percentiles_are_within_a_tenth_of_a_percent() {
+        let mut e = Samples::default();
+        let mut h = Samples::default();
+        h.to_histogram();
+        for i in 0..100_000u64 {
+            let v = 5.0 + ((i * 7919) % 100_003) as f64 / 97.0;
+            e.push(v);
+            h.push(v);
+        }
+        e.finish();
+        h.finish();
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            let (x, y) = (e.percentile(q).unwrap(), h.percentile(q).unwrap());
+            assert!((x - y).abs() / x < 1.5e-3, "q {q}: exact {x} hist {y}");
+        }
+        let (se, sh) = (e.summarize(500, 1).unwrap(), h.summarize(500, 1).unwrap());
+        assert!((se.mean - sh.mean).abs() < 1e-9);
+        assert_eq!(se.max, sh.max);
+        assert!((se.p50_ci.0 - sh.p50_ci.0).abs() / se.p50 < 0.01);
     }
 
     #[test]

@@ -55,6 +55,10 @@ struct Cli {
     /// (writes the comparison contract instead of the summary)
     #[arg(long, value_name = "A,B")]
     compare: Option<String>,
+    /// Latency values kept exactly in memory (8 bytes each); beyond it, HDR histograms with
+    /// percentiles within 0.1% and bounded memory
+    #[arg(long, default_value_t = agg::EXACT_BUDGET)]
+    exact_budget: usize,
     /// Exit 1 if any group's error rate (failed / sent) is above this (0-1)
     #[arg(long, value_name = "RATE")]
     max_error_rate: Option<f64>,
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
             defs: cli.defs,
             bootstrap: cli.bootstrap,
             seed: cli.seed,
+            exact_budget: cli.exact_budget,
         };
         let inputs = servebench::io::expand_inputs_of(&cli.inputs, Some("requests"))?;
         let mut groups = Groups::default();
@@ -141,6 +146,14 @@ fn main() -> ExitCode {
             let mut meta = Meta::for_output(&SUMMARY, false);
             meta.set("servebench.agg.inputs", serde_json::to_string(&inputs)?);
             meta.set("servebench.agg.defs", format!("{:?}", cli.defs).to_lowercase());
+            meta.set(
+                "servebench.agg.percentiles",
+                if groups.exact() {
+                    "exact (linear interpolation)"
+                } else {
+                    "hdr histogram (3 significant digits)"
+                },
+            );
             if let Some(s) = &cli.slo {
                 meta.set("servebench.agg.slo", format!("{s:?}"));
             }

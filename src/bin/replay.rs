@@ -31,6 +31,9 @@ Examples:
   replay trace.parquet --url http://127.0.0.1:3000 --api tgi --time-scale 0.5 --grace 30s -o tgi.parquet
   # auth and engine-specific fields
   replay t.parquet --url $URL --api-key-env OPENAI_API_KEY --extra-body '{\"top_k\": 1}' -o out.parquet
+  # 4 shards (here on one host; on many, the same command with each index), one dataset
+  for i in 0 1 2 3; do replay t.parquet --url $URL --shard $i/4 --start-at 2026-11-22T10:00:00Z \
+       --dataset runs/big & done; wait; agg runs/big
   # a run killed before it finished: write out what its journal holds
   replay --recover runs/a.parquet.partial -o runs/a.parquet
 
@@ -126,6 +129,18 @@ struct Cli {
     /// Largest stream event accepted, in bytes (bigger is a stream_error)
     #[arg(long, default_value_t = 16 << 20)]
     max_event_bytes: usize,
+    /// Replay only shard I of N of the trace (whole sessions stay in one shard); run N of
+    /// these, on one host or many, and analyse their files together
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Start the schedule at this wall-clock instant (RFC 3339, e.g. 2026-11-22T10:00:00Z, or
+    /// Unix seconds), after warm-up: shards on several hosts start together (keep clocks in NTP sync)
+    #[arg(long, value_name = "TIME")]
+    start_at: Option<String>,
+    /// Write into a hive-partitioned dataset: DIR/shard=I/part-RUNID.parquet (DIR/part-RUNID.parquet
+    /// without --shard); agg, chart and report read the directory as one
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    dataset: Option<PathBuf>,
     /// Write out the rows a killed run left in its journal (FILE.partial), then exit
     #[arg(long, value_name = "PARTIAL")]
     recover: Option<PathBuf>,
@@ -241,8 +256,34 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--api {s}: use chat, completions, tgi, sglang, llamacpp, ollama or auto"))?,
         ),
     };
+    let shard = match &cli.shard {
+        None => None,
+        Some(s) => {
+            let bad = || anyhow::anyhow!("--shard {s:?}: use I/N with 0 <= I < N, e.g. --shard 0/4");
+            let (i, n) = s.split_once('/').ok_or_else(bad)?;
+            let (i, n): (u32, u32) = (
+                i.trim().parse().map_err(|_| bad())?,
+                n.trim().parse().map_err(|_| bad())?,
+            );
+            if n == 0 || i >= n {
+                return Err(bad());
+            }
+            Some((i, n))
+        }
+    };
+    let start_at_unix_us = match &cli.start_at {
+        None => None,
+        Some(t) => Some(parse_start_at(t)?),
+    };
     let reader = TraceReader::open(&cli.trace)?;
-    let dest = match &cli.out.output {
+    let dataset_path = cli.dataset.as_ref().map(|d| {
+        let run = servebench::meta::RunClock::global().run_id.clone();
+        match shard {
+            Some((i, _)) => d.join(format!("shard={i}")).join(format!("part-{run}.parquet")),
+            None => d.join(format!("part-{run}.parquet")),
+        }
+    });
+    let dest = match cli.out.output.as_ref().or(dataset_path.as_ref()) {
         Some(p) => Dest::File {
             path: p.clone(),
             format: cli.out.format,
@@ -259,8 +300,31 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async_main(
-        cli, state, target, headers, api_choice, extra_body, warmup, reader, dest,
+        cli,
+        state,
+        target,
+        headers,
+        api_choice,
+        extra_body,
+        warmup,
+        reader,
+        dest,
+        shard,
+        start_at_unix_us,
     ))
+}
+
+/// `--start-at`: RFC 3339 (UTC offset allowed) or Unix seconds; returns Unix microseconds.
+fn parse_start_at(t: &str) -> anyhow::Result<i64> {
+    if let Ok(secs) = t.trim().parse::<f64>()
+        && secs.is_finite()
+        && secs > 0.0
+    {
+        return Ok((secs * 1e6) as i64);
+    }
+    let dt = chrono::DateTime::parse_from_rfc3339(t.trim())
+        .with_context(|| format!("--start-at {t:?}: use RFC 3339 (2026-11-22T10:00:00Z) or Unix seconds"))?;
+    Ok(dt.timestamp_micros())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -274,6 +338,8 @@ async fn async_main(
     warmup: Option<Warmup>,
     mut reader: TraceReader,
     dest: Dest,
+    shard: Option<(u32, u32)>,
+    start_at_unix_us: Option<i64>,
 ) -> anyhow::Result<ExitCode> {
     let clock = RunClock::global();
     let client = Arc::new(Client::new(target.clone(), headers, !cli.no_keep_alive));
@@ -309,12 +375,12 @@ async fn async_main(
         .clone()
         .or_else(|| state.as_ref().and_then(|s| s.quant.clone()));
     let trace_meta = reader.meta().clone();
-    let total_rows = reader
-        .num_rows()
-        .map(|n| match cli.warmup.as_deref().and_then(|w| w.parse::<u64>().ok()) {
+    let total_rows = reader.num_rows().filter(|_| shard.is_none()).map(|n| {
+        match cli.warmup.as_deref().and_then(|w| w.parse::<u64>().ok()) {
             Some(w) => n + w,
             None => n,
-        });
+        }
+    });
     let rate_rps = match cli.concurrency {
         Some(_) => None,
         None => trace_meta
@@ -360,6 +426,15 @@ async fn async_main(
             meta.set(k.clone(), v.clone());
         }
     }
+    if let Some((i, n)) = shard {
+        meta.set("servebench.shard", format!("{i}/{n}"));
+    }
+    if let Some(at) = start_at_unix_us {
+        meta.set("servebench.start_at", servebench::meta::rfc3339_us(at));
+        if at < clock.now_unix_us() - 1_000_000 {
+            eprintln!("replay: warning: --start-at is already past; starting now (the file records how late)");
+        }
+    }
     meta.set(
         "servebench.mode",
         match cli.concurrency {
@@ -394,6 +469,17 @@ async fn async_main(
         prompt_seed: cli.seed,
         max_event_bytes: cli.max_event_bytes,
         prompter: Arc::new(ApproxPrompter),
+        start_at: start_at_unix_us.map(|at| {
+            let now = clock.now_unix_us();
+            let now_i = std::time::Instant::now();
+            if at >= now {
+                now_i + Duration::from_micros((at - now) as u64)
+            } else {
+                now_i
+                    .checked_sub(Duration::from_micros((now - at) as u64))
+                    .unwrap_or(now_i)
+            }
+        }),
     });
 
     let sw = Switches::new(cli.grace);
@@ -465,6 +551,13 @@ async fn async_main(
                 }
             }
             n += batch.len() as u64;
+            let batch = match shard {
+                Some((i, k)) => batch
+                    .into_iter()
+                    .filter(|r| servebench::client::run::shard_of(r, k) == i)
+                    .collect(),
+                None => batch,
+            };
             if rows_tx.blocking_send(batch).is_err() {
                 break;
             }

@@ -22,9 +22,9 @@ pub struct BoxStats {
 }
 
 impl BoxStats {
-    /// From sorted data; None when empty.
-    pub fn of(sorted: &[f64]) -> Option<BoxStats> {
-        let p = |q| crate::stats::percentile_sorted(sorted, q);
+    /// From finished samples; None when empty.
+    pub fn of(s: &crate::stats::Samples) -> Option<BoxStats> {
+        let p = |q| s.percentile(q);
         Some(BoxStats {
             p5: p(0.05)?,
             p25: p(0.25)?,
@@ -32,7 +32,7 @@ impl BoxStats {
             p75: p(0.75)?,
             p95: p(0.95)?,
             p99: p(0.99)?,
-            n: sorted.len(),
+            n: s.len(),
         })
     }
 }

@@ -343,7 +343,7 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
             ("tpot", "time per output token"),
             ("e2e", "end-to-end latency"),
         ] {
-            let pick = |k: &Key| -> &Vec<f64> {
+            let pick = |k: &Key| -> &crate::stats::Samples {
                 let a = &groups.groups[k];
                 match metric {
                     "ttft" => &a.ttft,
@@ -373,24 +373,18 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
                         color,
                         stats: st,
                     });
-                    // CDF: up to 400 points spread over the sorted data
-                    let n = data.len();
-                    let step = (n / 400).max(1);
-                    let mut pts: Vec<Pt> = (0..n)
-                        .step_by(step)
-                        .map(|i| Pt {
-                            x: data[i],
-                            y: 100.0 * (i + 1) as f64 / n as f64,
-                            lo: None,
-                            hi: None,
+                    // CDF: 400 quantiles
+                    let pts: Vec<Pt> = (0..=400)
+                        .filter_map(|i| {
+                            let q = i as f64 / 400.0;
+                            data.percentile(q).map(|x| Pt {
+                                x,
+                                y: 100.0 * q,
+                                lo: None,
+                                hi: None,
+                            })
                         })
                         .collect();
-                    pts.push(Pt {
-                        x: data[n - 1],
-                        y: 100.0,
-                        lo: None,
-                        hi: None,
-                    });
                     series.push(Series {
                         name: nm,
                         color,

@@ -63,6 +63,9 @@ pub struct Plan {
     pub max_event_bytes: usize,
     /// Build prompts for rows without text (tokenizer-exact when one is given).
     pub prompter: Arc<dyn Prompter>,
+    /// Start the measured schedule at this instant (after warm-up), so that shards on
+    /// several hosts start together (`--start-at`); None starts at once.
+    pub start_at: Option<Instant>,
 }
 
 /// Makes prompt text for rows that carry none.
@@ -87,6 +90,16 @@ impl Prompter for ApproxPrompter {
         synth_text(&mut s, block_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB10C, n);
         s
     }
+}
+
+/// The shard (0..n) a row belongs to: whole sessions stay together; the split is a fixed
+/// hash of the session id (or the request id), the same on every host.
+pub fn shard_of(row: &TraceRow, n: u32) -> u32 {
+    let key = match row.session_id {
+        Some(s) => s ^ 0x5E55_1011,
+        None => row.request_id,
+    };
+    (SplitMix(key).next_u64() % n.max(1) as u64) as u32
 }
 
 /// Tokens per Mooncake prefix block.
@@ -183,6 +196,8 @@ pub struct Health {
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
     pub max_rss_mib: f64,
+    /// With --start-at: how late the schedule began after the agreed instant (this host's clock).
+    pub start_late_ms: Option<f64>,
 }
 
 struct Tracker {
@@ -307,6 +322,13 @@ pub async fn run(
         warmup(&ctx, &b, w).await;
         first.push_back(b);
     }
+    if let Some(at) = plan.start_at {
+        tokio::select! {
+            _ = timer::sleep_until(at) => {}
+            _ = wait_stop(&sw) => {}
+        }
+    }
+    let start_late_ms = plan.start_at.map(|at| ms_between(at, Instant::now()).max(0.0));
     let ctx = Arc::new(new_ctx(plan.clone(), out, sw.clone(), clock, Instant::now()));
     let source = Source { first, rows };
     match plan.mode {
@@ -326,6 +348,7 @@ pub async fn run(
         cpu_user_s: u,
         cpu_sys_s: s,
         max_rss_mib: rss,
+        start_late_ms,
     }
 }
 
@@ -434,7 +457,12 @@ async fn warmup(ctx: &Arc<Ctx>, rows: &[TraceRow], w: Warmup) {
 
 /// Open loop: each row at `start + arrival_s * time_scale`, whatever is in flight.
 async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Option<usize>) {
-    let t0 = Instant::now() + Duration::from_millis(5);
+    // A small lead so the first request's deadline is not already past; with --start-at the
+    // schedule starts exactly at the agreed instant.
+    let t0 = match ctx.plan.start_at {
+        Some(at) if at + Duration::from_millis(100) > Instant::now() => at,
+        _ => Instant::now() + Duration::from_millis(5),
+    };
     let sem = max_in_flight.map(|n| Arc::new(Semaphore::new(n)));
     while let Some(batch) = src.next_batch().await {
         for row in batch {

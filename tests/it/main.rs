@@ -12,4 +12,5 @@ mod gpumon;
 mod readme;
 mod replay;
 mod report;
+mod shard;
 mod tracegen;

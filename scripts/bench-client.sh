@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make bench-client: how exact and how fast replay is, against mock-engine in exact mode.
+#   (a) TTFT/ITL error against the known truth (TTFT 50 ms, ITL 10 ms, 128 tokens) at 1, 256
+#       and 1,024 concurrent streams
+#   (b) the highest output tokens/s and requests/s replay sustains (mock-engine with no delays)
+#   (c) sched_lag_ms p99 for an open-loop Poisson trace at 2,000 requests/s
+#   (d) replay's memory: per in-flight stream, and peak for 1,000,000 recorded requests
+#   (e) mock-engine's own capacity on one core: streams and tokens/s before ITL slips
+# Release binaries; results on stdout as Markdown. Set QUICK=1 for a shorter run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release}
+W=$(mktemp -d /tmp/sb-bench.XXXXXX)
+QUICK=${QUICK:-0}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT
+
+mock() { # args... ; prints the URL, records the pid
+  local pf="$W/port.$RANDOM"
+  "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" 2>/dev/null &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+  echo "http://127.0.0.1:$(cat "$pf")"
+}
+stop_mock() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
+
+# one-line JSON summary of a requests file
+summ() { "$BIN/agg" "$1" --bootstrap 0 --format json 2>/dev/null; }
+field() { python3 -c "import json,sys; d=json.loads(sys.stdin.readline()); print(d.get('$1'))"; }
+# client health (servebench.client metadata) of a requests file, read with DuckDB
+PY=${SERVEBENCH_PYTHON:-build/venv/bin/python}
+[ -x "$PY" ] || PY=python3
+client() { "$PY" - "$1" "$2" <<'PY'
+import sys, json, duckdb
+kv = dict(duckdb.sql(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{sys.argv[1]}')").fetchall())
+print(json.loads(kv['servebench.client'])[sys.argv[2]])
+PY
+}
+
+echo "## replay (make bench-client, $(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo
+echo "### (a) error against the known truth: mock-engine --ttft-ms 50 --itl-ms 10, 128 tokens"
+echo
+echo "| streams | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | replay CPU (s) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+URL=$(mock --ttft-ms 50 --itl-ms 10 --threads 1)
+for c in 1 256 1024; do
+  n=$(( c == 1 ? 20 : 2 * c ))
+  "$BIN/tracegen" batch --count $n --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+  "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/a$c.parquet"
+  j=$(summ "$W/a$c.parquet")
+  t=$(echo "$j" | field ttft_p50_ms); i=$(echo "$j" | field itl_p50_ms); t99=$(echo "$j" | field ttft_p99_ms)
+  cpu=$(client "$W/a$c.parquet" cpu_user_s)
+  python3 -c "print(f'| $c | $n | {$t:.3f} | {$t-50:+.3f} | {$i:.3f} | {$i-10:+.3f} | {$t99:.2f} | {$cpu:.2f} |')"
+done
+stop_mock
+
+echo
+echo "### (b) throughput ceiling: mock-engine with no delays"
+echo
+echo "| case | streams | requests x tokens | output tok/s | req/s | replay CPU (s) | wall (s) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for tpc in 1 8; do
+  URL=$(mock --ttft-ms 0 --itl-ms 0 --tokens-per-chunk $tpc --threads 1)
+  for c in 64 256; do
+    n=$(( QUICK == 1 ? c * 2 : c * 8 )); tok=1000
+    "$BIN/tracegen" batch --count $n --input-len 16 --output-len $tok -o "$W/t.parquet" 2>/dev/null
+    "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/b.parquet"
+    j=$(summ "$W/b.parquet")
+    python3 -c "import json; d=json.loads('''$j'''); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+  done
+  stop_mock
+done
+URL=$(mock --ttft-ms 0 --itl-ms 0 --threads 1)
+n=$(( QUICK == 1 ? 20000 : 100000 ))
+"$BIN/tracegen" batch --count $n --input-len 16 --output-len 1 -o "$W/t.parquet" 2>/dev/null
+"$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/b.parquet"
+j=$(summ "$W/b.parquet")
+python3 -c "import json; d=json.loads('''$j'''); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+stop_mock
+
+echo
+echo "### (c) open-loop schedule: Poisson at 2,000 req/s"
+echo
+URL=$(mock --ttft-ms 5 --itl-ms 2 --threads 1)
+d=$(( QUICK == 1 ? 5 : 20 ))
+"$BIN/tracegen" poisson --rate 2000 --duration ${d}s --input-len 16 --output-len 8 --seed 1 -o "$W/t.parquet" 2>/dev/null
+"$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/c.parquet"
+j=$(summ "$W/c.parquet")
+python3 -c "import json; d=json.loads('''$j'''); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(client "$W/c.parquet" cpu_user_s) s user\")"
+stop_mock
+
+echo
+echo "### (d) memory"
+echo
+# per in-flight stream: RSS with N long streams in flight, minus RSS with few
+URL=$(mock --ttft-ms 0 --itl-ms 100 --threads 1)
+for c in 16 2048; do
+  "$BIN/tracegen" batch --count $c --input-len 16 --output-len 60 -o "$W/t.parquet" 2>/dev/null
+  "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/d$c.parquet"
+  eval "rss$c=$(client "$W/d$c.parquet" max_rss_mib)"
+done
+python3 -c "print(f'peak RSS with 16 streams {$rss16:.1f} MiB, with 2,048 streams {$rss2048:.1f} MiB: {($rss2048-$rss16)*1024*1024/(2048-16):.0f} bytes per in-flight stream (6 s streams, 60 chunks each recorded)')"
+stop_mock
+URL=$(mock --ttft-ms 0 --itl-ms 0 --threads 1)
+n=$(( QUICK == 1 ? 100000 : 1000000 ))
+"$BIN/tracegen" batch --count $n --input-len 8 --output-len 2 -o "$W/t.parquet" 2>/dev/null
+/usr/bin/time -f "%M" -o "$W/rss" "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/m.parquet"
+python3 -c "print(f'{$n:,} recorded requests: peak RSS {int(open(\"$W/rss\").read().split()[-1])/1024:.0f} MiB (file {__import__(\"os\").path.getsize(\"$W/m.parquet\")/1e6:.1f} MB)')"
+stop_mock
+
+echo
+echo "### (e) mock-engine capacity on one core (exact mode, 1 token per chunk)"
+echo
+echo "| streams | ITL set (ms) | offered tok/s | achieved tok/s | ITL p50 (ms) | ITL p99 (ms) |"
+echo "|---:|---:|---:|---:|---:|---:|"
+for spec in "1000 10" "2500 25" "5000 25" "5000 50"; do
+  set -- $spec; c=$1; itl=$2
+  URL=$(mock --ttft-ms 0 --itl-ms $itl --threads 1)
+  tok=$(( 4000 / itl ))   # ~4 s streams
+  "$BIN/tracegen" batch --count $c --input-len 8 --output-len $tok -o "$W/t.parquet" 2>/dev/null
+  "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --threads 1 --quiet -o "$W/e.parquet"
+  j=$(summ "$W/e.parquet")
+  python3 -c "import json; d=json.loads('''$j'''); print(f\"| $c | $itl | {$c*1000/$itl:.0f} | {d['output_tok_per_s']:.0f} | {d['itl_p50_ms']:.2f} | {d['itl_p99_ms']:.2f} |\")"
+  stop_mock
+done
