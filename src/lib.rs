@@ -12,6 +12,7 @@ pub mod engine;
 pub mod io;
 pub mod meta;
 pub mod mock;
+pub mod monitor;
 pub mod prom;
 pub mod schema;
 pub mod stats;
