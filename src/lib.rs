@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod cols;
 pub mod engine;
+pub mod enginemon;
 pub mod gpu;
 pub mod io;
 pub mod meta;
