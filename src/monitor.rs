@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ pub enum StopReason {
     Duration,
     /// The wrapped command ended.
     CommandExited(ExitStatus),
+    /// The output could not be written (the error comes with the rows' file).
+    OutputFailed,
 }
 
 impl StopReason {
@@ -42,6 +45,7 @@ impl StopReason {
             StopReason::Signal(s) => format!("signal {}", signal_name(*s)),
             StopReason::Duration => "--duration reached".into(),
             StopReason::CommandExited(st) => format!("the command ended ({})", status_text(st)),
+            StopReason::OutputFailed => "the output could not be written".into(),
         }
     }
 }
@@ -159,64 +163,67 @@ pub enum MonitorError {
     DurationWithCommand,
 }
 
-/// The threads watching for a reason to stop.
-pub struct Supervisor {
-    child_pid: Option<i32>,
+/// The signal thread's view of the wrapped command.
+#[derive(Clone, Default)]
+pub struct SignalWatch {
+    /// The command's pid once started (0: none).
+    child: Arc<AtomicI32>,
+    child_done: Arc<AtomicBool>,
 }
 
-impl Supervisor {
-    pub fn child_pid(&self) -> Option<i32> {
-        self.child_pid
-    }
+/// Take SIGINT and SIGTERM (blocked with [`block_signals`] first) in a thread of their own:
+/// without a command, the first one stops the run and a second one exits at once (128 + N;
+/// a journal is left for `--recover`); with a command they are forwarded to it (see the
+/// module docs). Start it before any slow set-up, so that a hung start can be interrupted.
+pub fn watch_signals(stop: &Arc<Stop>, tool: &'static str) -> SignalWatch {
+    let w = SignalWatch::default();
+    let (stop, w2) = (stop.clone(), w.clone());
+    let _ = std::thread::Builder::new()
+        .name("monitor-signals".into())
+        .spawn(move || signal_loop(&stop, &w2, tool));
+    w
 }
 
-/// Start watching: a signal thread (SIGINT/SIGTERM, which must be blocked with
-/// [`block_signals`] first), a timer for `duration`, and, when `command` is not empty, the
+/// Start the rest of the watch: a timer for `duration` and, when `command` is not empty, the
 /// command itself (stdin, stdout and stderr inherited) and a thread waiting for it.
 pub fn supervise(
     stop: &Arc<Stop>,
+    signals: &SignalWatch,
     duration: Option<Duration>,
     command: &[String],
-    tool: &'static str,
-) -> Result<Supervisor, MonitorError> {
+) -> Result<(), MonitorError> {
     if duration.is_some() && !command.is_empty() {
         return Err(MonitorError::DurationWithCommand);
     }
-    let child: Option<Child> = match command.split_first() {
-        None => None,
-        Some((prog, args)) => {
-            use std::os::unix::process::CommandExt;
-            let mut c = std::process::Command::new(prog);
-            c.args(args);
-            // The command must not inherit our blocked SIGINT/SIGTERM (see block_signals).
-            // SAFETY: between fork and exec only async-signal-safe calls are made
-            // (sigemptyset, sigaddset, sigprocmask), with no allocation.
-            unsafe {
-                c.pre_exec(|| {
-                    let mut set: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut set);
-                    libc::sigaddset(&mut set, libc::SIGINT);
-                    libc::sigaddset(&mut set, libc::SIGTERM);
-                    libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-                    Ok(())
-                });
-            }
-            Some(c.spawn().map_err(|e| MonitorError::Spawn {
-                cmd: command.join(" "),
-                source: e,
-            })?)
+    if let Some((prog, args)) = command.split_first() {
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(prog);
+        c.args(args);
+        // The command must not inherit our blocked SIGINT/SIGTERM (see block_signals).
+        // SAFETY: between fork and exec only async-signal-safe calls are made
+        // (sigemptyset, sigaddset, sigprocmask), with no allocation.
+        unsafe {
+            c.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGINT);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
         }
-    };
-    let child_pid = child.as_ref().map(|c| c.id() as i32);
-    let child_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(mut c) = child {
+        let mut child: Child = c.spawn().map_err(|e| MonitorError::Spawn {
+            cmd: command.join(" "),
+            source: e,
+        })?;
+        signals.child.store(child.id() as i32, Ordering::SeqCst);
         let stop = stop.clone();
-        let done = child_done.clone();
+        let done = signals.child_done.clone();
         std::thread::Builder::new()
             .name("monitor-child".into())
             .spawn(move || {
-                let st = c.wait();
-                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                let st = child.wait();
+                done.store(true, Ordering::SeqCst);
                 let st = st.unwrap_or_else(|_| {
                     use std::os::unix::process::ExitStatusExt;
                     ExitStatus::from_raw(1 << 8)
@@ -227,13 +234,6 @@ pub fn supervise(
                 cmd: command.join(" "),
                 source: e,
             })?;
-    }
-    {
-        let stop = stop.clone();
-        let done = child_done.clone();
-        let _ = std::thread::Builder::new()
-            .name("monitor-signals".into())
-            .spawn(move || signal_loop(&stop, child_pid, &done, tool));
     }
     if let Some(d) = duration {
         let stop = stop.clone();
@@ -246,14 +246,14 @@ pub fn supervise(
                 }
             });
     }
-    Ok(Supervisor { child_pid })
+    Ok(())
 }
 
 /// si_code of signals the kernel sends for the terminal (Ctrl-C, Ctrl-\) to the whole
 /// foreground process group.
 const SI_KERNEL: i32 = 0x80;
 
-fn signal_loop(stop: &Stop, child: Option<i32>, child_done: &std::sync::atomic::AtomicBool, tool: &str) {
+fn signal_loop(stop: &Stop, w: &SignalWatch, tool: &str) {
     // SAFETY: sigset_t is plain data initialised by sigemptyset/sigaddset; sigwaitinfo only
     // writes into the siginfo_t we pass.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -268,21 +268,25 @@ fn signal_loop(stop: &Stop, child: Option<i32>, child_done: &std::sync::atomic::
         if sig < 0 {
             continue; // EINTR
         }
-        match child {
-            Some(pid) if !child_done.load(std::sync::atomic::Ordering::SeqCst) => {
-                if info.si_code == SI_KERNEL {
-                    // From the terminal: the command, in the same process group, has it too.
-                    continue;
-                }
-                eprintln!("{tool}: forwarding {} to the command (pid {pid})", signal_name(sig));
-                // SAFETY: kill with a valid signal number; the pid is our own child, not yet reaped.
-                unsafe {
-                    libc::kill(pid, sig);
-                }
+        let pid = w.child.load(Ordering::SeqCst);
+        if pid > 0 && !w.child_done.load(Ordering::SeqCst) {
+            if info.si_code == SI_KERNEL {
+                // From the terminal: the command, in the same process group, has it too.
+                continue;
             }
-            _ => {
-                stop.request(StopReason::Signal(sig));
+            eprintln!("{tool}: forwarding {} to the command (pid {pid})", signal_name(sig));
+            // SAFETY: kill with a valid signal number; the pid is our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid, sig);
             }
+            continue;
+        }
+        if !stop.request(StopReason::Signal(sig)) {
+            eprintln!(
+                "{tool}: {} again: exiting now (rows after the last second are in FILE.partial: --recover)",
+                signal_name(sig)
+            );
+            std::process::exit(128 + sig);
         }
     }
 }
@@ -363,10 +367,10 @@ impl<R: Rows> Recorder<R> {
         })
     }
 
-    pub fn send(&self, rows: Vec<R>) {
-        if !rows.is_empty() {
-            let _ = self.tx.send(Msg::Rows(rows));
-        }
+    /// Hand rows to the writer; false when the writer has stopped (its error comes with
+    /// [`Recorder::finish`]).
+    pub fn send(&self, rows: Vec<R>) -> bool {
+        rows.is_empty() || self.tx.send(Msg::Rows(rows)).is_ok()
     }
 
     /// Write what is left, close the journal and turn it into the final file with `extra`

@@ -11,7 +11,7 @@ use servebench::client::http::Client;
 use servebench::engine::state::EngineState;
 use servebench::enginemon::{EngineRow, RowFilter, detect_engine, metrics_endpoint, rows_from_scrape};
 use servebench::meta::{Meta, RunClock};
-use servebench::monitor::{self, Dest, Recorder, Stop};
+use servebench::monitor::{self, Dest, Recorder, Stop, StopReason};
 use servebench::schema::ENGINE_METRICS;
 
 const EXAMPLES: &str = "\
@@ -106,6 +106,8 @@ fn enginemon(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.duration.is_some() && !cli.command.is_empty() {
         bail!("--duration cannot be combined with a command: the command decides how long scraping lasts");
     }
+    let stop = Stop::new();
+    let signals = monitor::watch_signals(&stop, "enginemon");
     let state = match &cli.engine {
         Some(name) => Some(EngineState::load(&cli.state_dir, name)?),
         None => None,
@@ -135,8 +137,7 @@ fn enginemon(cli: Cli) -> anyhow::Result<ExitCode> {
         meta.set("servebench.model", s.model.clone());
     }
     let rec = Recorder::<EngineRow>::start(dest, &meta)?;
-    let stop = Stop::new();
-    if let Err(e) = monitor::supervise(&stop, cli.duration, &cli.command, "enginemon") {
+    if let Err(e) = monitor::supervise(&stop, &signals, cli.duration, &cli.command) {
         rec.abandon();
         return Err(e.into());
     }
@@ -217,6 +218,7 @@ async fn scrape_loop(
             clock,
             filter,
             rec,
+            stop,
             &mut t,
             &mut failing,
             &mut warned_parse,
@@ -228,19 +230,22 @@ async fn scrape_loop(
     }
     // One last scrape, so counters cover the run to its end.
     let last_timeout = cli.timeout.min(Duration::from_secs(2));
-    scrape_once(
-        client,
-        path,
-        shown,
-        last_timeout,
-        clock,
-        filter,
-        rec,
-        &mut t,
-        &mut failing,
-        &mut warned_parse,
-    )
-    .await;
+    if stop.reason() != Some(StopReason::OutputFailed) {
+        scrape_once(
+            client,
+            path,
+            shown,
+            last_timeout,
+            clock,
+            filter,
+            rec,
+            stop,
+            &mut t,
+            &mut failing,
+            &mut warned_parse,
+        )
+        .await;
+    }
     t
 }
 
@@ -253,6 +258,7 @@ async fn scrape_once(
     clock: &RunClock,
     filter: RowFilter,
     rec: &Recorder<EngineRow>,
+    stop: &Stop,
     t: &mut Tally,
     failing: &mut bool,
     warned_parse: &mut bool,
@@ -279,7 +285,9 @@ async fn scrape_once(
             if t.engine.is_none() {
                 t.engine = detect_engine(&e);
             }
-            rec.send(rows);
+            if !rec.send(rows) {
+                stop.request(StopReason::OutputFailed);
+            }
             None
         }
         Ok((status, body)) => {

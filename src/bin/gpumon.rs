@@ -11,7 +11,7 @@ use servebench::gpu::fake::FakeSource;
 use servebench::gpu::nvml::NvmlSource;
 use servebench::gpu::{GpuRow, GpuSource, ProcRow, SamplerConfig, parse_gpu_list};
 use servebench::meta::{Meta, RunClock};
-use servebench::monitor::{self, Dest, Recorder, Stop};
+use servebench::monitor::{self, Dest, Recorder, Stop, StopReason};
 use servebench::schema::{GPU, GPU_PROCESSES};
 
 const EXAMPLES: &str = "\
@@ -124,6 +124,8 @@ fn gpumon(cli: Cli) -> anyhow::Result<ExitCode> {
         .map(parse_gpu_list)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let stop = Stop::new();
+    let signals = monitor::watch_signals(&stop, "gpumon");
     let mut src: Box<dyn GpuSource> = match cli.fake {
         Some(0) => bail!("--fake 0: give the number of scripted devices, e.g. --fake 2"),
         Some(n) => Box::new(FakeSource::new(n, only.as_deref())?),
@@ -174,8 +176,7 @@ fn gpumon(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let stop = Stop::new();
-    if let Err(e) = monitor::supervise(&stop, cli.duration, &cli.command, "gpumon") {
+    if let Err(e) = monitor::supervise(&stop, &signals, cli.duration, &cli.command) {
         rec.abandon();
         if let Some(p) = prec {
             p.abandon();
@@ -189,9 +190,9 @@ fn gpumon(cli: Cli) -> anyhow::Result<ExitCode> {
         final_sample: true,
     };
     let stats = servebench::gpu::run(src.as_mut(), &cfg, &stop, clock, &mut |rows, procs| {
-        rec.send(rows);
-        if let Some(p) = &prec {
-            p.send(procs);
+        let ok = rec.send(rows) && prec.as_ref().is_none_or(|p| p.send(procs));
+        if !ok {
+            stop.request(StopReason::OutputFailed);
         }
     });
     let process_cpu_s = monitor::cpu_seconds(false);
