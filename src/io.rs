@@ -853,6 +853,64 @@ fn temp_name(p: &Path) -> PathBuf {
     p.with_file_name(format!(".{file}.tmp-{}", std::process::id()))
 }
 
+/// Turn a journal (an Arrow IPC stream written by [`Sink::create_journal`]) into its final
+/// file, atomically, adding `extra` metadata, and delete the journal. The contract comes from
+/// the journal's `servebench.schema` metadata (else the journal's own schema is kept). A
+/// journal cut short by a crash is read up to its last complete batch.
+/// Returns (rows written, whether the journal was truncated).
+pub fn finalize_journal(
+    journal: &Path,
+    out: &Path,
+    format: Option<Format>,
+    extra: &Meta,
+) -> Result<(u64, bool), DataError> {
+    let jname = journal.to_string_lossy().to_string();
+    let input = open(&jname)?;
+    let mut meta = input.meta.clone();
+    for (k, v) in &extra.0 {
+        meta.0.insert(k.clone(), v.clone());
+    }
+    let schema = meta
+        .get(crate::schema::META_SCHEMA)
+        .and_then(|id| crate::schema::by_name(id.split('/').next().unwrap_or("")))
+        .map(|c| c.schema())
+        .unwrap_or_else(|| {
+            Arc::new(
+                input
+                    .schema
+                    .as_ref()
+                    .clone()
+                    .with_metadata(std::collections::HashMap::new()),
+            )
+        });
+    let mut sink = Sink::create(Some(out), format, schema.clone(), &meta)?;
+    let mut truncated = false;
+    for b in input {
+        match b {
+            Ok(b) => {
+                let b = RecordBatch::try_new(schema.clone(), b.columns().to_vec()).map_err(|e| DataError::Arrow {
+                    path: jname.clone(),
+                    source: e,
+                })?;
+                sink.write(&b)?;
+            }
+            Err(_) => {
+                truncated = true;
+                break;
+            }
+        }
+    }
+    if truncated {
+        sink.append_meta(
+            "servebench.recovered",
+            "journal truncated: rows after the last flushed batch are lost",
+        );
+    }
+    let n = sink.finish()?;
+    let _ = std::fs::remove_file(journal);
+    Ok((n, truncated))
+}
+
 /// Write whole batches to a sink in one call (for small outputs).
 pub fn write_all(
     path: Option<&Path>,

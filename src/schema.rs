@@ -505,7 +505,13 @@ pub static ENGINE_METRICS: Contract = Contract {
     version: 1,
     doc: "one row per scraped Prometheus sample, long format (enginemon -> agg, chart)",
     columns: &[
-        col("t", Ty::Ts, false, "", "scrape time"),
+        col(
+            "t",
+            Ty::Ts,
+            false,
+            "",
+            "scrape time (midway between sending the request and the end of the response)",
+        ),
         col(
             "metric",
             Ty::Utf8,
@@ -526,7 +532,7 @@ pub static ENGINE_METRICS: Contract = Contract {
             Ty::Utf8,
             true,
             "",
-            "common name for well-known series: running, waiting, kv_usage, prefix_cache_hit_rate",
+            "common name of a well-known series: running, waiting (requests), kv_usage, prefix_cache_hit_rate (fractions 0-1), prefix_cache_hits, prefix_cache_queries (counters); derived rows are named servebench:<common>",
         ),
     ],
 };

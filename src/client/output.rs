@@ -110,39 +110,7 @@ fn flush(sink: &mut Sink, labels: &RunLabels, buf: &mut Vec<Record>) -> Result<(
 /// journal. A journal cut short by a crash is read up to its last complete batch.
 /// Returns (rows written, whether the journal was truncated).
 pub fn finalize(journal: &Path, out: &Path, format: Option<Format>, extra: &Meta) -> Result<(u64, bool), DataError> {
-    let input = crate::io::open(&journal.to_string_lossy())?;
-    let mut meta = input.meta.clone();
-    for (k, v) in &extra.0 {
-        meta.0.insert(k.clone(), v.clone());
-    }
-    let mut sink = Sink::create(Some(out), format, REQUESTS.schema(), &meta)?;
-    let mut truncated = false;
-    for b in input {
-        match b {
-            Ok(b) => {
-                let b = arrow_array::RecordBatch::try_new(REQUESTS.schema(), b.columns().to_vec()).map_err(|e| {
-                    DataError::Arrow {
-                        path: journal.to_string_lossy().to_string(),
-                        source: e,
-                    }
-                })?;
-                sink.write(&b)?;
-            }
-            Err(_) => {
-                truncated = true;
-                break;
-            }
-        }
-    }
-    if truncated {
-        sink.append_meta(
-            "servebench.recovered",
-            "journal truncated: rows after the last flushed batch are lost",
-        );
-    }
-    let n = sink.finish()?;
-    let _ = std::fs::remove_file(journal);
-    Ok((n, truncated))
+    crate::io::finalize_journal(journal, out, format, extra)
 }
 
 /// One line for stderr summarising a run.

@@ -16,6 +16,7 @@ pub fn bin(name: &str) -> PathBuf {
         "agg" => env!("CARGO_BIN_EXE_agg"),
         "chart" => env!("CARGO_BIN_EXE_chart"),
         "gpumon" => env!("CARGO_BIN_EXE_gpumon"),
+        "enginemon" => env!("CARGO_BIN_EXE_enginemon"),
         "engine-up" => env!("CARGO_BIN_EXE_engine-up"),
         "engine-down" => env!("CARGO_BIN_EXE_engine-down"),
         "mock-engine" => env!("CARGO_BIN_EXE_mock-engine"),

@@ -7,6 +7,7 @@ mod agg;
 mod chart;
 mod duckdb;
 mod engine;
+mod enginemon;
 mod fixtures;
 mod gpumon;
 mod readme;

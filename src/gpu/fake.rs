@@ -1,0 +1,148 @@
+//! Scripted GPUs (`gpumon --fake N`): deterministic readings that look like an engine starting
+//! and serving, for tests and demos on machines without a GPU.
+//!
+//! For the first 2 s a device is idle (600 MiB in use, 70 W, idle throttle bit); then an
+//! engine holds 70 GB and utilisation swings between 25% and 95% on a 7 s period (device i
+//! shifted by i radians), with power 70 W + 2.8 W per % of utilisation. The energy counter is
+//! the trapezoid integral of the power readings, so counter deltas and power integrals agree.
+
+use std::time::Instant;
+
+use super::{DeviceInfo, GpuError, GpuSource, ProcMem, Reading};
+
+/// MiB in use by the driver and context before any engine starts.
+pub const IDLE_MIB: f64 = 600.0;
+/// MiB the fake engine holds once started.
+pub const ENGINE_MIB: f64 = 70_000.0;
+pub const TOTAL_MIB: f64 = 81_559.0;
+/// Seconds before the fake engine starts.
+pub const IDLE_S: f64 = 2.0;
+
+pub struct FakeSource {
+    devices: Vec<DeviceInfo>,
+    start: Instant,
+    /// Per device: (time of the previous reading in s, its power in W, the counter in J).
+    energy: Vec<Option<(f64, f64, f64)>>,
+}
+
+impl FakeSource {
+    /// `n` devices with indices 0..n, or those in `only`.
+    pub fn new(n: u32, only: Option<&[u32]>) -> Result<FakeSource, GpuError> {
+        let indices: Vec<u32> = match only {
+            None => (0..n).collect(),
+            Some(v) => {
+                if let Some(bad) = v.iter().find(|i| **i >= n) {
+                    return Err(GpuError(format!(
+                        "--gpus {bad}: there are {n} fake devices (indices 0 to {})",
+                        n.saturating_sub(1)
+                    )));
+                }
+                v.to_vec()
+            }
+        };
+        Ok(FakeSource {
+            energy: vec![None; indices.len()],
+            devices: indices
+                .into_iter()
+                .map(|i| DeviceInfo {
+                    index: i,
+                    uuid: format!("GPU-fake0000-0000-0000-0000-{i:012}"),
+                    name: "Fake GPU (gpumon --fake)".into(),
+                })
+                .collect(),
+            start: Instant::now(),
+        })
+    }
+
+    /// The scripted reading of device index `dev` at `t` seconds (without the energy counter).
+    pub fn reading_at(dev: u32, t: f64) -> Reading {
+        let loaded = t >= IDLE_S;
+        let util = if loaded {
+            60.0 + 35.0 * (std::f64::consts::TAU * t / 7.0 + dev as f64).sin()
+        } else {
+            0.0
+        };
+        Reading {
+            util_pct: Some(util.round()),
+            mem_util_pct: Some((util * 0.6).round()),
+            mem_used_mib: Some(if loaded { IDLE_MIB + ENGINE_MIB } else { IDLE_MIB }),
+            mem_total_mib: Some(TOTAL_MIB),
+            power_w: Some(70.0 + 2.8 * util.round()),
+            energy_j: None,
+            temp_c: Some((35.0 + 0.4 * util).round()),
+            sm_clock_mhz: Some(if loaded { 1980 } else { 345 }),
+            mem_clock_mhz: Some(2619),
+            pcie_tx_kib_s: Some(if loaded { 900.0 } else { 0.0 }),
+            pcie_rx_kib_s: Some(if loaded { 1200.0 } else { 0.0 }),
+            throttle_reasons: Some(if loaded { 0 } else { 1 }),
+        }
+    }
+}
+
+impl GpuSource for FakeSource {
+    fn devices(&self) -> &[DeviceInfo] {
+        &self.devices
+    }
+
+    fn sample(&mut self, i: usize) -> Result<Reading, GpuError> {
+        let d = self
+            .devices
+            .get(i)
+            .ok_or_else(|| GpuError(format!("no fake device {i}")))?;
+        let t = self.start.elapsed().as_secs_f64();
+        let mut r = FakeSource::reading_at(d.index, t);
+        let p = r.power_w.unwrap_or(0.0);
+        let e = match self.energy[i] {
+            // Start the counter at a device-specific value, as a driver loaded long ago would.
+            None => 1.0e6 * (d.index + 1) as f64,
+            Some((t0, p0, e0)) => e0 + (t - t0) * (p0 + p) / 2.0,
+        };
+        self.energy[i] = Some((t, p, e));
+        r.energy_j = Some(e);
+        Ok(r)
+    }
+
+    fn processes(&mut self, i: usize) -> Result<Vec<ProcMem>, GpuError> {
+        if self.start.elapsed().as_secs_f64() < IDLE_S || i >= self.devices.len() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![ProcMem {
+            pid: std::process::id(),
+            mem_used_mib: Some(ENGINE_MIB),
+        }])
+    }
+
+    fn facts(&self) -> Vec<(String, String)> {
+        vec![("servebench.gpu.source".into(), "fake (scripted devices)".into())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_then_loaded() {
+        let r = FakeSource::reading_at(0, 0.5);
+        assert_eq!(r.mem_used_mib, Some(IDLE_MIB));
+        assert_eq!(r.util_pct, Some(0.0));
+        assert_eq!(r.power_w, Some(70.0));
+        let r = FakeSource::reading_at(0, 2.0 + 7.0 / 4.0 - 2.0 * 0.0 + 0.0);
+        assert_eq!(r.mem_used_mib, Some(IDLE_MIB + ENGINE_MIB));
+        assert!(r.util_pct.unwrap() >= 25.0 && r.util_pct.unwrap() <= 95.0);
+    }
+
+    #[test]
+    fn energy_counter_integrates_power() {
+        let mut f = FakeSource::new(2, Some(&[1])).unwrap();
+        assert_eq!(f.devices()[0].index, 1);
+        let a = f.sample(0).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = f.sample(0).unwrap();
+        assert_eq!(a.energy_j, Some(2.0e6));
+        let de = b.energy_j.unwrap() - a.energy_j.unwrap();
+        // idle: 70 W for ~20 ms
+        assert!(de > 70.0 * 0.015 && de < 70.0 * 0.5, "{de}");
+        assert!(FakeSource::new(2, Some(&[2])).is_err());
+    }
+}
