@@ -89,6 +89,19 @@ impl Prompter for ApproxPrompter {
     }
 }
 
+/// The tokenizer-exact prompter: text of exactly `n` tokens in the model's tokenizer (see
+/// `trace::tokenizer`; prefix blocks are cached, as traces reuse them).
+pub struct TokenizerPrompter(pub Arc<crate::trace::tokenizer::Tok>);
+
+impl Prompter for TokenizerPrompter {
+    fn text(&self, seed: u64, n: u32) -> String {
+        self.0.exact_text(seed, n)
+    }
+    fn block(&self, block_id: u64, n: u32) -> String {
+        self.0.exact_block(block_id, n).to_string()
+    }
+}
+
 /// Tokens per Mooncake prefix block.
 pub const BLOCK_TOKENS: u32 = 512;
 
