@@ -35,6 +35,12 @@ Real traces (see `tracegen azure --help` etc. for each format's quirks):
   tracegen transform azure.parquet --time-scale 0.5 -o faster.parquet
   tracegen stats azure.parquet --bucket 30s        # rate over time, burstiness, length percentiles
 
+Trace tools, on every importer and transform (applied in this order):
+  tracegen azure conv.csv --sort --max-input 8192 --clamp --start 2m --window 5m --sample 0.5 --seed 2 \\
+      --count 1000 --time-scale 0.5 --category conv --first-id 0 -o t.parquet
+  tracegen azure conv.csv --rate 12 -o t.parquet        # same burst shape, mean 12 req/s
+  tracegen sharegpt sg.json --tokenizer ./Llama-3.1-8B/tokenizer.json -o sg.parquet   # exact token counts
+
 Lengths: N | fixed:N | uniform:N:RATIO (vLLM's range ratio: [N(1-R), N(1+R)]) | normal:MEAN:STD.
 Output: -o FILE (Parquet unless the extension says otherwise), or stdout: Arrow IPC on a pipe,
 Parquet when redirected to a file. The same arguments and seed give a byte-identical file.";
@@ -228,9 +234,9 @@ struct Tools {
     /// Seed for --sample, sharegpt's --count, arrivals and think times
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// request_id of the first row
-    #[arg(long, default_value_t = 0)]
-    first_id: u64,
+    /// Number rows from N (importers number rows from 0; transform keeps request_id unless given)
+    #[arg(long, value_name = "N")]
+    first_id: Option<u64>,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -252,7 +258,7 @@ turn 0, 1, ...; replay sends turn k+1 a think time after turn k's reply ends. To
 
 const AZURE_HELP: &str = "\
 Examples:
-  tracegen azure AzureLLMInferenceTrace_conv.csv -o azure-conv.parquet
+  tracegen azure AzureLLMInferenceTrace_conv.csv --category conv -o azure-conv.parquet
   tracegen azure AzureLLMInferenceTrace_code.csv --start 3m --window 2m --time-scale 0.5 -o slice.parquet
   tracegen azure AzureLLMInferenceTrace_conv_1week.csv --rate 20 --max-input 8192 -o week.parquet
 
@@ -310,6 +316,7 @@ Examples:
   tracegen transform big.parquet --start 30m --window 10m --sample 0.5 --seed 2 -o slice.parquet
   tracegen transform t.parquet --max-input 2048 --clamp --tokenizer tokenizer.json -o clamped.parquet
   tracegen transform unsorted.parquet --sort -o sorted.parquet
+  tracegen transform part2.parquet --first-id 100000 -o part2-renumbered.parquet
 
 The tools apply in this order: --sort, --max-input, --start/--window (in the source's time; START becomes
 t=0), --sample, --count, --time-scale, --rate (times x observed/R, where observed = (n-1)/(last-first)).
@@ -483,8 +490,8 @@ fn import_cmd(cmd: Cmd) -> anyhow::Result<ExitCode> {
         rate: if is_sharegpt { None } else { tools.rate },
         seed: tools.seed,
         category: tools.category.clone(),
-        renumber: name != "transform",
-        first_id: tools.first_id,
+        renumber: name != "transform" || tools.first_id.is_some(),
+        first_id: tools.first_id.unwrap_or(0),
     };
     transform.validate().map_err(anyhow::Error::msg)?;
 

@@ -436,7 +436,8 @@ impl Pipeline {
         match self.out.take() {
             None => {}
             Some(Out::Direct(w)) => {
-                let (n, rate, span) = w.finish(false)?;
+                // a rate given up front (sharegpt's process) stays; else the observed one
+                let (n, rate, span) = w.finish(dest.meta.get(META_RATE).is_some())?;
                 tally.written = n;
                 tally.rate = rate;
                 tally.span_s = span;

@@ -12,3 +12,4 @@ mod gpumon;
 mod readme;
 mod replay;
 mod tracegen;
+mod traces;

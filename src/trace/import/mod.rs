@@ -157,9 +157,12 @@ pub struct CsvFile {
 impl CsvFile {
     pub fn open(path: &str) -> Result<CsvFile, ImportError> {
         let r = open_text(path)?;
+        // Lines end at '\n' (a CRLF's '\r' is trimmed with the field): the csv crate's own
+        // CRLF handling miscounts line numbers, and errors must name the right line.
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(r);
         let headers = match reader.headers() {
             Ok(h) => h
