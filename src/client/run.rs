@@ -118,7 +118,7 @@ pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {
                 BLOCK_TOKENS
             } else {
                 row.input_tokens
-                    .saturating_sub(BLOCK_TOKENS * (n - 1))
+                    .saturating_sub(BLOCK_TOKENS.saturating_mul(n - 1))
                     .clamp(1, BLOCK_TOKENS)
             };
             if !s.is_empty() {

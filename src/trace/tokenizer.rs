@@ -34,6 +34,9 @@ pub enum TokError {
 /// A loaded tokenizer.
 pub struct Tok {
     inner: tokenizers::Tokenizer,
+    /// The words synthetic text is made of: those whose count is additive after a space in
+    /// this tokenizer (so blocks joined with spaces have the sum of their lengths).
+    words: Vec<&'static str>,
     path: String,
     sha256: String,
     /// Prefix blocks are reused many times (Mooncake): cache their text.
@@ -74,8 +77,10 @@ impl Tok {
             msg: one_line(&e.to_string()),
         })?;
         let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let words = additive_words(&inner);
         Ok(Tok {
             inner,
+            words,
             path: name.into(),
             sha256,
             blocks: Mutex::new(BlockCache::default()),
@@ -127,7 +132,7 @@ impl Tok {
     pub fn exact_text(&self, seed: u64, n: u32) -> String {
         let mut rng = SplitMix(seed ^ 0x5EB5_EB5E_B5EB_5EB5);
         let mut text = String::with_capacity(n as usize * 6);
-        push_words(&mut text, &mut rng, n);
+        push_words(&mut text, &self.words, &mut rng, n);
         if n == 0 {
             return text;
         }
@@ -154,7 +159,7 @@ impl Tok {
                     text.truncate(end);
                 }
             } else {
-                push_words(&mut text, &mut rng, (n - m).max(1));
+                push_words(&mut text, &self.words, &mut rng, (n - m).max(1));
             }
         }
         // Last resort: the first n ids, decoded.
@@ -194,13 +199,34 @@ pub fn block_seed(block_id: u64) -> u64 {
     block_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB10C
 }
 
-fn push_words(out: &mut String, rng: &mut SplitMix, n: u32) {
+fn push_words(out: &mut String, words: &[&str], rng: &mut SplitMix, n: u32) {
     for _ in 0..n {
         if !out.is_empty() && !out.ends_with(' ') {
             out.push(' ');
         }
-        out.push_str(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]);
+        out.push_str(words[(rng.next_u64() % words.len() as u64) as usize]);
     }
+}
+
+/// The common words whose token count does not change after a space: count("the " + w) =
+/// count("the") + count(w). Byte-level BPE (GPT, Llama 3) tokenizes " w" and "w" differently,
+/// and for some words the counts differ; SentencePiece-style tokenizers add a prefix either
+/// way. Texts made of these words can be joined with a space (prefix blocks) and keep the sum
+/// of their lengths. All the words when none qualifies (an unusual tokenizer).
+fn additive_words(t: &tokenizers::Tokenizer) -> Vec<&'static str> {
+    let count = |s: &str| t.encode_fast(s, false).map(|e| e.len()).ok();
+    let Some(base) = count("the") else {
+        return WORDS.to_vec();
+    };
+    let v: Vec<&'static str> = WORDS
+        .iter()
+        .copied()
+        .filter(|w| match (count(w), count(&format!("the {w}"))) {
+            (Some(a), Some(b)) => a >= 1 && b == base + a,
+            _ => false,
+        })
+        .collect();
+    if v.len() < 16 { WORDS.to_vec() } else { v }
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {

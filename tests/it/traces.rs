@@ -1067,3 +1067,89 @@ fn every_new_flag_has_an_example() {
         "replay --tokenizer example"
     );
 }
+
+/// ShareGPT sessions replayed: each later turn carries the conversation so far (the earlier
+/// prompts and the replies received) and leaves at least its think time after the previous
+/// turn's reply ended.
+#[test]
+fn timing_sharegpt_sessions_replay_history_and_think_time() {
+    let d = tmp();
+    let (t, _) = tg(
+        d.path(),
+        "s.parquet",
+        &[
+            "sharegpt",
+            &fx(SHAREGPT),
+            "--sessions",
+            "--think-time",
+            "300ms",
+            "--count",
+            "4",
+            "--seed",
+            "3",
+        ],
+    );
+    let rows = rows_of(&t);
+    assert!(rows.iter().any(|r| r.turn == Some(2)), "the sample has 3-turn sessions");
+    let rec = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let srv = Scripted::start(Script {
+        body: fixture("sse/vllm-chat.sse"),
+        record: Some(rec.clone()),
+        pause: std::time::Duration::ZERO,
+        ..Script::default()
+    });
+    let out = d.path().join("r.parquet");
+    ok(cmd("replay")
+        .arg(&t)
+        .args(["--url", &srv.url, "--api", "chat", "--model", "m", "--quiet", "-o"])
+        .arg(&out));
+    assert!(column_text(&out, "status").iter().all(|s| s == "ok"));
+    // history: a turn k request has 2k + 1 messages, the last being the row's prompt
+    let bodies: Vec<serde_json::Value> = rec
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), rows.len());
+    for r in &rows {
+        let prompt = r.prompt.as_deref().unwrap();
+        let b = bodies
+            .iter()
+            .find(|b| {
+                let m = b["messages"].as_array().unwrap();
+                m.len() == 2 * r.turn.unwrap() as usize + 1 && m.last().unwrap()["content"] == prompt
+            })
+            .unwrap_or_else(|| panic!("no request for session {:?} turn {:?}", r.session_id, r.turn));
+        let m = b["messages"].as_array().unwrap();
+        for (k, msg) in m.iter().enumerate() {
+            assert_eq!(msg["role"], if k % 2 == 0 { "user" } else { "assistant" });
+        }
+        if r.turn.unwrap() > 0 {
+            let prev = rows
+                .iter()
+                .find(|p| p.session_id == r.session_id && p.turn == Some(r.turn.unwrap() - 1))
+                .unwrap();
+            assert_eq!(m[m.len() - 3]["content"], prev.prompt.as_deref().unwrap());
+            assert!(
+                !m[m.len() - 2]["content"].as_str().unwrap().is_empty(),
+                "the reply received"
+            );
+        }
+    }
+    // think time: sent_at(turn k+1) >= done_at(turn k) + 300 ms
+    let gaps = duckdb(&format!(
+        "SELECT min(epoch(b.sent_at) - epoch(a.done_at)) FROM '{0}' a JOIN '{0}' b
+         ON a.session_id = b.session_id AND b.turn = a.turn + 1",
+        out.to_string_lossy()
+    ));
+    let g: f64 = gaps
+        .trim()
+        .trim_matches(|c| c == '(' || c == ')' || c == ',')
+        .parse()
+        .unwrap();
+    assert!(
+        g >= 0.299,
+        "turn k+1 left {g} s after turn k's reply; think time is 0.3 s"
+    );
+}
