@@ -159,32 +159,68 @@ impl Tally {
 
 /// Writes trace rows in batches of [`BATCH_ROWS`], flushing each.
 pub struct TraceWriter {
-    sink: Sink,
+    /// Opened at the first row (or at the end), so an input that fails before its first
+    /// row leaves nothing on stdout.
+    sink: Option<Sink>,
+    open: Option<Opener>,
     buf: TraceBatch,
     n: u64,
     first: Option<f64>,
     last: f64,
 }
 
+struct Opener {
+    path: Option<PathBuf>,
+    format: Option<Format>,
+    meta: Meta,
+    journal: bool,
+}
+
 impl TraceWriter {
-    pub fn create(path: Option<&Path>, format: Option<Format>, meta: &Meta) -> Result<TraceWriter, ImportError> {
-        Ok(TraceWriter {
-            sink: Sink::create(path, format, super::schema(), meta)?,
+    fn new(open: Opener) -> TraceWriter {
+        TraceWriter {
+            sink: None,
+            open: Some(open),
             buf: TraceBatch::default(),
             n: 0,
             first: None,
             last: 0.0,
-        })
+        }
+    }
+
+    pub fn create(path: Option<&Path>, format: Option<Format>, meta: &Meta) -> Result<TraceWriter, ImportError> {
+        // refuse a terminal now, not after reading the input
+        crate::io::resolve_format(path, format)?;
+        Ok(TraceWriter::new(Opener {
+            path: path.map(Path::to_path_buf),
+            format,
+            meta: meta.clone(),
+            journal: false,
+        }))
     }
 
     fn journal(path: &Path, meta: &Meta) -> Result<TraceWriter, ImportError> {
-        Ok(TraceWriter {
-            sink: Sink::create_journal(path, super::schema(), meta)?,
-            buf: TraceBatch::default(),
-            n: 0,
-            first: None,
-            last: 0.0,
-        })
+        Ok(TraceWriter::new(Opener {
+            path: Some(path.to_path_buf()),
+            format: None,
+            meta: meta.clone(),
+            journal: true,
+        }))
+    }
+
+    fn sink(&mut self) -> Result<&mut Sink, ImportError> {
+        if self.sink.is_none()
+            && let Some(o) = self.open.take()
+        {
+            let s = match (&o.path, o.journal) {
+                (Some(p), true) => Sink::create_journal(p, super::schema(), &o.meta)?,
+                _ => Sink::create(o.path.as_deref(), o.format, super::schema(), &o.meta)?,
+            };
+            self.sink = Some(s);
+        }
+        self.sink
+            .as_mut()
+            .ok_or_else(|| ImportError::Usage("the trace writer was closed".into()))
     }
 
     pub fn push(&mut self, row: TraceRow) -> Result<(), ImportError> {
@@ -193,8 +229,10 @@ impl TraceWriter {
         self.n += 1;
         self.buf.push(row);
         if self.buf.len() >= BATCH_ROWS {
-            self.sink.write(&self.buf.take_batch())?;
-            self.sink.flush()?;
+            let b = self.buf.take_batch();
+            let sink = self.sink()?;
+            sink.write(&b)?;
+            sink.flush()?;
         }
         Ok(())
     }
@@ -212,15 +250,21 @@ impl TraceWriter {
     /// Write what is buffered and the footer; records the mean rate in the metadata (Parquet
     /// keeps metadata in its footer) unless `rate_known`.
     pub fn finish(mut self, rate_known: bool) -> Result<(u64, Option<f64>, f64), ImportError> {
-        if !self.buf.is_empty() || self.sink.rows() == 0 {
-            self.sink.write(&self.buf.take_batch())?;
-        }
+        let b = self.buf.take_batch();
         let rate = self.rate();
         let span = self.span();
-        if !rate_known && let Some(r) = rate {
-            self.sink.append_meta(META_RATE, &format!("{r}"));
+        self.sink()?;
+        let mut sink = self
+            .sink
+            .take()
+            .ok_or_else(|| ImportError::Usage("the trace writer was closed".into()))?;
+        if b.num_rows() > 0 || sink.rows() == 0 {
+            sink.write(&b)?;
         }
-        let n = self.sink.finish()?;
+        if !rate_known && let Some(r) = rate {
+            sink.append_meta(META_RATE, &format!("{r}"));
+        }
+        let n = sink.finish()?;
         Ok((n, rate, span))
     }
 }

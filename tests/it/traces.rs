@@ -172,6 +172,10 @@ fn azure_bad_files_name_the_line_and_column() {
     let (p, _) = tg(d.path(), "sorted.parquet", &["azure", &f, "--sort"]);
     let a: Vec<f64> = rows_of(&p).iter().map(|r| r.arrival_s).collect();
     assert!((a[0]).abs() < 1e-12 && a.windows(2).all(|w| w[1] >= w[0]), "{a:?}");
+    // to stdout: nothing is written before the first good row
+    let o = run(cmd("tracegen").args(["azure", &f, "--format", "csv"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty(), "{}", String::from_utf8_lossy(&o.stdout));
     let e = fails(&["azure", "/nonexistent/azure.csv"]);
     assert!(e.contains("/nonexistent/azure.csv: no such file"), "{e}");
 }

@@ -181,6 +181,14 @@ impl CsvFile {
 
     /// The index of a column, or an error at line 1 that lists the header.
     pub fn col(&self, name: &str, hint: &str) -> Result<usize, ImportError> {
+        if self.headers.iter().all(|h| h.is_empty()) {
+            return Err(ImportError::bad(
+                &self.path,
+                1,
+                name,
+                format!("missing: the file is empty (no header line){hint}"),
+            ));
+        }
         self.find(name).ok_or_else(|| {
             ImportError::bad(
                 &self.path,
