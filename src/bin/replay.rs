@@ -13,7 +13,7 @@ use servebench::client::output::{Dest, finalize, summary_line, write_records};
 use servebench::client::probe::probe;
 use servebench::client::protocol::{Api, RequestOpts};
 use servebench::client::record::RunLabels;
-use servebench::client::run::{ApproxPrompter, Mode, Plan, Switches, Warmup, run};
+use servebench::client::run::{ApproxPrompter, Mode, Plan, Prompter, Switches, TokenizerPrompter, Warmup, run};
 use servebench::engine::state::EngineState;
 use servebench::meta::{Meta, RunClock};
 use servebench::schema::REQUESTS;
@@ -34,6 +34,8 @@ Examples:
   # 4 shards (here on one host; on many, the same command with each index), one dataset
   for i in 0 1 2 3; do replay t.parquet --url $URL --shard $i/4 --start-at 2026-11-22T10:00:00Z \
        --dataset runs/big & done; wait; agg runs/big
+  # prompts exactly input_tokens long in the served model's tokenizer (a local tokenizer.json)
+  replay mooncake.parquet --url $URL --tokenizer ./Llama-3.1-8B/tokenizer.json --time-scale 0.25 -o m.parquet
   # a run killed before it finished: write out what its journal holds
   replay --recover runs/a.parquet.partial -o runs/a.parquet
 
@@ -120,6 +122,9 @@ struct Cli {
     /// Seed of synthesised prompt text
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Make synthesised prompts exactly input_tokens long in this Hugging Face tokenizer.json (else approximate)
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
     /// Client threads
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -443,6 +448,14 @@ async fn async_main(
         },
     );
 
+    let prompter: Arc<dyn Prompter> = match &cli.tokenizer {
+        Some(p) => {
+            let t = servebench::trace::tokenizer::Tok::load(p)?;
+            meta.set("servebench.prompter", t.describe());
+            Arc::new(TokenizerPrompter(Arc::new(t)))
+        }
+        None => Arc::new(ApproxPrompter),
+    };
     let mode = match cli.concurrency {
         Some(c) => Mode::Closed { concurrency: c },
         None => Mode::Open {
@@ -468,7 +481,7 @@ async fn async_main(
         ttft_timeout: cli.ttft_timeout,
         prompt_seed: cli.seed,
         max_event_bytes: cli.max_event_bytes,
-        prompter: Arc::new(ApproxPrompter),
+        prompter,
         start_at: start_at_unix_us.map(|at| {
             let now = clock.now_unix_us();
             let now_i = std::time::Instant::now();

@@ -102,6 +102,19 @@ pub fn shard_of(row: &TraceRow, n: u32) -> u32 {
     (SplitMix(key).next_u64() % n.max(1) as u64) as u32
 }
 
+/// The tokenizer-exact prompter: text of exactly `n` tokens in the model's tokenizer (see
+/// `trace::tokenizer`; prefix blocks are cached, as traces reuse them).
+pub struct TokenizerPrompter(pub Arc<crate::trace::tokenizer::Tok>);
+
+impl Prompter for TokenizerPrompter {
+    fn text(&self, seed: u64, n: u32) -> String {
+        self.0.exact_text(seed, n)
+    }
+    fn block(&self, block_id: u64, n: u32) -> String {
+        self.0.exact_block(block_id, n).to_string()
+    }
+}
+
 /// Tokens per Mooncake prefix block.
 pub const BLOCK_TOKENS: u32 = 512;
 
@@ -118,7 +131,7 @@ pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {
                 BLOCK_TOKENS
             } else {
                 row.input_tokens
-                    .saturating_sub(BLOCK_TOKENS * (n - 1))
+                    .saturating_sub(BLOCK_TOKENS.saturating_mul(n - 1))
                     .clamp(1, BLOCK_TOKENS)
             };
             if !s.is_empty() {

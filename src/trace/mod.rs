@@ -1,9 +1,13 @@
 //! Traces: the rows of the trace contract, synthetic arrival processes, prompt sets, and
 //! importers of public trace formats.
 
+pub mod import;
 pub mod prompts;
+pub mod stats;
 pub mod synth;
+pub mod tokenizer;
 pub mod tokens;
+pub mod transform;
 
 use std::sync::Arc;
 
@@ -19,6 +23,11 @@ pub const META_SEED: &str = "servebench.trace.seed";
 pub const META_RATE: &str = "servebench.trace.rate_rps";
 pub const META_PROCESS: &str = "servebench.trace.process";
 pub const META_TOKENIZER: &str = "servebench.trace.tokenizer";
+/// The importer (sharegpt, azure, ...) and the file it read.
+pub const META_SOURCE: &str = "servebench.trace.source";
+pub const META_SOURCE_FILE: &str = "servebench.trace.source_file";
+/// The trace tools applied (`--window`, `--rate`, ...).
+pub const META_TRANSFORM: &str = "servebench.trace.transform";
 
 /// One request to send.
 #[derive(Debug, Clone, PartialEq)]

@@ -194,6 +194,8 @@ pub struct Script {
     pub drop_after: Option<usize>,
     /// JSON answers for GET paths (probing).
     pub gets: Vec<(String, String)>,
+    /// Keep the body of every POST here (to see exactly what was sent).
+    pub record: Option<std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>>,
 }
 
 impl Default for Script {
@@ -208,6 +210,7 @@ impl Default for Script {
             chunked: true,
             drop_after: None,
             gets: Vec::new(),
+            record: None,
         }
     }
 }
@@ -266,6 +269,11 @@ impl Scripted {
                         .next()
                         .unwrap_or("")
                         .to_string();
+                    if let Some(rec) = &script.record
+                        && first.starts_with("POST")
+                    {
+                        rec.lock().unwrap().push(buf[head_end..head_end + clen].to_vec());
+                    }
                     if first.starts_with("GET") {
                         let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
                         let (code, body) = match script.gets.iter().find(|(p, _)| *p == path) {

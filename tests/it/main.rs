@@ -15,3 +15,4 @@ mod replay;
 mod report;
 mod shard;
 mod tracegen;
+mod traces;
