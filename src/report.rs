@@ -283,11 +283,11 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
     if let Some(g) = &inp.gpu_meta {
         let _ = writeln!(
             s,
-            "\nGPU: {} (driver {}, {} GPU(s) sampled every {}).",
-            g.get("servebench.gpu.names").unwrap_or("?"),
-            g.get("servebench.gpu.driver").unwrap_or("?"),
-            g.get("servebench.gpu.count").unwrap_or("?"),
-            g.get("servebench.gpu.interval").unwrap_or("?")
+            "\nGPU: {} (source: {}; driver {}; sampled every {} ms by gpumon).",
+            g.get("servebench.gpu.devices").unwrap_or("?"),
+            g.get("servebench.gpu.source").unwrap_or("?"),
+            g.get("servebench.gpu.driver").unwrap_or("n/a"),
+            g.get("servebench.gpumon.interval_ms").unwrap_or("?")
         );
     } else {
         s.push_str("\nNo GPU samples were given (run gpumon beside replay and pass its file to see memory, power and energy).\n");

@@ -735,7 +735,7 @@ const SUMMARY_COUNTS: [Column; 20] = [
     ),
 ];
 
-const SUMMARY_TAIL: [Column; 14] = [
+const SUMMARY_TAIL: [Column; 15] = [
     col(
         "interactivity_tok_s",
         Ty::F64,
@@ -828,6 +828,13 @@ const SUMMARY_TAIL: [Column; 14] = [
         "engine's waiting requests, peak",
     ),
     col("kv_usage_peak_pct", Ty::F64, true, "%", "engine's KV-cache usage, peak"),
+    col(
+        "prefix_cache_hit_pct",
+        Ty::F64,
+        true,
+        "%",
+        "engine's prefix-cache hit rate over the group (counter deltas where exposed)",
+    ),
 ];
 
 const SUMMARY_LAT: [[Column; 11]; 4] = [
@@ -837,7 +844,7 @@ const SUMMARY_LAT: [[Column; 11]; 4] = [
     lat_cols!("e2e", "end-to-end latency"),
 ];
 
-const N_SUMMARY: usize = 9 + 20 + 44 + 14;
+const N_SUMMARY: usize = 9 + 20 + 44 + 15;
 
 const fn build_summary() -> [Column; N_SUMMARY] {
     let mut out = [SUMMARY_KEYS[0]; N_SUMMARY];

@@ -16,7 +16,7 @@ Examples:
   agg runs/*.parquet                                  # a table on the terminal
   agg runs/ --slo ttft=500ms,tpot=50ms -o summary.parquet
   agg runs/vllm.parquet --by category --format csv > by-category.csv
-  agg runs/ --gpu runs/gpu.parquet -o summary.parquet
+  agg runs/ --gpu runs/gpu.parquet --engine-metrics runs/engine.parquet -o summary.parquet
   agg runs/ --defs guidellm --format md               # TPOT/ITL as GuideLLM defines them
   agg runs/ --compare vllm-fp16,vllm-fp8              # ratios B/A with 95% CIs, noise marked
 
@@ -55,6 +55,14 @@ struct Cli {
     /// (writes the comparison contract instead of the summary)
     #[arg(long, value_name = "A,B")]
     compare: Option<String>,
+    /// gpumon files (or directories) to join by each group's time window: idle and peak
+    /// memory, utilisation, power, energy per output token
+    #[arg(long, value_name = "PATH")]
+    gpu: Vec<String>,
+    /// enginemon files (or directories) to join: running and waiting requests, KV usage,
+    /// prefix-cache hit rate
+    #[arg(long, value_name = "PATH")]
+    engine_metrics: Vec<String>,
     /// Latency values kept exactly in memory (8 bytes each); beyond it, HDR histograms with
     /// percentiles within 0.1% and bounded memory
     #[arg(long, default_value_t = agg::EXACT_BUDGET)]
@@ -95,7 +103,20 @@ fn main() -> ExitCode {
         for p in &inputs {
             groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
         }
-        let rows = agg::finish(&mut groups, &o);
+        let mut rows = agg::finish(&mut groups, &o);
+        if !cli.gpu.is_empty() || !cli.engine_metrics.is_empty() {
+            let gpu = if cli.gpu.is_empty() {
+                Vec::new()
+            } else {
+                servebench::gpu::window::load_gpu(&cli.gpu)?
+            };
+            let eng = if cli.engine_metrics.is_empty() {
+                Vec::new()
+            } else {
+                servebench::enginemon::load_engine_metrics(&cli.engine_metrics)?
+            };
+            agg::join_monitors(&mut rows, &groups, &gpu, &eng);
+        }
         if let Some(pair) = &cli.compare {
             let (a, b) = pair
                 .split_once(',')

@@ -19,7 +19,9 @@ From summaries: throughput (output tokens/s with 95% CIs, requests/s, goodput) a
 percentiles against concurrency and against request rate; heat maps of latency by engine and
 load; the Pareto chart (output tokens/s per GPU against tokens/s per user); GPU memory idle vs
 under load (when agg had --gpu). From requests (--requests): box plots and CDFs of TTFT, TPOT
-and E2E per load level. PNG and SVG each; colours follow engines, markers quantization.";
+and E2E per load level. From gpumon (--gpu) and enginemon (--engine-metrics) files: the GPU and
+engine timelines with the request rate beneath. PNG and SVG each; colours follow engines,
+markers quantization.";
 
 #[derive(Parser)]
 #[command(name = "chart", version, about = "Draw benchmark charts (PNG and SVG) from agg's summary files", after_help = EXAMPLES)]
@@ -30,6 +32,12 @@ struct Cli {
     /// Requests files or directories, for distributions (box plots, CDFs)
     #[arg(long, value_name = "PATH")]
     requests: Vec<String>,
+    /// gpumon files: the GPU timeline (memory, utilisation, power; request rate from --requests)
+    #[arg(long, value_name = "PATH")]
+    gpu: Vec<String>,
+    /// enginemon files: the engine timeline (running, waiting, KV cache; request rate)
+    #[arg(long, value_name = "PATH")]
+    engine_metrics: Vec<String>,
     /// GPUs per engine, for throughput per GPU in the Pareto chart
     #[arg(long, default_value_t = 1.0)]
     gpus: f64,
@@ -67,6 +75,18 @@ fn main() -> ExitCode {
             }
             agg::finish(&mut groups, &o);
             files.extend(kinds::distributions(&groups, &cli.output, &cli.title)?);
+        }
+        if !cli.gpu.is_empty() || !cli.engine_metrics.is_empty() {
+            let req = servebench::io::expand_inputs_of(&cli.requests, Some("requests")).unwrap_or_default();
+            let sends = kinds::send_times(&req)?;
+            if !cli.gpu.is_empty() {
+                let g = servebench::gpu::window::load_gpu(&cli.gpu)?;
+                files.extend(kinds::gpu_timeline(&g, &sends, &cli.output, &cli.title)?);
+            }
+            if !cli.engine_metrics.is_empty() {
+                let e = servebench::enginemon::load_engine_metrics(&cli.engine_metrics)?;
+                files.extend(kinds::engine_timeline(&e, &sends, &cli.output, &cli.title)?);
+            }
         }
         if files.is_empty() {
             anyhow::bail!(

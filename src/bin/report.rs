@@ -42,6 +42,12 @@ struct Cli {
     /// A line under every chart title (workload, hardware...)
     #[arg(long, default_value = "")]
     subtitle: String,
+    /// gpumon files or directories: GPU memory, power and energy per group, the GPU timeline
+    #[arg(long, value_name = "PATH")]
+    gpu: Vec<String>,
+    /// enginemon files or directories: running/waiting requests, KV usage, the engine timeline
+    #[arg(long, value_name = "PATH")]
+    engine_metrics: Vec<String>,
     /// GPUs per engine, for throughput per GPU in the Pareto chart
     #[arg(long, default_value_t = 1.0)]
     gpus: f64,
@@ -67,7 +73,40 @@ fn main() -> ExitCode {
         for p in &inputs {
             groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
         }
-        let rows = agg::finish(&mut groups, &o);
+        let mut rows = agg::finish(&mut groups, &o);
+        let gpu = if cli.gpu.is_empty() {
+            Vec::new()
+        } else {
+            servebench::gpu::window::load_gpu(&cli.gpu)?
+        };
+        let eng = if cli.engine_metrics.is_empty() {
+            Vec::new()
+        } else {
+            servebench::enginemon::load_engine_metrics(&cli.engine_metrics)?
+        };
+        agg::join_monitors(&mut rows, &groups, &gpu, &eng);
+        let gpu_meta = match servebench::io::expand_inputs_of(&cli.gpu, Some("gpu"))
+            .ok()
+            .and_then(|v| v.first().cloned())
+        {
+            Some(p) => servebench::io::open(&p).ok().map(|mut i| {
+                let mut m = i.meta.clone();
+                // device names from the data when the metadata has none
+                if m.get("servebench.gpu.devices").is_none()
+                    && let Some(Ok(b)) = i.next()
+                    && let Some(a) = servebench::cols::get(&b, "name")
+                {
+                    let mut names: Vec<String> = (0..b.num_rows())
+                        .filter_map(|k| servebench::cols::str_at(a.as_ref(), k).map(str::to_string))
+                        .collect();
+                    names.sort();
+                    names.dedup();
+                    m.set("servebench.gpu.devices", names.join("; "));
+                }
+                m
+            }),
+            None => None,
+        };
         if rows.is_empty() {
             anyhow::bail!("no requests in {}", cli.inputs.join(" "));
         }
@@ -90,7 +129,8 @@ fn main() -> ExitCode {
         for p in &inputs {
             cgroups.add_file(p, &oc)?;
         }
-        let crows = agg::finish(&mut cgroups, &oc);
+        let mut crows = agg::finish(&mut cgroups, &oc);
+        agg::join_monitors(&mut crows, &cgroups, &gpu, &eng);
         let has_cats = crows.iter().any(|r| r.s("category").is_some());
         if has_cats {
             write_summary("summary-by-category.parquet", &crows)?;
@@ -102,6 +142,11 @@ fn main() -> ExitCode {
         charts.extend(kinds::heatmaps(&rows, &cdir, &ctx)?);
         charts.extend(kinds::gpu_memory(&rows, &cdir, &ctx)?);
         charts.extend(kinds::distributions(&groups, &cdir, &ctx)?);
+        if !gpu.is_empty() || !eng.is_empty() {
+            let sends = kinds::send_times(&inputs)?;
+            charts.extend(kinds::gpu_timeline(&gpu, &sends, &cdir, &ctx)?);
+            charts.extend(kinds::engine_timeline(&eng, &sends, &cdir, &ctx)?);
+        }
         let pngs: Vec<String> = charts
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "png"))
@@ -114,7 +159,7 @@ fn main() -> ExitCode {
             cat: if has_cats { Some((&crows, &cgroups)) } else { None },
             opts: &o,
             charts: pngs,
-            gpu_meta: None,
+            gpu_meta,
         };
         let md = markdown(&inp);
         std::fs::write(cli.output.join("report.md"), &md)?;

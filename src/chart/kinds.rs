@@ -490,3 +490,166 @@ pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> 
     };
     save(&p, base)
 }
+
+/// Send times (µs) of the non-warm-up rows of requests files, for request-rate overlays.
+pub fn send_times(paths: &[String]) -> Result<Vec<i64>, crate::io::DataError> {
+    let mut out = Vec::new();
+    for p in paths {
+        for b in crate::io::open_projected(p, Some(&["sent_at", "warmup"]))? {
+            let b = b?;
+            let (Some(s), w) = (crate::cols::get(&b, "sent_at"), crate::cols::get(&b, "warmup")) else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
+                let warm = w
+                    .and_then(|w| w.as_any().downcast_ref::<arrow_array::BooleanArray>())
+                    .is_some_and(|w| !arrow_array::Array::is_null(w, i) && w.value(i));
+                if let (false, Some(t)) = (warm, crate::cols::ts_us(s.as_ref(), i)) {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+const GPU_COLORS: [plotters::style::RGBColor; 8] = [
+    plotters::style::RGBColor(31, 119, 180),
+    plotters::style::RGBColor(255, 127, 14),
+    plotters::style::RGBColor(44, 160, 44),
+    plotters::style::RGBColor(214, 39, 40),
+    plotters::style::RGBColor(148, 103, 189),
+    plotters::style::RGBColor(140, 86, 75),
+    plotters::style::RGBColor(227, 119, 194),
+    plotters::style::RGBColor(23, 190, 207),
+];
+
+/// Requests sent per second, as a track series relative to `t0`.
+fn rate_series(sends: &[i64], t0: i64) -> TrackSeries {
+    let mut per: BTreeMap<i64, f64> = BTreeMap::new();
+    for t in sends {
+        *per.entry((t - t0).div_euclid(1_000_000)).or_default() += 1.0;
+    }
+    let pts = match (per.keys().next(), per.keys().last()) {
+        (Some(&a), Some(&b)) => (a..=b)
+            .map(|s| (s as f64 + 0.5, per.get(&s).copied().unwrap_or(0.0)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    ("requests sent/s".into(), plotters::style::RGBColor(90, 90, 90), pts)
+}
+
+/// GPU memory, utilisation and power over the run, with the request rate beneath.
+pub fn gpu_timeline(
+    gpu: &[crate::gpu::window::GpuSample],
+    sends: &[i64],
+    dir: &Path,
+    context: &str,
+) -> Result<Vec<PathBuf>, ChartError> {
+    if gpu.is_empty() {
+        return Ok(Vec::new());
+    }
+    let t0 = gpu
+        .iter()
+        .map(|s| s.t_us)
+        .chain(sends.first().copied())
+        .min()
+        .unwrap_or(0);
+    let ids: std::collections::BTreeSet<u32> = gpu.iter().map(|s| s.gpu).collect();
+    let series = |f: &dyn Fn(&crate::gpu::window::GpuSample) -> Option<f64>| -> Vec<TrackSeries> {
+        ids.iter()
+            .map(|g| {
+                let pts = gpu
+                    .iter()
+                    .filter(|s| s.gpu == *g)
+                    .filter_map(|s| f(s).map(|v| ((s.t_us - t0) as f64 / 1e6, v)))
+                    .collect();
+                (format!("GPU {g}"), GPU_COLORS[*g as usize % GPU_COLORS.len()], pts)
+            })
+            .collect()
+    };
+    let tracks = vec![
+        Track {
+            title: "GPU memory in use".into(),
+            y_label: "MiB".into(),
+            series: series(&|s| s.mem_used_mib),
+        },
+        Track {
+            title: "GPU utilisation".into(),
+            y_label: "%".into(),
+            series: series(&|s| s.util_pct),
+        },
+        Track {
+            title: "Board power".into(),
+            y_label: "W".into(),
+            series: series(&|s| s.power_w),
+        },
+        Track {
+            title: "Requests sent per second".into(),
+            y_label: "req/s".into(),
+            series: vec![rate_series(sends, t0)],
+        },
+    ];
+    timeline(
+        "GPU timeline: memory, utilisation and power over the run",
+        context,
+        tracks,
+        &dir.join("gpu-timeline"),
+    )
+}
+
+/// The engine's own view over the run: running and waiting requests, KV-cache usage, with
+/// the request rate beneath.
+pub fn engine_timeline(
+    eng: &[crate::enginemon::EngineRow],
+    sends: &[i64],
+    dir: &Path,
+    context: &str,
+) -> Result<Vec<PathBuf>, ChartError> {
+    use crate::enginemon::{KV_USAGE, RUNNING, WAITING};
+    if eng.is_empty() {
+        return Ok(Vec::new());
+    }
+    let t0 = eng
+        .iter()
+        .map(|r| r.t_us)
+        .chain(sends.first().copied())
+        .min()
+        .unwrap_or(0);
+    // per scrape, sum the rows of a common series (data-parallel engines expose several)
+    let per = |name: &str| -> Vec<(f64, f64)> {
+        let mut m: BTreeMap<i64, f64> = BTreeMap::new();
+        for r in eng.iter().filter(|r| r.common == Some(name)) {
+            *m.entry(r.t_us).or_default() += r.value;
+        }
+        m.into_iter().map(|(t, v)| ((t - t0) as f64 / 1e6, v)).collect()
+    };
+    let kv: Vec<(f64, f64)> = per(KV_USAGE).into_iter().map(|(t, v)| (t, 100.0 * v)).collect();
+    let tracks = vec![
+        Track {
+            title: "Requests in the engine".into(),
+            y_label: "requests".into(),
+            series: vec![
+                ("running".into(), GPU_COLORS[0], per(RUNNING)),
+                ("waiting".into(), GPU_COLORS[3], per(WAITING)),
+            ],
+        },
+        Track {
+            title: "KV-cache usage".into(),
+            y_label: "%".into(),
+            series: vec![("KV cache".into(), GPU_COLORS[2], kv)],
+        },
+        Track {
+            title: "Requests sent per second".into(),
+            y_label: "req/s".into(),
+            series: vec![rate_series(sends, t0)],
+        },
+    ];
+    timeline(
+        "Engine timeline: queue and KV cache over the run",
+        context,
+        tracks,
+        &dir.join("engine-timeline"),
+    )
+}
