@@ -188,3 +188,73 @@ fn compare_and_report_winners_follow_from_the_numbers() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<table>") && html.contains("charts/"));
 }
+
+#[test]
+fn gpu_and_engine_samples_join_the_summary_and_draw_timelines() {
+    let m = Mock::start(&["--ttft-ms", "10", "--itl-ms", "5"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "20", "--count", "60", "--output-len", "20"],
+    );
+    let r = d.path().join("r.parquet");
+    let g = d.path().join("g.parquet");
+    let e = d.path().join("e.parquet");
+    // enginemon beside, gpumon wrapping replay: sampling lasts exactly as long as the run
+    let mut em = std::process::Command::new(bin("enginemon"))
+        .args(["--url", &m.url, "--interval", "100ms", "-o"])
+        .arg(&e)
+        .spawn()
+        .unwrap();
+    ok(std::process::Command::new(bin("gpumon"))
+        .args(["--fake", "1", "--interval", "50ms", "-o"])
+        .arg(&g)
+        .arg("--")
+        .arg(bin("replay"))
+        .arg(&t)
+        .args(["--url", &m.url, "--label", "x", "--quiet", "-o"])
+        .arg(&r));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(em.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(em.wait().unwrap().success());
+    let s = d.path().join("s.parquet");
+    ok(cmd("agg")
+        .arg(&r)
+        .arg("--gpu")
+        .arg(&g)
+        .arg("--engine-metrics")
+        .arg(&e)
+        .arg("-o")
+        .arg(&s));
+    for c in [
+        "gpu_mem_peak_mib",
+        "gpu_util_mean_pct",
+        "power_mean_w",
+        "energy_j",
+        "energy_per_output_token_j",
+        "running_peak",
+        "kv_usage_peak_pct",
+    ] {
+        let v = column_f64(&s, c)[0];
+        assert!(v.is_some_and(|v| v >= 0.0), "{c}: {v:?}");
+    }
+    assert!(column_f64(&s, "running_peak")[0].unwrap() >= 1.0);
+    let cd = d.path().join("charts");
+    ok(cmd("chart")
+        .arg(&s)
+        .arg("--requests")
+        .arg(&r)
+        .arg("--gpu")
+        .arg(&g)
+        .arg("--engine-metrics")
+        .arg(&e)
+        .arg("-o")
+        .arg(&cd));
+    for f in ["gpu-timeline.png", "engine-timeline.png", "gpu-memory.png"] {
+        assert!(cd.join(f).exists(), "{f}");
+    }
+}
