@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The Python packages the tests use (DuckDB reads our files in the tests).
 PY_PKGS := duckdb==2.0.0 pytz==2025.2
 
-.PHONY: all build demo test test-fast lint fmt clean venv report bench-client
+.PHONY: all build demo test test-fast lint fmt clean venv report bench-client bench-agg
 
 all: build
 
@@ -44,6 +44,13 @@ bench-client: venv
 	$(CARGO) build --release --bins
 	chmod +x scripts/bench-client.sh
 	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-client.sh
+
+# agg against DuckDB on a generated dataset (ROWS=100000000 by default; ROWS=10000000 for the
+# 10 M-row figure); see BENCHMARKS.md.
+bench-agg: venv
+	$(CARGO) build --release --bins
+	chmod +x scripts/bench-agg.sh
+	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-agg.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
