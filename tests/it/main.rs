@@ -10,5 +10,6 @@ mod engine;
 mod fixtures;
 mod gpumon;
 mod readme;
+mod real_vllm;
 mod replay;
 mod tracegen;
