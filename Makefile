@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_PKGS := duckdb==2.0.0
 
 .PHONY: all build demo test test-fast lint fmt clean venv
-.PHONY: real-vllm test-real
+.PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
 
@@ -64,3 +64,14 @@ test-real: real-vllm
 	else \
 	  $(CARGO) test -- real_ --test-threads 1 --nocapture; \
 	fi
+
+# One engine through the sweep of configs/sweep.env (scripts/bench.sh); files in runs/DATE-ENGINE/.
+# MODEL=..., QUANTS="...", CONCURRENCY="...", RATES="..." and the like override the sweep.
+bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp: bench-%: build
+	scripts/bench.sh $*
+
+# Every real engine in turn (one at a time), continuing past failures.
+BENCH_ENGINES ?= vllm sglang tgi trtllm friendli llamacpp
+bench-all: build
+	@failed=""; for e in $(BENCH_ENGINES); do scripts/bench.sh $$e || failed="$$failed $$e"; done; \
+	if [ -n "$$failed" ]; then echo "bench-all: failed:$$failed" >&2; exit 1; fi

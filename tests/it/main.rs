@@ -4,6 +4,7 @@
 mod common;
 
 mod agg;
+mod bench;
 mod chart;
 mod duckdb;
 mod engine;
