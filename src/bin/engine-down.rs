@@ -16,9 +16,9 @@ Examples:
   engine-down --all
   engine-down tgi --grace 100s
 
-Sends the engine's stop signal to its whole process group (and session, and every
-descendant), waits the grace period, then SIGKILLs them; containers get `docker stop -t
-GRACE`. Where an NVIDIA driver is present it then waits until the engine's processes no
+Sends the engine's stop signal to its leader (which shuts its workers down in order), then to
+whatever of its process group, session or descendants outlives the leader, waits the grace
+period, then SIGKILLs them all; containers get `docker stop -t GRACE` first. Where an NVIDIA driver is present it then waits until the engine's processes no
 longer hold GPU memory (and warns if memory in use stays above its level before the engine
 started). Stopping an engine that is not running succeeds. Exits 2 if any process survives
 or still holds GPU memory.";

@@ -224,6 +224,34 @@ impl Tracker {
         out
     }
 
+    /// The graceful stop: `sig` to the leader only (vLLM's API server, TGI's launcher and
+    /// SGLang's launcher shut their children down in order; a signal to every child at once
+    /// would cut TGI's drain short). Once the leader is gone, members left behind get `sig`
+    /// too. Waits up to `wait` for all to exit; returns the members still alive.
+    pub fn stop_leader_first(&mut self, sig: Signal, wait: Duration) -> Vec<Member> {
+        let left = self.alive();
+        let leader = left.iter().any(|m| m.pid == self.pgid);
+        if !leader {
+            return self.signal_and_wait(sig, wait);
+        }
+        let _ = kill(Pid::from_raw(self.pgid), sig);
+        let t0 = Instant::now();
+        loop {
+            let left = self.alive();
+            if left.is_empty() {
+                return left;
+            }
+            if !left.iter().any(|m| m.pid == self.pgid) {
+                let rest = wait.saturating_sub(t0.elapsed());
+                return self.signal_and_wait(sig, rest);
+            }
+            if t0.elapsed() >= wait {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Send `sig` to the group and to every member, then wait up to `wait` for all to exit.
     /// Returns the members still alive.
     pub fn signal_and_wait(&mut self, sig: Signal, wait: Duration) -> Vec<Member> {
@@ -694,8 +722,9 @@ pub struct DownOptions {
     pub gpu_wait: Duration,
 }
 
-/// Stop an engine: its stop signal to the whole group, the grace period, then SIGKILL to the
-/// group; containers with `docker stop -t GRACE`. Then, where NVML is present, wait until its
+/// Stop an engine: its stop signal to the leader (then to whatever of the group outlives
+/// it), the grace period, then SIGKILL to the group and every process it started;
+/// containers with `docker stop -t GRACE` first. Then, where NVML is present, wait until its
 /// processes no longer hold GPU memory. Idempotent.
 pub fn down(st: &EngineState, o: &DownOptions) -> Result<Down, EngineError> {
     let grace = o.grace.unwrap_or(Duration::from_secs_f64(st.grace_s));
@@ -737,7 +766,7 @@ pub fn down(st: &EngineState, o: &DownOptions) -> Result<Down, EngineError> {
     if !was_running {
         return Ok(Down::NotRunning);
     }
-    let left = tracker.signal_and_wait(signal_of(&st.stop_signal), grace);
+    let left = tracker.stop_leader_first(signal_of(&st.stop_signal), grace);
     if !left.is_empty() {
         graceful = false;
         let left = tracker.signal_and_wait(Signal::SIGKILL, Duration::from_secs(10));

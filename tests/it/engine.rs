@@ -315,6 +315,15 @@ default_model = "m"
 ready = {{ path = "/health" }}
 vars = {{ marker = "" }}
 
+[engines.fake-drain]
+command = ["{py}", "{script}", "--mode", "refused", "--port", "{{port}}", "--drain", "--marker", "{{marker}}"]
+port = 8000
+api = "chat"
+default_model = "m"
+grace_s = 20
+ready = {{ path = "/health" }}
+vars = {{ marker = "" }}
+
 [engines.fake-kids]
 command = ["{py}", "{script}", "--mode", "refused", "--port", "{{port}}", "--children", "--marker", "{{marker}}"]
 port = 8000
@@ -640,5 +649,27 @@ fn engine_down_stops_an_engine_still_loading() {
     let o = up.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("before it was ready"));
+    assert_eq!(processes_with(&m), Vec::<String>::new());
+}
+
+#[test]
+fn engine_down_signals_the_leader_first_so_it_stops_its_workers_in_order() {
+    let d = tmp();
+    let cfg = fake_engines(d.path());
+    let sd = d.path().join("state");
+    let m = marker("drain");
+    let set = format!("marker={m}");
+    finish(spawn_up(&cfg, &sd, "fake-drain", &["--set", &set]));
+    let log = sd.join("fake-drain.log");
+    let t0 = Instant::now();
+    while count(&log, "child ready") < 1 {
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = ok(cmd("engine-down").args(["fake-drain", "--state-dir"]).arg(&sd));
+    assert!(!stderr(&o).contains("SIGKILL"), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("leader stopped its child"), "{text}");
+    assert!(!text.contains("child got SIGTERM"), "{text}");
     assert_eq!(processes_with(&m), Vec::<String>::new());
 }
