@@ -558,9 +558,12 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
     }
     let started = Instant::now();
     let started_at = crate::meta::rfc3339_us(crate::meta::RunClock::global().now_unix_us());
-    let mut child = cmd.spawn().map_err(|e| EngineError::Spawn {
-        program: launch.argv[0].clone(),
-        source: e,
+    let mut child = cmd.spawn().map_err(|e| {
+        let _ = std::fs::remove_file(&log);
+        EngineError::Spawn {
+            program: launch.argv[0].clone(),
+            source: e,
+        }
     })?;
     let pid = child.id() as i32;
     let mut tracker = Tracker::new(pid, pid, start_time(pid));
