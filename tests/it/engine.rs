@@ -138,7 +138,7 @@ fn engine_launch_argv_matches_each_engines_documented_flags() {
         (
             vec!["tgi"],
             format!(
-                "docker run --rm --name servebench-tgi-3000 -p 127.0.0.1:3000:80 --gpus all --shm-size 1g -v /hf:/data -e HF_TOKEN ghcr.io/huggingface/text-generation-inference:3.3.6 --model-id {l8} --dtype float16"
+                "docker run --rm --name servebench-tgi-3000 -p 127.0.0.1:3000:80 --gpus all --shm-size 1g -v /hf:/data -e HF_TOKEN ghcr.io/huggingface/text-generation-inference:3.3.5 --model-id {l8} --dtype float16"
             ),
         ),
         (
