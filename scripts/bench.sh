@@ -6,7 +6,7 @@
 #   requests/LABEL-CATEGORY-cN.parquet, requests/LABEL-CATEGORY-rR.parquet   (replay)
 #   engine/LABEL.json, engine/LABEL.log       (engine-up's state and the engine's log)
 #   engine/metrics-LABEL.parquet              (enginemon)   gpu.parquet (gpumon)
-#   summary.parquet, summary.md, charts/      (agg, chart)
+#   summary.parquet, summary.md, charts/      (agg, chart)   report/ (report.md, report.html)
 # LABEL is ENGINE-QUANT. Ctrl-C (or SIGTERM) stops the monitors and the engine.
 #
 # usage: scripts/bench.sh ENGINE
@@ -47,7 +47,7 @@ trap 'say "interrupted; stopping the engine"; cleanup; exit 130' INT
 trap 'say "terminated; stopping the engine"; cleanup; exit 143' TERM
 trap cleanup EXIT
 
-for b in engine-up engine-down tracegen replay agg chart; do
+for b in engine-up engine-down tracegen replay agg chart report; do
   [ -x "$BIN/$b" ] || { say "$BIN/$b is missing; run 'make build' first"; exit 2; }
 done
 [ -n "$QUANTS" ] || { say "no quantization variants for $ENGINE: set QUANTS or QUANTS_$ENGINE in configs/sweep.env"; exit 2; }
@@ -73,7 +73,9 @@ for quant in $QUANTS; do
   URL=$("$BIN/engine-up" "$ENGINE" ${MODEL:+--model "$MODEL"} --quant "$quant" --port "$PORT" ${UP_ARGS:-})
   cp "$SERVEBENCH_STATE_DIR/$ENGINE.json" "$RUN/engine/$label.json"
   if [ -x "$BIN/enginemon" ]; then
-    "$BIN/enginemon" --url "$URL" -o "$RUN/engine/metrics-$label.parquet" 2>>"$RUN/engine/enginemon.log" &
+    # --engine reads the metrics endpoint from engine-up's state (TRT-LLM and Friendli serve
+    # theirs apart from the API)
+    "$BIN/enginemon" --engine "$ENGINE" -o "$RUN/engine/metrics-$label.parquet" 2>>"$RUN/engine/enginemon.log" &
     ENGINEMON_PID=$!
   fi
   for cat in $CATEGORIES; do
@@ -96,12 +98,13 @@ for quant in $QUANTS; do
 done
 stop_pid "$GPUMON_PID"; GPUMON_PID=""
 
-agg_args=("$RUN/requests" --by category --slo "$SLO")
-if [ -s "$RUN/gpu.parquet" ] && "$BIN/agg" --help 2>/dev/null | grep -q -- '--gpu'; then
-  agg_args+=(--gpu "$RUN/gpu.parquet")
-fi
+mon_args=()
+[ -s "$RUN/gpu.parquet" ] && mon_args+=(--gpu "$RUN/gpu.parquet")
+ls "$RUN"/engine/metrics-*.parquet >/dev/null 2>&1 && mon_args+=(--engine-metrics "$RUN/engine")
+agg_args=("$RUN/requests" --by category --slo "$SLO" "${mon_args[@]}")
 "$BIN/agg" "${agg_args[@]}" -o "$RUN/summary.parquet"
 "$BIN/agg" "${agg_args[@]}" --format md > "$RUN/summary.md"
-"$BIN/chart" "$RUN/summary.parquet" -o "$RUN/charts" \
-  --title "$ENGINE ${MODEL:-(default model)}: quants $QUANTS, output $OUTPUT_LEN tokens" 2>/dev/null
-say "done: $RUN (summary.md, summary.parquet, charts/)"
+title="$ENGINE ${MODEL:-(default model)}: quants $QUANTS, output $OUTPUT_LEN tokens"
+"$BIN/chart" "$RUN/summary.parquet" --requests "$RUN/requests" "${mon_args[@]}" -o "$RUN/charts" --title "$title" 2>/dev/null
+"$BIN/report" "$RUN/requests" --slo "$SLO" "${mon_args[@]}" -o "$RUN/report" --title "servebench: $ENGINE" --subtitle "$title"
+say "done: $RUN (summary.md, summary.parquet, charts/, report/report.html)"
