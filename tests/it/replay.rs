@@ -31,7 +31,9 @@ fn itl(path: &std::path::Path) -> Vec<f64> {
 /// TTFT and ITL against an exactly known server (issue: within 2 ms / 1 ms at 1 and 64).
 #[test]
 fn timing_exact_mock_at_1_and_64_streams() {
-    let m = Mock::start(&["--ttft-ms", "50", "--itl-ms", "10"]);
+    // Two server threads: 64 users in lockstep send 64 requests at the same instant every
+    // round, and one thread would queue them (real server queueing, not client error).
+    let m = Mock::start(&["--ttft-ms", "50", "--itl-ms", "10", "--threads", "2"]);
     let d = tmp();
     for (c, n) in [(1u32, 12u32), (64, 192)] {
         let t = trace(
