@@ -16,12 +16,12 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 
-mock() { # args... ; prints the URL, records the pid
+mock() { # args... ; sets URL, records the pid (not in a subshell: the pid must stay known)
   local pf="$W/port.$RANDOM"
-  "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" 2>/dev/null &
+  "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
-  echo "http://127.0.0.1:$(cat "$pf")"
+  URL="http://127.0.0.1:$(cat "$pf")"
 }
 stop_mock() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
 
@@ -42,17 +42,31 @@ echo "## replay (make bench-client, $(date -u +%F), $(nproc) cores, $(grep -m1 '
 echo
 echo "### (a) error against the known truth: mock-engine --ttft-ms 50 --itl-ms 10, 128 tokens"
 echo
-echo "| streams | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | replay CPU (s) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-URL=$(mock --ttft-ms 50 --itl-ms 10 --threads 1)
+echo "Streams in flight are kept steady by an open-loop constant-rate trace (rate = streams / 1.32 s,"
+echo "the length of one request), so requests arrive spread out as they do in production rather than"
+echo "in lockstep bursts; 1 stream is a closed loop."
+echo
+echo "| streams (peak in flight) | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | ITL p99 (ms) | sched lag p99 (ms) | replay CPU (s) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+mock --ttft-ms 50 --itl-ms 10 --threads ${MOCK_THREADS:-1}
 for c in 1 256 1024; do
-  n=$(( c == 1 ? 20 : 2 * c ))
-  "$BIN/tracegen" batch --count $n --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
-  "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/a$c.parquet"
+  if [ $c = 1 ]; then
+    "$BIN/tracegen" batch --count 20 --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+    "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 1 --quiet -o "$W/a$c.parquet"
+  else
+    rate=$(python3 -c "print($c / 1.32)")
+    "$BIN/tracegen" constant --rate "$rate" --duration $(( QUICK == 1 ? 4 : 8 ))s --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+    "$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/a$c.parquet"
+  fi
   j=$(summ "$W/a$c.parquet")
-  t=$(echo "$j" | field ttft_p50_ms); i=$(echo "$j" | field itl_p50_ms); t99=$(echo "$j" | field ttft_p99_ms)
-  cpu=$(client "$W/a$c.parquet" cpu_user_s)
-  python3 -c "print(f'| $c | $n | {$t:.3f} | {$t-50:+.3f} | {$i:.3f} | {$i-10:+.3f} | {$t99:.2f} | {$cpu:.2f} |')"
+  peak=$(client "$W/a$c.parquet" peak_in_flight); cpu=$(client "$W/a$c.parquet" cpu_user_s)
+  J="$j" C=$c PEAK=$peak CPU=$cpu python3 -c '
+import json, os
+e = os.environ
+d = json.loads(e["J"]); t = d["ttft_p50_ms"]; i = d["itl_p50_ms"]
+c, peak, cpu, n = e["C"], e["PEAK"], e["CPU"], d["n_requests"]
+t99, i99, lag = d["ttft_p99_ms"], d["itl_p99_ms"], d["sched_lag_p99_ms"]
+print(f"| {c} ({peak}) | {n} | {t:.3f} | {t-50:+.3f} | {i:.4f} | {i-10:+.4f} | {t99:.2f} | {i99:.2f} | {lag:.3f} | {cpu} |")'
 done
 stop_mock
 
@@ -62,7 +76,7 @@ echo
 echo "| case | streams | requests x tokens | output tok/s | req/s | replay CPU (s) | wall (s) |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for tpc in 1 8; do
-  URL=$(mock --ttft-ms 0 --itl-ms 0 --tokens-per-chunk $tpc --threads 1)
+  mock --ttft-ms 0 --itl-ms 0 --tokens-per-chunk $tpc --threads 1
   for c in 64 256; do
     n=$(( QUICK == 1 ? c * 2 : c * 8 )); tok=1000
     "$BIN/tracegen" batch --count $n --input-len 16 --output-len $tok -o "$W/t.parquet" 2>/dev/null
@@ -72,7 +86,7 @@ for tpc in 1 8; do
   done
   stop_mock
 done
-URL=$(mock --ttft-ms 0 --itl-ms 0 --threads 1)
+mock --ttft-ms 0 --itl-ms 0 --threads 1
 n=$(( QUICK == 1 ? 20000 : 100000 ))
 "$BIN/tracegen" batch --count $n --input-len 16 --output-len 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/b.parquet"
@@ -83,7 +97,7 @@ stop_mock
 echo
 echo "### (c) open-loop schedule: Poisson at 2,000 req/s"
 echo
-URL=$(mock --ttft-ms 5 --itl-ms 2 --threads 1)
+mock --ttft-ms 5 --itl-ms 2 --threads 1
 d=$(( QUICK == 1 ? 5 : 20 ))
 "$BIN/tracegen" poisson --rate 2000 --duration ${d}s --input-len 16 --output-len 8 --seed 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/c.parquet"
@@ -95,7 +109,7 @@ echo
 echo "### (d) memory"
 echo
 # per in-flight stream: RSS with N long streams in flight, minus RSS with few
-URL=$(mock --ttft-ms 0 --itl-ms 100 --threads 1)
+mock --ttft-ms 0 --itl-ms 100 --threads 1
 for c in 16 2048; do
   "$BIN/tracegen" batch --count $c --input-len 16 --output-len 60 -o "$W/t.parquet" 2>/dev/null
   "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/d$c.parquet"
@@ -103,7 +117,7 @@ for c in 16 2048; do
 done
 python3 -c "print(f'peak RSS with 16 streams {$rss16:.1f} MiB, with 2,048 streams {$rss2048:.1f} MiB: {($rss2048-$rss16)*1024*1024/(2048-16):.0f} bytes per in-flight stream (6 s streams, 60 chunks each recorded)')"
 stop_mock
-URL=$(mock --ttft-ms 0 --itl-ms 0 --threads 1)
+mock --ttft-ms 0 --itl-ms 0 --threads 1
 n=$(( QUICK == 1 ? 100000 : 1000000 ))
 "$BIN/tracegen" batch --count $n --input-len 8 --output-len 2 -o "$W/t.parquet" 2>/dev/null
 /usr/bin/time -f "%M" -o "$W/rss" "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/m.parquet"
@@ -117,7 +131,7 @@ echo "| streams | ITL set (ms) | offered tok/s | achieved tok/s | ITL p50 (ms) |
 echo "|---:|---:|---:|---:|---:|---:|"
 for spec in "1000 10" "2500 25" "5000 25" "5000 50"; do
   set -- $spec; c=$1; itl=$2
-  URL=$(mock --ttft-ms 0 --itl-ms $itl --threads 1)
+  mock --ttft-ms 0 --itl-ms $itl --threads 1
   tok=$(( 4000 / itl ))   # ~4 s streams
   "$BIN/tracegen" batch --count $c --input-len 8 --output-len $tok -o "$W/t.parquet" 2>/dev/null
   "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --threads 1 --quiet -o "$W/e.parquet"

@@ -114,7 +114,10 @@ impl Client {
                 source: e,
             })?;
         let _ = stream.set_nodelay(true);
+        // A fixed 4 KiB read buffer: hyper's adaptive one starts at 8 KiB and grows with
+        // bursty streams, which costs tens of KiB per stream at thousands of streams.
         let (sender, conn) = http1::Builder::new()
+            .read_buf_exact_size(Some(4096))
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SendError::Connect {
