@@ -494,19 +494,19 @@ impl<'a> View<'a> {
             quant: SCol::of(c("quant")),
             cat: SCol::of(c("category")),
             status: SCol::of(c("status")),
-            conc: ICol::of(c("concurrency")),
-            turn: ICol::of(c("turn")),
-            out: ICol::of(c("output_tokens")),
-            inp: ICol::of(c("input_tokens")),
-            sin: ICol::of(c("server_input_tokens")),
-            rate: FCol::of(c("rate_rps")),
-            ttft: FCol::of(c("ttft_ms")),
-            tpot: FCol::of(c("tpot_ms")),
-            e2e: FCol::of(c("e2e_ms")),
-            lag: FCol::of(c("sched_lag_ms")),
-            ttfts: FCol::of(c("ttft_sched_ms")),
-            sent: TCol::of(c("sent_at")),
-            done: TCol::of(c("done_at")),
+            conc: icol(c("concurrency")),
+            turn: icol(c("turn")),
+            out: icol(c("output_tokens")),
+            inp: icol(c("input_tokens")),
+            sin: icol(c("server_input_tokens")),
+            rate: fcol(c("rate_rps")),
+            ttft: fcol(c("ttft_ms")),
+            tpot: fcol(c("tpot_ms")),
+            e2e: fcol(c("e2e_ms")),
+            lag: fcol(c("sched_lag_ms")),
+            ttfts: fcol(c("ttft_sched_ms")),
+            sent: tcol(c("sent_at")),
+            done: tcol(c("done_at")),
             warm: BCol(c("warmup").and_then(|a| a.as_any().downcast_ref::<arrow_array::BooleanArray>())),
             chunks: LCol::of(c("chunk_times_ms")),
             ctoks: LCol::of(c("chunk_tokens")),
@@ -540,85 +540,58 @@ impl<'a> SCol<'a> {
     }
 }
 
-enum ICol<'a> {
-    U32(&'a arrow_array::UInt32Array),
-    Any(&'a dyn Array),
-    Absent,
+/// A primitive column: the contract's own Arrow type read directly, anything else (other
+/// widths, signedness, units) converted through `slow`.
+struct Prim<'a, T: arrow_array::ArrowPrimitiveType, O> {
+    fast: Option<&'a arrow_array::PrimitiveArray<T>>,
+    any: Option<&'a dyn Array>,
+    conv: fn(T::Native) -> O,
+    slow: fn(&dyn Array, usize) -> Option<O>,
 }
 
-impl<'a> ICol<'a> {
-    fn of(a: Option<&'a dyn Array>) -> ICol<'a> {
-        match a {
-            None => ICol::Absent,
-            Some(a) => match a.as_any().downcast_ref::<arrow_array::UInt32Array>() {
-                Some(s) => ICol::U32(s),
-                None => ICol::Any(a),
-            },
+impl<'a, T: arrow_array::ArrowPrimitiveType, O> Prim<'a, T, O> {
+    fn new(a: Option<&'a dyn Array>, conv: fn(T::Native) -> O, slow: fn(&dyn Array, usize) -> Option<O>) -> Self {
+        let fast = a.and_then(|a| a.as_any().downcast_ref::<arrow_array::PrimitiveArray<T>>());
+        Prim {
+            fast,
+            any: if fast.is_some() { None } else { a },
+            conv,
+            slow,
         }
     }
     #[inline]
-    fn get(&self, i: usize) -> Option<i64> {
-        match self {
-            ICol::U32(a) => (!a.is_null(i)).then(|| a.value(i) as i64),
-            ICol::Any(a) => cols::int_at(*a, i)
+    fn get(&self, i: usize) -> Option<O> {
+        match (self.fast, self.any) {
+            (Some(a), _) => (!a.is_null(i)).then(|| (self.conv)(a.value(i))),
+            (None, Some(a)) => (self.slow)(a, i),
+            (None, None) => None,
+        }
+    }
+}
+
+type ICol<'a> = Prim<'a, arrow_array::types::UInt32Type, i64>;
+type FCol<'a> = Prim<'a, arrow_array::types::Float64Type, f64>;
+type TCol<'a> = Prim<'a, arrow_array::types::TimestampMicrosecondType, i64>;
+
+fn icol(a: Option<&dyn Array>) -> ICol<'_> {
+    Prim::new(
+        a,
+        |v| v as i64,
+        |a, i| {
+            cols::int_at(a, i)
                 .ok()
                 .flatten()
-                .map(|v| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
-            ICol::Absent => None,
-        }
-    }
+                .map(|v| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        },
+    )
 }
 
-enum FCol<'a> {
-    F64(&'a arrow_array::Float64Array),
-    Any(&'a dyn Array),
-    Absent,
+fn fcol(a: Option<&dyn Array>) -> FCol<'_> {
+    Prim::new(a, |v| v, cols::f64_at)
 }
 
-impl<'a> FCol<'a> {
-    fn of(a: Option<&'a dyn Array>) -> FCol<'a> {
-        match a {
-            None => FCol::Absent,
-            Some(a) => match a.as_any().downcast_ref::<arrow_array::Float64Array>() {
-                Some(s) => FCol::F64(s),
-                None => FCol::Any(a),
-            },
-        }
-    }
-    #[inline]
-    fn get(&self, i: usize) -> Option<f64> {
-        match self {
-            FCol::F64(a) => (!a.is_null(i)).then(|| a.value(i)),
-            FCol::Any(a) => cols::f64_at(*a, i),
-            FCol::Absent => None,
-        }
-    }
-}
-
-enum TCol<'a> {
-    Us(&'a arrow_array::TimestampMicrosecondArray),
-    Any(&'a dyn Array),
-    Absent,
-}
-
-impl<'a> TCol<'a> {
-    fn of(a: Option<&'a dyn Array>) -> TCol<'a> {
-        match a {
-            None => TCol::Absent,
-            Some(a) => match a.as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>() {
-                Some(s) => TCol::Us(s),
-                None => TCol::Any(a),
-            },
-        }
-    }
-    #[inline]
-    fn get(&self, i: usize) -> Option<i64> {
-        match self {
-            TCol::Us(a) => (!a.is_null(i)).then(|| a.value(i)),
-            TCol::Any(a) => cols::ts_us(*a, i),
-            TCol::Absent => None,
-        }
-    }
+fn tcol(a: Option<&dyn Array>) -> TCol<'_> {
+    Prim::new(a, |v| v, cols::ts_us)
 }
 
 struct BCol<'a>(Option<&'a arrow_array::BooleanArray>);
@@ -918,6 +891,31 @@ pub fn rate_ci(bins: &BTreeMap<i64, f64>, start_us: i64, end_us: i64) -> Option<
     let t = T975[(r.len() - 2).min(29)];
     let h = t * sd / n.sqrt();
     Some((m, (m - h).max(0.0), m + h))
+}
+
+/// GPU samples and engine metrics loaded for [`join_monitors`].
+#[derive(Debug, Default)]
+pub struct Monitors {
+    pub gpu: Vec<crate::gpu::window::GpuSample>,
+    pub engine: Vec<crate::enginemon::EngineRow>,
+}
+
+impl Monitors {
+    /// Load gpumon and enginemon files (paths, directories, globs); empty lists load nothing.
+    pub fn load(gpu: &[String], engine: &[String]) -> Result<Monitors, DataError> {
+        Ok(Monitors {
+            gpu: if gpu.is_empty() {
+                Vec::new()
+            } else {
+                crate::gpu::window::load_gpu(gpu)?
+            },
+            engine: if engine.is_empty() {
+                Vec::new()
+            } else {
+                crate::enginemon::load_engine_metrics(engine)?
+            },
+        })
+    }
 }
 
 /// Join GPU samples and engine metrics to each summary row by the group's time window

@@ -104,19 +104,8 @@ fn main() -> ExitCode {
             groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
         }
         let mut rows = agg::finish(&mut groups, &o);
-        if !cli.gpu.is_empty() || !cli.engine_metrics.is_empty() {
-            let gpu = if cli.gpu.is_empty() {
-                Vec::new()
-            } else {
-                servebench::gpu::window::load_gpu(&cli.gpu)?
-            };
-            let eng = if cli.engine_metrics.is_empty() {
-                Vec::new()
-            } else {
-                servebench::enginemon::load_engine_metrics(&cli.engine_metrics)?
-            };
-            agg::join_monitors(&mut rows, &groups, &gpu, &eng);
-        }
+        let mons = agg::Monitors::load(&cli.gpu, &cli.engine_metrics)?;
+        agg::join_monitors(&mut rows, &groups, &mons.gpu, &mons.engine);
         if let Some(pair) = &cli.compare {
             let (a, b) = pair
                 .split_once(',')

@@ -79,14 +79,9 @@ fn main() -> ExitCode {
         if !cli.gpu.is_empty() || !cli.engine_metrics.is_empty() {
             let req = servebench::io::expand_inputs_of(&cli.requests, Some("requests")).unwrap_or_default();
             let sends = kinds::send_times(&req)?;
-            if !cli.gpu.is_empty() {
-                let g = servebench::gpu::window::load_gpu(&cli.gpu)?;
-                files.extend(kinds::gpu_timeline(&g, &sends, &cli.output, &cli.title)?);
-            }
-            if !cli.engine_metrics.is_empty() {
-                let e = servebench::enginemon::load_engine_metrics(&cli.engine_metrics)?;
-                files.extend(kinds::engine_timeline(&e, &sends, &cli.output, &cli.title)?);
-            }
+            let mons = agg::Monitors::load(&cli.gpu, &cli.engine_metrics)?;
+            files.extend(kinds::gpu_timeline(&mons.gpu, &sends, &cli.output, &cli.title)?);
+            files.extend(kinds::engine_timeline(&mons.engine, &sends, &cli.output, &cli.title)?);
         }
         if files.is_empty() {
             anyhow::bail!(

@@ -74,16 +74,7 @@ fn main() -> ExitCode {
             groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
         }
         let mut rows = agg::finish(&mut groups, &o);
-        let gpu = if cli.gpu.is_empty() {
-            Vec::new()
-        } else {
-            servebench::gpu::window::load_gpu(&cli.gpu)?
-        };
-        let eng = if cli.engine_metrics.is_empty() {
-            Vec::new()
-        } else {
-            servebench::enginemon::load_engine_metrics(&cli.engine_metrics)?
-        };
+        let agg::Monitors { gpu, engine: eng } = agg::Monitors::load(&cli.gpu, &cli.engine_metrics)?;
         agg::join_monitors(&mut rows, &groups, &gpu, &eng);
         let gpu_meta = match servebench::io::expand_inputs_of(&cli.gpu, Some("gpu"))
             .ok()
