@@ -155,6 +155,70 @@ pub struct Acc {
 /// Width of the time bins output tokens are counted in.
 pub const BIN_US: i64 = 100_000;
 
+impl Acc {
+    /// An empty group; in histogram mode once the memory budget is spent.
+    pub fn new(hist_mode: bool) -> Acc {
+        let mut a = Acc::default();
+        if hist_mode {
+            for s in a.samples_mut() {
+                s.to_histogram();
+            }
+        }
+        a
+    }
+
+    fn samples_mut(&mut self) -> [&mut Samples; 6] {
+        [
+            &mut self.ttft,
+            &mut self.tpot,
+            &mut self.itl,
+            &mut self.e2e,
+            &mut self.sched_lag,
+            &mut self.ttft_sched,
+        ]
+    }
+
+    fn held(&self) -> usize {
+        self.ttft.held()
+            + self.tpot.held()
+            + self.itl.held()
+            + self.e2e.held()
+            + self.sched_lag.held()
+            + self.ttft_sched.held()
+    }
+
+    /// Fold another partial accumulation of the same group into this one.
+    pub fn merge(&mut self, o: Acc) {
+        self.n += o.n;
+        for (k, v) in o.by_status {
+            *self.by_status.entry(k).or_default() += v;
+        }
+        self.first_sent_us = match (self.first_sent_us, o.first_sent_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_done_us = match (self.last_done_us, o.last_done_us) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.out_tokens_ok += o.out_tokens_ok;
+        self.in_tokens_ok += o.in_tokens_ok;
+        self.ttft.merge(o.ttft);
+        self.tpot.merge(o.tpot);
+        self.itl.merge(o.itl);
+        self.e2e.merge(o.e2e);
+        self.sched_lag.merge(o.sched_lag);
+        self.ttft_sched.merge(o.ttft_sched);
+        self.slo_ttft_ok += o.slo_ttft_ok;
+        self.slo_tpot_ok += o.slo_tpot_ok;
+        self.slo_e2e_ok += o.slo_e2e_ok;
+        self.slo_all_ok += o.slo_all_ok;
+        for (k, v) in o.token_bins {
+            *self.token_bins.entry(k).or_default() += v;
+        }
+    }
+}
+
 /// Columns agg reads (others are skipped, so big chunk_tokens lists are never decoded).
 pub const READ_COLUMNS: &[&str] = &[
     "label",
@@ -220,14 +284,7 @@ impl Groups {
             return;
         }
         for a in self.groups.values_mut() {
-            for s in [
-                &mut a.ttft,
-                &mut a.tpot,
-                &mut a.itl,
-                &mut a.e2e,
-                &mut a.sched_lag,
-                &mut a.ttft_sched,
-            ] {
+            for s in a.samples_mut() {
                 s.to_histogram();
             }
         }
@@ -236,45 +293,121 @@ impl Groups {
             "agg: more than {budget} latency values: switching to HDR histograms (percentiles within 0.1%; raise --exact-budget for exact ones)"
         );
     }
-}
 
-impl Groups {
-    /// Read one requests file (path or `-`) into the groups.
-    pub fn add_file(&mut self, path: &str, o: &Options) -> Result<(), DataError> {
-        let input = crate::io::open_projected(path, Some(READ_COLUMNS))?;
-        for need in ["label", "status"] {
-            if input.schema.field_with_name(need).is_err() {
-                return Err(DataError::MissingColumn {
-                    path: path.into(),
-                    column: need.into(),
-                    contract: "requests".into(),
-                    required: "label, status (and the latency columns replay writes)".into(),
-                });
+    /// Fold another partial result (another file or row-group range) into this one.
+    pub fn merge(&mut self, o: Groups, budget: usize) {
+        let hist_mode = self.held.is_none() || o.held.is_none();
+        if hist_mode && self.held.is_some() {
+            self.held = Some(usize::MAX);
+            self.enforce_budget(0);
+        }
+        let other_held = o.held;
+        for (k, acc) in o.groups {
+            self.groups.entry(k).or_insert_with(|| Acc::new(hist_mode)).merge(acc);
+        }
+        self.files.extend(o.files);
+        self.metas.extend(o.metas);
+        self.rows += o.rows;
+        self.warmup_skipped += o.warmup_skipped;
+        if let Some(h) = self.held {
+            self.held = Some(h + other_held.unwrap_or(0));
+            self.enforce_budget(budget);
+        }
+    }
+
+    /// Read requests files in parallel: files and Parquet row groups are split across
+    /// `threads`, each with a share of the memory budget, and the parts merged.
+    pub fn read(paths: &[String], o: &Options, threads: usize) -> Result<Groups, DataError> {
+        // Units of work: (input index, path, some row groups or all of the file).
+        let mut units: Vec<(usize, String, Option<Vec<usize>>)> = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            match crate::io::parquet_row_groups(p) {
+                Some(n) if n > 1 && threads > 1 => {
+                    let per = n.div_ceil(threads * 4).max(1);
+                    for start in (0..n).step_by(per) {
+                        units.push((i, p.clone(), Some((start..(start + per).min(n)).collect())));
+                    }
+                }
+                _ => units.push((i, p.clone(), None)),
             }
         }
-        self.files.push(path.to_string());
-        self.metas.push((path.to_string(), input.meta.clone()));
+        let threads = threads.clamp(1, units.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let po = Options {
+            exact_budget: (o.exact_budget / threads).max(1),
+            ..o.clone()
+        };
+        type Part = (Groups, Vec<(usize, String, crate::meta::Meta)>);
+        let results: Vec<Result<Part, DataError>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    sc.spawn(|| -> Result<Part, DataError> {
+                        let mut g = Groups::default();
+                        let mut seen = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let Some((i, p, rgs)) = units.get(k) else { break };
+                            let meta = g.add_unit(p, rgs.clone(), &po)?;
+                            if rgs.as_ref().is_none_or(|r| r.first() == Some(&0)) {
+                                seen.push((*i, p.clone(), meta));
+                            }
+                        }
+                        Ok((g, seen))
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| match h.join() {
+                    Ok(r) => r,
+                    Err(_) => Err(DataError::Read {
+                        path: "agg".into(),
+                        source: std::io::Error::other("a reader thread panicked"),
+                    }),
+                })
+                .collect()
+        });
+        let mut all = Groups::default();
+        let mut seen = Vec::new();
+        for r in results {
+            let (g, s) = r?;
+            seen.extend(s);
+            all.merge(g, o.exact_budget);
+        }
+        // files and their provenance in input order, whatever thread read them
+        seen.sort_by_key(|(i, _, _)| *i);
+        all.files = seen.iter().map(|(_, p, _)| p.clone()).collect();
+        all.metas = seen.into_iter().map(|(_, p, m)| (p, m)).collect();
+        Ok(all)
+    }
+
+    /// Read one file, or some of its Parquet row groups; returns its metadata.
+    fn add_unit(
+        &mut self,
+        path: &str,
+        row_groups: Option<Vec<usize>>,
+        o: &Options,
+    ) -> Result<crate::meta::Meta, DataError> {
+        let input = crate::io::open_row_groups(path, Some(READ_COLUMNS), row_groups)?;
+        check_requests(path, &input.schema)?;
+        let meta = input.meta.clone();
         for b in input {
             self.add_batch(&b?, o);
         }
+        Ok(meta)
+    }
+
+    /// Read one requests file (path or `-`) into the groups.
+    pub fn add_file(&mut self, path: &str, o: &Options) -> Result<(), DataError> {
+        let meta = self.add_unit(path, None, o)?;
+        self.files.push(path.to_string());
+        self.metas.push((path.to_string(), meta));
         Ok(())
     }
 
     pub fn add_batch(&mut self, b: &RecordBatch, o: &Options) {
         self.add_rows(b, o);
         if self.held.is_some() {
-            let held: usize = self
-                .groups
-                .values()
-                .map(|a| {
-                    a.ttft.held()
-                        + a.tpot.held()
-                        + a.itl.held()
-                        + a.e2e.held()
-                        + a.sched_lag.held()
-                        + a.ttft_sched.held()
-                })
-                .sum();
+            let held: usize = self.groups.values().map(Acc::held).sum();
             self.held = Some(held);
             self.enforce_budget(o.exact_budget);
         }
@@ -296,43 +429,55 @@ impl Groups {
             category: if by_cat { v.cat.get(i) } else { None },
             turn: if by_turn { v.turn.get(i).map(|x| x as u32) } else { None },
         };
-        // Rows of one run share their key: handle the batch in runs of equal keys, so the
-        // key is built and looked up once per run, not once per row.
-        let mut i = 0;
-        while i < n {
+        // Partition the batch by key (a batch rarely holds more than a few groups), so each
+        // key is built and looked up once per batch, not once per row.
+        let mut keys: Vec<KeyRef<'_>> = Vec::new();
+        let mut rows_of: Vec<Vec<u32>> = Vec::new();
+        let mut last = usize::MAX;
+        for i in 0..n {
             let k = key_of(i);
-            let mut j = i + 1;
-            while j < n && key_of(j) == k {
-                j += 1;
-            }
-            let key = k.to_key();
-            let hist_mode = self.held.is_none();
-            let acc = self.groups.entry(key).or_insert_with(|| {
-                let mut a = Acc::default();
-                if hist_mode {
-                    for s in [
-                        &mut a.ttft,
-                        &mut a.tpot,
-                        &mut a.itl,
-                        &mut a.e2e,
-                        &mut a.sched_lag,
-                        &mut a.ttft_sched,
-                    ] {
-                        s.to_histogram();
+            let slot = if last != usize::MAX && keys[last] == k {
+                last
+            } else {
+                match keys.iter().position(|x| *x == k) {
+                    Some(p) => p,
+                    None => {
+                        keys.push(k);
+                        rows_of.push(Vec::new());
+                        keys.len() - 1
                     }
                 }
-                a
-            });
-            for r in i..j {
+            };
+            last = slot;
+            rows_of[slot].push(i as u32);
+        }
+        let hist_mode = self.held.is_none();
+        for (k, rows) in keys.iter().zip(&rows_of) {
+            let acc = self.groups.entry(k.to_key()).or_insert_with(|| Acc::new(hist_mode));
+            for &r in rows {
+                let r = r as usize;
                 if !o.include_warmup && v.warm.get(r) {
                     self.warmup_skipped += 1;
                     continue;
                 }
                 add_row(acc, &v, r, o);
             }
-            i = j;
         }
     }
+}
+
+fn check_requests(path: &str, schema: &arrow_schema::Schema) -> Result<(), DataError> {
+    for need in ["label", "status"] {
+        if schema.field_with_name(need).is_err() {
+            return Err(DataError::MissingColumn {
+                path: path.into(),
+                column: need.into(),
+                contract: "requests".into(),
+                required: "label, status (and the latency columns replay writes)".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A row's group key, borrowed from the batch (compared without allocating).
@@ -722,6 +867,7 @@ fn put_stats(cells: &mut HashMap<&'static str, Cell>, metric: &str, s: Option<St
 
 /// Finish the groups into summary rows, sorted by key. Sorts the accumulated samples.
 pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
+    sort_all(groups);
     let mut keys: Vec<Key> = groups.groups.keys().cloned().collect();
     keys.sort_by(|a, b| {
         (
@@ -959,6 +1105,32 @@ pub fn join_monitors(
             );
         }
     }
+}
+
+/// Sort every group's samples, spread over the machine's cores (largest first, each to the
+/// least loaded thread).
+fn sort_all(groups: &mut Groups) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
+    let mut all: Vec<&mut Samples> = groups.groups.values_mut().flat_map(|a| a.samples_mut()).collect();
+    all.sort_by_key(|s| std::cmp::Reverse(s.held()));
+    let mut bins: Vec<(usize, Vec<&mut Samples>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+    for s in all {
+        let b = bins.iter_mut().min_by_key(|b| b.0).expect("at least one thread");
+        b.0 += s.held();
+        b.1.push(s);
+    }
+    std::thread::scope(|sc| {
+        for (_, work) in bins {
+            sc.spawn(move || {
+                for s in work {
+                    s.finish();
+                }
+            });
+        }
+    });
 }
 
 /// Window of a group: first sent_at .. last done_at (µs since the epoch).

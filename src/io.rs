@@ -174,6 +174,35 @@ pub fn open(path: &str) -> Result<Input, DataError> {
     open_projected(path, None)
 }
 
+/// Number of row groups of a Parquet file (None for other formats, stdin or errors).
+pub fn parquet_row_groups(path: &str) -> Option<usize> {
+    if path == "-" {
+        return None;
+    }
+    let f = File::open(path).ok()?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
+    Some(b.metadata().num_row_groups())
+}
+
+/// Open a data file like [`open_projected`], reading only the given Parquet row groups
+/// (None: all).
+pub fn open_row_groups(
+    path: &str,
+    columns: Option<&[&str]>,
+    row_groups: Option<Vec<usize>>,
+) -> Result<Input, DataError> {
+    match row_groups {
+        None => open_projected(path, columns),
+        Some(rgs) => {
+            let f = File::open(path).map_err(|e| DataError::Read {
+                path: path.to_string(),
+                source: e,
+            })?;
+            open_parquet_with(path, f, columns, Some(rgs))
+        }
+    }
+}
+
 /// Open a data file, reading only the named top-level columns that exist in it (all when
 /// `columns` is None). Missing names are ignored here; callers check what they need.
 pub fn open_projected(path: &str, columns: Option<&[&str]>) -> Result<Input, DataError> {
@@ -276,6 +305,15 @@ fn open_parquet<T: parquet::file::reader::ChunkReader + 'static>(
     src: T,
     columns: Option<&[&str]>,
 ) -> Result<Input, DataError> {
+    open_parquet_with(path, src, columns, None)
+}
+
+fn open_parquet_with<T: parquet::file::reader::ChunkReader + 'static>(
+    path: &str,
+    src: T,
+    columns: Option<&[&str]>,
+    row_groups: Option<Vec<usize>>,
+) -> Result<Input, DataError> {
     let b = ParquetRecordBatchReaderBuilder::try_new(src).map_err(|e| DataError::Parquet {
         path: path.into(),
         source: e,
@@ -297,6 +335,10 @@ fn open_parquet<T: parquet::file::reader::ChunkReader + 'static>(
             let mask = parquet::arrow::ProjectionMask::roots(b.parquet_schema(), idx);
             b.with_projection(mask)
         }
+        None => b,
+    };
+    let b = match row_groups {
+        Some(rg) => b.with_row_groups(rg),
         None => b,
     };
     let r = b.with_batch_size(BATCH_ROWS).build().map_err(|e| DataError::Parquet {

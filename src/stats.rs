@@ -180,6 +180,29 @@ impl Samples {
         }
     }
 
+    /// Add another sample set's values to this one (exact stays exact only if both are).
+    pub fn merge(&mut self, other: Samples) {
+        match (&mut *self, other) {
+            (Samples::Exact(a), Samples::Exact(b)) => a.extend(b),
+            (Samples::Hist(a), Samples::Hist(b)) => {
+                let _ = a.h.add(&b.h);
+                a.n += b.n;
+                a.sum += b.sum;
+                a.min = a.min.min(b.min);
+                a.max = a.max.max(b.max);
+            }
+            (Samples::Hist(a), Samples::Exact(b)) => {
+                for v in b {
+                    a.push(v);
+                }
+            }
+            (Samples::Exact(_), other @ Samples::Hist(_)) => {
+                self.to_histogram();
+                self.merge(other);
+            }
+        }
+    }
+
     /// Sort exact values (call once, before the statistics).
     pub fn finish(&mut self) {
         if let Samples::Exact(x) = self {

@@ -99,10 +99,8 @@ fn main() -> ExitCode {
             exact_budget: cli.exact_budget,
         };
         let inputs = servebench::io::expand_inputs_of(&cli.inputs, Some("requests"))?;
-        let mut groups = Groups::default();
-        for p in &inputs {
-            groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
-        }
+        let groups_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let mut groups = Groups::read(&inputs, &o, groups_threads)?;
         let mut rows = agg::finish(&mut groups, &o);
         let mons = agg::Monitors::load(&cli.gpu, &cli.engine_metrics)?;
         agg::join_monitors(&mut rows, &groups, &mons.gpu, &mons.engine);

@@ -69,10 +69,8 @@ fn main() -> ExitCode {
             seed: cli.seed,
             ..Options::default()
         };
-        let mut groups = Groups::default();
-        for p in &inputs {
-            groups.add_file(p, &o).with_context(|| format!("reading {p}"))?;
-        }
+        let groups_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let mut groups = Groups::read(&inputs, &o, groups_threads)?;
         let mut rows = agg::finish(&mut groups, &o);
         let agg::Monitors { gpu, engine: eng } = agg::Monitors::load(&cli.gpu, &cli.engine_metrics)?;
         agg::join_monitors(&mut rows, &groups, &gpu, &eng);
@@ -116,10 +114,7 @@ fn main() -> ExitCode {
             by: vec!["category".into()],
             ..o.clone()
         };
-        let mut cgroups = Groups::default();
-        for p in &inputs {
-            cgroups.add_file(p, &oc)?;
-        }
+        let mut cgroups = Groups::read(&inputs, &oc, groups_threads)?;
         let mut crows = agg::finish(&mut cgroups, &oc);
         agg::join_monitors(&mut crows, &cgroups, &gpu, &eng);
         let has_cats = crows.iter().any(|r| r.s("category").is_some());
