@@ -77,3 +77,78 @@ fn error_rate_gate_exits_1() {
     let csv = String::from_utf8_lossy(&o.stdout);
     assert!(csv.contains("connect_error") || csv.lines().count() == 2);
 }
+
+/// Reading in parallel (files and row groups split across threads, then merged) gives the
+/// same summary as reading in one thread, exact or past the memory budget (histograms).
+#[test]
+fn parallel_reading_matches_one_thread() {
+    use servebench::agg::{Groups, Options, finish, to_batch};
+    use servebench::client::record::{Record, RunLabels, Status, to_batch as req_batch};
+    use servebench::trace::TraceRow;
+    let d = tmp();
+    let f = d.path().join("r.parquet");
+    let labels = |l: &str| RunLabels {
+        label: l.into(),
+        run_id: "r".into(),
+        api: "chat".into(),
+        concurrency: Some(4),
+        ..Default::default()
+    };
+    let meta = servebench::meta::Meta::for_output(&servebench::schema::REQUESTS, false);
+    let mut sink = servebench::io::Sink::create(Some(&f), None, servebench::schema::REQUESTS.schema(), &meta).unwrap();
+    for part in 0..6u64 {
+        let recs: Vec<Record> = (0..500u64)
+            .map(|i| {
+                let id = part * 500 + i;
+                let mut r = Record::not_sent(&TraceRow::new(id, 0.0, 10, 4), Some(0), "");
+                r.status = if id % 50 == 0 { Status::Timeout } else { Status::Ok };
+                r.sent_at_us = Some(1_700_000_000_000_000 + id as i64 * 1000);
+                r.done_at_us = r.sent_at_us.map(|t| t + 90_000);
+                let t = 20.0 + (id * 7919 % 1000) as f64 / 10.0;
+                r.ttft_ms = Some(t);
+                r.e2e_ms = Some(t + 30.0);
+                r.tpot_ms = Some(10.0);
+                r.sched_lag_ms = Some(0.1);
+                r.chunk_times_ms = vec![t, t + 10.0, t + 20.0, t + 30.0 + (id % 7) as f64];
+                r.output_tokens = 4;
+                r
+            })
+            .collect();
+        sink.write(&req_batch(&labels(if part % 2 == 0 { "a" } else { "b" }), &recs))
+            .unwrap();
+        sink.flush().unwrap(); // one row group per part
+    }
+    sink.finish().unwrap();
+    assert_eq!(servebench::io::parquet_row_groups(&f.to_string_lossy()), Some(6));
+    let paths = vec![f.to_string_lossy().to_string()];
+    for budget in [usize::MAX, 100] {
+        let o = Options {
+            exact_budget: budget,
+            bootstrap: 200,
+            ..Options::default()
+        };
+        let mut one = Groups::read(&paths, &o, 1).unwrap();
+        let mut many = Groups::read(&paths, &o, 3).unwrap();
+        assert_eq!(one.exact(), budget == usize::MAX);
+        assert_eq!(one.exact(), many.exact());
+        let (a, b) = (to_batch(&finish(&mut one, &o)), to_batch(&finish(&mut many, &o)));
+        assert_eq!(a.num_rows(), 2);
+        for (i, field) in a.schema().fields().iter().enumerate() {
+            for r in 0..a.num_rows() {
+                let (x, y) = (
+                    servebench::io::cell_text(a.column(i).as_ref(), r),
+                    servebench::io::cell_text(b.column(i).as_ref(), r),
+                );
+                match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => assert!(
+                        (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                        "{} (budget {budget}): {x} vs {y}",
+                        field.name()
+                    ),
+                    _ => assert_eq!(x, y, "{} (budget {budget})", field.name()),
+                }
+            }
+        }
+        assert_eq!(one.files, many.files);
+    }
+}
