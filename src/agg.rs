@@ -556,6 +556,8 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         let nt = times.len();
         let even = if nt > 0 { out as f64 / nt as f64 } else { 0.0 };
         let mut prev: Option<f64> = None;
+        // consecutive chunks mostly fall in the same 100 ms bin: add to the map per bin
+        let mut bin: Option<(i64, f64)> = None;
         for (j, &x) in times.iter().enumerate() {
             if o.defs == Defs::Vllm
                 && let Some(p) = prev
@@ -565,9 +567,19 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
             prev = Some(x);
             if let Some(s0) = sent_us {
                 let tok = toks.map(|t| t[j] as f64).unwrap_or(even);
-                let t_us = s0 + (x * 1000.0).round() as i64;
-                *acc.token_bins.entry(t_us.div_euclid(BIN_US)).or_default() += tok;
+                let b = (s0 + (x * 1000.0 + 0.5).floor() as i64).div_euclid(BIN_US);
+                match &mut bin {
+                    Some((k, sum)) if *k == b => *sum += tok,
+                    _ => {
+                        if let Some((k, sum)) = bin.replace((b, tok)) {
+                            *acc.token_bins.entry(k).or_default() += sum;
+                        }
+                    }
+                }
             }
+        }
+        if let Some((k, sum)) = bin {
+            *acc.token_bins.entry(k).or_default() += sum;
         }
     });
     match o.defs {
