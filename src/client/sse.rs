@@ -21,7 +21,9 @@ pub enum Framing {
 /// A framing error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("an event exceeded {limit} bytes without ending; the stream is not SSE or is corrupt")]
+    #[error(
+        "an event exceeded {limit} bytes without ending (the stream is corrupt, or raise --max-event-bytes); the rest was not read"
+    )]
     TooLarge { limit: usize },
 }
 
