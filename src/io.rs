@@ -737,7 +737,7 @@ impl Sink {
             path: name.clone(),
             source: e,
         })?;
-        let w: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, f));
+        let w: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, SyncOnFlush(f)));
         let schema_meta: std::collections::HashMap<String, String> =
             meta.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let s = schema.as_ref().clone().with_metadata(schema_meta);
@@ -895,6 +895,19 @@ impl Drop for Sink {
         if let Some((tmp, _)) = self.tmp.take() {
             let _ = std::fs::remove_file(tmp);
         }
+    }
+}
+
+/// A file whose `flush` also asks the disk to keep what was written (fdatasync), so a
+/// journal survives a machine crash up to its last flush, not only a killed process.
+struct SyncOnFlush(File);
+
+impl Write for SyncOnFlush {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.sync_data()
     }
 }
 
