@@ -68,7 +68,7 @@ for tpc in 1 8; do
     "$BIN/tracegen" batch --count $n --input-len 16 --output-len $tok -o "$W/t.parquet" 2>/dev/null
     "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/b.parquet"
     j=$(summ "$W/b.parquet")
-    python3 -c "import json; d=json.loads('''$j'''); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+    echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
   done
   stop_mock
 done
@@ -77,7 +77,7 @@ n=$(( QUICK == 1 ? 20000 : 100000 ))
 "$BIN/tracegen" batch --count $n --input-len 16 --output-len 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/b.parquet"
 j=$(summ "$W/b.parquet")
-python3 -c "import json; d=json.loads('''$j'''); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
 stop_mock
 
 echo
@@ -88,7 +88,7 @@ d=$(( QUICK == 1 ? 5 : 20 ))
 "$BIN/tracegen" poisson --rate 2000 --duration ${d}s --input-len 16 --output-len 8 --seed 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/c.parquet"
 j=$(summ "$W/c.parquet")
-python3 -c "import json; d=json.loads('''$j'''); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(client "$W/c.parquet" cpu_user_s) s user\")"
+echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(client "$W/c.parquet" cpu_user_s) s user\")"
 stop_mock
 
 echo
@@ -122,6 +122,6 @@ for spec in "1000 10" "2500 25" "5000 25" "5000 50"; do
   "$BIN/tracegen" batch --count $c --input-len 8 --output-len $tok -o "$W/t.parquet" 2>/dev/null
   "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --threads 1 --quiet -o "$W/e.parquet"
   j=$(summ "$W/e.parquet")
-  python3 -c "import json; d=json.loads('''$j'''); print(f\"| $c | $itl | {$c*1000/$itl:.0f} | {d['output_tok_per_s']:.0f} | {d['itl_p50_ms']:.2f} | {d['itl_p99_ms']:.2f} |\")"
+  echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| $c | $itl | {$c*1000/$itl:.0f} | {d['output_tok_per_s']:.0f} | {d['itl_p50_ms']:.2f} | {d['itl_p99_ms']:.2f} |\")"
   stop_mock
 done
