@@ -54,6 +54,8 @@ done
 seed import_mooncake sample "" tests/fixtures/traces/conversation_trace.jsonl.sample 6000
 printf 'arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,128,32\n0.25,4096,1\n' > "$tmp/sw.csv"
 printf 't,i,o,p,s,n,c\n0,10,5,hello,1,0,short\n1.5,,7,"a, ""quoted"" prompt",1,1,long\n' > "$tmp/m.csv"
+printf 'arrived_at,num_prefill_tokens,num_decode_tokens\n-1e300,1,2\n1e300,3,4\n' > "$tmp/huge.csv"
+seed import_csv huge '\000' "$tmp/huge.csv"
 printf '{"t":0,"i":10,"o":5,"p":"hi","s":"x","n":0,"c":"code"}\n{"t":"2024-05-10 00:00:01","i":1,"o":2}\n' > "$tmp/m.jsonl"
 seed import_csv splitwise '\000' "$tmp/sw.csv"
 for m in 1 2 5 17 33 49; do seed import_csv "csv-$m" "\\$(printf %03o "$m")" "$tmp/m.csv"; done
