@@ -26,11 +26,11 @@ for setting in "mock fp16" "mock fp8" "mock-b fp16" "mock-b fp8"; do
   "$BIN/gpumon" --fake 1 --interval 200ms -o "$OUT/monitors/gpu-$label.parquet" 2>/dev/null & MON+=($!)
   for c in 1 10 50 100; do
     n=$(( c == 1 ? 8 : 3 * c ))
-    "$BIN/tracegen" batch --count $n --prompts --output-len $OUT_LEN --seed $c \
+    "$BIN/tracegen" batch --count $n --prompts --output-len "$OUT_LEN" --seed $c \
       | "$BIN/replay" --engine "$engine" --concurrency $c --label "$label" --warmup 2 --quiet \
           -o "$OUT/requests/$label-c$c.parquet"
   done
-  "$BIN/tracegen" poisson --rate 25 --duration 10s --input-len uniform:512:0.25 --output-len $OUT_LEN --seed 7 \
+  "$BIN/tracegen" poisson --rate 25 --duration 10s --input-len uniform:512:0.25 --output-len "$OUT_LEN" --seed 7 \
     | "$BIN/replay" --engine "$engine" --label "$label" --quiet -o "$OUT/requests/$label-poisson.parquet"
   stop_monitors
   "$BIN/engine-down" "$engine" >&2

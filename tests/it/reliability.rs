@@ -118,9 +118,12 @@ fn monitors_end_cleanly_on_sigint_and_sigterm() {
 fn sigkill_loses_at_most_one_flush_interval_of_rows() {
     let (sent, done, recovered, lost) = kill_run(100.0, Duration::from_millis(2600));
     eprintln!("crash loss at 100 req/s: sent {sent}, finished {done}, recovered {recovered} ok, lost {lost}");
-    // 1 s of completions at 100 req/s, with room for a loaded machine
-    assert!(lost <= 150, "lost {lost} finished requests");
-    assert!(recovered >= done.saturating_sub(150), "{recovered} of {done}");
+    // the journal is flushed when its oldest row is 1 s old: at most ~1 s of completions
+    // (100 rows) is lost; the bound allows 2.5 s for a loaded machine (BENCHMARKS.md has the
+    // measured figures: at most 1.27 s in 15 kills)
+    assert!(lost <= 250, "lost {lost} finished requests");
+    assert!(recovered >= done.saturating_sub(250), "{recovered} of {done}");
+    assert!(recovered > 0);
 }
 
 /// Replay at `rate` req/s, SIGKILL it after `after`, recover: (requests the server started,
@@ -519,4 +522,203 @@ fn engine_up_binds_loopback_unless_allowed() {
     assert!(t0.elapsed() < Duration::from_secs(60));
     assert!(column_text(&out, "status").iter().all(|s| s == "ok"), "{}", stderr(&up));
     ok(cmd("engine-down").args(["mock", "--state-dir"]).arg(&sd));
+}
+
+/// README's "What servebench guarantees" names, for each promise, the tests that prove it:
+/// every test named there exists.
+#[test]
+fn readme_guarantees_name_real_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("## What servebench guarantees")
+        .expect("the section exists");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map(|e| e + 3).unwrap_or(section.len())];
+    let mut sources = String::new();
+    let mut stack = vec![root.join("src"), root.join("tests/it")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                sources.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut named = 0;
+    for tok in section.split('`').skip(1).step_by(2) {
+        let Some((module, name)) = tok.rsplit_once("::") else {
+            continue;
+        };
+        if !module.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == ':') {
+            continue;
+        }
+        let prefix = name.trim_end_matches('*');
+        if prefix.is_empty() {
+            continue;
+        }
+        named += 1;
+        assert!(
+            sources.contains(&format!("fn {prefix}")) || sources.contains(&format!("mod {prefix} ")),
+            "README names the test {tok}, which does not exist"
+        );
+    }
+    assert!(named >= 20, "{named} tests named");
+}
+
+/// Unquoted expansions of UPPERCASE variables (paths, URLs, names: word-split and globbed
+/// by the shell) and of `$@`/`$*` in a shell script, outside arithmetic, `[[ ]]`,
+/// assignments, comments and here-documents: (line, text). Quoting contexts nest as in bash:
+/// a `$( )` inside double quotes starts a new, unquoted context.
+fn unquoted_expansions(script: &str) -> Vec<(usize, String)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Ctx {
+        Top,
+        Double,
+        Subst(usize),
+        Arith(usize),
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![Ctx::Top];
+    let mut heredoc: Option<String> = None;
+    for (n, line) in script.lines().enumerate() {
+        if let Some(end) = &heredoc {
+            if line.trim() == end {
+                heredoc = None;
+            }
+            continue;
+        }
+        let b: Vec<char> = line.chars().collect();
+        let mut test = false;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let i0 = i;
+            let at = |s: &str| b[i0..].iter().take(s.len()).copied().eq(s.chars());
+            let ctx = *stack.last().unwrap_or(&Ctx::Top);
+            match ctx {
+                Ctx::Arith(d) => match c {
+                    '(' => *stack.last_mut().unwrap() = Ctx::Arith(d + 1),
+                    ')' if d == 0 => {
+                        stack.pop();
+                        i += 1; // the second ')'
+                    }
+                    ')' => *stack.last_mut().unwrap() = Ctx::Arith(d - 1),
+                    _ => {}
+                },
+                Ctx::Double => {
+                    if c == '\\' {
+                        i += 1;
+                    } else if c == '"' {
+                        stack.pop();
+                    } else if at("$((") {
+                        stack.push(Ctx::Arith(0));
+                        i += 2;
+                    } else if at("$(") {
+                        stack.push(Ctx::Subst(0));
+                        i += 1;
+                    }
+                }
+                Ctx::Top | Ctx::Subst(_) => {
+                    let word_start = i == 0 || b[i - 1].is_whitespace() || matches!(b[i - 1], ';' | '(' | '|' | '&');
+                    if c == '\\' {
+                        i += 1;
+                    } else if c == '\'' {
+                        i += 1;
+                        while i < b.len() && b[i] != '\'' {
+                            i += 1;
+                        }
+                    } else if c == '"' {
+                        stack.push(Ctx::Double);
+                    } else if c == '#' && word_start {
+                        break;
+                    } else if at("<<") && !at("<<<") && ctx == Ctx::Top {
+                        let tag: String = b[i + 2..]
+                            .iter()
+                            .skip_while(|c| **c == '-' || c.is_whitespace() || **c == '\'' || **c == '"')
+                            .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                            .collect();
+                        if !tag.is_empty() {
+                            heredoc = Some(tag);
+                        }
+                        i += 1;
+                    } else if at("$((") || at("((") {
+                        stack.push(Ctx::Arith(0));
+                        i += if c == '$' { 2 } else { 1 };
+                    } else if at("$(") {
+                        stack.push(Ctx::Subst(0));
+                        i += 1;
+                    } else if at("[[") {
+                        test = true;
+                    } else if at("]]") {
+                        test = false;
+                    } else if let Ctx::Subst(d) = ctx {
+                        if c == '(' {
+                            *stack.last_mut().unwrap() = Ctx::Subst(d + 1);
+                        } else if c == ')' {
+                            if d == 0 {
+                                stack.pop();
+                            } else {
+                                *stack.last_mut().unwrap() = Ctx::Subst(d - 1);
+                            }
+                        }
+                    }
+                    if c == '$' && !test && !at("$(") {
+                        // an assignment's value is not split: NAME=$X
+                        let ws = b[..i0]
+                            .iter()
+                            .rposition(|c| c.is_whitespace() || *c == ';')
+                            .map_or(0, |p| p + 1);
+                        let word: String = b[ws..i0].iter().collect();
+                        let assignment = word.contains('=') && !word.starts_with('-');
+                        let name: String = b[i0 + 1..]
+                            .iter()
+                            .skip_while(|c| **c == '{')
+                            .take_while(|c| c.is_ascii_alphanumeric() || matches!(**c, '_' | '@' | '*'))
+                            .collect();
+                        let upper = name.chars().any(|c| c.is_ascii_uppercase())
+                            && !name.chars().any(|c| c.is_ascii_lowercase());
+                        if !assignment && (upper || name == "@" || name == "*") {
+                            out.push((n + 1, line.trim().to_string()));
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every shell script quotes its path, URL and name variables (and "$@"): a value with a
+/// space or a glob character stays one word.
+#[test]
+fn scripts_quote_their_expansions() {
+    // the checker itself
+    assert_eq!(unquoted_expansions("cp $SRC \"$DST\"\n").len(), 1);
+    assert!(
+        unquoted_expansions("cp \"$SRC\" \"${DST}/x\" # $NOT\nX=$Y; n=$((N + 1)); [[ $A == b ]]; echo $c\n").is_empty()
+    );
+    assert_eq!(unquoted_expansions("run $@\n").len(), 1);
+    assert!(unquoted_expansions("cat <<EOF\n$HOME\nEOF\necho '$X'\n").is_empty());
+    assert!(unquoted_expansions("x=\"$(f \"$W/a\" $((N+1)))\"; eval \"r$c=$(g \"$W/$c\")\"\n").is_empty());
+    assert_eq!(
+        unquoted_expansions("echo \"$(f $W)\"\n").len(),
+        1,
+        "unquoted inside $( ) in quotes"
+    );
+    assert!(unquoted_expansions("read -r -a T <<< \"${X:-a b}\"\nfor t in \"${T[@]}\"; do :; done\n").is_empty());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut bad = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "sh") {
+            for (n, l) in unquoted_expansions(&std::fs::read_to_string(&p).unwrap()) {
+                bad.push(format!("{}:{n}: {l}", p.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "unquoted expansions:\n{}", bad.join("\n"));
 }
