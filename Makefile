@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The Python packages the tests use (DuckDB reads our files in the tests).
 PY_PKGS := duckdb==2.0.0 pytz==2025.2
 
-.PHONY: all build demo test test-fast lint fmt clean venv report bench-client bench-agg
+.PHONY: all build demo test test-fast lint fmt clean venv report bench-client bench-agg fuzz
 .PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
@@ -53,6 +53,11 @@ bench-agg: venv
 	$(CARGO) build --release --bins
 	chmod +x scripts/bench-agg.sh
 	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-agg.sh
+
+# Fuzz the parsers of outside input (not in CI; needs `cargo install cargo-fuzz`):
+# FUZZ_SECONDS per target (default 60); findings in fuzz/artifacts/.
+fuzz:
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) scripts/fuzz.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

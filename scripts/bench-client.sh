@@ -48,7 +48,7 @@ echo "in lockstep bursts; 1 stream is a closed loop."
 echo
 echo "| streams (peak in flight) | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | ITL p99 (ms) | sched lag p99 (ms) | replay CPU (s) |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-mock --ttft-ms 50 --itl-ms 10 --threads ${MOCK_THREADS:-1}
+mock --ttft-ms 50 --itl-ms 10 --threads "${MOCK_THREADS:-1}"
 for c in 1 256 1024; do
   if [ $c = 1 ]; then
     "$BIN/tracegen" batch --count 20 --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
@@ -82,7 +82,7 @@ for tpc in 1 8; do
     "$BIN/tracegen" batch --count $n --input-len 16 --output-len $tok -o "$W/t.parquet" 2>/dev/null
     "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/b.parquet"
     j=$(summ "$W/b.parquet")
-    python3 -c "import json; d=json.loads('''$j'''); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+    echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
   done
   stop_mock
 done
@@ -91,7 +91,7 @@ n=$(( QUICK == 1 ? 20000 : 100000 ))
 "$BIN/tracegen" batch --count $n --input-len 16 --output-len 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/b.parquet"
 j=$(summ "$W/b.parquet")
-python3 -c "import json; d=json.loads('''$j'''); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
 stop_mock
 
 echo
@@ -102,7 +102,7 @@ d=$(( QUICK == 1 ? 5 : 20 ))
 "$BIN/tracegen" poisson --rate 2000 --duration ${d}s --input-len 16 --output-len 8 --seed 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/c.parquet"
 j=$(summ "$W/c.parquet")
-python3 -c "import json; d=json.loads('''$j'''); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(client "$W/c.parquet" cpu_user_s) s user\")"
+echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(client "$W/c.parquet" cpu_user_s) s user\")"
 stop_mock
 
 echo
@@ -136,6 +136,6 @@ for spec in "1000 10" "2500 25" "5000 25" "5000 50"; do
   "$BIN/tracegen" batch --count $c --input-len 8 --output-len $tok -o "$W/t.parquet" 2>/dev/null
   "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --threads 1 --quiet -o "$W/e.parquet"
   j=$(summ "$W/e.parquet")
-  python3 -c "import json; d=json.loads('''$j'''); print(f\"| $c | $itl | {$c*1000/$itl:.0f} | {d['output_tok_per_s']:.0f} | {d['itl_p50_ms']:.2f} | {d['itl_p99_ms']:.2f} |\")"
+  echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| $c | $itl | {$c*1000/$itl:.0f} | {d['output_tok_per_s']:.0f} | {d['itl_p50_ms']:.2f} | {d['itl_p99_ms']:.2f} |\")"
   stop_mock
 done

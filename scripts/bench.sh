@@ -21,7 +21,7 @@ BIN=${BIN:-target/debug}
 qvar="QUANTS_${ENGINE//-/_}"
 QUANTS=${QUANTS:-${!qvar:-}}
 PORT=${PORT:-0}
-RUN=${RUN_DIR:-runs/$(date +%Y%m%d-%H%M%S)-$ENGINE}
+RUN="${RUN_DIR:-runs/$(date +%Y%m%d-%H%M%S)-$ENGINE}"
 mkdir -p "$RUN/requests" "$RUN/engine"
 # A state directory of its own: engine-down --all on exit touches only this run's engine.
 export SERVEBENCH_STATE_DIR="$RUN/.engines"
@@ -67,10 +67,18 @@ if [ -x "$BIN/gpumon" ]; then
   fi
 fi
 
-for quant in $QUANTS; do
+# the sweep's lists, split into arrays once (words, never globs)
+read -ra QUANT_LIST <<< "$QUANTS"
+read -ra CATEGORY_LIST <<< "$CATEGORIES"
+read -ra CONCURRENCY_LIST <<< "$CONCURRENCY"
+read -ra RATE_LIST <<< "$RATES"
+read -ra UP_ARG_LIST <<< "${UP_ARGS:-}"
+for quant in "${QUANT_LIST[@]}"; do
   label="$ENGINE-$quant"
   say "$label: starting"
-  URL=$("$BIN/engine-up" "$ENGINE" ${MODEL:+--model "$MODEL"} --quant "$quant" --port "$PORT" ${UP_ARGS:-})
+  model_args=()
+  [ -n "${MODEL:-}" ] && model_args=(--model "$MODEL")
+  URL=$("$BIN/engine-up" "$ENGINE" "${model_args[@]}" --quant "$quant" --port "$PORT" "${UP_ARG_LIST[@]}")
   cp "$SERVEBENCH_STATE_DIR/$ENGINE.json" "$RUN/engine/$label.json"
   if [ -x "$BIN/enginemon" ]; then
     # --engine reads the metrics endpoint from engine-up's state (TRT-LLM and Friendli serve
@@ -78,14 +86,14 @@ for quant in $QUANTS; do
     "$BIN/enginemon" --engine "$ENGINE" -o "$RUN/engine/metrics-$label.parquet" 2>>"$RUN/engine/enginemon.log" &
     ENGINEMON_PID=$!
   fi
-  for cat in $CATEGORIES; do
-    for c in $CONCURRENCY; do
+  for cat in "${CATEGORY_LIST[@]}"; do
+    for c in "${CONCURRENCY_LIST[@]}"; do
       n=$(( c * REQS_PER_USER )); (( n < MIN_REQS )) && n=$MIN_REQS
       "$BIN/tracegen" batch --count "$n" --prompts --category "$cat" --output-len "$OUTPUT_LEN" --seed "$SEED" \
         | "$BIN/replay" --engine "$ENGINE" --concurrency "$c" --warmup "$WARMUP" --label "$label" --quiet \
             -o "$RUN/requests/$label-$cat-c$c.parquet"
     done
-    for r in $RATES; do
+    for r in "${RATE_LIST[@]}"; do
       "$BIN/tracegen" poisson --rate "$r" --duration "$POISSON_DURATION" --prompts --category "$cat" \
           --output-len "$OUTPUT_LEN" --seed "$SEED" \
         | "$BIN/replay" --engine "$ENGINE" --label "$label" --quiet -o "$RUN/requests/$label-$cat-r$r.parquet"

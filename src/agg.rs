@@ -1527,3 +1527,184 @@ pub fn comparison_markdown(rows: &[Cmp]) -> String {
     }
     s
 }
+
+/// Properties of agg on generated requests: counts are conserved whatever the statuses and
+/// the grouping, and the percentiles are ordered, in exact and in histogram mode.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::client::record::{Record, RunLabels, Status, to_batch};
+    use crate::trace::TraceRow;
+
+    const ST: [Status; 7] = [
+        Status::Ok,
+        Status::HttpError,
+        Status::Timeout,
+        Status::ConnectError,
+        Status::StreamError,
+        Status::Cancelled,
+        Status::NotSent,
+    ];
+
+    /// (status index, ttft, gaps between chunks, category, warm-up)
+    type Gen = (usize, f64, Vec<f64>, u8, bool);
+
+    fn latency() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            8 => 0.0f64..5_000.0,
+            1 => Just(0.0),
+            1 => 1e-9f64..1e9,
+        ]
+    }
+
+    fn rec_strategy() -> impl Strategy<Value = Gen> {
+        (
+            0usize..7,
+            latency(),
+            prop::collection::vec(0.0f64..200.0, 0..12),
+            0u8..3,
+            prop::bool::weighted(0.1),
+        )
+    }
+
+    fn record(id: u64, g: &Gen) -> Record {
+        let (si, ttft, gaps, cat, warm) = g;
+        let mut r = Record::not_sent(&TraceRow::new(id, 0.0, 10, 10), Some(1_000_000 + id as i64), "x");
+        r.status = ST[*si];
+        r.warmup = *warm;
+        r.category = Some(["short", "long", "code"][*cat as usize].to_string());
+        if r.status != Status::NotSent {
+            r.sent_at_us = Some(1_000_000 + id as i64 * 1000);
+            r.done_at_us = Some(r.sent_at_us.unwrap() + 5000);
+            r.sched_lag_ms = Some(0.5);
+        }
+        if r.status == Status::Ok {
+            let mut t = *ttft;
+            r.chunk_times_ms = vec![t];
+            for g in gaps {
+                t += g;
+                r.chunk_times_ms.push(t);
+            }
+            r.output_tokens = r.chunk_times_ms.len() as u32;
+            r.ttft_ms = Some(*ttft);
+            r.e2e_ms = Some(t);
+            r.tpot_ms = crate::client::record::tpot(*ttft, t, r.output_tokens);
+            r.error = None;
+        }
+        r
+    }
+
+    fn run(runs: &[Vec<Gen>], by: &[&str], budget: usize) -> (Vec<Row>, Vec<Vec<Record>>) {
+        let o = Options {
+            by: by.iter().map(|s| s.to_string()).collect(),
+            bootstrap: 20,
+            exact_budget: budget,
+            ..Options::default()
+        };
+        let mut g = Groups::default();
+        let mut all = Vec::new();
+        for (k, gens) in runs.iter().enumerate() {
+            let labels = RunLabels {
+                label: format!("run{k}"),
+                run_id: "r".into(),
+                api: "chat".into(),
+                concurrency: Some(k as u32 + 1),
+                ..Default::default()
+            };
+            let recs: Vec<Record> = gens.iter().enumerate().map(|(i, x)| record(i as u64, x)).collect();
+            // in two batches, as a file read in pieces would come
+            let cut = recs.len() / 2;
+            g.add_batch(&to_batch(&labels, &recs[..cut]), &o);
+            g.add_batch(&to_batch(&labels, &recs[cut..]), &o);
+            all.push(recs);
+        }
+        (finish(&mut g, &o), all)
+    }
+
+    fn u(r: &Row, c: &str) -> u64 {
+        r.f(c).expect(c) as u64
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn counts_are_conserved_by_status_and_grouping(
+            runs in prop::collection::vec(prop::collection::vec(rec_strategy(), 1..60), 1..4),
+            by_cat in any::<bool>(),
+            hist in any::<bool>(),
+        ) {
+            let by: &[&str] = if by_cat { &["category"] } else { &[] };
+            let (rows, recs) = run(&runs, by, if hist { 4 } else { EXACT_BUDGET });
+            let measured: Vec<&Record> = recs.iter().flatten().filter(|r| !r.warmup).collect();
+            // grouping conserves rows
+            let total: u64 = rows.iter().map(|r| u(r, "n_requests")).sum();
+            prop_assert_eq!(total as usize, measured.len());
+            for r in &rows {
+                let by_status: u64 = ST.iter().map(|s| u(r, &format!("n_{}", s.as_str()))).sum();
+                prop_assert_eq!(by_status, u(r, "n_requests"));
+                let e = r.f("error_rate").unwrap();
+                prop_assert!((0.0..=1.0).contains(&e));
+            }
+            // and the status totals are the rows' statuses
+            for s in ST {
+                let want = measured.iter().filter(|r| r.status == s).count() as u64;
+                let got: u64 = rows.iter().map(|r| u(r, &format!("n_{}", s.as_str()))).sum();
+                prop_assert_eq!(got, want, "{}", s.as_str());
+            }
+        }
+
+        #[test]
+        fn percentiles_are_ordered(
+            runs in prop::collection::vec(prop::collection::vec(rec_strategy(), 1..80), 1..3),
+            hist in any::<bool>(),
+        ) {
+            let (rows, _) = run(&runs, &[], if hist { 4 } else { EXACT_BUDGET });
+            for r in &rows {
+                for m in ["ttft", "tpot", "itl", "e2e"] {
+                    let p = |s: &str| r.f(&format!("{m}_{s}_ms"));
+                    let Some(max) = p("max") else { continue };
+                    let qs = [p("p50"), p("p90"), p("p95"), p("p99"), p("p999"), Some(max)];
+                    for w in qs.windows(2) {
+                        let (a, b) = (w[0].unwrap(), w[1].unwrap());
+                        prop_assert!(a <= b, "{} not ordered: {:?}", m, qs);
+                    }
+                    let mean = p("mean").unwrap();
+                    prop_assert!(mean <= max * (1.0 + 1e-12) + 1e-9, "{} mean {} > max {}", m, mean, max);
+                }
+            }
+        }
+
+        #[test]
+        fn percentile_is_monotone_in_q(
+            mut v in prop::collection::vec(prop_oneof![9 => -1e6f64..1e6, 1 => Just(f64::INFINITY)], 1..200),
+            qs in prop::collection::vec(0.0f64..=1.0, 2..20),
+            hist in any::<bool>(),
+        ) {
+            let mut s = Samples::default();
+            for x in &v {
+                s.push(*x);
+            }
+            if hist {
+                s.to_histogram();
+            }
+            s.finish();
+            crate::stats::sort(&mut v);
+            let mut qs = qs;
+            qs.sort_by(|a, b| a.total_cmp(b));
+            let ps: Vec<f64> = qs.iter().map(|q| s.percentile(*q).unwrap()).collect();
+            for w in ps.windows(2) {
+                prop_assert!(w[0] <= w[1], "{:?} at {:?}", ps, qs);
+            }
+            for p in &ps {
+                prop_assert!(!p.is_nan());
+            }
+            if !hist {
+                prop_assert_eq!(s.percentile(0.0), Some(v[0]));
+                prop_assert_eq!(s.percentile(1.0), Some(v[v.len() - 1]));
+            }
+        }
+    }
+}

@@ -618,6 +618,32 @@ enum Inner {
     Done,
 }
 
+/// Check, before any work, that `path` can be written: its directory exists or can be
+/// created, a file can be made in it, and it is not itself a directory. Nothing is left behind.
+pub fn check_output(path: &Path) -> Result<(), DataError> {
+    let name = path.to_string_lossy().to_string();
+    let err = |e: io::Error| DataError::Write {
+        path: name.clone(),
+        source: e,
+    };
+    if path.is_dir() {
+        return Err(err(io::Error::other("is a directory; give a file name")));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let file = path
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "out".into());
+    let probe = dir.join(format!(".{file}.check-{}", std::process::id()));
+    File::create(&probe).map_err(err)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// A data sink: a file written under a temporary name and renamed on `finish`, or stdout.
 pub struct Sink {
     inner: Inner,
@@ -638,6 +664,11 @@ impl Sink {
     ) -> Result<Sink, DataError> {
         let format = resolve_format(path, format)?;
         let (w, name, tmp): (Box<dyn Write + Send>, String, Option<(PathBuf, PathBuf)>) = match path {
+            None => (
+                Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+                "stdout".to_string(),
+                None,
+            ),
             Some(p) => {
                 let name = p.to_string_lossy().to_string();
                 let tmp = temp_name(p);
@@ -657,12 +688,31 @@ impl Sink {
                     Some((tmp, p.to_path_buf())),
                 )
             }
-            None => (
-                Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-                "stdout".to_string(),
-                None,
-            ),
         };
+        match Sink::to_writer(w, &name, format, schema, meta) {
+            Ok(mut sink) => {
+                sink.tmp = tmp;
+                Ok(sink)
+            }
+            Err(e) => {
+                // never leave a temporary file behind
+                if let Some((t, _)) = tmp {
+                    let _ = std::fs::remove_file(t);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A sink writing `format` to any writer (`name` is used in error messages).
+    pub fn to_writer(
+        w: Box<dyn Write + Send>,
+        name: &str,
+        format: Format,
+        schema: SchemaRef,
+        meta: &Meta,
+    ) -> Result<Sink, DataError> {
+        let name = name.to_string();
         let schema_meta: std::collections::HashMap<String, String> =
             meta.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let inner = match format {
@@ -709,7 +759,7 @@ impl Sink {
             inner,
             schema,
             name,
-            tmp,
+            tmp: None,
             format,
             rows: 0,
         })
@@ -729,7 +779,7 @@ impl Sink {
             path: name.clone(),
             source: e,
         })?;
-        let w: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, f));
+        let w: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 16, SyncOnFlush(f)));
         let schema_meta: std::collections::HashMap<String, String> =
             meta.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let s = schema.as_ref().clone().with_metadata(schema_meta);
@@ -871,8 +921,11 @@ impl Sink {
             }
             Inner::Done => {}
         }
-        if let Some((tmp, dest)) = self.tmp.take() {
-            std::fs::rename(&tmp, &dest).map_err(we)?;
+        if let Some((tmp, dest)) = self.tmp.take()
+            && let Err(e) = std::fs::rename(&tmp, &dest)
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(we(e));
         }
         Ok(self.rows)
     }
@@ -884,6 +937,19 @@ impl Drop for Sink {
         if let Some((tmp, _)) = self.tmp.take() {
             let _ = std::fs::remove_file(tmp);
         }
+    }
+}
+
+/// A file whose `flush` also asks the disk to keep what was written (fdatasync), so a
+/// journal survives a machine crash up to its last flush, not only a killed process.
+struct SyncOnFlush(File);
+
+impl Write for SyncOnFlush {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.sync_data()
     }
 }
 
@@ -1119,4 +1185,110 @@ pub fn markdown_table(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
         s.push_str(&line(r, true));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    /// A writer that takes `room` bytes, then fails like a full disk.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = b.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn batch(rows: usize) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let x: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(|i| i as f64)));
+        let s: ArrayRef = Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("row {i}"))));
+        RecordBatch::try_new(schema, vec![x, s]).unwrap()
+    }
+
+    /// A full disk is an error naming the output, in every format and at every point where it
+    /// can strike (opening, writing, flushing, finishing), never a panic.
+    #[test]
+    fn a_full_disk_is_an_error_never_a_panic() {
+        let b = batch(10_000);
+        for format in [Format::Parquet, Format::Arrow, Format::Csv, Format::Json, Format::Md] {
+            for room in [0, 10, 1000, 100_000] {
+                let res = (|| {
+                    let mut s = Sink::to_writer(
+                        Box::new(BufWriter::with_capacity(4096, Full { room })),
+                        "out.x",
+                        format,
+                        b.schema(),
+                        &Meta::default(),
+                    )?;
+                    for _ in 0..3 {
+                        s.write(&b)?;
+                        s.flush()?;
+                    }
+                    s.finish()
+                })();
+                let e = res.expect_err("a full disk fails the write");
+                let msg = e.to_string();
+                assert!(msg.contains("out.x"), "{format:?} {room}: {msg}");
+                assert!(!e.is_broken_pipe(), "{msg}");
+            }
+        }
+    }
+
+    /// No half-written file ever sits under the final name: the final name appears only when
+    /// the file is complete; a sink dropped unfinished, or one whose rename fails, leaves
+    /// nothing behind.
+    #[test]
+    fn no_half_written_file_under_the_final_name() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("r.parquet");
+        let b = batch(100);
+        let mut s = Sink::create(Some(&out), None, b.schema(), &Meta::default()).unwrap();
+        s.write(&b).unwrap();
+        s.flush().unwrap();
+        assert!(!out.exists(), "written under a temporary name");
+        drop(s);
+        assert!(!out.exists());
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            0,
+            "temporary file removed"
+        );
+        // the final rename fails (a directory took the name): an error, and no file left
+        let mut s = Sink::create(Some(&out), None, b.schema(), &Meta::default()).unwrap();
+        s.write(&b).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("x"), "keeps the directory non-empty").unwrap();
+        let e = s.finish().unwrap_err();
+        assert!(e.to_string().contains("r.parquet"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("r.parquet")], "only the directory");
+        // and check_output sees such problems before any work
+        assert!(check_output(&out).unwrap_err().to_string().contains("directory"));
+        let file = d.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert!(check_output(&file.join("sub").join("r.parquet")).is_err());
+        check_output(&d.path().join("new").join("r.parquet")).unwrap();
+        assert_eq!(std::fs::read_dir(d.path().join("new")).unwrap().count(), 0);
+    }
 }

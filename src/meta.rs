@@ -43,7 +43,7 @@ impl Meta {
 }
 
 /// Argument names whose values are secrets: never written anywhere.
-const SECRET_FLAGS: &[&str] = &["--api-key", "--token", "--password", "--header", "-H"];
+const SECRET_FLAGS: &[&str] = &["--api-key", "--token", "--hf-token", "--password", "--header", "-H"];
 
 /// This process's argv as a JSON array, with secret values replaced by `<redacted>`.
 pub fn argv_json() -> String {
@@ -71,9 +71,31 @@ pub fn redact_args(args: &[String]) -> Vec<String> {
         if SECRET_FLAGS.contains(&a.as_str()) {
             redact_next = true;
         }
+        // a short flag with its value attached: -H'Authorization: Bearer x'
+        if let Some(v) = a.strip_prefix("-H")
+            && !v.is_empty()
+            && !a.starts_with("--")
+        {
+            out.push(format!("-H{}", redact_value(v)));
+            continue;
+        }
         out.push(a.clone());
     }
     out
+}
+
+/// Replace the values of environment variables whose names say they hold a secret (token,
+/// key, secret, password, credentials, auth).
+pub fn redact_env(env: &mut BTreeMap<String, String>) {
+    for (k, v) in env.iter_mut() {
+        let u = k.to_ascii_uppercase();
+        if ["TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"]
+            .iter()
+            .any(|w| u.contains(w))
+        {
+            *v = "<redacted>".into();
+        }
+    }
 }
 
 fn redact_value(v: &str) -> String {
@@ -176,6 +198,8 @@ mod tests {
             "--header=Authorization: Bearer x",
             "-H",
             "X-Key: abc",
+            "-HAuthorization: Bearer attached",
+            "--hf-token=hf_abc",
             "--label",
             "x",
         ]
@@ -186,6 +210,13 @@ mod tests {
         assert!(!r.contains("sk-123"));
         assert!(!r.contains("Bearer x"));
         assert!(!r.contains("abc"));
+        assert!(!r.contains("attached"));
+        let mut env = BTreeMap::new();
+        env.insert("HF_TOKEN".to_string(), "hf_secret".to_string());
+        env.insert("CUDA_VISIBLE_DEVICES".to_string(), "0".to_string());
+        redact_env(&mut env);
+        assert_eq!(env["HF_TOKEN"], "<redacted>");
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "0");
         assert!(r.contains("Authorization: <redacted>"));
         assert!(r.contains("--label x"));
     }

@@ -15,11 +15,26 @@ pub fn percentile_sorted(x: &[f64], q: f64) -> Option<f64> {
     if n == 0 {
         return None;
     }
-    let q = q.clamp(0.0, 1.0);
+    let q = if q.is_nan() { 0.5 } else { q.clamp(0.0, 1.0) };
     let h = (n - 1) as f64 * q;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(n - 1);
-    Some(x[lo] + (h - lo as f64) * (x[hi] - x[lo]))
+    Some(lerp(x[lo], x[hi], h - lo as f64))
+}
+
+/// a + t (b - a) for a <= b, as numpy's `_lerp` computes it (from b when t >= 0.5, so the
+/// result is exact at both ends and monotone in t), kept within [a, b], and without the NaN
+/// that infinite values would give (a value past +inf or equal ends is that value).
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    if t <= 0.0 || a == b {
+        return a;
+    }
+    let d = b - a;
+    if !d.is_finite() {
+        return if t >= 1.0 || b == f64::INFINITY { b } else { a };
+    }
+    let v = if t >= 0.5 { b - d * (1.0 - t) } else { a + d * t };
+    v.max(a).min(b)
 }
 
 /// Sort in place (total order; NaNs are removed first).
@@ -425,6 +440,21 @@ mod tests {
         assert!((percentile_sorted(&y, 0.5).unwrap() - 55.0).abs() < 1e-9);
         assert_eq!(percentile_sorted(&[7.0], 0.99), Some(7.0));
         assert_eq!(percentile_sorted(&[], 0.5), None);
+    }
+
+    /// Found by agg's property tests: infinite values gave NaN percentiles (inf - inf).
+    #[test]
+    fn infinite_values_give_ordered_percentiles_not_nan() {
+        let inf = f64::INFINITY;
+        assert_eq!(percentile_sorted(&[inf], 0.0), Some(inf));
+        assert_eq!(percentile_sorted(&[1.0, inf, inf], 0.75), Some(inf));
+        assert_eq!(percentile_sorted(&[1.0, inf], 0.5), Some(inf));
+        assert_eq!(percentile_sorted(&[-inf, 1.0], 0.5), Some(-inf));
+        assert_eq!(percentile_sorted(&[1.0, inf], 0.0), Some(1.0));
+        // exact at the ends and never outside them
+        assert_eq!(percentile_sorted(&[0.1, 0.3], 1.0), Some(0.3));
+        let v = percentile_sorted(&[0.1, 0.3], 0.9999999).unwrap();
+        assert!((0.1..=0.3).contains(&v));
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn main() -> ExitCode {
             "engine-up: starting {} ({}): {}",
             cli.name,
             launch.form.name(),
-            launch.argv.join(" ")
+            servebench::meta::redact_args(&launch.argv).join(" ")
         );
         catch_stop_signals();
         let st = match up(

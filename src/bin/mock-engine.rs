@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use servebench::cli::run_main;
+use servebench::mock::fault::{FaultSpec, Faults, Style};
 use servebench::mock::{Config, serve, sim::SimParams};
 
 const EXAMPLES: &str = "\
@@ -25,7 +26,22 @@ Output length is exactly max_tokens. Prompt tokens use servebench's documented a
 Simulated mode: each engine step admits waiting requests (up to --sim-max-batch, within the
 KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives every prefilled
 sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
-prefilled tokens; KV overflow preempts the newest sequence (recomputed later).";
+prefilled tokens; KV overflow preempts the newest sequence (recomputed later).
+
+Faults (--fault KIND[:RATE], repeatable; RATE is the share of requests, default all; the
+requests that fail are a seeded draw, --fault-seed; several faults share the requests):
+  reset        read the request, then reset the connection before any header
+  reset-mid    reset the connection after --fault-after content chunks
+  http-429, http-500, http-503   that status with the engine's error body
+  error-event  HTTP 200, then the engine's in-stream error event after --fault-after chunks
+  stall        stop after --fault-after chunks and keep the connection open forever
+  no-done      a complete stream without its [DONE] terminator (valid)
+  garbage      garbage and invalid UTF-8 after --fault-after chunks
+  huge-event   an event of --fault-event-bytes (10 MiB) after --fault-after chunks
+  slow-drip    the response one byte every --fault-drip-ms (a slow-loris server)
+Error shapes are the engine's own: --fault-style vllm|sglang|tgi|trtllm|llamacpp|ollama, else
+by route. /metrics adds servebench_mock_faults_total{kind} and servebench_mock_requests_started_total.
+  mock-engine --port 8100 --fault http-503:0.1 --fault reset-mid:0.05 --fault-seed 7";
 
 #[derive(Parser)]
 #[command(name = "mock-engine", version, about = "Built-in LLM inference server for benchmarks and tests", after_help = EXAMPLES)]
@@ -78,6 +94,24 @@ struct Cli {
     /// Server threads
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Inject a fault into a share of the requests: KIND[:RATE] (repeatable; kinds below)
+    #[arg(long = "fault", value_name = "KIND[:RATE]")]
+    faults: Vec<FaultSpec>,
+    /// Seed of the draw that picks the failing requests
+    #[arg(long, default_value_t = 0)]
+    fault_seed: u64,
+    /// Content chunks sent before a mid-stream fault
+    #[arg(long, default_value_t = 2)]
+    fault_after: u32,
+    /// Whose error bytes to send [default: by route]
+    #[arg(long, value_enum)]
+    fault_style: Option<Style>,
+    /// Size of the huge-event event, bytes
+    #[arg(long, default_value_t = 10 << 20)]
+    fault_event_bytes: usize,
+    /// slow-drip: milliseconds between bytes
+    #[arg(long, default_value_t = 1000)]
+    fault_drip_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +131,13 @@ fn main() -> ExitCode {
         if cli.sim_max_batch == 0 || cli.sim_kv_tokens == 0 {
             anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
         }
+        let mut faults = Faults::new(cli.faults.clone());
+        faults.seed = cli.fault_seed;
+        faults.after = cli.fault_after;
+        faults.style = cli.fault_style;
+        faults.event_bytes = cli.fault_event_bytes;
+        faults.drip = std::time::Duration::from_millis(cli.fault_drip_ms);
+        faults.validate().map_err(anyhow::Error::msg)?;
         let cfg = Config {
             model: cli.model_name.clone(),
             ttft_ms: cli.ttft_ms,
@@ -111,6 +152,7 @@ fn main() -> ExitCode {
                 max_prefill_tokens: cli.sim_max_prefill_tokens.max(1),
             }),
             owned_by: cli.owned_by.clone(),
+            faults: std::sync::Arc::new(faults),
             ..Config::default()
         };
         let addr: SocketAddr = format!(

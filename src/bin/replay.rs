@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use servebench::cli::{OutArgs, parse_duration, run_main};
 use servebench::client::http::{Client, Target};
-use servebench::client::output::{Dest, finalize, summary_line, write_records};
+use servebench::client::output::{Dest, finalize, journal_path, summary_line, write_records};
 use servebench::client::probe::probe;
 use servebench::client::protocol::{Api, RequestOpts};
 use servebench::client::record::RunLabels;
@@ -299,6 +299,21 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
             Dest::Stdout(cli.out.format)
         }
     };
+    // A destination that cannot be written fails now, before anything is sent; a journal
+    // left by a killed run is never overwritten.
+    if let Dest::File { path, .. } = &dest {
+        servebench::io::check_output(path)?;
+        let j = journal_path(path);
+        if j.exists() {
+            bail!(
+                "{}: an earlier run's journal is there (that run was killed before it finished); \
+                 write out its rows with `replay --recover {} -o {}`, or delete it",
+                j.display(),
+                j.display(),
+                path.display()
+            );
+        }
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))
@@ -418,7 +433,11 @@ async fn async_main(
         meta.set("servebench.engine_version", v);
     }
     if let Some(s) = &state {
-        meta.set("servebench.engine_state", serde_json::to_string(s).unwrap_or_default());
+        // the engine's own argv and environment may hold keys: never write them
+        let mut s = s.clone();
+        s.argv = servebench::meta::redact_args(&s.argv);
+        servebench::meta::redact_env(&mut s.env);
+        meta.set("servebench.engine_state", serde_json::to_string(&s).unwrap_or_default());
     }
     if !info.facts.is_empty() {
         meta.set(
@@ -599,15 +618,39 @@ async fn async_main(
     let writer_labels = labels.clone();
     let writer_meta = meta.clone();
     let writer_progress = progress.clone();
+    let writer_sw = sw.clone();
+    let out_path = match &dest {
+        Dest::File { path, .. } => Some(path.clone()),
+        Dest::Stdout(_) => None,
+    };
     let writer = std::thread::spawn(move || {
-        write_records(rx, &writer_labels, &dest, &writer_meta, &writer_progress).map(|r| (r, dest))
+        let r = write_records(rx, &writer_labels, &dest, &writer_meta, &writer_progress);
+        if r.is_err() {
+            // Rows can no longer be recorded (disk full, output gone): stop sending at once.
+            writer_sw.cancel();
+        }
+        r.map(|r| (r, dest))
     });
 
     let health = run(plan, rows_rx, tx, sw).await;
     progress.finish_and_clear();
     let (tally, journal, dest) = match writer.join() {
         Ok(Ok(((t, j), d))) => (t, j, d),
-        Ok(Err(e)) => return Err(e.into()),
+        Ok(Err(e)) => {
+            let mut msg = format!("{e}; the run was stopped, as its rows could not be recorded");
+            if let Some(p) = &out_path
+                && journal_path(p).exists()
+            {
+                let j = journal_path(p);
+                msg.push_str(&format!(
+                    "; rows recorded before the failure are in {}: `replay --recover {} -o {}` once there is room",
+                    j.display(),
+                    j.display(),
+                    p.display()
+                ));
+            }
+            bail!(msg);
+        }
         Err(_) => bail!("the writer thread failed"),
     };
     let feed = feeder
@@ -620,7 +663,15 @@ async fn async_main(
         extra.set("servebench.trace.rows", n.to_string());
     }
     if let (Some(j), Dest::File { path, format }) = (&journal, &dest) {
-        finalize(j, path, *format, &extra)?;
+        finalize(j, path, *format, &extra).map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot write {}; every row is kept in {}: `replay --recover {} -o {}` once the problem is fixed",
+                path.display(),
+                j.display(),
+                j.display(),
+                path.display()
+            ))
+        })?;
     }
     if !cli.quiet {
         eprintln!(

@@ -38,6 +38,12 @@ impl Target {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
+        if auth.contains('@') {
+            // the URL is written to every output: credentials must not be in it
+            return Err(
+                "credentials in the URL are not supported (the URL is recorded in every output); pass them with --api-key-env, --api-key-file or --header".into(),
+            );
+        }
         let (host, port) = if let Some(h) = auth.strip_prefix('[') {
             let (h, p) = h.split_once(']').ok_or_else(|| format!("{url}: bad IPv6 address"))?;
             (h.to_string(), p.strip_prefix(':').unwrap_or("80"))
@@ -80,12 +86,30 @@ pub enum SendError {
 
 type Sender = SendRequest<Full<Bytes>>;
 
+/// An error and its causes on one line ("connection error: Connection reset by peer (os
+/// error 104)"): hyper's own message alone rarely says what happened.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
 /// HTTP client for one target.
 pub struct Client {
     pub target: Target,
     headers: Vec<(HeaderName, HeaderValue)>,
     idle: Mutex<Vec<Sender>>,
     keep_alive: bool,
+    /// Header values (and bearer tokens) never to be recorded, even when a server echoes them.
+    secrets: Vec<String>,
 }
 
 /// A response whose headers have arrived; its body is read by the caller.
@@ -97,12 +121,36 @@ pub struct Started {
 
 impl Client {
     pub fn new(target: Target, headers: Vec<(HeaderName, HeaderValue)>, keep_alive: bool) -> Client {
+        let mut secrets: Vec<String> = Vec::new();
+        for (_, v) in &headers {
+            let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+            if let Some((_, token)) = v.split_once(' ') {
+                secrets.push(token.trim().to_string());
+            }
+            secrets.push(v);
+        }
+        // short values would mangle messages more than they protect
+        secrets.retain(|s| s.len() >= 6);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Client {
             target,
             headers,
             idle: Mutex::new(Vec::new()),
             keep_alive,
+            secrets,
         }
+    }
+
+    /// `s` with every header value this client sends (and bearer token) replaced by
+    /// `<redacted>`: a server that echoes a key in its error message never gets it recorded.
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for k in &self.secrets {
+            if out.contains(k.as_str()) {
+                out = out.replace(k.as_str(), "<redacted>");
+            }
+        }
+        out
     }
 
     async fn connect(&self) -> Result<Sender, SendError> {
@@ -189,7 +237,7 @@ impl Client {
                         retried = true;
                         continue;
                     }
-                    return Err(SendError::BeforeHeaders(e.to_string()));
+                    return Err(SendError::BeforeHeaders(with_causes(&e)));
                 }
             }
         }
@@ -241,5 +289,27 @@ mod tests {
         assert!(Target::parse("https://x").unwrap_err().contains("https"));
         assert!(Target::parse("127.0.0.1:80").is_err());
         assert!(Target::parse("http://h:99999").is_err());
+        assert!(
+            Target::parse("http://user:pw@h:80")
+                .unwrap_err()
+                .contains("credentials")
+        );
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let t = Target::parse("http://127.0.0.1:1").unwrap();
+        let h = vec![
+            (
+                hyper::header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer sk-secret-123"),
+            ),
+            (HeaderName::from_static("x-id"), HeaderValue::from_static("ab")),
+        ];
+        let c = Client::new(t, h, true);
+        assert_eq!(
+            c.redact("HTTP 401: invalid key sk-secret-123 (Bearer sk-secret-123) ab"),
+            "HTTP 401: invalid key <redacted> (<redacted>) ab"
+        );
     }
 }

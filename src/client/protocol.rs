@@ -593,18 +593,37 @@ pub fn http_error_text(status: u16, body: &[u8]) -> String {
     let detail = match serde_json::from_slice::<Value>(body) {
         Ok(v) => error_text(&v),
         Err(_) => {
-            let s = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string();
-            if s.is_empty() { "(empty body)".into() } else { s }
+            let s = printable(&String::from_utf8_lossy(&body[..body.len().min(300)]));
+            let s = s.trim();
+            if s.is_empty() {
+                "(empty body)".into()
+            } else {
+                s.to_string()
+            }
         }
     };
     format!("HTTP {status}: {detail}")
 }
 
+/// The start of an event for an error message: invalid UTF-8 shown as U+FFFD, control
+/// characters (NUL included) escaped, so the message is printable text.
 fn preview(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(120)]);
-    let mut s = s.replace('\n', " ");
+    let mut s = printable(&String::from_utf8_lossy(&b[..b.len().min(120)]));
     if b.len() > 120 {
         s.push('…');
+    }
+    s
+}
+
+/// Text with line breaks and tabs as spaces and other control characters escaped.
+fn printable(raw: &str) -> String {
+    let mut s = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '\n' | '\r' | '\t' => s.push(' '),
+            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
     }
     s
 }
@@ -785,6 +804,15 @@ mod tests {
         assert_eq!(s.text.as_deref(), Some("ab"));
         assert!(s.done && s.error.is_none());
         assert!(s.chunk_tokens().is_none());
+    }
+
+    #[test]
+    fn unreadable_events_are_quoted_as_printable_text() {
+        let s = run(Api::Chat, "data: \u{0}\u{1}{{{ \u{7f}\n\n");
+        let e = s.error.unwrap();
+        assert!(e.starts_with("unreadable event"), "{e}");
+        assert!(e.contains("\\x00\\x01{{{ \\x7f"), "{e}");
+        assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
     }
 
     #[test]

@@ -782,6 +782,21 @@ async fn execute(
     history: &[Message],
     seed: u64,
 ) -> (Record, Option<String>) {
+    let (mut rec, reply) = measure(ctx, row, scheduled, history, seed).await;
+    // a server may echo what it was sent (an API key in a 401 message): never record it
+    if let Some(e) = &rec.error {
+        rec.error = Some(ctx.plan.client.redact(e));
+    }
+    (rec, reply)
+}
+
+async fn measure(
+    ctx: &Arc<Ctx>,
+    row: &TraceRow,
+    scheduled: Instant,
+    history: &[Message],
+    seed: u64,
+) -> (Record, Option<String>) {
     let plan = &ctx.plan;
     let prompt = prompt_for(plan, row, seed);
     let body = Bytes::from(build_body(plan.api, &plan.opts, history, &prompt, row.output_tokens));
@@ -900,7 +915,10 @@ async fn execute(
             Some(Err(e)) => {
                 if !st.done {
                     end_status = Status::StreamError;
-                    end_error = Some(format!("connection failed mid-stream: {e}"));
+                    end_error = Some(format!(
+                        "connection failed mid-stream: {}",
+                        super::http::with_causes(&e)
+                    ));
                 }
                 break;
             }

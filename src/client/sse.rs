@@ -21,7 +21,9 @@ pub enum Framing {
 /// A framing error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("an event exceeded {limit} bytes without ending; the stream is not SSE or is corrupt")]
+    #[error(
+        "an event exceeded {limit} bytes without ending (the stream is corrupt, or raise --max-event-bytes); the rest was not read"
+    )]
     TooLarge { limit: usize },
 }
 
@@ -73,6 +75,10 @@ impl Framer {
 
     /// Feed bytes; `on_event` is called for each event completed by them.
     pub fn feed(&mut self, mut chunk: &[u8], on_event: &mut dyn FnMut(Event<'_>)) -> Result<(), FrameError> {
+        if chunk.is_empty() {
+            // nothing new; above all, a CR's pending LF check waits for real bytes
+            return Ok(());
+        }
         if self.skip_lf {
             if let Some(b'\n') = chunk.first() {
                 chunk = &chunk[1..];
@@ -247,6 +253,16 @@ mod tests {
         // byte by byte
         let parts: Vec<&[u8]> = whole.chunks(1).collect();
         assert_eq!(events(Framing::Sse, &parts).len(), 2);
+    }
+
+    /// An empty piece between a CR and its LF (hyper may yield empty data frames) must not
+    /// turn the LF into a blank line that ends the event early.
+    #[test]
+    fn empty_piece_between_cr_and_lf() {
+        let whole = events(Framing::Sse, &[b"data: a\r\ndata: b\r\n\r\n"]);
+        let split = events(Framing::Sse, &[b"data: a\r", b"", b"\ndata: b\r\n\r\n"]);
+        assert_eq!(whole, vec![d("a\nb")]);
+        assert_eq!(split, whole);
     }
 
     #[test]

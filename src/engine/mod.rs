@@ -578,7 +578,8 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
         served_model: Some(launch.served_model.clone()),
         quant: launch.quant.clone(),
         api: launch.api.clone(),
-        argv: launch.argv.clone(),
+        // provenance only (the process already runs): secrets passed as flags are not kept
+        argv: crate::meta::redact_args(&launch.argv),
         env: launch.env.clone(),
         version: None,
         started_at,

@@ -9,12 +9,14 @@
 //! deadlines (so nothing drifts), and exactly `max_tokens` tokens in all.
 //! Simulated mode: see [`sim`].
 
+pub mod fault;
 pub mod format;
 pub mod sim;
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use self::fault::{FaultKind, Faults, Style};
 use self::format::{Fmt, Proto};
 use self::sim::{SimParams, SimReq};
 use crate::timer;
@@ -46,6 +49,8 @@ pub struct Config {
     /// What `/v1/models` says owns the model (vllm, sglang, ...): lets tests exercise probing.
     pub owned_by: String,
     pub version: String,
+    /// Faults to inject (none by default).
+    pub faults: Arc<Faults>,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             sim: None,
             owned_by: "servebench".into(),
             version: format!("mock-{}", crate::meta::VERSION),
+            faults: Arc::new(Faults::default()),
         }
     }
 }
@@ -86,6 +92,18 @@ struct Shared {
 }
 
 type Resp = Response<MockBody>;
+
+/// Ends a connection without a complete response (an injected fault).
+#[derive(Debug)]
+pub struct Abort(&'static str);
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "injected fault: {}", self.0)
+    }
+}
+
+impl std::error::Error for Abort {}
 
 /// Bind and serve until the process ends. Returns after binding: the address and the task.
 pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
@@ -116,11 +134,12 @@ pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr
                 }
             };
             let _ = stream.set_nodelay(true);
+            let fd = stream.as_raw_fd();
             let shared = shared.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                    async move { handle(shared, req, fd).await }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
@@ -155,13 +174,13 @@ fn error(status: StatusCode, msg: &str, ty: &str) -> Resp {
     )
 }
 
-async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
+async fn handle(sh: Arc<Shared>, req: Request<Incoming>, fd: RawFd) -> Result<Resp, Abort> {
     // The request is here once its headers are parsed: the TTFT clock starts now, before
     // the body is read (a slow body read is the server's time, as on a real engine).
     let arrived = Instant::now();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    match (method.as_str(), path.as_str()) {
+    Ok(match (method.as_str(), path.as_str()) {
         ("GET", "/health") | ("GET", "/ping") => text_resp(StatusCode::OK, "text/plain", ""),
         ("GET", "/v1/models") => json_resp(
             StatusCode::OK,
@@ -179,37 +198,37 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
                 "/completion" | "/completions" => Proto::Llamacpp,
                 "/api/generate" => Proto::Ollama,
                 _ => {
-                    return error(StatusCode::NOT_FOUND, &format!("no route {p}"), "NotFoundError");
+                    return Ok(error(StatusCode::NOT_FOUND, &format!("no route {p}"), "NotFoundError"));
                 }
             };
             let body = match Limited::new(req.into_body(), 256 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
-                    return error(
+                    return Ok(error(
                         StatusCode::BAD_REQUEST,
                         &format!("cannot read body: {e}"),
                         "BadRequestError",
-                    );
+                    ));
                 }
             };
             let v: Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,
                 Err(e) => {
-                    return error(
+                    return Ok(error(
                         StatusCode::BAD_REQUEST,
                         &format!("body is not JSON: {e}"),
                         "BadRequestError",
-                    );
+                    ));
                 }
             };
-            generate(&sh, proto, &v, arrived)
+            return generate(&sh, proto, &v, arrived, fd);
         }
         _ => error(
             StatusCode::NOT_FOUND,
             &format!("no route {method} {path}"),
             "NotFoundError",
         ),
-    }
+    })
 }
 
 fn metrics_text(sh: &Shared) -> String {
@@ -252,6 +271,9 @@ fn metrics_text(sh: &Shared) -> String {
          # HELP vllm:prefix_cache_hits_total Prefix cache hits, in tokens.\n\
          # TYPE vllm:prefix_cache_hits_total counter\n\
          vllm:prefix_cache_hits_total{{{labels}}} 0\n\
+         # HELP servebench_mock_requests_started_total Generation requests received.\n\
+         # TYPE servebench_mock_requests_started_total counter\n\
+         servebench_mock_requests_started_total {}\n\
          # HELP process_uptime_seconds Seconds since the server started.\n\
          # TYPE process_uptime_seconds gauge\n\
          process_uptime_seconds {:.3}\n",
@@ -260,8 +282,23 @@ fn metrics_text(sh: &Shared) -> String {
         g(&m.requests_done),
         g(&m.preemptions),
         g(&m.prompt_tokens),
+        g(&m.requests_started),
         sh.started.elapsed().as_secs_f64(),
-    )
+    ) + &fault_metrics(&sh.cfg.faults)
+}
+
+/// Injected faults by kind (only when faults are configured).
+fn fault_metrics(f: &Faults) -> String {
+    if !f.any() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "# HELP servebench_mock_faults_total Faults injected, by kind.\n# TYPE servebench_mock_faults_total counter\n",
+    );
+    for (k, n) in f.counts() {
+        s.push_str(&format!("servebench_mock_faults_total{{kind=\"{k}\"}} {n}\n"));
+    }
+    s
 }
 
 fn u32_at(v: &Value, path: &[&str]) -> Option<u32> {
@@ -314,18 +351,18 @@ fn prompt_tokens(proto: Proto, v: &Value) -> u32 {
     }
 }
 
-fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp {
+fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: RawFd) -> Result<Resp, Abort> {
     // vLLM answers an unknown model with 404 before streaming.
     if matches!(proto, Proto::Chat | Proto::Completions)
         && let Some(m) = v.get("model").and_then(|m| m.as_str())
         && !m.is_empty()
         && m != sh.cfg.model
     {
-        return error(
+        return Ok(error(
             StatusCode::NOT_FOUND,
             &format!("The model `{m}` does not exist."),
             "NotFoundError",
-        );
+        ));
     }
     let max_tokens = match proto {
         Proto::Chat | Proto::Completions => u32_at(v, &["max_tokens"])
@@ -354,6 +391,28 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp
         .and_then(|b| b.as_bool())
         .unwrap_or(false);
     let n = sh.next_id.fetch_add(1, Ordering::Relaxed);
+    let faults = &sh.cfg.faults;
+    let fault = faults.pick(n);
+    let style = faults.style.unwrap_or(Style::of_route(proto));
+    match fault {
+        Some(FaultKind::Reset) => {
+            faults.fired(FaultKind::Reset);
+            sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
+            fault::set_reset_on_close(fd);
+            return Err(Abort("connection reset before the response headers"));
+        }
+        Some(FaultKind::Http(code)) => {
+            faults.fired(FaultKind::Http(code));
+            sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Ok(text_resp(
+                status,
+                "application/json",
+                fault::http_error_body(style, code),
+            ));
+        }
+        _ => {}
+    }
     let id = match proto {
         Proto::Chat => format!("chatcmpl-{n:016x}"),
         Proto::Completions => format!("cmpl-{n:016x}"),
@@ -399,17 +458,32 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp
         }
     };
     let exact = sh.sim.is_none();
+    let per_chunk = if exact { sh.cfg.tokens_per_chunk.max(1) } else { 1 };
+    let chunks = if stream { max_tokens.div_ceil(per_chunk) } else { 1 };
     let body = MockBody {
         inner: Inner::Stream(Box::new(StreamBody {
             fmt,
             source,
             chunk: 0,
-            per_chunk: if exact { sh.cfg.tokens_per_chunk.max(1) } else { 1 },
+            per_chunk,
             stream,
             metrics: sh.metrics.clone(),
             exact,
             done: false,
             pending_tokens: 0,
+            fault: fault.map(|kind| FaultState {
+                kind,
+                // a mid-stream fault always fires, even in a response shorter than --fault-after
+                at: faults.after.min(chunks.saturating_sub(1)),
+                style,
+                fd,
+                faults: sh.cfg.faults.clone(),
+                fired: false,
+                stalled: false,
+                huge_left: 0,
+                drip: VecDeque::new(),
+                drip_sleep: None,
+            }),
         })),
     };
     sh.metrics.active_streams.fetch_add(1, Ordering::Relaxed);
@@ -418,11 +492,11 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant) -> Resp
         (true, Proto::Ollama) => "application/x-ndjson",
         (true, _) => "text/event-stream",
     };
-    Response::builder()
+    Ok(Response::builder()
         .status(StatusCode::OK)
         .header("content-type", ctype)
         .body(body)
-        .expect("valid response")
+        .expect("valid response"))
 }
 
 enum Source {
@@ -446,7 +520,28 @@ struct StreamBody {
     exact: bool,
     done: bool,
     pending_tokens: u32,
+    fault: Option<FaultState>,
 }
+
+/// A fault under way in one response.
+struct FaultState {
+    kind: FaultKind,
+    /// Content chunks sent before a mid-stream fault fires.
+    at: u32,
+    style: Style,
+    fd: RawFd,
+    faults: Arc<Faults>,
+    fired: bool,
+    stalled: bool,
+    /// Bytes of the huge event still to send.
+    huge_left: usize,
+    /// slow-drip: bytes waiting to drip out, and the pause before the next one.
+    drip: VecDeque<u8>,
+    drip_sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// 64 KiB of filler for the huge event.
+static FILL: [u8; 65536] = [b'x'; 65536];
 
 impl Drop for StreamBody {
     fn drop(&mut self) {
@@ -477,9 +572,9 @@ impl MockBody {
 
 impl Body for MockBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Abort;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Abort>>> {
         let this = self.get_mut();
         match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
@@ -489,7 +584,26 @@ impl Body for MockBody {
 }
 
 impl StreamBody {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Abort>>> {
+        if let Some(f) = &mut self.fault {
+            if f.huge_left > 0 {
+                let n = f.huge_left.min(FILL.len());
+                f.huge_left -= n;
+                if f.huge_left > 0 {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&FILL[..n])))));
+                }
+                let mut v = FILL[..n].to_vec();
+                v.extend_from_slice(b"\"}\n\n");
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(v)))));
+            }
+            if f.stalled {
+                // never woken: the stream stays open and silent until the client gives up
+                return Poll::Pending;
+            }
+            if f.kind == FaultKind::SlowDrip {
+                return self.poll_drip(cx);
+            }
+        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -531,11 +645,59 @@ impl StreamBody {
                 }
             },
         };
+        // A mid-stream fault fires when the chunk after the first `at` chunks is due.
+        if let Some(f) = &mut self.fault
+            && !f.fired
+            && self.chunk >= f.at
+            && f.kind != FaultKind::NoDone
+        {
+            f.fired = true;
+            f.faults.fired(f.kind);
+            let proto = self.fmt.proto;
+            match f.kind {
+                FaultKind::ResetMid => {
+                    fault::set_reset_on_close(f.fd);
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Abort("connection reset mid-stream"))));
+                }
+                FaultKind::ErrorEvent => {
+                    let (bytes, drop) = fault::error_event(f.style, proto);
+                    self.done = true;
+                    if drop {
+                        fault::set_reset_on_close(f.fd);
+                        return Poll::Ready(Some(Err(Abort("the engine dropped the connection"))));
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))));
+                }
+                FaultKind::Stall => {
+                    f.stalled = true;
+                    return Poll::Pending;
+                }
+                FaultKind::Garbage => {
+                    self.done = true;
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(fault::garbage(proto))))));
+                }
+                FaultKind::HugeEvent => {
+                    // the tokens of this chunk go out after the huge event
+                    if !self.exact {
+                        self.pending_tokens += n;
+                    }
+                    f.huge_left = f.faults.event_bytes.max(1);
+                    let prefix: &'static [u8] = if proto == Proto::Ollama {
+                        b"{\"padding\":\""
+                    } else {
+                        b"data: {\"padding\":\""
+                    };
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(prefix)))));
+                }
+                _ => {}
+            }
+        }
         self.chunk += 1;
         if self.exact {
             self.metrics.generation_tokens.fetch_add(n as u64, Ordering::Relaxed);
         }
-        let bytes = if self.stream {
+        let mut bytes = if self.stream {
             let mut out = Vec::with_capacity(512);
             self.fmt.chunk(&mut out, n);
             out
@@ -544,7 +706,55 @@ impl StreamBody {
         };
         if self.fmt.sent >= total {
             self.done = true;
+            if let Some(f) = &mut self.fault
+                && f.kind == FaultKind::NoDone
+            {
+                // the stream ends with its last event, without the [DONE] terminator
+                if bytes.ends_with(DONE) {
+                    bytes.truncate(bytes.len() - DONE.len());
+                }
+                f.fired = true;
+                f.faults.fired(f.kind);
+            }
         }
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))))
     }
+
+    /// slow-drip: the whole response, one byte at a time.
+    fn poll_drip(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Abort>>> {
+        let Some(f) = self.fault.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if !f.fired {
+            f.fired = true;
+            f.faults.fired(f.kind);
+        }
+        if f.drip.is_empty() {
+            let total = self.fmt.max_tokens;
+            if self.fmt.sent >= total {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            let bytes = if self.stream {
+                let mut out = Vec::with_capacity(512);
+                self.fmt.chunk(&mut out, self.per_chunk.min(total - self.fmt.sent));
+                out
+            } else {
+                self.fmt.whole()
+            };
+            f.drip.extend(bytes);
+        }
+        let every = f.faults.drip;
+        let sleep = f.drip_sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        sleep.as_mut().reset(tokio::time::Instant::now() + every);
+        match f.drip.pop_front() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(&[b]))))),
+            None => Poll::Ready(None),
+        }
+    }
 }
+
+const DONE: &[u8] = b"data: [DONE]\n\n";

@@ -327,3 +327,126 @@ mod tests {
         assert!((m - 200.0).abs() < 1.0);
     }
 }
+
+/// Properties of synthetic traces: seeded determinism, the asked-for rate, and rows within
+/// their bounds, for any process, rate, seed and length distribution.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arrival() -> impl Strategy<Value = Arrival> {
+        prop_oneof![
+            (0.01f64..2000.0).prop_map(|rate| Arrival::Poisson { rate }),
+            (0.01f64..2000.0, 0.05f64..20.0).prop_map(|(rate, burstiness)| Arrival::Gamma { rate, burstiness }),
+            (0.01f64..2000.0).prop_map(|rate| Arrival::Constant { rate }),
+            Just(Arrival::Batch),
+        ]
+    }
+
+    fn len_dist() -> impl Strategy<Value = LenDist> {
+        prop_oneof![
+            (1u32..100_000).prop_map(LenDist::Fixed),
+            (1u32..100_000, 0.0f64..0.99).prop_map(|(len, ratio)| LenDist::Uniform { len, ratio }),
+            (1.0f64..10_000.0, 0.0f64..5_000.0).prop_map(|(mean, std)| LenDist::Normal { mean, std }),
+        ]
+    }
+
+    fn spec(
+        arrival: Arrival,
+        count: Option<u64>,
+        duration_s: Option<f64>,
+        input: LenDist,
+        output: LenDist,
+        seed: u64,
+    ) -> SynthSpec {
+        SynthSpec {
+            arrival,
+            count,
+            duration_s,
+            input,
+            output,
+            seed,
+            prompts: None,
+            first_id: 0,
+            category: None,
+        }
+    }
+
+    fn within(d: LenDist, v: u32) -> bool {
+        match d {
+            LenDist::Fixed(n) => v == n,
+            LenDist::Uniform { len, ratio } => {
+                let lo = ((len as f64) * (1.0 - ratio)).floor().max(1.0) as u32;
+                let hi = ((len as f64) * (1.0 + ratio)).floor().max(lo as f64) as u32;
+                (lo..=hi).contains(&v)
+            }
+            LenDist::Normal { .. } => v >= 1,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn same_spec_and_seed_same_rows(
+            a in arrival(), i in len_dist(), o in len_dist(), seed in any::<u64>(), n in 1u64..300,
+        ) {
+            let x: Vec<TraceRow> = spec(a, Some(n), None, i, o, seed).rows().collect();
+            let y: Vec<TraceRow> = spec(a, Some(n), None, i, o, seed).rows().collect();
+            prop_assert_eq!(&x, &y);
+            prop_assert_eq!(x.len() as u64, n);
+            // another seed gives another trace (unless nothing is random)
+            let z: Vec<TraceRow> = spec(a, Some(n), None, i, o, seed ^ 1).rows().collect();
+            if matches!(a, Arrival::Poisson { .. } | Arrival::Gamma { .. }) && n > 2 {
+                prop_assert_ne!(x, z);
+            }
+        }
+
+        #[test]
+        fn rows_stay_within_their_bounds(
+            a in arrival(), i in len_dist(), o in len_dist(), seed in any::<u64>(),
+            n in 1u64..400, dur in prop::option::of(0.01f64..100.0),
+        ) {
+            let count = if dur.is_some() && !matches!(a, Arrival::Batch) { None } else { Some(n) };
+            let rows: Vec<TraceRow> = spec(a, count, dur, i, o, seed).rows().take(100_000).collect();
+            let mut prev = 0.0;
+            for (k, r) in rows.iter().enumerate() {
+                prop_assert_eq!(r.request_id, k as u64);
+                prop_assert!(r.arrival_s.is_finite() && r.arrival_s >= prev, "{} after {}", r.arrival_s, prev);
+                if let Some(d) = dur {
+                    prop_assert!(r.arrival_s < d, "{} past --duration {}", r.arrival_s, d);
+                }
+                prop_assert!(within(i, r.input_tokens), "input {} outside {:?}", r.input_tokens, i);
+                prop_assert!(within(o, r.output_tokens), "output {} outside {:?}", r.output_tokens, o);
+                prev = r.arrival_s;
+            }
+            if let Some(first) = rows.first() {
+                prop_assert_eq!(first.arrival_s, 0.0);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// The mean gap of a large trace is 1/rate (within 6 standard errors; gamma's gaps
+        /// have a coefficient of variation of 1/sqrt(burstiness)).
+        #[test]
+        fn mean_gap_is_one_over_the_rate(a in arrival(), seed in any::<u64>()) {
+            let Some(rate) = a.rate() else { return Ok(()) };
+            let n = 20_000usize;
+            let mut arr = Arrivals::new(a, seed);
+            let t: Vec<f64> = (0..n).map(|_| arr.next_arrival()).collect();
+            let mean = t[n - 1] / (n - 1) as f64;
+            let cv = match a {
+                Arrival::Gamma { burstiness, .. } => 1.0 / burstiness.sqrt(),
+                Arrival::Poisson { .. } => 1.0,
+                _ => 0.0,
+            };
+            let tol = 6.0 * cv / ((n - 1) as f64).sqrt() + 1e-9;
+            prop_assert!(((mean * rate) - 1.0).abs() <= tol, "{:?}: mean gap {} vs {}", a, mean, 1.0 / rate);
+        }
+    }
+}

@@ -27,7 +27,8 @@ pub fn import(path: &str, sink: &mut dyn RowSink) -> Result<Skipped, ImportError
         let input = parse_tokens(&path, line, INPUT, field(&path, line, rec, ii, INPUT)?)?;
         let output = parse_tokens(&path, line, OUTPUT, field(&path, line, rec, oi, OUTPUT)?)?;
         let t0 = *first.get_or_insert(ns);
-        let mut row = TraceRow::new(id, (ns - t0) as f64 / 1e9, input, output);
+        // i128: two valid timestamps can be further apart than an i64 of nanoseconds holds
+        let mut row = TraceRow::new(id, (ns as i128 - t0 as i128) as f64 / 1e9, input, output);
         row.source = Some("azure".into());
         id += 1;
         if sink.push(row, line)? == Flow::Stop {
@@ -35,4 +36,46 @@ pub fn import(path: &str, sink: &mut dyn RowSink) -> Result<Skipped, ImportError
         }
     }
     Ok(Skipped::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Vec<TraceRow>);
+
+    impl RowSink for Collect {
+        fn push(&mut self, row: TraceRow, _line: u64) -> Result<Flow, ImportError> {
+            self.0.push(row);
+            Ok(Flow::Continue)
+        }
+    }
+
+    fn import_text(text: &str) -> Result<Vec<TraceRow>, ImportError> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.csv");
+        std::fs::write(&p, text).unwrap();
+        let mut c = Collect(Vec::new());
+        import(&p.to_string_lossy(), &mut c)?;
+        Ok(c.0)
+    }
+
+    /// Found by fuzzing (import_azure): a timestamp past 2262 overflowed i64 nanoseconds
+    /// (a panic in debug builds, a wrapped arrival in release ones); two valid ones 550 years
+    /// apart overflowed their difference.
+    #[test]
+    fn far_timestamps_are_an_error_or_exact_never_an_overflow() {
+        let e =
+            import_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:57,1,2\n2523-11-16 18:15:57,3,4\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("line 3") && e.contains("out of range"), "{e}");
+        let rows =
+            import_text("TIMESTAMP,ContextTokens,GeneratedTokens\n1700-01-01 00:00:00,1,2\n2250-01-01 00:00:00,3,4\n")
+                .unwrap();
+        let want = (chrono::NaiveDate::from_ymd_opt(2250, 1, 1).unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1700, 1, 1).unwrap())
+        .num_seconds() as f64;
+        assert_eq!(rows[1].arrival_s, want);
+    }
 }

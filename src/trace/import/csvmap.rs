@@ -166,7 +166,12 @@ impl RowBuilder<'_> {
                     TimeUnit::Ms => 1e6,
                     _ => 1e3,
                 };
-                (v * mult).round() as i128
+                let ns = (v * mult).round();
+                // beyond ~3e20 years: a cast would saturate and the difference overflow
+                if ns.abs() >= 1e37 {
+                    return Err(ImportError::bad(path, line, &m.arrival, format!("{v} is out of range")));
+                }
+                ns as i128
             }
         };
         let t0 = *self.first.get_or_insert(ns);
@@ -295,6 +300,41 @@ fn strip_pos(msg: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Collect(Vec<TraceRow>);
+
+    impl RowSink for Collect {
+        fn push(&mut self, row: TraceRow, _line: u64) -> Result<Flow, ImportError> {
+            self.0.push(row);
+            Ok(Flow::Continue)
+        }
+    }
+
+    /// Found while reviewing the importers against the fuzz targets' invariants: arrival
+    /// times of +-1e300 s saturated the i128 cast and their difference overflowed.
+    #[test]
+    fn huge_arrival_times_are_an_error_not_an_overflow() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.csv");
+        std::fs::write(
+            &p,
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n-1e300,1,2\n1e300,3,4\n",
+        )
+        .unwrap();
+        let mut c = Collect(Vec::new());
+        let e = import(&p.to_string_lossy(), &splitwise(), &TokenCounter::Approx, &mut c)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("out of range"), "{e}");
+        std::fs::write(
+            &p,
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n-1e20,1,2\n1e20,3,4\n",
+        )
+        .unwrap();
+        let mut c = Collect(Vec::new());
+        import(&p.to_string_lossy(), &splitwise(), &TokenCounter::Approx, &mut c).unwrap();
+        assert!((c.0[1].arrival_s / 2e20 - 1.0).abs() < 1e-12, "{}", c.0[1].arrival_s);
+    }
 
     #[test]
     fn mapping_parses() {

@@ -363,7 +363,10 @@ pub fn parse_datetime_ns(s: &str) -> Result<i64, String> {
         .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch"))
         .num_days();
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    Ok(secs * 1_000_000_000 + frac_ns)
+    // nanoseconds since 1970 fit an i64 from 1677 to 2262 only
+    secs.checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(frac_ns))
+        .ok_or_else(|| format!("{:?} is out of range (years 1678 to 2261)", s.trim()))
 }
 
 #[cfg(test)]
@@ -393,6 +396,9 @@ mod tests {
             "2023/11/16 18:15:46",
             "16-11-2023 18:15:46",
             "2023-11-16 18:15:46 junk",
+            // found by fuzzing (import_azure): nanoseconds overflowed an i64
+            "9999-11-16 18:15:46",
+            "0001-01-01 00:00:00",
         ] {
             assert!(parse_datetime_ns(bad).is_err(), "{bad}");
         }
