@@ -80,3 +80,27 @@ echo "| tool | wall (s) | peak RSS (MiB) | percentiles |"
 echo "|---|---:|---:|---|"
 echo "| agg (release) | $AGG_S | $(( AGG_KB / 1024 )) | $MODE |"
 echo "| DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)') (Python) | $DUCK_S | $(( DUCK_KB / 1024 )) | exact (quantile_cont) |"
+echo
+# The same answer? agg's percentiles against DuckDB's exact ones, largest relative difference.
+"$PY" - /tmp/sb-agg.csv /tmp/sb-duck.out <<'PY'
+import ast, csv, sys
+agg = {r["label"]: r for r in csv.DictReader(open(sys.argv[1]))}
+lines = open(sys.argv[2]).read().splitlines()
+main, itl = ast.literal_eval(lines[0]), ast.literal_eval(lines[1])
+worst = {}
+def cmp(name, label, mine, theirs):
+    rel = abs(float(mine) - theirs) / abs(theirs) if theirs else 0.0
+    worst[name] = max(worst.get(name, 0.0), rel)
+for label, n, ttft, tpot, e2e in main:
+    a = agg[label]
+    assert int(a["n_ok"]) == n, f"{label}: agg counted {a['n_ok']} ok rows, DuckDB {n}"
+    for m, qs in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)):
+        for p, v in zip(("p50", "p90", "p99"), qs):
+            cmp(f"{m} {p}", label, a[f"{m}_{p}_ms"], v)
+for label, qs in itl:
+    for p, v in zip(("p50", "p99"), qs):
+        cmp(f"itl {p}", label, agg[label][f"itl_{p}_ms"], v)
+print("Same counts per label; largest relative difference of agg's percentiles from DuckDB's "
+      "exact quantile_cont, over the four labels: "
+      + ", ".join(f"{k} {v * 100:.3f}%" for k, v in worst.items()) + ".")
+PY

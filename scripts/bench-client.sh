@@ -23,6 +23,10 @@ mock() { # args... ; sets URL, records the pid (not in a subshell: the pid must 
   for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
   URL="http://127.0.0.1:$(cat "$pf")"
 }
+# replay's CPU seconds (user+sys) from a requests file's client health
+rcpu() { python3 -c "print(f'{$(client "$1" cpu_user_s) + $(client "$1" cpu_sys_s):.2f}')"; }
+# CPU seconds (user+sys) the newest mock-engine has used so far, from /proc
+mock_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/${PIDS[-1]}/stat"; }
 stop_mock() { kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
 
 # one-line JSON summary of a requests file
@@ -46,10 +50,10 @@ echo "Streams in flight are kept steady by an open-loop constant-rate trace (rat
 echo "the length of one request), so requests arrive spread out as they do in production rather than"
 echo "in lockstep bursts; 1 stream is a closed loop."
 echo
-echo "| streams (peak in flight) | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | ITL p99 (ms) | sched lag p99 (ms) | replay CPU (s) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-mock --ttft-ms 50 --itl-ms 10 --threads "${MOCK_THREADS:-1}"
-for c in 1 256 1024; do
+echo "| streams (peak in flight) | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | ITL p99 (ms) | sched lag p99 (ms) | replay CPU user+sys (s) | mock-engine CPU (s) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in 1 256 512 1024; do
+  mock --ttft-ms 50 --itl-ms 10 --threads "${MOCK_THREADS:-1}"
   if [ $c = 1 ]; then
     "$BIN/tracegen" batch --count 20 --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
     "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 1 --quiet -o "$W/a$c.parquet"
@@ -58,31 +62,32 @@ for c in 1 256 1024; do
     "$BIN/tracegen" constant --rate "$rate" --duration $(( QUICK == 1 ? 4 : 8 ))s --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
     "$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/a$c.parquet"
   fi
+  mcpu=$(mock_cpu); stop_mock
   j=$(summ "$W/a$c.parquet")
-  peak=$(client "$W/a$c.parquet" peak_in_flight); cpu=$(client "$W/a$c.parquet" cpu_user_s)
-  J="$j" C=$c PEAK=$peak CPU=$cpu python3 -c '
+  peak=$(client "$W/a$c.parquet" peak_in_flight)
+  cpu=$(rcpu "$W/a$c.parquet")
+  J="$j" C=$c PEAK=$peak CPU=$cpu MCPU=$mcpu python3 -c '
 import json, os
 e = os.environ
 d = json.loads(e["J"]); t = d["ttft_p50_ms"]; i = d["itl_p50_ms"]
-c, peak, cpu, n = e["C"], e["PEAK"], e["CPU"], d["n_requests"]
+c, peak, cpu, mcpu, n = e["C"], e["PEAK"], e["CPU"], e["MCPU"], d["n_requests"]
 t99, i99, lag = d["ttft_p99_ms"], d["itl_p99_ms"], d["sched_lag_p99_ms"]
-print(f"| {c} ({peak}) | {n} | {t:.3f} | {t-50:+.3f} | {i:.4f} | {i-10:+.4f} | {t99:.2f} | {i99:.2f} | {lag:.3f} | {cpu} |")'
+print(f"| {c} ({peak}) | {n} | {t:.3f} | {t-50:+.3f} | {i:.4f} | {i-10:+.4f} | {t99:.2f} | {i99:.2f} | {lag:.3f} | {cpu} | {mcpu} |")'
 done
-stop_mock
 
 echo
 echo "### (b) throughput ceiling: mock-engine with no delays"
 echo
-echo "| case | streams | requests x tokens | output tok/s | req/s | replay CPU (s) | wall (s) |"
+echo "| case | streams | requests x tokens | output tok/s | req/s | replay CPU user+sys (s) | wall (s) |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for tpc in 1 8; do
   mock --ttft-ms 0 --itl-ms 0 --tokens-per-chunk $tpc --threads 1
   for c in 64 256; do
-    n=$(( QUICK == 1 ? c * 2 : c * 8 )); tok=1000
+    n=$(( QUICK == 1 ? c * 2 : c * 8 )); tok=$(( QUICK == 1 ? 1000 : 4000 ))
     "$BIN/tracegen" batch --count $n --input-len 16 --output-len $tok -o "$W/t.parquet" 2>/dev/null
     "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/b.parquet"
     j=$(summ "$W/b.parquet")
-    echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+    echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| {$tpc} token(s)/chunk | $c | $n x $tok | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.1f} | $(rcpu "$W/b.parquet") | {d['duration_s']:.2f} |\")"
   done
   stop_mock
 done
@@ -91,7 +96,7 @@ n=$(( QUICK == 1 ? 20000 : 100000 ))
 "$BIN/tracegen" batch --count $n --input-len 16 --output-len 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --concurrency 64 --quiet -o "$W/b.parquet"
 j=$(summ "$W/b.parquet")
-echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(client "$W/b.parquet" cpu_user_s) | {d['duration_s']:.2f} |\")"
+echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(rcpu "$W/b.parquet") | {d['duration_s']:.2f} |\")"
 stop_mock
 
 echo
@@ -102,7 +107,7 @@ d=$(( QUICK == 1 ? 5 : 20 ))
 "$BIN/tracegen" poisson --rate 2000 --duration ${d}s --input-len 16 --output-len 8 --seed 1 -o "$W/t.parquet" 2>/dev/null
 "$BIN/replay" "$W/t.parquet" --url "$URL" --quiet -o "$W/c.parquet"
 j=$(summ "$W/c.parquet")
-echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(client "$W/c.parquet" cpu_user_s) s user\")"
+echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(rcpu "$W/c.parquet") s user+sys\")"
 stop_mock
 
 echo

@@ -15,6 +15,7 @@ pub mod io;
 pub mod meta;
 pub mod mock;
 pub mod monitor;
+pub mod os;
 pub mod prom;
 pub mod report;
 pub mod schema;

@@ -166,6 +166,7 @@ fn main() -> ExitCode {
         )
         .parse()
         .with_context(|| format!("--host {:?} is not an IP address", cli.host))?;
+        servebench::os::prepare_fds(65_536);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cli.threads.max(1))
             .enable_all()

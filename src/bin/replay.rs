@@ -315,6 +315,7 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 
+    servebench::os::prepare_fds(65_536);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))
         .enable_all()
@@ -558,6 +559,7 @@ async fn async_main(
     let feeder_sw = sw.clone();
     let feeder = std::thread::spawn(move || -> Result<(u64, String), servebench::io::DataError> {
         use sha2::{Digest, Sha256};
+        servebench::os::background_thread();
         let mut h = Sha256::new();
         let mut n = 0u64;
         while let Some(batch) = reader.next_rows() {
@@ -624,6 +626,7 @@ async fn async_main(
         Dest::Stdout(_) => None,
     };
     let writer = std::thread::spawn(move || {
+        servebench::os::background_thread();
         let r = write_records(rx, &writer_labels, &dest, &writer_meta, &writer_progress);
         if r.is_err() {
             // Rows can no longer be recorded (disk full, output gone): stop sending at once.

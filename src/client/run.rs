@@ -885,14 +885,26 @@ async fn measure(
     let mut end_status = Status::Ok;
     let mut end_error: Option<String> = None;
     let mut clean_end = false;
+    // One timer and one cancel watch for the whole stream, not one per frame: registering and
+    // dropping them for every chunk was a tenth of replay's CPU at high token rates.
+    let first_limit = |st: &StreamState| match ttft_deadline {
+        Some(t) if !st.has_content() => t.min(deadline),
+        _ => deadline,
+    };
+    let mut armed = first_limit(&st);
+    let sleep = tokio::time::sleep_until(armed.into());
+    tokio::pin!(sleep);
+    let cancel = wait_cancel(&ctx.sw);
+    tokio::pin!(cancel);
     loop {
-        let limit = match ttft_deadline {
-            Some(t) if !st.has_content() => t.min(deadline),
-            _ => deadline,
-        };
+        let limit = first_limit(&st);
+        if limit != armed {
+            armed = limit;
+            sleep.as_mut().reset(limit.into());
+        }
         let frame = tokio::select! {
             f = started.response.body_mut().frame() => f,
-            _ = tokio::time::sleep_until(limit.into()) => {
+            _ = &mut sleep => {
                 end_status = Status::Timeout;
                 end_error = Some(if !st.has_content() && ttft_deadline.is_some_and(|t| t <= deadline) {
                     format!("no content within --ttft-timeout {:?}", plan.ttft_timeout.unwrap_or_default())
@@ -901,7 +913,7 @@ async fn measure(
                 });
                 break;
             }
-            _ = wait_cancel(&ctx.sw) => {
+            _ = &mut cancel => {
                 end_status = Status::Cancelled;
                 end_error = Some("cancelled mid-stream (stop/grace ended)".into());
                 break;

@@ -95,27 +95,22 @@ impl Framer {
             &owned
         };
         let mut start = 0;
-        let mut i = 0;
         let n = bytes.len();
-        while i < n {
-            let b = bytes[i];
-            if b == b'\n' || b == b'\r' {
-                let line = &bytes[start..i];
-                if b == b'\r' {
-                    if i + 1 < n {
-                        if bytes[i + 1] == b'\n' {
-                            i += 1;
-                        }
-                    } else {
-                        self.skip_lf = true;
+        // Line ends found with memchr (SIMD), not byte by byte.
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
+            let mut i = start + off;
+            let line = &bytes[start..i];
+            if bytes[i] == b'\r' {
+                if i + 1 < n {
+                    if bytes[i + 1] == b'\n' {
+                        i += 1;
                     }
+                } else {
+                    self.skip_lf = true;
                 }
-                self.line(line, on_event)?;
-                i += 1;
-                start = i;
-            } else {
-                i += 1;
             }
+            self.line(line, on_event)?;
+            start = i + 1;
         }
         let rest = &bytes[start..];
         if rest.len() + self.data.len() > self.limit {
@@ -161,7 +156,7 @@ impl Framer {
                 if line[0] == b':' {
                     return Ok(()); // comment / keep-alive
                 }
-                let (field, value) = match line.iter().position(|&c| c == b':') {
+                let (field, value) = match memchr::memchr(b':', line) {
                     Some(p) => {
                         let v = &line[p + 1..];
                         (&line[..p], v.strip_prefix(b" ").unwrap_or(v))
