@@ -289,9 +289,15 @@ impl Groups {
             }
         }
         self.held = None;
-        eprintln!(
-            "agg: more than {budget} latency values: switching to HDR histograms (percentiles within 0.1%; raise --exact-budget for exact ones)"
-        );
+    }
+
+    /// Says once, on stderr, that percentiles come from HDR histograms (past `budget` values).
+    pub fn announce_mode(&self, budget: usize) {
+        if !self.exact() {
+            eprintln!(
+                "agg: more than {budget} latency values: percentiles from HDR histograms (within 0.1%); raise --exact-budget for exact ones"
+            );
+        }
     }
 
     /// Fold another partial result (another file or row-group range) into this one.
@@ -377,6 +383,7 @@ impl Groups {
         seen.sort_by_key(|(i, _, _)| *i);
         all.files = seen.iter().map(|(_, p, _)| p.clone()).collect();
         all.metas = seen.into_iter().map(|(_, p, m)| (p, m)).collect();
+        all.announce_mode(o.exact_budget);
         Ok(all)
     }
 

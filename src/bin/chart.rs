@@ -73,6 +73,7 @@ fn main() -> ExitCode {
             for p in servebench::io::expand_inputs_of(&cli.requests, Some("requests"))? {
                 groups.add_file(&p, &o).with_context(|| format!("reading {p}"))?;
             }
+            groups.announce_mode(o.exact_budget);
             agg::finish(&mut groups, &o);
             files.extend(kinds::distributions(&groups, &cli.output, &cli.title)?);
         }
