@@ -4,8 +4,8 @@ CARGO ?= cargo
 BIN := target/debug
 VENV := build/venv
 PY := $(VENV)/bin/python
-# The Python packages the tests use (DuckDB reads our files in the tests).
-PY_PKGS := duckdb==2.0.0 pytz==2025.2
+# The Python packages the tests use (DuckDB reads our files; numpy checks agg's percentiles).
+PY_PKGS := duckdb==2.0.0 pytz==2025.2 numpy==2.4.6
 
 .PHONY: all build demo test test-fast lint fmt clean venv report bench-client bench-agg fuzz
 .PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all

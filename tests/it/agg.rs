@@ -49,6 +49,74 @@ fn agg_counts_and_percentiles_match_the_rows() {
     assert!(md.contains("| x |") && md.contains("TTFT p50 ms"), "{md}");
 }
 
+/// agg's percentiles are numpy's (`numpy.percentile`, default linear method) on the same
+/// values: TTFT, TPOT, E2E and ITL (gaps between chunks) of a run with varied latencies.
+#[test]
+fn agg_percentiles_equal_numpys() {
+    let m = Mock::start(&["--sim", "--sim-max-batch", "8"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &[
+            "poisson",
+            "--rate",
+            "40",
+            "--count",
+            "60",
+            "--input-len",
+            "uniform:300:0.9",
+            "--output-len",
+            "uniform:20:0.9",
+            "--seed",
+            "3",
+        ],
+    );
+    let out = d.path().join("r.parquet");
+    ok(cmd("replay").arg(&t).args(["--url", &m.url, "--quiet", "-o"]).arg(&out));
+    let o = ok(cmd("agg").arg(&out).args(["--bootstrap", "0", "--format", "json"]));
+    let line = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = serde_json::from_str(line.lines().next().expect("a summary row")).unwrap();
+    let script = format!(
+        r#"
+import duckdb, json, numpy as np
+rows = duckdb.sql("SELECT ttft_ms, tpot_ms, e2e_ms, chunk_times_ms FROM '{}' WHERE status = 'ok' AND NOT warmup").fetchall()
+col = lambda k: np.array([r[k] for r in rows if r[k] is not None], dtype=float)
+gaps = np.concatenate([np.diff(np.array(r[3], dtype=float)) for r in rows if r[3] and len(r[3]) > 1])
+qs = [50, 90, 95, 99]
+out = {{}}
+for name, v in (("ttft", col(0)), ("tpot", col(1)), ("e2e", col(2)), ("itl", gaps)):
+    for q, x in zip(qs, np.percentile(v, qs)):
+        out[f"{{name}}_p{{q}}_ms"] = float(x)
+    out[f"{{name}}_n"] = int(len(v))
+print(json.dumps(out))
+"#,
+        out.display()
+    );
+    let py = std::process::Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    assert!(py.status.success(), "numpy: {}", String::from_utf8_lossy(&py.stderr));
+    let want: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert!(want["ttft_n"].as_u64().unwrap() >= 50, "{want}");
+    assert!(want["itl_n"].as_u64().unwrap() >= 200, "{want}");
+    let mut checked = 0;
+    for m in ["ttft", "tpot", "e2e", "itl"] {
+        for q in [50, 90, 95, 99] {
+            let k = format!("{m}_p{q}_ms");
+            let (Some(a), Some(b)) = (summary[&k].as_f64(), want[&k].as_f64()) else {
+                panic!("{k}: agg {} numpy {}", summary[&k], want[&k]);
+            };
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{k}: agg {a}, numpy {b}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 16);
+    // the values vary, so the percentiles differ (a constant column would prove little)
+    assert!(want["ttft_p99_ms"].as_f64() > want["ttft_p50_ms"].as_f64(), "{want}");
+}
+
 #[test]
 fn error_rate_gate_exits_1() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
