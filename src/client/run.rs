@@ -887,17 +887,17 @@ async fn measure(
     let mut clean_end = false;
     // One timer and one cancel watch for the whole stream, not one per frame: registering and
     // dropping them for every chunk was a tenth of replay's CPU at high token rates.
-    let first_limit = |st: &StreamState| match ttft_deadline {
+    let limit_now = |st: &StreamState| match ttft_deadline {
         Some(t) if !st.has_content() => t.min(deadline),
         _ => deadline,
     };
-    let mut armed = first_limit(&st);
+    let mut armed = limit_now(&st);
     let sleep = tokio::time::sleep_until(armed.into());
     tokio::pin!(sleep);
     let cancel = wait_cancel(&ctx.sw);
     tokio::pin!(cancel);
     loop {
-        let limit = first_limit(&st);
+        let limit = limit_now(&st);
         if limit != armed {
             armed = limit;
             sleep.as_mut().reset(limit.into());
