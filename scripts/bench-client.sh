@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench-client: how exact and how fast replay is, against mock-engine in exact mode.
-#   (a) TTFT/ITL error against the known truth (TTFT 50 ms, ITL 10 ms, 128 tokens) at 1, 256
-#       and 1,024 concurrent streams
+#   (a) TTFT/ITL error against the known truth (TTFT 50 ms, ITL 10 ms, 128 tokens) at 1, 256,
+#       512 and 1,024 concurrent streams, with both processes' CPU time
 #   (b) the highest output tokens/s and requests/s replay sustains (mock-engine with no delays)
 #   (c) sched_lag_ms p99 for an open-loop Poisson trace at 2,000 requests/s
 #   (d) replay's memory: per in-flight stream, and peak for 1,000,000 recorded requests
