@@ -39,7 +39,7 @@ pub struct Slo {
 
 impl std::str::FromStr for Slo {
     type Err = String;
-    /// `ttft=500ms,tpot=50ms,e2e=10s` (units ms or s; a bare number is ms)
+    /// `ttft=500ms,tpot=50ms,e2e=10s`: each value in the one duration grammar ([`crate::units`])
     fn from_str(s: &str) -> Result<Slo, String> {
         let mut slo = Slo::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -47,14 +47,7 @@ impl std::str::FromStr for Slo {
                 .split_once('=')
                 .ok_or_else(|| format!("--slo {part:?}: use metric=value, e.g. ttft=500ms"))?;
             let v = v.trim();
-            let ms = if let Some(x) = v.strip_suffix("ms") {
-                x.trim().parse::<f64>()
-            } else if let Some(x) = v.strip_suffix('s') {
-                x.trim().parse::<f64>().map(|x| x * 1000.0)
-            } else {
-                v.parse::<f64>()
-            }
-            .map_err(|_| format!("--slo {part:?}: {v:?} is not a duration (e.g. 500ms, 2s)"))?;
+            let ms = crate::units::parse_ms(v).map_err(|e| format!("--slo {part:?}: {e}"))?;
             if !(ms.is_finite() && ms > 0.0) {
                 return Err(format!("--slo {part:?}: must be positive"));
             }
@@ -1320,7 +1313,7 @@ mod tests {
 
     #[test]
     fn slo_parse() {
-        let s: Slo = "ttft=500ms, tpot=50, e2e=2s".parse().unwrap();
+        let s: Slo = "ttft=500ms, tpot=50ms, e2e=2s".parse().unwrap();
         assert_eq!(
             s,
             Slo {
@@ -1331,7 +1324,9 @@ mod tests {
         );
         assert!("ttft".parse::<Slo>().is_err());
         assert!("x=1".parse::<Slo>().is_err());
-        assert!("ttft=-1".parse::<Slo>().is_err());
+        assert!("ttft=-1ms".parse::<Slo>().is_err());
+        let e = "ttft=500".parse::<Slo>().unwrap_err();
+        assert!(e.contains("no unit"), "{e}");
     }
 }
 

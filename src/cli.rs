@@ -1,4 +1,4 @@
-//! What every binary shares: exit codes, error lines, output options, duration parsing.
+//! What every binary shares: exit codes, error lines, output options.
 //!
 //! Exit 0 on success, 1 when the run finished but a requested check failed, 2 on bad usage
 //! or a fatal error, with one line on stderr naming the problem. A closed pipe downstream
@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::io::Format;
 
@@ -103,52 +102,10 @@ pub struct OutArgs {
     pub print_schema: bool,
 }
 
-/// Parse a duration: `250ms`, `30s`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix("us") {
-        (n, 1e-6)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 2m, 1h"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("invalid duration {s:?}: must be a non-negative number"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
-
 /// Log a line to stderr with the tool's name (data never goes to stderr, talk never to stdout).
 #[macro_export]
 macro_rules! say {
     ($tool:expr, $($arg:tt)*) => {
         eprintln!("{}: {}", $tool, format!($($arg)*))
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("120s").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 }

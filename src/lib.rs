@@ -22,3 +22,4 @@ pub mod schema;
 pub mod stats;
 pub mod timer;
 pub mod trace;
+pub mod units;

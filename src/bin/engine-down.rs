@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use servebench::cli::{parse_duration, run_main};
+use servebench::cli::run_main;
 use servebench::engine::nvml::Release;
 use servebench::engine::state::EngineState;
 use servebench::engine::{Down, DownOptions, down};
@@ -32,10 +32,10 @@ struct Cli {
     #[arg(long)]
     all: bool,
     /// Grace period before SIGKILL [default: the engine's grace_s]
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = servebench::units::duration_arg)]
     grace: Option<Duration>,
     /// How long to wait for the engine's GPU memory to be released (NVML only)
-    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, value_parser = servebench::units::duration_arg, default_value = "60s")]
     gpu_wait: Duration,
     /// Directory of state files
     #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use servebench::cli::{parse_duration, run_main};
+use servebench::cli::run_main;
 use servebench::engine::config::{EnginesFile, Form, LaunchReq, hf_cache, project_root};
 use servebench::engine::{EngineError, UpOptions, catch_stop_signals, free_port, up};
 
@@ -61,7 +61,7 @@ struct Cli {
     #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     state_dir: PathBuf,
     /// Readiness timeout [default: the engine's ready_timeout_s]
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = servebench::units::duration_arg)]
     timeout: Option<Duration>,
     /// Print the launch (argv, env, files, readiness, ...) as JSON and exit without starting anything
     #[arg(long)]

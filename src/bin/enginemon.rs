@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use servebench::cli::{OutArgs, parse_duration, run_main};
+use servebench::cli::{OutArgs, run_main};
 use servebench::client::http::Client;
 use servebench::engine::state::EngineState;
 use servebench::enginemon::{EngineRow, RowFilter, detect_engine, metrics_endpoint, rows_from_scrape};
@@ -49,13 +49,13 @@ struct Cli {
     #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     state_dir: PathBuf,
     /// Scrape interval
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg, default_value = "1s")]
     interval: Duration,
     /// Give up on a scrape after D
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg, default_value = "5s")]
     timeout: Duration,
     /// Stop after D (without a command)
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     duration: Option<Duration>,
     /// Keep only the well-known series (running, waiting, KV usage, prefix cache)
     #[arg(long)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Parser;
-use servebench::cli::{OutArgs, parse_duration, run_main};
+use servebench::cli::{OutArgs, run_main};
 use servebench::gpu::fake::FakeSource;
 use servebench::gpu::nvml::NvmlSource;
 use servebench::gpu::{GpuRow, GpuSource, ProcRow, SamplerConfig, parse_gpu_list};
@@ -44,13 +44,13 @@ cost.";
 )]
 struct Cli {
     /// Sampling interval (10ms at least)
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg, default_value = "100ms")]
     interval: Duration,
     /// Devices to sample, by NVML index, e.g. 0,1 [default: all]
     #[arg(long, value_name = "LIST")]
     gpus: Option<String>,
     /// Stop after D (without a command)
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     duration: Option<Duration>,
     /// Also record the GPU memory of each process (pid, name, MiB) in a second file
     #[arg(long)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use servebench::cli::{OutArgs, parse_duration, run_main};
+use servebench::cli::{OutArgs, run_main};
 use servebench::client::http::{Client, Target};
 use servebench::client::output::{Dest, finalize, journal_path, summary_line, write_records};
 use servebench::client::probe::probe;
@@ -84,19 +84,19 @@ struct Cli {
     #[arg(long, value_name = "N|D")]
     warmup: Option<String>,
     /// Stop scheduling after D; later rows are recorded as not_sent
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     duration: Option<Duration>,
     /// Send at most N requests; later rows are recorded as not_sent
     #[arg(long, value_name = "N")]
     max_requests: Option<u64>,
     /// Whole-request timeout, from sent_at
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10m")]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg, default_value = "10m")]
     timeout: Duration,
     /// Timeout for the first content chunk, from sent_at
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     ttft_timeout: Option<Duration>,
     /// After Ctrl-C/SIGTERM or --duration, how long in-flight requests may finish before they are cancelled
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg, default_value = "30s")]
     grace: Duration,
     /// JSON object merged into every request body
     #[arg(long, value_name = "JSON")]
@@ -221,7 +221,7 @@ fn replay(cli: Cli) -> anyhow::Result<ExitCode> {
         None => None,
         Some(s) => match s.parse::<u64>() {
             Ok(n) => Some(Warmup::Count(n)),
-            Err(_) => Some(Warmup::For(parse_duration(s).map_err(anyhow::Error::msg)?)),
+            Err(_) => Some(Warmup::For(servebench::units::parse_duration(s)?)),
         },
     };
     let extra_body = match &cli.extra_body {

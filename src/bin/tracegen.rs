@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use servebench::cli::{OutArgs, parse_duration, run_main};
+use servebench::cli::{OutArgs, run_main};
 use servebench::io::Sink;
 use servebench::meta::Meta;
 use servebench::schema::TRACE;
@@ -181,7 +181,7 @@ enum Cmd {
         /// A trace file (Parquet or Arrow IPC; - for stdin)
         file: String,
         /// Width of the rate-over-time buckets
-        #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "60s")]
+        #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg, default_value = "60s")]
         bucket: std::time::Duration,
         /// text (a table) or json
         #[arg(long, value_enum, default_value = "text")]
@@ -205,10 +205,10 @@ struct Tools {
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
     /// Cut a slice starting at D in the source's time (e.g. 10m); START becomes t=0
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     start: Option<std::time::Duration>,
     /// Length of the slice (e.g. 5m); reading stops at its end
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     window: Option<std::time::Duration>,
     /// Drop rows with more than N input tokens (with --clamp: cut them to N)
     #[arg(long, value_name = "N")]
@@ -338,7 +338,7 @@ struct Common {
     #[arg(long, value_name = "N")]
     count: Option<u64>,
     /// Stop at this trace time (e.g. 120s, 5m)
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = servebench::units::duration_arg)]
     duration: Option<std::time::Duration>,
     /// Input (prompt) length distribution, in tokens; replay synthesises text this long
     #[arg(long, value_name = "SPEC", default_value = "512")]

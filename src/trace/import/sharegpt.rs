@@ -54,7 +54,9 @@ impl std::str::FromStr for ThinkTime {
             Some(d) => (true, d),
             None => (false, s),
         };
-        let v = crate::cli::parse_duration(d)?.as_secs_f64();
+        let v = crate::units::parse_duration(d)
+            .map_err(|e| e.to_string())?
+            .as_secs_f64();
         Ok(if exp && v > 0.0 {
             ThinkTime::Exp(v)
         } else {
