@@ -9,14 +9,11 @@ pub mod tokenizer;
 pub mod tokens;
 pub mod transform;
 
-use std::sync::Arc;
-
-use arrow_array::builder::{ListBuilder, StringBuilder, UInt32Builder, UInt64Builder};
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::RecordBatch;
 
 use crate::cols::{self, RowCtx};
 use crate::io::{DataError, Input};
-use crate::schema::TRACE;
+use crate::schema::{Rows, TRACE};
 
 /// Metadata keys a trace carries besides the common provenance.
 pub const META_SEED: &str = "servebench.trace.seed";
@@ -29,37 +26,7 @@ pub const META_SOURCE_FILE: &str = "servebench.trace.source_file";
 /// The trace tools applied (`--window`, `--rate`, ...).
 pub const META_TRANSFORM: &str = "servebench.trace.transform";
 
-/// One request to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceRow {
-    pub request_id: u64,
-    pub arrival_s: f64,
-    pub session_id: Option<u64>,
-    pub turn: Option<u32>,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-    pub prompt: Option<String>,
-    pub prefix_blocks: Option<Vec<u64>>,
-    pub category: Option<String>,
-    pub source: Option<String>,
-}
-
-impl TraceRow {
-    pub fn new(request_id: u64, arrival_s: f64, input_tokens: u32, output_tokens: u32) -> Self {
-        TraceRow {
-            request_id,
-            arrival_s,
-            session_id: None,
-            turn: None,
-            input_tokens,
-            output_tokens,
-            prompt: None,
-            prefix_blocks: None,
-            category: None,
-            source: None,
-        }
-    }
-}
+pub use crate::schema::TraceRow;
 
 /// Builds trace record batches from rows.
 #[derive(Debug, Default)]
@@ -87,43 +54,7 @@ impl TraceBatch {
 
 /// Rows to one record batch of the trace contract.
 pub fn to_batch(rows: &[TraceRow]) -> RecordBatch {
-    let mut blocks = ListBuilder::new(UInt64Builder::new());
-    for r in rows {
-        match &r.prefix_blocks {
-            Some(v) => {
-                blocks.values().append_slice(v);
-                blocks.append(true);
-            }
-            None => blocks.append(false),
-        }
-    }
-    let mut prompt = StringBuilder::new();
-    let mut cat = StringBuilder::new();
-    let mut src = StringBuilder::new();
-    for r in rows {
-        prompt.append_option(r.prompt.as_deref());
-        cat.append_option(r.category.as_deref());
-        src.append_option(r.source.as_deref());
-    }
-    let mut sess = UInt64Builder::with_capacity(rows.len());
-    let mut turn = UInt32Builder::with_capacity(rows.len());
-    for r in rows {
-        sess.append_option(r.session_id);
-        turn.append_option(r.turn);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.request_id))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.arrival_s))),
-        Arc::new(sess.finish()),
-        Arc::new(turn.finish()),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.input_tokens))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.output_tokens))),
-        Arc::new(prompt.finish()),
-        Arc::new(blocks.finish()),
-        Arc::new(cat.finish()),
-        Arc::new(src.finish()),
-    ];
-    RecordBatch::try_new(TRACE.schema(), cols).expect("trace batch matches its contract")
+    TraceRow::encode(rows, &())
 }
 
 /// Reads trace rows from any file that has the trace contract's required columns, batch by
