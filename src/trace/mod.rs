@@ -13,6 +13,7 @@ use arrow_array::RecordBatch;
 
 use crate::cols::{self, RowCtx};
 use crate::io::{DataError, Input};
+use crate::schema::trace::col;
 use crate::schema::{Rows, TRACE};
 
 /// Metadata keys a trace carries besides the common provenance.
@@ -113,28 +114,28 @@ impl TraceReader {
 
 fn batch_rows(ctx: &RowCtx<'_>, b: &RecordBatch) -> Result<Vec<TraceRow>, DataError> {
     let c = |n: &str| cols::get(b, n).cloned();
-    let id = c("request_id").expect("checked");
-    let arr = c("arrival_s").expect("checked");
-    let inp = c("input_tokens").expect("checked");
-    let out = c("output_tokens").expect("checked");
-    let sess = c("session_id");
-    let turn = c("turn");
-    let prompt = c("prompt");
-    let blocks = c("prefix_blocks");
-    let cat = c("category");
-    let src = c("source");
+    let id = c(col::REQUEST_ID).expect("checked");
+    let arr = c(col::ARRIVAL_S).expect("checked");
+    let inp = c(col::INPUT_TOKENS).expect("checked");
+    let out = c(col::OUTPUT_TOKENS).expect("checked");
+    let sess = c(col::SESSION_ID);
+    let turn = c(col::TURN);
+    let prompt = c(col::PROMPT);
+    let blocks = c(col::PREFIX_BLOCKS);
+    let cat = c(col::CATEGORY);
+    let src = c(col::SOURCE);
     let mut rows = Vec::with_capacity(b.num_rows());
     for i in 0..b.num_rows() {
-        let arrival_s = ctx.req(ctx.f64(arr.as_ref(), i, "arrival_s")?, i, "arrival_s")?;
+        let arrival_s = ctx.req(ctx.f64(arr.as_ref(), i, col::ARRIVAL_S)?, i, col::ARRIVAL_S)?;
         if arrival_s < 0.0 {
-            return Err(ctx.err(i, "arrival_s", format!("{arrival_s} is negative")));
+            return Err(ctx.err(i, col::ARRIVAL_S, format!("{arrival_s} is negative")));
         }
         let prefix_blocks = match &blocks {
             Some(a) => match cols::list_at(a.as_ref(), i) {
                 Some(v) => {
                     let mut ids = Vec::with_capacity(v.len());
                     for j in 0..v.len() {
-                        ids.push(ctx.req(ctx.u64(v.as_ref(), j, "prefix_blocks")?, i, "prefix_blocks")?);
+                        ids.push(ctx.req(ctx.u64(v.as_ref(), j, col::PREFIX_BLOCKS)?, i, col::PREFIX_BLOCKS)?);
                     }
                     Some(ids)
                 }
@@ -143,18 +144,18 @@ fn batch_rows(ctx: &RowCtx<'_>, b: &RecordBatch) -> Result<Vec<TraceRow>, DataEr
             None => None,
         };
         rows.push(TraceRow {
-            request_id: ctx.req(ctx.u64(id.as_ref(), i, "request_id")?, i, "request_id")?,
+            request_id: ctx.req(ctx.u64(id.as_ref(), i, col::REQUEST_ID)?, i, col::REQUEST_ID)?,
             arrival_s,
             session_id: match &sess {
-                Some(a) => ctx.u64(a.as_ref(), i, "session_id")?,
+                Some(a) => ctx.u64(a.as_ref(), i, col::SESSION_ID)?,
                 None => None,
             },
             turn: match &turn {
-                Some(a) => ctx.u32(a.as_ref(), i, "turn")?,
+                Some(a) => ctx.u32(a.as_ref(), i, col::TURN)?,
                 None => None,
             },
-            input_tokens: ctx.req(ctx.u32(inp.as_ref(), i, "input_tokens")?, i, "input_tokens")?,
-            output_tokens: ctx.req(ctx.u32(out.as_ref(), i, "output_tokens")?, i, "output_tokens")?,
+            input_tokens: ctx.req(ctx.u32(inp.as_ref(), i, col::INPUT_TOKENS)?, i, col::INPUT_TOKENS)?,
+            output_tokens: ctx.req(ctx.u32(out.as_ref(), i, col::OUTPUT_TOKENS)?, i, col::OUTPUT_TOKENS)?,
             prompt: prompt
                 .as_ref()
                 .and_then(|a| cols::str_at(a.as_ref(), i))
