@@ -59,163 +59,106 @@ fn mismatch<T>(want: &str, c: &Cell) -> Result<T, CellError> {
     Err(CellError(format!("expected {want}, found {c:?}")))
 }
 
-macro_rules! int_value {
-    ($t:ty, $ty:ident, $b:ident) => {
+/// `Value` for a scalar type: its contract type, builder, what the encoder takes, how to
+/// borrow it, and how it comes back from a cell.
+macro_rules! scalar_value {
+    ($t:ty, $ty:ident, $b:ident, $in:ty, |$s:ident| $borrow:expr, $new:expr, |$c:ident| $from:expr) => {
         impl Value for $t {
             const TY: Ty = Ty::$ty;
             const NULLABLE: bool = false;
-            type In<'a> = $t;
+            type In<'a> = $in;
             type Builder = $b;
             fn builder(rows: usize) -> $b {
-                $b::with_capacity(rows)
+                let new: fn(usize) -> $b = $new;
+                new(rows)
             }
-            fn append(b: &mut $b, v: $t) {
+            fn append(b: &mut $b, v: Self::In<'_>) {
                 b.append_value(v);
             }
             fn finish(mut b: $b) -> ArrayRef {
                 Arc::new(b.finish())
             }
-            fn borrow(&self) -> $t {
-                *self
+            fn borrow(&self) -> Self::In<'_> {
+                let $s = self;
+                $borrow
             }
-            fn from_cell(c: Cell) -> Result<$t, CellError> {
-                match c {
-                    Cell::Int(v) => {
-                        <$t>::try_from(v).map_err(|_| CellError(format!("{v} does not fit {}", stringify!($t))))
-                    }
-                    Cell::Float(v) if v.fract() == 0.0 && v >= 0.0 && v <= <$t>::MAX as f64 => Ok(v as $t),
-                    c => mismatch(stringify!($t), &c),
-                }
+            fn from_cell($c: Cell) -> Result<$t, CellError> {
+                $from
             }
         }
+    };
+}
+
+macro_rules! int_value {
+    ($t:ty, $ty:ident, $b:ident) => {
+        scalar_value!($t, $ty, $b, $t, |s| *s, $b::with_capacity, |c| match c {
+            Cell::Int(v) => <$t>::try_from(v).map_err(|_| CellError(format!("{v} does not fit {}", stringify!($t)))),
+            Cell::Float(v) if v.fract() == 0.0 && v >= 0.0 && v <= <$t>::MAX as f64 => Ok(v as $t),
+            c => mismatch(stringify!($t), &c),
+        });
     };
 }
 int_value!(u16, U16, UInt16Builder);
 int_value!(u32, U32, UInt32Builder);
 int_value!(u64, U64, UInt64Builder);
-
-impl Value for f64 {
-    const TY: Ty = Ty::F64;
-    const NULLABLE: bool = false;
-    type In<'a> = f64;
-    type Builder = Float64Builder;
-    fn builder(rows: usize) -> Float64Builder {
-        Float64Builder::with_capacity(rows)
+scalar_value!(
+    f64,
+    F64,
+    Float64Builder,
+    f64,
+    |s| *s,
+    Float64Builder::with_capacity,
+    |c| match c {
+        Cell::Float(v) => Ok(v),
+        Cell::Int(v) => Ok(v as f64),
+        c => mismatch("a number", &c),
     }
-    fn append(b: &mut Float64Builder, v: f64) {
-        b.append_value(v);
+);
+scalar_value!(
+    bool,
+    Bool,
+    BooleanBuilder,
+    bool,
+    |s| *s,
+    BooleanBuilder::with_capacity,
+    |c| match c {
+        Cell::Bool(v) => Ok(v),
+        c => mismatch("a boolean", &c),
     }
-    fn finish(mut b: Float64Builder) -> ArrayRef {
-        Arc::new(b.finish())
+);
+scalar_value!(
+    Ts,
+    Ts,
+    TimestampMicrosecondBuilder,
+    i64,
+    |s| s.0,
+    |n| TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+    |c| match c {
+        Cell::Micros(v) => Ok(Ts(v)),
+        c => mismatch("a timestamp", &c),
     }
-    fn borrow(&self) -> f64 {
-        *self
+);
+scalar_value!(
+    String,
+    Utf8,
+    StringBuilder,
+    &'a str,
+    |s| s,
+    |n| StringBuilder::with_capacity(n, n * 8),
+    |c| match c {
+        Cell::Str(v) => Ok(v),
+        c => mismatch("a string", &c),
     }
-    fn from_cell(c: Cell) -> Result<f64, CellError> {
-        match c {
-            Cell::Float(v) => Ok(v),
-            Cell::Int(v) => Ok(v as f64),
-            c => mismatch("a number", &c),
-        }
-    }
-}
-
-impl Value for bool {
-    const TY: Ty = Ty::Bool;
-    const NULLABLE: bool = false;
-    type In<'a> = bool;
-    type Builder = BooleanBuilder;
-    fn builder(rows: usize) -> BooleanBuilder {
-        BooleanBuilder::with_capacity(rows)
-    }
-    fn append(b: &mut BooleanBuilder, v: bool) {
-        b.append_value(v);
-    }
-    fn finish(mut b: BooleanBuilder) -> ArrayRef {
-        Arc::new(b.finish())
-    }
-    fn borrow(&self) -> bool {
-        *self
-    }
-    fn from_cell(c: Cell) -> Result<bool, CellError> {
-        match c {
-            Cell::Bool(v) => Ok(v),
-            c => mismatch("a boolean", &c),
-        }
-    }
-}
-
-impl Value for Ts {
-    const TY: Ty = Ty::Ts;
-    const NULLABLE: bool = false;
-    type In<'a> = i64;
-    type Builder = TimestampMicrosecondBuilder;
-    fn builder(rows: usize) -> TimestampMicrosecondBuilder {
-        TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
-    }
-    fn append(b: &mut TimestampMicrosecondBuilder, v: i64) {
-        b.append_value(v);
-    }
-    fn finish(mut b: TimestampMicrosecondBuilder) -> ArrayRef {
-        Arc::new(b.finish())
-    }
-    fn borrow(&self) -> i64 {
-        self.0
-    }
-    fn from_cell(c: Cell) -> Result<Ts, CellError> {
-        match c {
-            Cell::Micros(v) => Ok(Ts(v)),
-            c => mismatch("a timestamp", &c),
-        }
-    }
-}
-
-impl Value for String {
-    const TY: Ty = Ty::Utf8;
-    const NULLABLE: bool = false;
-    type In<'a> = &'a str;
-    type Builder = StringBuilder;
-    fn builder(rows: usize) -> StringBuilder {
-        StringBuilder::with_capacity(rows, rows * 8)
-    }
-    fn append(b: &mut StringBuilder, v: &str) {
-        b.append_value(v);
-    }
-    fn finish(mut b: StringBuilder) -> ArrayRef {
-        Arc::new(b.finish())
-    }
-    fn borrow(&self) -> &str {
-        self
-    }
-    fn from_cell(c: Cell) -> Result<String, CellError> {
-        match c {
-            Cell::Str(v) => Ok(v),
-            c => mismatch("a string", &c),
-        }
-    }
-}
-
-impl Value for Arc<str> {
-    const TY: Ty = Ty::Utf8;
-    const NULLABLE: bool = false;
-    type In<'a> = &'a str;
-    type Builder = StringBuilder;
-    fn builder(rows: usize) -> StringBuilder {
-        StringBuilder::with_capacity(rows, rows * 8)
-    }
-    fn append(b: &mut StringBuilder, v: &str) {
-        b.append_value(v);
-    }
-    fn finish(mut b: StringBuilder) -> ArrayRef {
-        Arc::new(b.finish())
-    }
-    fn borrow(&self) -> &str {
-        self
-    }
-    fn from_cell(c: Cell) -> Result<Arc<str>, CellError> {
-        String::from_cell(c).map(Arc::from)
-    }
-}
+);
+scalar_value!(
+    Arc<str>,
+    Utf8,
+    StringBuilder,
+    &'a str,
+    |s| s,
+    |n| StringBuilder::with_capacity(n, n * 8),
+    |c| { String::from_cell(c).map(Arc::from) }
+);
 
 macro_rules! list_value {
     ($t:ty, $ty:ident, $b:ident, $from:expr) => {
