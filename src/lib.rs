@@ -8,6 +8,7 @@ pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod cols;
+pub mod endpoint;
 pub mod engine;
 pub mod enginemon;
 pub mod gpu;

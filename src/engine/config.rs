@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::endpoint::{self, Endpoint};
+
 /// The built-in engines file.
 pub const BUILTIN: &str = include_str!("../../configs/engines.toml");
 
@@ -622,14 +624,14 @@ impl EngineConfig {
         for (k, v) in env {
             env_r.insert(k, expand_one(&v, &vars)?);
         }
+        // A wildcard bind is reached on loopback.
         let url_host = if host == "0.0.0.0" || host == "::" {
-            "127.0.0.1".to_string()
-        } else if host.contains(':') {
-            format!("[{host}]")
+            "127.0.0.1"
         } else {
-            host.clone()
+            host.as_str()
         };
-        let url = format!("http://{url_host}:{port}");
+        let endpoint = Endpoint::new(url_host, port);
+        let url = endpoint.to_string();
         let (argv, container) = match form {
             Form::Process => {
                 let base = variant_command.unwrap_or_else(|| self.command.clone());
@@ -664,10 +666,10 @@ impl EngineConfig {
             return Err(lerr("the launch command is empty".into()));
         }
         let full = |p: &str| -> Result<String, ConfigError> {
-            if p.starts_with("http://") {
+            if endpoint::is_url(p) {
                 expand_one(p, &vars)
             } else {
-                Ok(format!("{url}{p}"))
+                Ok(endpoint.url_for(p))
             }
         };
         let metrics_url = self.metrics.as_deref().map(full).transpose()?;
