@@ -29,6 +29,10 @@ pub const META_SOURCE_FILE: &str = "servebench.trace.source_file";
 /// The trace tools applied (`--window`, `--rate`, ...).
 pub const META_TRANSFORM: &str = "servebench.trace.transform";
 
+/// Tokens per Mooncake prefix block: the unit of a trace's `prefix_blocks` (importers check
+/// it, replay synthesises each block's text to this length).
+pub const BLOCK_TOKENS: u32 = 512;
+
 /// One request to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceRow {
