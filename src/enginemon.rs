@@ -29,8 +29,8 @@ use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBu
 use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::client::http::Target;
-use crate::cols;
 use crate::io::DataError;
+use crate::io::cols;
 use crate::monitor::Rows;
 use crate::prom::Exposition;
 use crate::schema::{Contract, ENGINE_METRICS};

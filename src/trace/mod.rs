@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow_array::builder::{ListBuilder, StringBuilder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
 
-use crate::cols::{self, RowCtx};
+use crate::io::cols::{self, RowCtx};
 use crate::io::{DataError, Input};
 use crate::schema::TRACE;
 
