@@ -28,7 +28,7 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 
-use crate::client::http::Target;
+use crate::endpoint::Endpoint as Target;
 use crate::io::DataError;
 use crate::io::cols;
 use crate::monitor::Rows;
