@@ -3,6 +3,7 @@
 //! stop that leaves nothing behind (nor GPU memory held).
 
 pub mod config;
+pub mod expand;
 pub mod nvml;
 pub mod state;
 
