@@ -10,8 +10,8 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, StringBuilder, UInt32Builder, UInt64Builder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 
-use crate::cols;
 use crate::io::DataError;
+use crate::io::cols;
 use crate::schema::{SUMMARY, Ty};
 use crate::stats::{self, Samples, Stats};
 

@@ -7,7 +7,7 @@ pub mod agg;
 pub mod chart;
 pub mod cli;
 pub mod client;
-pub mod cols;
+pub mod endpoint;
 pub mod engine;
 pub mod enginemon;
 pub mod gpu;
@@ -23,3 +23,8 @@ pub mod stats;
 pub mod timer;
 pub mod trace;
 pub mod units;
+
+/// The old path of [`io::cols`], kept while the binaries still name it; the lead removes it at
+/// merge (use `crate::io::cols`).
+#[doc(hidden)]
+pub use io::cols;
