@@ -207,3 +207,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_checks_the_arguments_without_serving() {
+        let a = |v: &[&str]| Args::try_parse_from(std::iter::once("mock-engine").chain(v.iter().copied())).unwrap();
+        let (cfg, addr) = a(&["--port", "0", "--sim", "--ttft-ms", "5"]).config().unwrap();
+        assert_eq!((cfg.ttft_ms, addr.to_string().as_str()), (5.0, "127.0.0.1:0"));
+        assert!(cfg.sim.is_some());
+        assert_eq!(
+            a(&["--host", "::1", "--port", "9"]).config().unwrap().1.to_string(),
+            "[::1]:9"
+        );
+        let e = a(&["--itl-ms", "NaN"]).config().unwrap_err().to_string();
+        assert!(e.contains("--itl-ms"), "{e}");
+        assert!(a(&["--host", "localhost"]).config().is_err());
+        assert!(a(&["--fault", "reset:0.7", "--fault", "stall:0.7"]).config().is_err());
+    }
+}

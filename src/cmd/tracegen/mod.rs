@@ -216,3 +216,32 @@ pub fn stats(file: &str, bucket: Duration, format: StatsFormat) -> anyhow::Resul
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tracegen runs in process: arguments in, a trace file out, no child process.
+    #[test]
+    fn runs_in_process() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.parquet");
+        let p_arg = p.to_string_lossy().to_string();
+        let args = Args::try_parse_from(["tracegen", "constant", "--rate", "2", "--count", "5", "-o", &p_arg]).unwrap();
+        assert_eq!(run(args).unwrap(), ExitCode::SUCCESS);
+        let mut r = TraceReader::open(&p_arg).unwrap();
+        assert_eq!(r.meta().get(trace::META_PROCESS), Some("constant"));
+        let mut rows = Vec::new();
+        while let Some(b) = r.next_rows() {
+            rows.extend(b.unwrap());
+        }
+        let t: Vec<f64> = rows.iter().map(|r| r.arrival_s).collect();
+        assert_eq!(t, [0.0, 0.5, 1.0, 1.5, 2.0]);
+        // the importers and transform are one subcommand group
+        let p2 = d.path().join("u.parquet").to_string_lossy().to_string();
+        let args = Args::try_parse_from(["tracegen", "transform", &p_arg, "--time-scale", "2", "-o", &p2]).unwrap();
+        assert!(matches!(args.cmd, Some(Cmd::Import(Import::Transform { .. }))));
+        assert_eq!(run(args).unwrap(), ExitCode::SUCCESS);
+        assert!(run(Args::try_parse_from(["tracegen"]).unwrap()).is_err());
+    }
+}
