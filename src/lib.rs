@@ -7,6 +7,7 @@ pub mod agg;
 pub mod chart;
 pub mod cli;
 pub mod client;
+pub mod cmd;
 pub mod endpoint;
 pub mod engine;
 pub mod enginemon;

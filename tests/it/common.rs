@@ -133,7 +133,7 @@ pub fn column_f64(path: &Path, col: &str) -> Vec<Option<f64>> {
     for b in read(path) {
         let a = b.column(b.schema().index_of(col).expect("column"));
         for i in 0..b.num_rows() {
-            out.push(servebench::cols::f64_at(a.as_ref(), i));
+            out.push(servebench::io::cols::f64_at(a.as_ref(), i));
         }
     }
     out

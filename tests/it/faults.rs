@@ -660,7 +660,7 @@ fn server_killed_and_restarted_mid_run() {
         .flat_map(|b| {
             let a = b.column(b.schema().index_of("scheduled_at").unwrap()).clone();
             (0..b.num_rows())
-                .map(move |i| servebench::cols::ts_us(a.as_ref(), i).unwrap())
+                .map(move |i| servebench::io::cols::ts_us(a.as_ref(), i).unwrap())
                 .collect::<Vec<_>>()
         })
         .collect();

@@ -1,0 +1,7 @@
+//! One module per tool: its arguments (clap) and its `run`, the only code that wires several
+//! parts together. The binaries in `src/bin/` parse and make one call.
+
+pub mod engine_down;
+pub mod engine_up;
+pub mod mock_engine;
+pub mod tracegen;
