@@ -92,15 +92,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/agg.rs",
         "reaches the client through agg (entries above)",
     ),
-    // the mock's tests parse what it writes with the client's SSE framer and protocol
-    (
-        "src/mock/fault.rs",
-        "src/client/protocol.rs",
-        "the mock's tests read its streams with the client's parser; they need their own reader",
-    ),
-    ("src/mock/fault.rs", "src/client/sse.rs", "as above"),
-    ("src/mock/format.rs", "src/client/protocol.rs", "as above"),
-    ("src/mock/format.rs", "src/client/sse.rs", "as above"),
 ];
 
 /// One arrow: `from` names `path` (resolved to the file `to`) at `line`.
