@@ -21,8 +21,9 @@ use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBu
 use arrow_array::{ArrayRef, RecordBatch};
 
 use crate::meta::RunClock;
-use crate::monitor::{Rows, Stop};
+use crate::recorder::Rows;
 use crate::schema::{Contract, GPU, GPU_PROCESSES};
+use crate::stop::Stop;
 
 /// A device or field could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -537,7 +538,7 @@ mod tests {
         let s2 = stop.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
-            s2.request(crate::monitor::StopReason::Duration);
+            s2.request(crate::stop::StopReason::Duration);
         });
         let mut n = 0;
         let st = run(&mut src, &cfg, &stop, &RunClock::new(), &mut |r, _| n += r.len());

@@ -465,7 +465,10 @@ fn sigint_finishes_in_flight_and_writes_every_row() {
         .arg(&out)
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // 30 sent: about 20 have finished by the end of the grace (each takes ~0.5 s)
+    wait_for("30 requests at the server", std::time::Duration::from_secs(30), || {
+        crate::faults::metric(&m.url, "servebench_mock_requests_started_total", None) >= 30.0
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -479,7 +482,7 @@ fn sigint_finishes_in_flight_and_writes_every_row() {
     assert!(n("ok") >= 20, "ok {}", n("ok"));
     assert!(n("not_sent") >= 150, "not_sent {}", n("not_sent"));
     assert_eq!(n("ok") + n("not_sent") + n("cancelled"), 200);
-    assert!(!d.path().join("r.parquet.partial").exists());
+    assert!(!d.path().join("_r.parquet.partial").exists());
 }
 
 #[test]
@@ -498,16 +501,24 @@ fn sigkill_loses_at_most_the_last_flush_and_recovers() {
         .arg(&out)
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let journal = d.path().join("_r.parquet.partial");
+    wait_for("150 rows in the journal", std::time::Duration::from_secs(30), || {
+        journal_rows(&journal) >= 150
+    });
+    let flushed = journal_rows(&journal);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.exists(), "no file under the final name after SIGKILL");
-    let journal = d.path().join("r.parquet.partial");
     assert!(journal.exists());
     let o = ok(cmd("replay").arg("--recover").arg(&journal));
     let n = rows(&out);
-    // ~340 requests finished in 3.5 s; batches are flushed every second
-    assert!((150..=360).contains(&n), "recovered {n} rows: {}", stderr(&o));
+    // every row flushed before the kill is recovered (at 100 req/s, a second of rows or so
+    // was not flushed yet: the file is far from whole)
+    assert!(
+        n >= flushed && n < 2000,
+        "recovered {n} rows of {flushed} flushed: {}",
+        stderr(&o)
+    );
     assert!(!journal.exists());
 }
 
