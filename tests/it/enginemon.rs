@@ -381,3 +381,34 @@ fn bad_usage_is_one_line_and_exit_2() {
     let o = ok(cmd("enginemon").arg("--print-schema"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("common"));
 }
+
+/// enginemon runs in process under a stop the caller holds.
+#[test]
+fn enginemon_in_process_stops_on_request() {
+    use clap::Parser;
+    use servebench::stop::{Stop, StopReason};
+    let m = Mock::start(&["--sim"]);
+    let d = tmp();
+    let out = d.path().join("e.parquet");
+    let args = servebench::cmd::enginemon::Args::parse_from([
+        "enginemon",
+        "--url",
+        &m.url,
+        "--interval",
+        "20ms",
+        "--quiet",
+        "-o",
+        &out.to_string_lossy(),
+    ]);
+    let stop = Stop::new();
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || servebench::cmd::enginemon::run_with(args, s2));
+    let j = d.path().join("_e.parquet.partial");
+    wait_for("rows in the journal", Duration::from_secs(30), || journal_rows(&j) > 0);
+    stop.request(StopReason::Requested);
+    let code = h.join().unwrap().unwrap();
+    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+    let rows = load_engine_metrics(&[out.to_string_lossy().to_string()]).unwrap();
+    assert!(rows.iter().any(|r| r.common == Some(RUNNING)));
+    assert!(!j.exists());
+}

@@ -231,3 +231,37 @@ fn csv_to_stdout() {
     assert!(lines.count() >= 3, "{s}");
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
+
+/// gpumon runs in process under a stop the caller holds (no signals, no sleeps).
+#[test]
+fn gpumon_in_process_stops_on_request() {
+    use clap::Parser;
+    use servebench::stop::{Stop, StopReason};
+    let d = tmp();
+    let out = d.path().join("gpu.parquet");
+    let args = servebench::cmd::gpumon::Args::parse_from([
+        "gpumon",
+        "--fake",
+        "2",
+        "--interval",
+        "10ms",
+        "--quiet",
+        "-o",
+        &out.to_string_lossy(),
+    ]);
+    let stop = Stop::new();
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || servebench::cmd::gpumon::run_with(args, s2));
+    let journal = d.path().join("_gpu.parquet.partial");
+    wait_for("rows in the journal", Duration::from_secs(30), || {
+        journal_rows(&journal) >= 20
+    });
+    let flushed = journal_rows(&journal);
+    stop.request(StopReason::Requested);
+    let code = h.join().unwrap().unwrap();
+    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+    assert!(rows(&out) > flushed, "the final sample is there too");
+    assert!(!journal.exists());
+    let summary = meta(&out).get("servebench.gpumon").unwrap().to_string();
+    assert!(summary.contains("stop requested"), "{summary}");
+}
