@@ -16,6 +16,11 @@
 //! while !s.is_stopped() { /* work; or s.wait_until(deadline), s.stopped().await */ }
 //! ```
 //!
+//! A tool that waits in a loop of its own (engine-up waiting for readiness) polls
+//! [`Stop::is_stopped`] or sleeps with [`Stop::wait_until`]; one that must also stop on
+//! SIGHUP uses [`block`] and [`watch`] with [`STOP_SIGNALS_AND_HUP`], and starts its children
+//! with [`unblock_in_child`]. An async server (mock-engine) awaits [`Stop::stopped`].
+//!
 //! The first [`StopReason`] given wins. A stop with a grace period cancels itself that long
 //! after the first request ([`Stop::cancelled`] resolves); [`Stop::cancel`] cancels at once.
 //!
@@ -31,6 +36,8 @@ use std::process::{Child, ExitCode, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
 
 /// Why a run stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,15 +254,46 @@ impl Stop {
     }
 }
 
+/// The signals that stop a tool: SIGINT and SIGTERM.
+pub const STOP_SIGNALS: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM];
+/// The same and SIGHUP (a tool that must clean up when its terminal goes away: engine-up).
+pub const STOP_SIGNALS_AND_HUP: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
 /// Block SIGINT and SIGTERM in the calling thread and in every thread it starts afterwards,
 /// so that [`watch_signals`]'s thread receives them. Call it first in `main`. (The mask is
-/// inherited across exec: [`supervise`] unblocks them again in the command it starts.)
+/// inherited across exec: [`supervise`] unblocks them again in the command it starts; other
+/// commands a tool starts need [`unblock_in_child`].)
 pub fn block_signals() -> std::io::Result<()> {
-    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    block(STOP_SIGNALS)
+}
+
+/// [`block_signals`] for another set of signals (give the same set to [`watch`]).
+pub fn block(signals: &[Signal]) -> std::io::Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
     let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
+    for s in signals {
+        set.add(*s);
+    }
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(std::io::Error::from)
+}
+
+/// Make a command started from a tool that blocks `signals` receive them again (the mask is
+/// inherited across exec).
+pub fn unblock_in_child(c: &mut std::process::Command, signals: &'static [Signal]) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (sigemptyset, sigaddset, sigprocmask), with no allocation.
+    unsafe {
+        c.pre_exec(move || {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in signals {
+                libc::sigaddset(&mut set, *s as libc::c_int);
+            }
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
 }
 
 /// What a second SIGINT/SIGTERM does (the first one stops).
@@ -289,11 +327,16 @@ pub struct SignalWatch {
 /// does what `second` says; with a command they are forwarded to it (see the module docs).
 /// Start it before any slow set-up, so that a hung start can be interrupted.
 pub fn watch_signals(stop: &Arc<Stop>, tool: &'static str, second: Second) -> SignalWatch {
+    watch(stop, tool, second, STOP_SIGNALS)
+}
+
+/// [`watch_signals`] for another set of signals (blocked first with [`block`]).
+pub fn watch(stop: &Arc<Stop>, tool: &'static str, second: Second, signals: &'static [Signal]) -> SignalWatch {
     let w = SignalWatch::default();
     let (stop, w2) = (stop.clone(), w.clone());
     let _ = std::thread::Builder::new()
         .name("stop-signals".into())
-        .spawn(move || signal_loop(&stop, &w2, tool, second));
+        .spawn(move || signal_loop(&stop, &w2, tool, second, signals));
     w
 }
 
@@ -309,22 +352,10 @@ pub fn supervise(
         return Err(MonitorError::DurationWithCommand);
     }
     if let Some((prog, args)) = command.split_first() {
-        use std::os::unix::process::CommandExt;
         let mut c = std::process::Command::new(prog);
         c.args(args);
         // The command must not inherit our blocked SIGINT/SIGTERM (see block_signals).
-        // SAFETY: between fork and exec only async-signal-safe calls are made
-        // (sigemptyset, sigaddset, sigprocmask), with no allocation.
-        unsafe {
-            c.pre_exec(|| {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGINT);
-                libc::sigaddset(&mut set, libc::SIGTERM);
-                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-                Ok(())
-            });
-        }
+        unblock_in_child(&mut c, STOP_SIGNALS);
         let spawn_err = |e| MonitorError::Spawn {
             cmd: command.join(" "),
             source: e,
@@ -356,14 +387,15 @@ pub fn supervise(
 /// foreground process group.
 const SI_KERNEL: i32 = 0x80;
 
-fn signal_loop(stop: &Stop, w: &SignalWatch, tool: &str, second: Second) {
+fn signal_loop(stop: &Stop, w: &SignalWatch, tool: &str, second: Second, signals: &[Signal]) {
     // SAFETY: sigset_t is plain data initialised by sigemptyset/sigaddset; sigwaitinfo only
     // writes into the siginfo_t we pass.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
+        for s in signals {
+            libc::sigaddset(&mut set, *s as libc::c_int);
+        }
     }
     loop {
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
