@@ -14,9 +14,11 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::health::{Health, Tracker};
 use super::http::{Client, SendError};
 use super::protocol::{Api, Message, RequestOpts, StreamState, build_body, http_error_text};
 use super::record::{Record, Status, tpot};
+
 use super::sse::Framer;
 use crate::meta::{RunClock, ms_between};
 use crate::recorder::Feed;
@@ -147,53 +149,6 @@ pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {
     plan.prompter.text(m.next_u64(), row.input_tokens)
 }
 
-/// What the client itself did, so a reader can see it was not the bottleneck.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Health {
-    pub requests_sent: u64,
-    pub peak_in_flight: u64,
-    pub max_sched_lag_ms: f64,
-    pub wall_s: f64,
-    pub cpu_user_s: f64,
-    pub cpu_sys_s: f64,
-    pub max_rss_mib: f64,
-    /// With --start-at: how late the schedule began after the agreed instant (this host's clock).
-    pub start_late_ms: Option<f64>,
-}
-
-struct Tracker {
-    n: AtomicUsize,
-    done: Notify,
-}
-
-struct TrackGuard(Arc<Tracker>);
-
-impl Tracker {
-    fn enter(self: &Arc<Self>) -> TrackGuard {
-        self.n.fetch_add(1, Ordering::SeqCst);
-        TrackGuard(self.clone())
-    }
-    async fn wait(&self) {
-        loop {
-            let notified = self.done.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.n.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for TrackGuard {
-    fn drop(&mut self) {
-        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.done.notify_waiters();
-        }
-    }
-}
-
 #[derive(Default)]
 struct Session {
     history: Vec<Message>,
@@ -301,7 +256,7 @@ pub async fn run(
         Mode::Closed { concurrency } => closed_loop(ctx.clone(), source, concurrency).await,
     }
     ctx.tracker.wait().await;
-    let (u, s, rss) = rusage();
+    let (u, s, rss) = crate::os::usage(false);
     Health {
         requests_sent: ctx.sent.load(Ordering::SeqCst),
         peak_in_flight: ctx.peak.load(Ordering::SeqCst) as u64,
@@ -336,18 +291,6 @@ fn new_ctx(plan: Arc<Plan>, out: Feed<Record>, stop: Arc<Stop>, clock: &'static 
         start,
         limit: plan_limit.map(|n| Arc::new(Semaphore::new(n))),
     }
-}
-
-/// CPU seconds (user, system) and peak resident memory (MiB) of this process.
-pub fn rusage() -> (f64, f64, f64) {
-    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF is always valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
-        return (0.0, 0.0, 0.0);
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (tv(ru.ru_utime), tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
 }
 
 struct Source {
