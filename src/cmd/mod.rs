@@ -3,5 +3,8 @@
 
 pub mod engine_down;
 pub mod engine_up;
+pub mod enginemon;
+pub mod gpumon;
 pub mod mock_engine;
+pub mod replay;
 pub mod tracegen;
