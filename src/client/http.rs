@@ -17,10 +17,6 @@ use tokio::net::TcpStream;
 
 use crate::endpoint::Endpoint;
 
-/// Where requests go: an [`Endpoint`] (`http://host:port[/base]`). The old name, kept while
-/// callers move to `crate::endpoint::Endpoint`.
-pub type Target = Endpoint;
-
 /// Why a request could not get a response head.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::OutArgs;
-use crate::client::http::{Client, Target};
+use crate::client::http::Client;
 use crate::client::output::{self, Tally, summary_line};
 use crate::client::probe::probe;
 use crate::client::protocol::{Api, RequestOpts};
 use crate::client::record::RunLabels;
 use crate::client::run::{self as scheduler, ApproxPrompter, Mode, Plan, Prompter, TokenizerPrompter, Warmup};
+use crate::endpoint::Endpoint;
 use crate::engine::state::EngineState;
 use crate::meta::{Meta, RunClock};
 use crate::recorder::{self, Dest, Recorder};
@@ -214,7 +215,7 @@ fn parse_header(h: &str) -> anyhow::Result<(hyper::header::HeaderName, hyper::he
 /// Everything checked before anything is sent.
 struct Prepared {
     state: Option<EngineState>,
-    target: Target,
+    target: Endpoint,
     headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     api_choice: Option<Api>,
     extra_body: Option<serde_json::Map<String, serde_json::Value>>,
@@ -237,7 +238,7 @@ fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         (None, Some(s)) => s.url.clone(),
         (None, None) => bail!("say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up"),
     };
-    let target = Target::parse(&url).map_err(anyhow::Error::msg)?;
+    let target = Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         bail!("--time-scale must be a positive number, got {}", args.time_scale);
     }

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::http::{Client, Target};
+use crate::client::http::Client;
+use crate::endpoint::Endpoint;
 use crate::enginemon::{EngineRow, RowFilter, detect_engine, rows_from_scrape};
 use crate::meta::RunClock;
 use crate::recorder::Feed;
@@ -13,22 +14,14 @@ use crate::stop::{Stop, StopReason};
 /// Where to scrape: a base URL (`http://host:8000`, `/metrics` is added; a trailing `/v1` is
 /// dropped) or a full metrics URL (`http://host:8000/prometheus/metrics` for TensorRT-LLM,
 /// `http://host:8281/metrics` for Friendli).
-pub fn metrics_endpoint(url: &str) -> Result<(Target, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: the metrics URL must start with http://, e.g. http://127.0.0.1:8000/metrics"))?;
-    let (auth, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let target = Target::parse(&format!("http://{auth}"))?;
-    let trimmed = path.trim_end_matches('/');
-    let path = if trimmed.is_empty() || trimmed == "/v1" {
+pub fn metrics_endpoint(url: &str) -> Result<(Endpoint, String), String> {
+    let e = Endpoint::parse(url).map_err(|e| e.to_string())?;
+    let path = if e.path.is_empty() {
         "/metrics".to_string()
     } else {
-        path.to_string()
+        e.path.clone()
     };
-    Ok((target, path))
+    Ok((e.origin(), path))
 }
 
 /// What to scrape and how often.

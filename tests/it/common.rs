@@ -91,32 +91,12 @@ impl Mock {
 }
 
 impl Mock {
-    /// Wait until the mock has received at least `n` generation requests (its own counter
-    /// on `/metrics`), at most 30 s: the event a test waits on instead of a sleep.
-    pub fn wait_started(&self, n: u64) {
-        let t0 = Instant::now();
-        loop {
-            if self.requests_started().is_some_and(|k| k >= n) {
-                return;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "mock-engine never received {n} requests"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// `servebench_mock_requests_started_total`, read with a plain HTTP/1.0 GET.
-    pub fn requests_started(&self) -> Option<u64> {
-        use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut body = String::new();
-        c.read_to_string(&mut body).ok()?;
-        body.lines()
-            .find_map(|l| l.strip_prefix("servebench_mock_requests_started_total "))
-            .and_then(|v| v.trim().parse().ok())
+    /// Wait until the mock has received at least `n` generation requests in all (its own
+    /// counter on `/metrics`), at most 30 s: the event a test waits on instead of a sleep.
+    pub fn wait_started(&self, n: usize) {
+        wait_for("requests at the server", Duration::from_secs(30), || {
+            metric(&self.url, "servebench_mock_requests_started_total", None) as usize >= n
+        });
     }
 }
 
@@ -452,4 +432,33 @@ pub fn wait_for(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> b
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// Fetch `/metrics` from a server and read one counter (summing its series when `label`
+/// is None, else the series with that label text).
+pub fn metric(url: &str, name: &str, label: Option<&str>) -> f64 {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://").unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let mut sum = 0.0;
+    for l in body.lines() {
+        if l.starts_with('#') || !l.starts_with(name) {
+            continue;
+        }
+        let rest = &l[name.len()..];
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        if let Some(want) = label
+            && !rest.contains(want)
+        {
+            continue;
+        }
+        sum += l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    }
+    sum
 }

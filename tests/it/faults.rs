@@ -111,35 +111,6 @@ pub fn check_agg(path: &Path, want: &BTreeMap<String, usize>) {
     }
 }
 
-/// Fetch `/metrics` from a server and read one counter (summing its series when `label`
-/// is None, else the series with that label text).
-pub fn metric(url: &str, name: &str, label: Option<&str>) -> f64 {
-    use std::io::{Read, Write};
-    let addr = url.strip_prefix("http://").unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    let mut sum = 0.0;
-    for l in body.lines() {
-        if l.starts_with('#') || !l.starts_with(name) {
-            continue;
-        }
-        let rest = &l[name.len()..];
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
-            continue;
-        }
-        if let Some(want) = label
-            && !rest.contains(want)
-        {
-            continue;
-        }
-        sum += l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
-    }
-    sum
-}
-
 /// Faults injected so far by a mock, by kind.
 pub fn faults_fired(url: &str, kind: &str) -> usize {
     metric(url, "servebench_mock_faults_total", Some(&format!("kind=\"{kind}\""))) as usize

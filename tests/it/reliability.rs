@@ -9,17 +9,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::common::*;
-use crate::faults::{check_agg, metric, run_within};
+use crate::faults::{check_agg, run_within};
 
 fn signal(child: &std::process::Child, s: Signal) {
     kill(Pid::from_raw(child.id() as i32), s).unwrap();
-}
-
-/// Wait until the mock has started `n` requests in all.
-fn wait_started(url: &str, n: usize) {
-    wait_for("requests at the server", Duration::from_secs(30), || {
-        metric(url, "servebench_mock_requests_started_total", None) as usize >= n
-    });
 }
 
 fn by_status(path: &Path) -> std::collections::BTreeMap<String, usize> {
@@ -64,7 +57,7 @@ fn sigterm_finishes_in_flight_and_exits_143() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_started(&m.url, 20);
+    m.wait_started(20);
     signal(&child, Signal::SIGTERM);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
@@ -85,7 +78,7 @@ fn sigterm_finishes_in_flight_and_exits_143() {
         .spawn()
         .unwrap();
     let before = metric(&m.url, "servebench_mock_requests_started_total", None) as usize;
-    wait_started(&m.url, before + 20);
+    m.wait_started(before + 20);
     signal(&child, Signal::SIGTERM);
     // the second signal once replay has taken the first (it says so on stderr)
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());

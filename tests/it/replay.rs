@@ -466,9 +466,7 @@ fn sigint_finishes_in_flight_and_writes_every_row() {
         .spawn()
         .unwrap();
     // 30 sent: about 20 have finished by the end of the grace (each takes ~0.5 s)
-    wait_for("30 requests at the server", std::time::Duration::from_secs(30), || {
-        crate::faults::metric(&m.url, "servebench_mock_requests_started_total", None) >= 30.0
-    });
+    m.wait_started(30);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -613,9 +611,7 @@ fn replay_in_process_stops_on_request() {
     let stop = Stop::with_grace(std::time::Duration::from_secs(5));
     let s2 = stop.clone();
     let h = std::thread::spawn(move || servebench::cmd::replay::run_with(args, s2));
-    wait_for("10 requests at the server", std::time::Duration::from_secs(30), || {
-        crate::faults::metric(&m.url, "servebench_mock_requests_started_total", None) >= 10.0
-    });
+    m.wait_started(10);
     assert!(stop.request(StopReason::Requested));
     let code = h.join().unwrap().unwrap();
     assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
@@ -676,7 +672,7 @@ fn a_turn_held_back_by_max_in_flight_is_not_sent_after_stop() {
     let s2 = stop.clone();
     let h = std::thread::spawn(move || servebench::cmd::replay::run_with(args, s2));
     wait_for("request 1 at the server", std::time::Duration::from_secs(30), || {
-        crate::faults::metric(&m.url, "servebench_mock_requests_started_total", None) >= 2.0
+        metric(&m.url, "servebench_mock_requests_started_total", None) >= 2.0
     });
     stop.request(StopReason::Requested);
     h.join().unwrap().unwrap();
@@ -695,5 +691,5 @@ fn a_turn_held_back_by_max_in_flight_is_not_sent_after_stop() {
 }
 
 fn metric_started(url: &str) -> f64 {
-    crate::faults::metric(url, "servebench_mock_requests_started_total", None)
+    metric(url, "servebench_mock_requests_started_total", None)
 }
