@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::engine::config::{EnginesFile, Form, LaunchReq, hf_cache, project_root};
-use crate::engine::{EngineError, UpOptions, catch_stop_signals, free_port, up};
+use crate::engine::{EngineError, UpOptions, free_port, up};
+use crate::stop::{self, STOP_SIGNALS_AND_HUP, Second, Stop};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -132,11 +133,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         launch.form.name(),
         crate::meta::redact_args(&launch.argv).join(" ")
     );
-    catch_stop_signals();
+    // SIGINT, SIGTERM and SIGHUP go to one thread that stops the wait (the engine started so
+    // far is stopped, nothing is left running); blocked before any thread starts.
+    let _ = stop::block(STOP_SIGNALS_AND_HUP);
+    let halt = Stop::new();
+    let _watch = stop::watch(&halt, "engine-up", Second::Cancel, STOP_SIGNALS_AND_HUP);
     let st = match up(
         &launch,
         &UpOptions {
             state_dir,
+            stop: halt.clone(),
             ready_timeout: args.timeout,
             allow_remote: args.allow_remote,
             verbose: true,

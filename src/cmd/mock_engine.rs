@@ -10,6 +10,7 @@ use clap::Parser;
 
 use crate::mock::fault::{FaultSpec, Faults, Style};
 use crate::mock::{Config, serve, sim::SimParams};
+use crate::stop::{self, Second, Stop};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -173,10 +174,14 @@ impl Args {
 
 /// Run mock-engine: serve until SIGINT or SIGTERM (or the server ends).
 ///
-/// Signals: tokio's SIGINT and SIGTERM streams, watched here alongside the server; the first
-/// one stops the process at once (the runtime drops open connections).
+/// Signals: the one stop module's signal thread ([`crate::stop`]); the first SIGINT or SIGTERM
+/// stops the server at once (the runtime drops open connections).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (cfg, addr) = args.config()?;
+    // before the runtime's threads start, so that only the signal thread takes them
+    let _ = stop::block_signals();
+    let halt = Stop::new();
+    let _watch = stop::watch_signals(&halt, "mock-engine", Second::Exit);
     crate::os::prepare_fds(65_536);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
@@ -194,12 +199,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "mock-engine: listening on http://{local} ({} mode)",
             if args.sim { "simulated" } else { "exact" }
         );
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = halt.stopped() => {}
             _ = server => {}
         }
         eprintln!("mock-engine: stopping");

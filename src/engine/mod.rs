@@ -12,7 +12,6 @@ use std::io::{BufRead, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -288,38 +287,6 @@ pub fn members(pgid: i32, sid: i32) -> Vec<Member> {
     Tracker::new(pgid, sid, None).alive()
 }
 
-// ---- signals ---------------------------------------------------------------------------------
-
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_stop_signal(sig: libc::c_int) {
-    STOP_SIGNAL.store(sig, Ordering::SeqCst);
-}
-
-/// Make SIGINT, SIGTERM and SIGHUP set a flag that [`up`] checks while it waits, so that an
-/// interrupted engine-up stops the engine it started instead of leaving it running.
-pub fn catch_stop_signals() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
-    let sa = SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::empty(), SigSet::empty());
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
-        unsafe {
-            let _ = sigaction(s, &sa);
-        }
-    }
-}
-
-fn stop_requested() -> Option<String> {
-    match STOP_SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        s => Some(
-            Signal::try_from(s)
-                .map(|x| x.as_str().to_string())
-                .unwrap_or_else(|_| format!("signal {s}")),
-        ),
-    }
-}
-
 // ---- readiness, version, warm-up -------------------------------------------------------------
 
 /// Does one answer of the readiness endpoint mean "ready"? `Err` says why not.
@@ -445,6 +412,9 @@ async fn warmup(base: &str, w: &config::Warmup) -> Result<(), String> {
 #[derive(Debug, Clone)]
 pub struct UpOptions {
     pub state_dir: PathBuf,
+    /// Stopped (by the caller's signal thread, see [`crate::stop`]): stop the engine that is
+    /// starting and give up.
+    pub stop: std::sync::Arc<crate::stop::Stop>,
     pub ready_timeout: Option<Duration>,
     pub allow_remote: bool,
     /// Print progress to stderr.
@@ -483,7 +453,7 @@ fn docker_pids(name: &str) -> Vec<u32> {
 }
 
 /// Start an engine and wait until it is ready. On failure (death, timeout, failed warm-up,
-/// SIGINT/SIGTERM to engine-up after [`catch_stop_signals`]) nothing is left running.
+/// SIGINT/SIGTERM/SIGHUP to engine-up, which stops `o.stop`) nothing is left running.
 pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
     let name = launch.name.clone();
     if let Ok(s) = EngineState::load(&o.state_dir, &name) {
@@ -522,6 +492,8 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
     let logf2 = logf.try_clone().map_err(io_err("log".into()))?;
     let gpu_before = nvml::snapshot();
     let mut cmd = Command::new(&launch.argv[0]);
+    // engine-up blocks its stop signals for its signal thread; the engine must get them
+    crate::stop::unblock_in_child(&mut cmd, crate::stop::STOP_SIGNALS_AND_HUP);
     cmd.args(&launch.argv[1..])
         .envs(&launch.env)
         .stdin(Stdio::null())
@@ -592,8 +564,12 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
     let mut last: String;
     let mut announced = Instant::now();
     loop {
-        if let Some(signal) = stop_requested() {
+        if let Some(reason) = o.stop.reason() {
             fail(&mut tracker, &mut child);
+            let signal = match reason {
+                crate::stop::StopReason::Signal(s) => crate::stop::signal_name(s),
+                r => r.describe(),
+            };
             return Err(EngineError::Interrupted { name, signal });
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -631,13 +607,8 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
             );
             announced = Instant::now();
         }
-        // Short sleeps so that a signal is acted on quickly.
-        for _ in 0..5 {
-            if stop_requested().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Wakes at once when stopped.
+        o.stop.wait_until(Instant::now() + Duration::from_millis(250));
     }
     if let Some(w) = &launch.warmup {
         if o.verbose {
