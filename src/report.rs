@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::agg::{self, Cmp, Groups, Options, Row};
+use crate::analysis::{self, Cmp, Groups, Options, Row};
 use crate::io::fmt_num;
 use crate::meta::Meta;
 
@@ -149,7 +149,7 @@ pub fn rankings(rows: &[Row], groups: &Groups, o: &Options) -> Vec<Ranking> {
             // Confidence from the bootstrap comparison of the two (goodput has none).
             let cmps = cmp_cache
                 .entry((w.clone(), r.clone()))
-                .or_insert_with(|| agg::compare(groups, &w, &r, o));
+                .or_insert_with(|| analysis::compare(groups, &w, &r, o));
             let c = cmps
                 .iter()
                 .find(|c| c.metric == m.column && load.matches(c) && c.category == cat);
@@ -307,7 +307,7 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
         let _ = writeln!(s, "\nSLO for goodput: {}.", parts.join(", "));
     }
     s.push_str("\n## Results\n\n");
-    s.push_str(&agg::markdown(inp.rows, slo.any()));
+    s.push_str(&analysis::markdown(inp.rows, slo.any()));
 
     let ranks = rankings(inp.rows, inp.groups, inp.opts);
     s.push_str("\n## Winners by load level\n\n");
@@ -416,7 +416,7 @@ fn quantization(rows: &[Row], groups: &Groups, o: &Options) -> String {
             }
             let _ = writeln!(s, "\n### {engine}: {q} vs {base_q}\n");
             s.push_str("| load | throughput | median TTFT | p99 TTFT | median TPOT | p99 E2E | peak GPU memory |\n|---|---:|---:|---:|---:|---:|---:|\n");
-            let cmps = agg::compare(groups, &base, label, o);
+            let cmps = analysis::compare(groups, &base, label, o);
             let mut loads: Vec<Load> = cmps
                 .iter()
                 .filter_map(|c| match (c.concurrency, c.rate_rps) {

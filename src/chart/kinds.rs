@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::figures::{Bars, BoxGroup, BoxPanel, BoxPlot, BoxStats, Heatmap};
 use super::{ChartError, LinePlot, Panels, Pt, Series, XAxis, engine_color, quant_marker, save};
-use crate::agg::{Groups, Key, Row};
+use crate::analysis::{Groups, Key, Row};
 
 /// Which load axis a sweep uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,18 +325,76 @@ pub fn gpu_memory(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf
     save(&b, &dir.join("gpu-memory"))
 }
 
+/// Name of a summary row's group for a bar: its series name and, when known, its load.
+fn group_name(r: &Row) -> String {
+    let mut s = series_name(r);
+    for load in [Load::Concurrency, Load::Rate] {
+        if let Some(v) = r.f(load.column()) {
+            s.push_str(&format!(" @ {}", load.caption(v)));
+        }
+    }
+    s
+}
+
+/// Percentiles (p50, p90, p99) of TTFT, TPOT, ITL and E2E per group, as bars: what every
+/// summary supports, whether or not its groups have a load level (concurrency or rate).
+pub fn percentiles(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+    let mut out = Vec::new();
+    let cats: Vec<String> = rows.iter().map(group_name).collect();
+    for (metric, name) in [
+        ("ttft", "time to first token"),
+        ("tpot", "time per output token"),
+        ("itl", "inter-token latency"),
+        ("e2e", "end-to-end latency"),
+    ] {
+        let series = [("p50", (31, 119, 180)), ("p90", (255, 127, 14)), ("p99", (214, 39, 40))]
+            .into_iter()
+            .map(|(q, (r, g, b))| {
+                let col = format!("{metric}_{q}_ms");
+                (
+                    q.to_string(),
+                    plotters::style::RGBColor(r, g, b),
+                    rows.iter().map(|row| row.f(&col)).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let bars = Bars {
+            title: format!("Percentiles of {name} by group (lower is better)"),
+            subtitle: context.to_string(),
+            y_label: format!("{} (ms)", metric.to_uppercase()),
+            categories: cats.clone(),
+            series,
+        };
+        match save(&bars, &dir.join(format!("percentiles-{metric}"))) {
+            Ok(f) => out.extend(f),
+            Err(ChartError::NoData(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Box plots and CDFs of TTFT, TPOT and E2E from the requests (per load level, one box or
 /// curve per label). `groups` must have been finished (samples sorted).
 pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
-    for load in [Load::Concurrency, Load::Rate] {
-        let mut levels: Vec<f64> = groups.groups.keys().filter_map(|k| load.of_key(k)).collect();
+    // groups by concurrency, by rate, and those with neither (a run whose load is unknown,
+    // e.g. from a trace without a declared rate) in one panel of their own
+    for load in [Some(Load::Concurrency), Some(Load::Rate), None] {
+        let level_of = |k: &Key| match load {
+            Some(l) => l.of_key(k),
+            None => (k.concurrency.is_none() && k.rate_bits.is_none()).then_some(0.0),
+        };
+        let caption = |v: f64| load.map_or_else(|| "all requests".to_string(), |l| l.caption(v));
+        let axis = load.map_or("group", Load::axis);
+        let slug = load.map_or("all", Load::slug);
+        let mut levels: Vec<f64> = groups.groups.keys().filter_map(&level_of).collect();
         levels.sort_by(|a, b| a.total_cmp(b));
         levels.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
         if levels.is_empty() {
             continue;
         }
-        let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| load.of_key(k).is_some()).collect();
+        let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| level_of(k).is_some()).collect();
         keys.sort();
         for (metric, name) in [
             ("ttft", "time to first token"),
@@ -356,7 +414,7 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
             for lv in &levels {
                 let ks: Vec<&&Key> = keys
                     .iter()
-                    .filter(|k| load.of_key(k).is_some_and(|v| (v - lv).abs() < 1e-9))
+                    .filter(|k| level_of(k).is_some_and(|v| (v - lv).abs() < 1e-9))
                     .collect();
                 let mut groups_v = Vec::new();
                 let mut series = Vec::new();
@@ -395,16 +453,12 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
                 }
                 if !groups_v.is_empty() {
                     panels.push(BoxPanel {
-                        caption: load.caption(*lv),
+                        caption: caption(*lv),
                         groups: groups_v,
                     });
                 }
                 if !series.is_empty() && metric != "tpot" {
-                    let mut p = LinePlot::new(
-                        load.caption(*lv),
-                        format!("{} (ms)", metric.to_uppercase()),
-                        "% of requests",
-                    );
+                    let mut p = LinePlot::new(caption(*lv), format!("{} (ms)", metric.to_uppercase()), "% of requests");
                     p.series = series;
                     p.markers = false;
                     p.y_range = Some((0.0, 101.0));
@@ -413,24 +467,24 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
             }
             if !panels.is_empty() {
                 let b = BoxPlot {
-                    title: format!("Distribution of {name} by engine and {} (lower is better)", load.axis()),
+                    title: format!("Distribution of {name} by engine and {} (lower is better)", axis),
                     subtitle: context.to_string(),
                     y_label: format!("{} (ms)", metric.to_uppercase()),
                     cols: panels.len().min(2),
                     panels,
                 };
-                out.extend(save(&b, &dir.join(format!("box-{metric}-{}", load.slug())))?);
+                out.extend(save(&b, &dir.join(format!("box-{metric}-{}", slug)))?);
             }
             if !cdfs.is_empty() {
                 let rows = cdfs.len().div_ceil(2) as u32;
                 let p = Panels {
-                    title: format!("CDF of {name} by {} (left is better)", load.axis()),
+                    title: format!("CDF of {name} by {} (left is better)", axis),
                     subtitle: context.to_string(),
                     cols: cdfs.len().min(2),
                     plots: cdfs,
                     size: (1200, 80 + 420 * rows),
                 };
-                out.extend(save(&p, &dir.join(format!("cdf-{metric}-{}", load.slug())))?);
+                out.extend(save(&p, &dir.join(format!("cdf-{metric}-{}", slug)))?);
             }
         }
     }

@@ -1,0 +1,210 @@
+//! `agg --compare A,B`: ratios B/A on every shared load, with bootstrap 95% intervals.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, StringBuilder, UInt32Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+
+use super::ingest::{Acc, Groups, Key};
+use super::options::Options;
+use crate::stats::{self, Samples, batch_rates};
+
+/// One row of `agg --compare A,B`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cmp {
+    pub metric: &'static str,
+    pub a: String,
+    pub b: String,
+    pub concurrency: Option<u32>,
+    pub rate_rps: Option<f64>,
+    pub category: Option<String>,
+    pub value_a: Option<f64>,
+    pub value_b: Option<f64>,
+    pub ratio: Option<f64>,
+    pub ci: Option<(f64, f64)>,
+}
+
+impl Cmp {
+    pub fn significant(&self) -> bool {
+        self.ci.is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0)
+    }
+    /// "a", "b" or "not significant".
+    pub fn better(&self) -> &'static str {
+        if !self.significant() {
+            return "not significant";
+        }
+        let higher_is_better = self.metric.ends_with("_per_s");
+        let b_higher = self.ratio.unwrap_or(1.0) > 1.0;
+        if b_higher == higher_is_better { "b" } else { "a" }
+    }
+}
+
+/// Metrics compared by `--compare`, with the percentile they are (None: throughput).
+const COMPARED: &[(&str, Option<(&str, f64)>)] = &[
+    ("ttft_p50_ms", Some(("ttft", 0.5))),
+    ("ttft_p99_ms", Some(("ttft", 0.99))),
+    ("tpot_p50_ms", Some(("tpot", 0.5))),
+    ("tpot_p99_ms", Some(("tpot", 0.99))),
+    ("itl_p50_ms", Some(("itl", 0.5))),
+    ("itl_p99_ms", Some(("itl", 0.99))),
+    ("e2e_p50_ms", Some(("e2e", 0.5))),
+    ("e2e_p99_ms", Some(("e2e", 0.99))),
+    ("output_tok_per_s", None),
+];
+
+/// Compare label `b` against label `a` on every matched load (same concurrency or rate, and
+/// category/turn when grouped by them). Call after [`finish`] (which sorts the samples).
+pub fn compare(groups: &Groups, a: &str, b: &str, o: &Options) -> Vec<Cmp> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| k.label == a).collect();
+    keys.sort();
+    for ka in keys {
+        let Some((kb, acc_b)) = groups.groups.iter().find(|(k, _)| {
+            k.label == b
+                && k.concurrency == ka.concurrency
+                && k.rate_bits == ka.rate_bits
+                && k.category == ka.category
+                && k.turn == ka.turn
+        }) else {
+            continue;
+        };
+        let acc_a = &groups.groups[ka];
+        for (mi, (metric, pct)) in COMPARED.iter().enumerate() {
+            let seed = o.seed ^ (mi as u64 * 7919);
+            let (va, vb, ratio, ci) = match pct {
+                Some((m, q)) => {
+                    fn pick<'x>(acc: &'x Acc, m: &str) -> &'x Samples {
+                        match m {
+                            "ttft" => &acc.ttft,
+                            "tpot" => &acc.tpot,
+                            "itl" => &acc.itl,
+                            _ => &acc.e2e,
+                        }
+                    }
+                    let (xa, xb) = (pick(acc_a, m), pick(acc_b, m));
+                    let va = xa.percentile(*q);
+                    let vb = xb.percentile(*q);
+                    match stats::ratio_ci(xa, xb, *q, o.bootstrap.max(200), seed, 0.95) {
+                        Some((r, lo, hi)) => (va, vb, Some(r), Some((lo, hi))),
+                        None => (va, vb, None, None),
+                    }
+                }
+                None => {
+                    let rates = |acc: &Acc| match (acc.first_sent_us, acc.last_done_us) {
+                        (Some(s), Some(e)) => batch_rates(&acc.token_bins, s, e),
+                        _ => None,
+                    };
+                    let dur = |acc: &Acc| match (acc.first_sent_us, acc.last_done_us) {
+                        (Some(s), Some(e)) if e > s => Some(acc.out_tokens_ok as f64 / ((e - s) as f64 / 1e6)),
+                        _ => None,
+                    };
+                    let (va, vb) = (dur(acc_a), dur(acc_b));
+                    let ci = match (rates(acc_a), rates(acc_b)) {
+                        (Some(ra), Some(rb)) => stats::mean_ratio_ci(&ra, &rb, o.bootstrap.max(200), seed, 0.95),
+                        _ => None,
+                    };
+                    let ratio = match (va, vb) {
+                        (Some(x), Some(y)) if x > 0.0 => Some(y / x),
+                        _ => None,
+                    };
+                    (va, vb, ratio, ci)
+                }
+            };
+            out.push(Cmp {
+                metric,
+                a: a.to_string(),
+                b: b.to_string(),
+                concurrency: ka.concurrency,
+                rate_rps: ka.rate(),
+                category: ka.category.clone(),
+                value_a: va,
+                value_b: vb,
+                ratio,
+                ci,
+            });
+            let _ = kb;
+        }
+    }
+    out
+}
+
+/// Comparison rows as a batch of the comparison contract.
+pub fn comparison_batch(rows: &[Cmp]) -> RecordBatch {
+    use arrow_array::builder::BooleanBuilder;
+    let mut metric = StringBuilder::new();
+    let mut a = StringBuilder::new();
+    let mut b = StringBuilder::new();
+    let mut conc = UInt32Builder::new();
+    let mut rate = Float64Builder::new();
+    let mut cat = StringBuilder::new();
+    let mut va = Float64Builder::new();
+    let mut vb = Float64Builder::new();
+    let mut ratio = Float64Builder::new();
+    let mut lo = Float64Builder::new();
+    let mut hi = Float64Builder::new();
+    let mut sig = BooleanBuilder::new();
+    let mut better = StringBuilder::new();
+    for r in rows {
+        metric.append_value(r.metric);
+        a.append_value(&r.a);
+        b.append_value(&r.b);
+        conc.append_option(r.concurrency);
+        rate.append_option(r.rate_rps);
+        cat.append_option(r.category.as_deref());
+        va.append_option(r.value_a);
+        vb.append_option(r.value_b);
+        ratio.append_option(r.ratio);
+        lo.append_option(r.ci.map(|c| c.0));
+        hi.append_option(r.ci.map(|c| c.1));
+        sig.append_value(r.significant());
+        better.append_value(r.better());
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(metric.finish()),
+        Arc::new(a.finish()),
+        Arc::new(b.finish()),
+        Arc::new(conc.finish()),
+        Arc::new(rate.finish()),
+        Arc::new(cat.finish()),
+        Arc::new(va.finish()),
+        Arc::new(vb.finish()),
+        Arc::new(ratio.finish()),
+        Arc::new(lo.finish()),
+        Arc::new(hi.finish()),
+        Arc::new(sig.finish()),
+        Arc::new(better.finish()),
+    ];
+    RecordBatch::try_new(crate::schema::COMPARISON.schema(), cols).expect("comparison batch matches its contract")
+}
+
+/// The comparison as a Markdown table for people; differences that are noise are marked.
+pub fn comparison_markdown(rows: &[Cmp]) -> String {
+    let mut s = String::from(
+        "| load | category | metric | A | B | B/A | 95% CI | verdict |\n|---|---|---|---:|---:|---:|---|---|\n",
+    );
+    for r in rows {
+        let load = match (r.concurrency, r.rate_rps) {
+            (Some(c), _) => format!("{c} users"),
+            (None, Some(x)) => format!("{} req/s", crate::io::fmt_num(x)),
+            _ => "-".into(),
+        };
+        let f = |v: Option<f64>| v.map(crate::io::fmt_num).unwrap_or_else(|| "-".into());
+        let ci =
+            r.ci.map(|(lo, hi)| format!("[{:.3}, {:.3}]", lo, hi))
+                .unwrap_or_else(|| "-".into());
+        let verdict = match r.better() {
+            "a" => format!("{} better", r.a),
+            "b" => format!("{} better", r.b),
+            _ => "~ not significant".into(),
+        };
+        s.push_str(&format!(
+            "| {load} | {} | {} | {} | {} | {} | {ci} | {verdict} |\n",
+            r.category.as_deref().unwrap_or("-"),
+            r.metric,
+            f(r.value_a),
+            f(r.value_b),
+            r.ratio.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+        ));
+    }
+    s
+}

@@ -1,0 +1,467 @@
+//! Summary rows: each group's counts, throughputs, goodput and latency statistics.
+
+use std::collections::HashMap;
+
+use super::ingest::{Groups, Key};
+use super::options::{BY_COLUMNS, ID_KEYS, Options};
+use crate::cols;
+use crate::io::DataError;
+use crate::schema::{SUMMARY, Ty};
+use crate::stats::{Samples, Stats, rate_ci};
+
+/// A cell of a summary row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    S(Option<String>),
+    U(Option<u64>),
+    F(Option<f64>),
+}
+
+/// One summary row, by column name.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub key: Option<Key>,
+    pub cells: HashMap<&'static str, Cell>,
+}
+
+impl Row {
+    pub fn f(&self, name: &str) -> Option<f64> {
+        match self.cells.get(name) {
+            Some(Cell::F(v)) => *v,
+            Some(Cell::U(v)) => v.map(|x| x as f64),
+            _ => None,
+        }
+    }
+    pub fn s(&self, name: &str) -> Option<&str> {
+        match self.cells.get(name) {
+            Some(Cell::S(v)) => v.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn nan_none(v: f64) -> Option<f64> {
+    if v.is_nan() { None } else { Some(v) }
+}
+
+fn put_stats(cells: &mut HashMap<&'static str, Cell>, metric: &str, s: Option<Stats>) {
+    for c in SUMMARY.columns {
+        if let Some(rest) = c.name.strip_prefix(metric).and_then(|r| r.strip_prefix('_')) {
+            if !rest.ends_with("_ms") || rest.starts_with("sched") {
+                continue;
+            }
+            let v = s.map(|s| match rest {
+                "mean_ms" => s.mean,
+                "p50_ms" => s.p50,
+                "p90_ms" => s.p90,
+                "p95_ms" => s.p95,
+                "p99_ms" => s.p99,
+                "p999_ms" => s.p999,
+                "max_ms" => s.max,
+                "p50_ci_lo_ms" => s.p50_ci.0,
+                "p50_ci_hi_ms" => s.p50_ci.1,
+                "p99_ci_lo_ms" => s.p99_ci.0,
+                "p99_ci_hi_ms" => s.p99_ci.1,
+                _ => f64::NAN,
+            });
+            cells.insert(c.name, Cell::F(v.and_then(nan_none)));
+        }
+    }
+}
+
+/// Finish the groups into summary rows, sorted by key. Sorts the accumulated samples.
+pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
+    sort_all(groups);
+    let mut keys: Vec<Key> = groups.groups.keys().cloned().collect();
+    keys.sort_by(|a, b| {
+        (
+            &a.label,
+            &a.engine,
+            &a.model,
+            &a.quant,
+            a.concurrency,
+            a.rate().map(|r| (r * 1e6) as i64),
+            &a.category,
+            a.turn,
+        )
+            .cmp(&(
+                &b.label,
+                &b.engine,
+                &b.model,
+                &b.quant,
+                b.concurrency,
+                b.rate().map(|r| (r * 1e6) as i64),
+                &b.category,
+                b.turn,
+            ))
+    });
+    let mut group_by: Vec<&str> = ID_KEYS.to_vec();
+    for b in &o.by {
+        if BY_COLUMNS.contains(&b.as_str()) {
+            group_by.push(b);
+        }
+    }
+    let group_by = group_by.join(",");
+    let mut rows = Vec::new();
+    for (gi, k) in keys.into_iter().enumerate() {
+        let acc = groups.groups.get_mut(&k).expect("key from map");
+        let mut c: HashMap<&'static str, Cell> = HashMap::new();
+        c.insert("label", Cell::S(Some(k.label.clone())));
+        c.insert("engine", Cell::S(k.engine.clone()));
+        c.insert("model", Cell::S(k.model.clone()));
+        c.insert("quant", Cell::S(k.quant.clone()));
+        c.insert("concurrency", Cell::U(k.concurrency.map(u64::from)));
+        c.insert("rate_rps", Cell::F(k.rate()));
+        c.insert("category", Cell::S(k.category.clone()));
+        c.insert("turn", Cell::U(k.turn.map(u64::from)));
+        c.insert("group_by", Cell::S(Some(group_by.clone())));
+        let st = |s: &str| acc.by_status.get(s).copied().unwrap_or(0);
+        let ok = st("ok");
+        c.insert("n_requests", Cell::U(Some(acc.n)));
+        for s in crate::schema::STATUSES {
+            let name: &'static str = match *s {
+                "ok" => "n_ok",
+                "http_error" => "n_http_error",
+                "timeout" => "n_timeout",
+                "connect_error" => "n_connect_error",
+                "stream_error" => "n_stream_error",
+                "cancelled" => "n_cancelled",
+                _ => "n_not_sent",
+            };
+            c.insert(name, Cell::U(Some(st(s))));
+        }
+        let sent = acc.n - st("not_sent");
+        c.insert(
+            "error_rate",
+            Cell::F(Some(if sent > 0 {
+                (sent - ok) as f64 / sent as f64
+            } else {
+                0.0
+            })),
+        );
+        let dur = match (acc.first_sent_us, acc.last_done_us) {
+            (Some(a), Some(b)) if b > a => Some((b - a) as f64 / 1e6),
+            _ => None,
+        };
+        c.insert("duration_s", Cell::F(dur));
+        let per_s = |x: f64| dur.map(|d| x / d);
+        c.insert("req_per_s", Cell::F(per_s(ok as f64)));
+        c.insert("output_tok_per_s", Cell::F(per_s(acc.out_tokens_ok as f64)));
+        let (lo, hi) = match (acc.first_sent_us, acc.last_done_us) {
+            (Some(a), Some(b)) => rate_ci(&acc.token_bins, a, b).map(|(_, lo, hi)| (lo, hi)).unzip(),
+            _ => (None, None),
+        };
+        c.insert("output_tok_per_s_ci_lo", Cell::F(lo));
+        c.insert("output_tok_per_s_ci_hi", Cell::F(hi));
+        c.insert(
+            "total_tok_per_s",
+            Cell::F(per_s((acc.in_tokens_ok + acc.out_tokens_ok) as f64)),
+        );
+        let pct = |x: u64| {
+            if ok > 0 {
+                Some(100.0 * x as f64 / ok as f64)
+            } else {
+                None
+            }
+        };
+        if o.slo.any() {
+            c.insert("goodput_req_per_s", Cell::F(per_s(acc.slo_all_ok as f64)));
+            c.insert("slo_ttft_pct", Cell::F(o.slo.ttft_ms.and(pct(acc.slo_ttft_ok))));
+            c.insert("slo_tpot_pct", Cell::F(o.slo.tpot_ms.and(pct(acc.slo_tpot_ok))));
+            c.insert("slo_e2e_pct", Cell::F(o.slo.e2e_ms.and(pct(acc.slo_e2e_ok))));
+        }
+        c.insert(
+            "mean_output_tokens",
+            Cell::F(if ok > 0 {
+                Some(acc.out_tokens_ok as f64 / ok as f64)
+            } else {
+                None
+            }),
+        );
+        let seed = o.seed.wrapping_add(gi as u64 * 1_000_003);
+        let summ = |v: &mut Samples, salt: u64| {
+            v.finish();
+            v.summarize(o.bootstrap, seed ^ salt)
+        };
+        let s_ttft = summ(&mut acc.ttft, 1);
+        let s_tpot = summ(&mut acc.tpot, 2);
+        let s_itl = summ(&mut acc.itl, 3);
+        let s_e2e = summ(&mut acc.e2e, 4);
+        put_stats(&mut c, "ttft", s_ttft);
+        put_stats(&mut c, "tpot", s_tpot);
+        put_stats(&mut c, "itl", s_itl);
+        put_stats(&mut c, "e2e", s_e2e);
+        c.insert(
+            "interactivity_tok_s",
+            Cell::F(s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50)),
+        );
+        acc.sched_lag.finish();
+        acc.ttft_sched.finish();
+        c.insert("sched_lag_p99_ms", Cell::F(acc.sched_lag.percentile(0.99)));
+        c.insert("ttft_sched_p99_ms", Cell::F(acc.ttft_sched.percentile(0.99)));
+        rows.push(Row { key: Some(k), cells: c });
+    }
+    rows
+}
+
+/// Sort every group's samples, spread over the machine's cores (largest first, each to the
+/// least loaded thread).
+fn sort_all(groups: &mut Groups) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
+    let mut all: Vec<&mut Samples> = groups.groups.values_mut().flat_map(|a| a.samples_mut()).collect();
+    all.sort_by_key(|s| std::cmp::Reverse(s.held()));
+    let mut bins: Vec<(usize, Vec<&mut Samples>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+    for s in all {
+        let b = bins.iter_mut().min_by_key(|b| b.0).expect("at least one thread");
+        b.0 += s.held();
+        b.1.push(s);
+    }
+    std::thread::scope(|sc| {
+        for (_, work) in bins {
+            sc.spawn(move || {
+                for s in work {
+                    s.finish();
+                }
+            });
+        }
+    });
+}
+
+/// Window of a group: first sent_at .. last done_at (µs since the epoch).
+pub fn window(groups: &Groups, k: &Key) -> Option<(i64, i64)> {
+    let a = groups.groups.get(k)?;
+    Some((a.first_sent_us?, a.last_done_us?))
+}
+
+/// Summary rows back from a summary file (for chart and report).
+pub fn read_summary(path: &str) -> Result<Vec<Row>, DataError> {
+    let input = crate::io::open(path)?;
+    let mut rows = Vec::new();
+    if input.schema.field_with_name("label").is_err() || input.schema.field_with_name("n_requests").is_err() {
+        return Err(DataError::MissingColumn {
+            path: path.into(),
+            column: "n_requests".into(),
+            contract: "summary".into(),
+            required: "the columns agg writes (is this a requests file? run agg on it first)".into(),
+        });
+    }
+    for b in input {
+        let b = b?;
+        for i in 0..b.num_rows() {
+            let mut cells = HashMap::new();
+            for c in SUMMARY.columns {
+                let Some(a) = cols::get(&b, c.name) else {
+                    continue;
+                };
+                let cell = match c.ty {
+                    Ty::Utf8 => Cell::S(cols::str_at(a.as_ref(), i).map(str::to_string)),
+                    Ty::U32 | Ty::U64 => Cell::U(cols::int_at(a.as_ref(), i).ok().flatten().map(|v| v.max(0) as u64)),
+                    _ => Cell::F(cols::f64_at(a.as_ref(), i)),
+                };
+                cells.insert(c.name, cell);
+            }
+            rows.push(Row { key: None, cells });
+        }
+    }
+    Ok(rows)
+}
+
+/// Properties of agg on generated requests: counts are conserved whatever the statuses and
+/// the grouping, and the percentiles are ordered, in exact and in histogram mode.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::analysis::options::{Defs, EXACT_BUDGET, Slo};
+    use crate::client::record::{Record, RunLabels, Status, to_batch};
+    use crate::trace::TraceRow;
+
+    const ST: [Status; 7] = [
+        Status::Ok,
+        Status::HttpError,
+        Status::Timeout,
+        Status::ConnectError,
+        Status::StreamError,
+        Status::Cancelled,
+        Status::NotSent,
+    ];
+
+    /// (status index, ttft, gaps between chunks, category, warm-up)
+    type Gen = (usize, f64, Vec<f64>, u8, bool);
+
+    fn latency() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            8 => 0.0f64..5_000.0,
+            1 => Just(0.0),
+            1 => 1e-9f64..1e9,
+        ]
+    }
+
+    fn rec_strategy() -> impl Strategy<Value = Gen> {
+        (
+            0usize..7,
+            latency(),
+            prop::collection::vec(0.0f64..200.0, 0..12),
+            0u8..3,
+            prop::bool::weighted(0.1),
+        )
+    }
+
+    fn record(id: u64, g: &Gen) -> Record {
+        let (si, ttft, gaps, cat, warm) = g;
+        let mut r = Record::not_sent(&TraceRow::new(id, 0.0, 10, 10), Some(1_000_000 + id as i64), "x");
+        r.status = ST[*si];
+        r.warmup = *warm;
+        r.category = Some(["short", "long", "code"][*cat as usize].to_string());
+        if r.status != Status::NotSent {
+            r.sent_at_us = Some(1_000_000 + id as i64 * 1000);
+            r.done_at_us = Some(r.sent_at_us.unwrap() + 5000);
+            r.sched_lag_ms = Some(0.5);
+        }
+        if r.status == Status::Ok {
+            let mut t = *ttft;
+            r.chunk_times_ms = vec![t];
+            for g in gaps {
+                t += g;
+                r.chunk_times_ms.push(t);
+            }
+            r.output_tokens = r.chunk_times_ms.len() as u32;
+            r.ttft_ms = Some(*ttft);
+            r.e2e_ms = Some(t);
+            r.tpot_ms = crate::client::record::tpot(*ttft, t, r.output_tokens);
+            r.error = None;
+        }
+        r
+    }
+
+    fn run(runs: &[Vec<Gen>], by: &[&str], budget: usize) -> (Vec<Row>, Vec<Vec<Record>>) {
+        let o = Options {
+            by: by.iter().map(|s| s.to_string()).collect(),
+            bootstrap: 20,
+            exact_budget: budget,
+            ..Options::default()
+        };
+        let mut g = Groups::default();
+        let mut all = Vec::new();
+        for (k, gens) in runs.iter().enumerate() {
+            let labels = RunLabels {
+                label: format!("run{k}"),
+                run_id: "r".into(),
+                api: "chat".into(),
+                concurrency: Some(k as u32 + 1),
+                ..Default::default()
+            };
+            let recs: Vec<Record> = gens.iter().enumerate().map(|(i, x)| record(i as u64, x)).collect();
+            // in two batches, as a file read in pieces would come
+            let cut = recs.len() / 2;
+            g.add_batch(&to_batch(&labels, &recs[..cut]), &o);
+            g.add_batch(&to_batch(&labels, &recs[cut..]), &o);
+            all.push(recs);
+        }
+        (finish(&mut g, &o), all)
+    }
+
+    fn u(r: &Row, c: &str) -> u64 {
+        r.f(c).expect(c) as u64
+    }
+
+    /// The TPOT SLO is judged on the TPOT the definitions in force report: under
+    /// `--defs guidellm` (E2E / tokens, TTFT included) a slow first token fails `tpot=50ms`
+    /// even though vLLM's TPOT ((E2E - TTFT)/(tokens - 1) = 10 ms) would pass it.
+    #[test]
+    fn tpot_slo_is_judged_on_the_reported_definitions() {
+        let labels = RunLabels {
+            label: "x".into(),
+            run_id: "r".into(),
+            api: "chat".into(),
+            concurrency: Some(1),
+            ..Default::default()
+        };
+        let recs: Vec<Record> = (0..4u64)
+            .map(|i| {
+                let mut r = record(i, &(0, 900.0, vec![10.0; 10], 0, false));
+                r.warmup = false;
+                r
+            })
+            .collect();
+        assert_eq!(recs[0].tpot_ms, Some(10.0));
+        let b = to_batch(&labels, &recs);
+        let slo: Slo = "tpot=50ms".parse().unwrap();
+        let row = |defs: Defs| {
+            let o = Options {
+                slo,
+                defs,
+                bootstrap: 0,
+                ..Options::default()
+            };
+            let mut g = Groups::default();
+            g.add_batch(&b, &o);
+            finish(&mut g, &o).remove(0)
+        };
+        let v = row(Defs::Vllm);
+        assert_eq!(v.f("tpot_p50_ms"), Some(10.0));
+        assert_eq!(v.f("slo_tpot_pct"), Some(100.0));
+        let g = row(Defs::Guidellm);
+        let tpot = g.f("tpot_p50_ms").unwrap();
+        assert!((tpot - 1000.0 / 11.0).abs() < 1e-9, "{tpot}");
+        assert_eq!(g.f("slo_tpot_pct"), Some(0.0), "judged on GuideLLM's TPOT, as reported");
+        assert_eq!(g.f("goodput_req_per_s"), Some(0.0));
+        // aiperf reports vLLM's per-request TPOT, and is judged on it
+        assert_eq!(row(Defs::Aiperf).f("slo_tpot_pct"), Some(100.0));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn counts_are_conserved_by_status_and_grouping(
+            runs in prop::collection::vec(prop::collection::vec(rec_strategy(), 1..60), 1..4),
+            by_cat in any::<bool>(),
+            hist in any::<bool>(),
+        ) {
+            let by: &[&str] = if by_cat { &["category"] } else { &[] };
+            let (rows, recs) = run(&runs, by, if hist { 4 } else { EXACT_BUDGET });
+            let measured: Vec<&Record> = recs.iter().flatten().filter(|r| !r.warmup).collect();
+            // grouping conserves rows
+            let total: u64 = rows.iter().map(|r| u(r, "n_requests")).sum();
+            prop_assert_eq!(total as usize, measured.len());
+            for r in &rows {
+                let by_status: u64 = ST.iter().map(|s| u(r, &format!("n_{}", s.as_str()))).sum();
+                prop_assert_eq!(by_status, u(r, "n_requests"));
+                let e = r.f("error_rate").unwrap();
+                prop_assert!((0.0..=1.0).contains(&e));
+            }
+            // and the status totals are the rows' statuses
+            for s in ST {
+                let want = measured.iter().filter(|r| r.status == s).count() as u64;
+                let got: u64 = rows.iter().map(|r| u(r, &format!("n_{}", s.as_str()))).sum();
+                prop_assert_eq!(got, want, "{}", s.as_str());
+            }
+        }
+
+        #[test]
+        fn percentiles_are_ordered(
+            runs in prop::collection::vec(prop::collection::vec(rec_strategy(), 1..80), 1..3),
+            hist in any::<bool>(),
+        ) {
+            let (rows, _) = run(&runs, &[], if hist { 4 } else { EXACT_BUDGET });
+            for r in &rows {
+                for m in ["ttft", "tpot", "itl", "e2e"] {
+                    let p = |s: &str| r.f(&format!("{m}_{s}_ms"));
+                    let Some(max) = p("max") else { continue };
+                    let qs = [p("p50"), p("p90"), p("p95"), p("p99"), p("p999"), Some(max)];
+                    for w in qs.windows(2) {
+                        let (a, b) = (w[0].unwrap(), w[1].unwrap());
+                        prop_assert!(a <= b, "{} not ordered: {:?}", m, qs);
+                    }
+                    let mean = p("mean").unwrap();
+                    prop_assert!(mean <= max * (1.0 + 1e-12) + 1e-9, "{} mean {} > max {}", m, mean, max);
+                }
+            }
+        }
+    }
+}
