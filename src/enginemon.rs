@@ -25,8 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 
 use crate::client::http::Target;
 use crate::cols;
@@ -101,15 +100,7 @@ pub fn detect_engine(e: &Exposition) -> Option<&'static str> {
     counts.into_iter().max_by_key(|(_, n)| *n).map(|(f, _)| f)
 }
 
-/// One row of the engine_metrics contract.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EngineRow {
-    pub t_us: i64,
-    pub metric: Arc<str>,
-    pub labels: Option<Arc<str>>,
-    pub value: f64,
-    pub common: Option<&'static str>,
-}
+pub use crate::schema::EngineRow;
 
 impl Rows for EngineRow {
     fn contract() -> &'static Contract {
@@ -117,26 +108,7 @@ impl Rows for EngineRow {
     }
 
     fn to_batch(rows: &[EngineRow]) -> RecordBatch {
-        let mut t = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let mut m = StringBuilder::new();
-        let mut l = StringBuilder::new();
-        let mut v = Float64Builder::new();
-        let mut c = StringBuilder::new();
-        for r in rows {
-            t.append_value(r.t_us);
-            m.append_value(&*r.metric);
-            l.append_option(r.labels.as_deref());
-            v.append_value(r.value);
-            c.append_option(r.common);
-        }
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(t.finish()),
-            Arc::new(m.finish()),
-            Arc::new(l.finish()),
-            Arc::new(v.finish()),
-            Arc::new(c.finish()),
-        ];
-        RecordBatch::try_new(ENGINE_METRICS.schema(), cols).expect("rows match the engine_metrics contract")
+        crate::schema::Rows::encode(rows, &())
     }
 }
 

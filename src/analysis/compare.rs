@@ -1,43 +1,12 @@
 //! `agg --compare A,B`: ratios B/A on every shared load, with bootstrap 95% intervals.
 
-use std::sync::Arc;
-
-use arrow_array::builder::{Float64Builder, StringBuilder, UInt32Builder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 
 use super::ingest::{Acc, Groups, Key};
 use super::options::Options;
 use crate::stats::{self, Samples, batch_rates};
 
-/// One row of `agg --compare A,B`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cmp {
-    pub metric: &'static str,
-    pub a: String,
-    pub b: String,
-    pub concurrency: Option<u32>,
-    pub rate_rps: Option<f64>,
-    pub category: Option<String>,
-    pub value_a: Option<f64>,
-    pub value_b: Option<f64>,
-    pub ratio: Option<f64>,
-    pub ci: Option<(f64, f64)>,
-}
-
-impl Cmp {
-    pub fn significant(&self) -> bool {
-        self.ci.is_some_and(|(lo, hi)| lo > 1.0 || hi < 1.0)
-    }
-    /// "a", "b" or "not significant".
-    pub fn better(&self) -> &'static str {
-        if !self.significant() {
-            return "not significant";
-        }
-        let higher_is_better = self.metric.ends_with("_per_s");
-        let b_higher = self.ratio.unwrap_or(1.0) > 1.0;
-        if b_higher == higher_is_better { "b" } else { "a" }
-    }
-}
+pub use crate::schema::Cmp;
 
 /// Metrics compared by `--compare`, with the percentile they are (None: throughput).
 const COMPARED: &[(&str, Option<(&str, f64)>)] = &[
@@ -130,51 +99,7 @@ pub fn compare(groups: &Groups, a: &str, b: &str, o: &Options) -> Vec<Cmp> {
 
 /// Comparison rows as a batch of the comparison contract.
 pub fn comparison_batch(rows: &[Cmp]) -> RecordBatch {
-    use arrow_array::builder::BooleanBuilder;
-    let mut metric = StringBuilder::new();
-    let mut a = StringBuilder::new();
-    let mut b = StringBuilder::new();
-    let mut conc = UInt32Builder::new();
-    let mut rate = Float64Builder::new();
-    let mut cat = StringBuilder::new();
-    let mut va = Float64Builder::new();
-    let mut vb = Float64Builder::new();
-    let mut ratio = Float64Builder::new();
-    let mut lo = Float64Builder::new();
-    let mut hi = Float64Builder::new();
-    let mut sig = BooleanBuilder::new();
-    let mut better = StringBuilder::new();
-    for r in rows {
-        metric.append_value(r.metric);
-        a.append_value(&r.a);
-        b.append_value(&r.b);
-        conc.append_option(r.concurrency);
-        rate.append_option(r.rate_rps);
-        cat.append_option(r.category.as_deref());
-        va.append_option(r.value_a);
-        vb.append_option(r.value_b);
-        ratio.append_option(r.ratio);
-        lo.append_option(r.ci.map(|c| c.0));
-        hi.append_option(r.ci.map(|c| c.1));
-        sig.append_value(r.significant());
-        better.append_value(r.better());
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(metric.finish()),
-        Arc::new(a.finish()),
-        Arc::new(b.finish()),
-        Arc::new(conc.finish()),
-        Arc::new(rate.finish()),
-        Arc::new(cat.finish()),
-        Arc::new(va.finish()),
-        Arc::new(vb.finish()),
-        Arc::new(ratio.finish()),
-        Arc::new(lo.finish()),
-        Arc::new(hi.finish()),
-        Arc::new(sig.finish()),
-        Arc::new(better.finish()),
-    ];
-    RecordBatch::try_new(crate::schema::COMPARISON.schema(), cols).expect("comparison batch matches its contract")
+    crate::schema::Rows::encode(rows, &())
 }
 
 /// The comparison as a Markdown table for people; differences that are noise are marked.

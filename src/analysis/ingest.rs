@@ -477,7 +477,7 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
     let t_ttft = v.ttft.get(i);
     let t_e2e = v.e2e.get(i);
     let t_tpot = v.tpot.get(i).or_else(|| match (t_ttft, t_e2e) {
-        (Some(a), Some(e)) if out > 1 => Some((e - a) / (out - 1) as f64),
+        (Some(a), Some(e)) => crate::schema::tpot(a, e, u32::try_from(out).unwrap_or(u32::MAX)),
         _ => None,
     });
     if let Some(x) = t_ttft {

@@ -118,8 +118,8 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
         let st = |s: &str| acc.by_status.get(s).copied().unwrap_or(0);
         let ok = st("ok");
         c.insert("n_requests", Cell::U(Some(acc.n)));
-        for s in crate::schema::STATUSES {
-            let name: &'static str = match *s {
+        for s in crate::schema::Status::ALL.map(|s| s.as_str()) {
+            let name: &'static str = match s {
                 "ok" => "n_ok",
                 "http_error" => "n_http_error",
                 "timeout" => "n_timeout",

@@ -17,12 +17,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 
 use crate::meta::RunClock;
 use crate::monitor::{Rows, Stop};
-use crate::schema::{Contract, GPU, GPU_PROCESSES};
+use crate::schema::{self, Contract, GPU, GPU_PROCESSES};
 
 /// A device or field could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,23 +38,8 @@ pub struct DeviceInfo {
 }
 
 /// One sample of one device. Fields a device does not report are None.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Reading {
-    pub util_pct: Option<f64>,
-    pub mem_util_pct: Option<f64>,
-    pub mem_used_mib: Option<f64>,
-    pub mem_total_mib: Option<f64>,
-    pub power_w: Option<f64>,
-    pub energy_j: Option<f64>,
-    pub temp_c: Option<f64>,
-    pub sm_clock_mhz: Option<u32>,
-    pub mem_clock_mhz: Option<u32>,
-    pub pcie_tx_kib_s: Option<f64>,
-    pub pcie_rx_kib_s: Option<f64>,
-    pub throttle_reasons: Option<u64>,
-}
+pub use crate::schema::{GpuRow, ProcRow, Reading};
 
-/// Memory one process holds on one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcMem {
     pub pid: u32,
@@ -77,89 +61,13 @@ pub trait GpuSource {
 }
 
 /// One row of the gpu contract.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GpuRow {
-    pub t_us: i64,
-    pub gpu: u32,
-    pub uuid: Arc<str>,
-    pub name: Arc<str>,
-    pub reading: Reading,
-    pub missed_ticks: u32,
-}
-
-/// One row of the gpu_processes contract.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcRow {
-    pub t_us: i64,
-    pub gpu: u32,
-    pub pid: u32,
-    pub process_name: Option<String>,
-    pub mem_used_mib: Option<f64>,
-}
-
-fn ts_array(v: impl Iterator<Item = i64>) -> ArrayRef {
-    let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    for x in v {
-        b.append_value(x);
-    }
-    Arc::new(b.finish())
-}
-
-fn f64_array(v: impl Iterator<Item = Option<f64>>) -> ArrayRef {
-    let mut b = Float64Builder::new();
-    for x in v {
-        b.append_option(x);
-    }
-    Arc::new(b.finish())
-}
-
-fn u32_array(v: impl Iterator<Item = Option<u32>>) -> ArrayRef {
-    let mut b = UInt32Builder::new();
-    for x in v {
-        b.append_option(x);
-    }
-    Arc::new(b.finish())
-}
-
-fn str_array<'a>(v: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
-    for x in v {
-        b.append_option(x);
-    }
-    Arc::new(b.finish())
-}
-
 impl Rows for GpuRow {
     fn contract() -> &'static Contract {
         &GPU
     }
 
     fn to_batch(rows: &[GpuRow]) -> RecordBatch {
-        let r = |f: fn(&Reading) -> Option<f64>| f64_array(rows.iter().map(move |x| f(&x.reading)));
-        let mut thr = UInt64Builder::new();
-        for x in rows {
-            thr.append_option(x.reading.throttle_reasons);
-        }
-        let cols: Vec<ArrayRef> = vec![
-            ts_array(rows.iter().map(|x| x.t_us)),
-            u32_array(rows.iter().map(|x| Some(x.gpu))),
-            str_array(rows.iter().map(|x| Some(&*x.uuid))),
-            str_array(rows.iter().map(|x| Some(&*x.name))),
-            r(|x| x.util_pct),
-            r(|x| x.mem_util_pct),
-            r(|x| x.mem_used_mib),
-            r(|x| x.mem_total_mib),
-            r(|x| x.power_w),
-            r(|x| x.energy_j),
-            r(|x| x.temp_c),
-            u32_array(rows.iter().map(|x| x.reading.sm_clock_mhz)),
-            u32_array(rows.iter().map(|x| x.reading.mem_clock_mhz)),
-            r(|x| x.pcie_tx_kib_s),
-            r(|x| x.pcie_rx_kib_s),
-            Arc::new(thr.finish()),
-            u32_array(rows.iter().map(|x| Some(x.missed_ticks))),
-        ];
-        RecordBatch::try_new(GPU.schema(), cols).expect("gpu rows match the gpu contract")
+        schema::Rows::encode(rows, &())
     }
 }
 
@@ -169,18 +77,10 @@ impl Rows for ProcRow {
     }
 
     fn to_batch(rows: &[ProcRow]) -> RecordBatch {
-        let cols: Vec<ArrayRef> = vec![
-            ts_array(rows.iter().map(|x| x.t_us)),
-            u32_array(rows.iter().map(|x| Some(x.gpu))),
-            u32_array(rows.iter().map(|x| Some(x.pid))),
-            str_array(rows.iter().map(|x| x.process_name.as_deref())),
-            f64_array(rows.iter().map(|x| x.mem_used_mib)),
-        ];
-        RecordBatch::try_new(GPU_PROCESSES.schema(), cols).expect("process rows match the gpu_processes contract")
+        schema::Rows::encode(rows, &())
     }
 }
 
-/// How to sample.
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
     pub interval: Duration,

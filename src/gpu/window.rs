@@ -22,6 +22,7 @@ use arrow_array::RecordBatch;
 
 use crate::cols::{self, RowCtx};
 use crate::io::DataError;
+use crate::schema::gpu::col;
 use crate::schema::{Contract, GPU, META_SCHEMA};
 
 /// The columns of one gpu row the joins use.
@@ -249,13 +250,13 @@ pub(crate) fn load_contract(
 /// Read gpu files (paths, directories, globs) into samples, sorted by time then GPU.
 pub fn load_gpu(args: &[String]) -> Result<Vec<GpuSample>, DataError> {
     let mut out = Vec::new();
-    load_contract(args, &GPU, &["t", "gpu"], |b, ctx| {
-        let t = cols::get(b, "t").expect("checked");
-        let g = cols::get(b, "gpu").expect("checked");
-        let mem = cols::get(b, "mem_used_mib");
-        let util = cols::get(b, "util_pct");
-        let pw = cols::get(b, "power_w");
-        let en = cols::get(b, "energy_j");
+    load_contract(args, &GPU, &[col::T, col::GPU_INDEX], |b, ctx| {
+        let t = cols::get(b, col::T).expect("checked");
+        let g = cols::get(b, col::GPU_INDEX).expect("checked");
+        let mem = cols::get(b, col::MEM_USED_MIB);
+        let util = cols::get(b, col::UTIL_PCT);
+        let pw = cols::get(b, col::POWER_W);
+        let en = cols::get(b, col::ENERGY_J);
         let opt = |a: Option<&arrow_array::ArrayRef>, i: usize, name: &str| -> Result<Option<f64>, DataError> {
             match a {
                 Some(a) => ctx.f64(a.as_ref(), i, name),
@@ -264,12 +265,12 @@ pub fn load_gpu(args: &[String]) -> Result<Vec<GpuSample>, DataError> {
         };
         for i in 0..b.num_rows() {
             out.push(GpuSample {
-                t_us: ctx.req(cols::ts_us(t.as_ref(), i), i, "t")?,
-                gpu: ctx.req(ctx.u32(g.as_ref(), i, "gpu")?, i, "gpu")?,
-                mem_used_mib: opt(mem, i, "mem_used_mib")?,
-                util_pct: opt(util, i, "util_pct")?,
-                power_w: opt(pw, i, "power_w")?,
-                energy_j: opt(en, i, "energy_j")?,
+                t_us: ctx.req(cols::ts_us(t.as_ref(), i), i, col::T)?,
+                gpu: ctx.req(ctx.u32(g.as_ref(), i, col::GPU_INDEX)?, i, col::GPU_INDEX)?,
+                mem_used_mib: opt(mem, i, col::MEM_USED_MIB)?,
+                util_pct: opt(util, i, col::UTIL_PCT)?,
+                power_w: opt(pw, i, col::POWER_W)?,
+                energy_j: opt(en, i, col::ENERGY_J)?,
             });
         }
         Ok(())

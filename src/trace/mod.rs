@@ -9,14 +9,12 @@ pub mod tokenizer;
 pub mod tokens;
 pub mod transform;
 
-use std::sync::Arc;
-
-use arrow_array::builder::{ListBuilder, StringBuilder, UInt32Builder, UInt64Builder};
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow_array::RecordBatch;
 
 use crate::cols::{self, RowCtx};
 use crate::io::{DataError, Input};
-use crate::schema::TRACE;
+use crate::schema::trace::col;
+use crate::schema::{Rows, TRACE};
 
 /// Metadata keys a trace carries besides the common provenance.
 pub const META_SEED: &str = "servebench.trace.seed";
@@ -29,37 +27,7 @@ pub const META_SOURCE_FILE: &str = "servebench.trace.source_file";
 /// The trace tools applied (`--window`, `--rate`, ...).
 pub const META_TRANSFORM: &str = "servebench.trace.transform";
 
-/// One request to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TraceRow {
-    pub request_id: u64,
-    pub arrival_s: f64,
-    pub session_id: Option<u64>,
-    pub turn: Option<u32>,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-    pub prompt: Option<String>,
-    pub prefix_blocks: Option<Vec<u64>>,
-    pub category: Option<String>,
-    pub source: Option<String>,
-}
-
-impl TraceRow {
-    pub fn new(request_id: u64, arrival_s: f64, input_tokens: u32, output_tokens: u32) -> Self {
-        TraceRow {
-            request_id,
-            arrival_s,
-            session_id: None,
-            turn: None,
-            input_tokens,
-            output_tokens,
-            prompt: None,
-            prefix_blocks: None,
-            category: None,
-            source: None,
-        }
-    }
-}
+pub use crate::schema::TraceRow;
 
 /// Builds trace record batches from rows.
 #[derive(Debug, Default)]
@@ -87,43 +55,7 @@ impl TraceBatch {
 
 /// Rows to one record batch of the trace contract.
 pub fn to_batch(rows: &[TraceRow]) -> RecordBatch {
-    let mut blocks = ListBuilder::new(UInt64Builder::new());
-    for r in rows {
-        match &r.prefix_blocks {
-            Some(v) => {
-                blocks.values().append_slice(v);
-                blocks.append(true);
-            }
-            None => blocks.append(false),
-        }
-    }
-    let mut prompt = StringBuilder::new();
-    let mut cat = StringBuilder::new();
-    let mut src = StringBuilder::new();
-    for r in rows {
-        prompt.append_option(r.prompt.as_deref());
-        cat.append_option(r.category.as_deref());
-        src.append_option(r.source.as_deref());
-    }
-    let mut sess = UInt64Builder::with_capacity(rows.len());
-    let mut turn = UInt32Builder::with_capacity(rows.len());
-    for r in rows {
-        sess.append_option(r.session_id);
-        turn.append_option(r.turn);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.request_id))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.arrival_s))),
-        Arc::new(sess.finish()),
-        Arc::new(turn.finish()),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.input_tokens))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.output_tokens))),
-        Arc::new(prompt.finish()),
-        Arc::new(blocks.finish()),
-        Arc::new(cat.finish()),
-        Arc::new(src.finish()),
-    ];
-    RecordBatch::try_new(TRACE.schema(), cols).expect("trace batch matches its contract")
+    TraceRow::encode(rows, &())
 }
 
 /// Reads trace rows from any file that has the trace contract's required columns, batch by
@@ -182,28 +114,28 @@ impl TraceReader {
 
 fn batch_rows(ctx: &RowCtx<'_>, b: &RecordBatch) -> Result<Vec<TraceRow>, DataError> {
     let c = |n: &str| cols::get(b, n).cloned();
-    let id = c("request_id").expect("checked");
-    let arr = c("arrival_s").expect("checked");
-    let inp = c("input_tokens").expect("checked");
-    let out = c("output_tokens").expect("checked");
-    let sess = c("session_id");
-    let turn = c("turn");
-    let prompt = c("prompt");
-    let blocks = c("prefix_blocks");
-    let cat = c("category");
-    let src = c("source");
+    let id = c(col::REQUEST_ID).expect("checked");
+    let arr = c(col::ARRIVAL_S).expect("checked");
+    let inp = c(col::INPUT_TOKENS).expect("checked");
+    let out = c(col::OUTPUT_TOKENS).expect("checked");
+    let sess = c(col::SESSION_ID);
+    let turn = c(col::TURN);
+    let prompt = c(col::PROMPT);
+    let blocks = c(col::PREFIX_BLOCKS);
+    let cat = c(col::CATEGORY);
+    let src = c(col::SOURCE);
     let mut rows = Vec::with_capacity(b.num_rows());
     for i in 0..b.num_rows() {
-        let arrival_s = ctx.req(ctx.f64(arr.as_ref(), i, "arrival_s")?, i, "arrival_s")?;
+        let arrival_s = ctx.req(ctx.f64(arr.as_ref(), i, col::ARRIVAL_S)?, i, col::ARRIVAL_S)?;
         if arrival_s < 0.0 {
-            return Err(ctx.err(i, "arrival_s", format!("{arrival_s} is negative")));
+            return Err(ctx.err(i, col::ARRIVAL_S, format!("{arrival_s} is negative")));
         }
         let prefix_blocks = match &blocks {
             Some(a) => match cols::list_at(a.as_ref(), i) {
                 Some(v) => {
                     let mut ids = Vec::with_capacity(v.len());
                     for j in 0..v.len() {
-                        ids.push(ctx.req(ctx.u64(v.as_ref(), j, "prefix_blocks")?, i, "prefix_blocks")?);
+                        ids.push(ctx.req(ctx.u64(v.as_ref(), j, col::PREFIX_BLOCKS)?, i, col::PREFIX_BLOCKS)?);
                     }
                     Some(ids)
                 }
@@ -212,18 +144,18 @@ fn batch_rows(ctx: &RowCtx<'_>, b: &RecordBatch) -> Result<Vec<TraceRow>, DataEr
             None => None,
         };
         rows.push(TraceRow {
-            request_id: ctx.req(ctx.u64(id.as_ref(), i, "request_id")?, i, "request_id")?,
+            request_id: ctx.req(ctx.u64(id.as_ref(), i, col::REQUEST_ID)?, i, col::REQUEST_ID)?,
             arrival_s,
             session_id: match &sess {
-                Some(a) => ctx.u64(a.as_ref(), i, "session_id")?,
+                Some(a) => ctx.u64(a.as_ref(), i, col::SESSION_ID)?,
                 None => None,
             },
             turn: match &turn {
-                Some(a) => ctx.u32(a.as_ref(), i, "turn")?,
+                Some(a) => ctx.u32(a.as_ref(), i, col::TURN)?,
                 None => None,
             },
-            input_tokens: ctx.req(ctx.u32(inp.as_ref(), i, "input_tokens")?, i, "input_tokens")?,
-            output_tokens: ctx.req(ctx.u32(out.as_ref(), i, "output_tokens")?, i, "output_tokens")?,
+            input_tokens: ctx.req(ctx.u32(inp.as_ref(), i, col::INPUT_TOKENS)?, i, col::INPUT_TOKENS)?,
+            output_tokens: ctx.req(ctx.u32(out.as_ref(), i, col::OUTPUT_TOKENS)?, i, col::OUTPUT_TOKENS)?,
             prompt: prompt
                 .as_ref()
                 .and_then(|a| cols::str_at(a.as_ref(), i))

@@ -1,0 +1,138 @@
+//! The requests contract: one row per trace row replay was asked to send (replay -> agg).
+
+use super::Ts;
+
+/// What happened to a request (the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Status {
+    #[default]
+    Ok,
+    HttpError,
+    Timeout,
+    ConnectError,
+    StreamError,
+    Cancelled,
+    NotSent,
+}
+
+impl Status {
+    /// Every status, in the order the summary counts them.
+    pub const ALL: [Status; 7] = [
+        Status::Ok,
+        Status::HttpError,
+        Status::Timeout,
+        Status::ConnectError,
+        Status::StreamError,
+        Status::Cancelled,
+        Status::NotSent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::HttpError => "http_error",
+            Status::Timeout => "timeout",
+            Status::ConnectError => "connect_error",
+            Status::StreamError => "stream_error",
+            Status::Cancelled => "cancelled",
+            Status::NotSent => "not_sent",
+        }
+    }
+
+    /// The status named `s` in a requests file.
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Labels shared by every row of a run (the encoder's context).
+#[derive(Debug, Clone, Default)]
+pub struct RunLabels {
+    pub label: String,
+    pub run_id: String,
+    pub engine: Option<String>,
+    pub model: Option<String>,
+    pub quant: Option<String>,
+    pub api: String,
+    pub concurrency: Option<u32>,
+    pub rate_rps: Option<f64>,
+}
+
+/// One measured (or unsent) request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub request_id: u64,
+    pub scheduled_at_us: Option<i64>,
+    pub sent_at_us: Option<i64>,
+    pub first_token_at_us: Option<i64>,
+    pub done_at_us: Option<i64>,
+    pub sched_lag_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub ttft_sched_ms: Option<f64>,
+    pub e2e_sched_ms: Option<f64>,
+    pub warmup: bool,
+    pub chunk_times_ms: Vec<f64>,
+    pub chunk_tokens: Option<Vec<u32>>,
+    pub input_tokens: u32,
+    pub server_input_tokens: Option<u32>,
+    pub requested_output_tokens: u32,
+    pub output_tokens: u32,
+    pub output_tokens_source: &'static str,
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub finish_reason: Option<String>,
+    pub category: Option<String>,
+    pub session_id: Option<u64>,
+    pub turn: Option<u32>,
+}
+
+/// TPOT as DESIGN.md defines it: (E2E - TTFT) / (output_tokens - 1), for more than one token.
+/// The one definition: replay's rows and agg's other definitions call it.
+pub fn tpot(ttft_ms: f64, e2e_ms: f64, output_tokens: u32) -> Option<f64> {
+    (output_tokens > 1).then(|| (e2e_ms - ttft_ms) / (output_tokens - 1) as f64)
+}
+
+crate::contract! {
+    /// one row per trace row replay was asked to send, whatever happened to it
+    pub static REQUESTS = ("requests", 1, "one row per trace row replay was asked to send, whatever happened to it (replay -> agg)");
+    rows Record, ctx RunLabels;
+    /// Column names of the requests contract.
+    names col;
+    REQUEST_ID "request_id": u64, opt, "", "the trace's request_id", field(request_id);
+    LABEL "label": String, opt, "", "run label given to replay (--label)", get(|_, l| l.label.as_str());
+    RUN_ID "run_id": String, opt, "", "id of the replay run that wrote the row", get(|_, l| l.run_id.as_str());
+    ENGINE "engine": Option<String>, opt, "", "engine name (from engine-up state or --engine)", get(|_, l| l.engine.as_deref());
+    MODEL "model": Option<String>, opt, "", "model served (from /v1/models or --model)", get(|_, l| l.model.as_deref());
+    QUANT "quant": Option<String>, opt, "", "quantization variant (fp16, awq, fp8, ...)", get(|_, l| l.quant.as_deref());
+    API "api": String, opt, "", "protocol used: chat, completions, tgi, sglang, llamacpp", get(|_, l| l.api.as_str());
+    CONCURRENCY "concurrency": Option<u32>, opt, "users", "closed-loop users (--concurrency); null in open loop", get(|_, l| l.concurrency);
+    RATE_RPS "rate_rps": Option<f64>, opt, "req/s", "open-loop target rate of the trace (after --time-scale); null in closed loop", get(|_, l| l.rate_rps);
+    SCHEDULED_AT "scheduled_at": Option<Ts>, opt, "", "when the schedule said the request should be sent", get(|r, _| r.scheduled_at_us);
+    SENT_AT "sent_at": Option<Ts>, opt, "", "when the request's first byte was written; null if never sent", get(|r, _| r.sent_at_us);
+    FIRST_TOKEN_AT "first_token_at": Option<Ts>, opt, "", "arrival of the first chunk carrying generated content", get(|r, _| r.first_token_at_us);
+    DONE_AT "done_at": Option<Ts>, opt, "", "when the response ended (last byte, error or cancel)", get(|r, _| r.done_at_us);
+    SCHED_LAG_MS "sched_lag_ms": Option<f64>, opt, "ms", "sent_at - scheduled_at", field(sched_lag_ms);
+    TTFT_MS "ttft_ms": Option<f64>, opt, "ms", "first content chunk - sent_at", field(ttft_ms);
+    E2E_MS "e2e_ms": Option<f64>, opt, "ms", "last content chunk - sent_at", field(e2e_ms);
+    TPOT_MS "tpot_ms": Option<f64>, opt, "ms", "(e2e_ms - ttft_ms) / (output_tokens - 1), when output_tokens > 1", field(tpot_ms);
+    TTFT_SCHED_MS "ttft_sched_ms": Option<f64>, opt, "ms", "first content chunk - scheduled_at (what a user of a late client sees)", field(ttft_sched_ms);
+    E2E_SCHED_MS "e2e_sched_ms": Option<f64>, opt, "ms", "last content chunk - scheduled_at", field(e2e_sched_ms);
+    WARMUP "warmup": bool, opt, "", "a warm-up request (agg drops these unless asked)", field(warmup);
+    CHUNK_TIMES_MS "chunk_times_ms": Vec<f64>, opt, "ms", "arrival of every content chunk, ms after sent_at", field(chunk_times_ms);
+    CHUNK_TOKENS "chunk_tokens": Option<Vec<u32>>, opt, "tokens", "tokens in each content chunk when the server says; null otherwise", field(chunk_tokens);
+    INPUT_TOKENS "input_tokens": u32, opt, "tokens", "prompt length asked for by the trace", field(input_tokens);
+    SERVER_INPUT_TOKENS "server_input_tokens": Option<u32>, opt, "tokens", "prompt length the server reported (usage), if any", field(server_input_tokens);
+    REQUESTED_OUTPUT_TOKENS "requested_output_tokens": u32, opt, "tokens", "max_tokens sent", field(requested_output_tokens);
+    OUTPUT_TOKENS "output_tokens": u32, opt, "tokens", "output tokens received (see output_tokens_source)", field(output_tokens);
+    OUTPUT_TOKENS_SOURCE "output_tokens_source": String, opt, "", "usage: the server's count; chunks: number of content chunks", get(|r, _| r.output_tokens_source);
+    STATUS "status": String, opt, "", "ok, http_error, timeout, connect_error, stream_error, cancelled, not_sent", get(|r, _| r.status.as_str());
+    HTTP_STATUS "http_status": Option<u16>, opt, "", "HTTP status of the response, if one came", field(http_status);
+    ERROR "error": Option<String>, opt, "", "what went wrong, with the engine's own message where it gave one", field(error);
+    FINISH_REASON "finish_reason": Option<String>, opt, "", "the server's finish reason (length, stop, ...)", field(finish_reason);
+    CATEGORY "category": Option<String>, opt, "", "the trace's category", field(category);
+    SESSION_ID "session_id": Option<u64>, opt, "", "the trace's session_id", field(session_id);
+    TURN "turn": Option<u32>, opt, "", "the trace's turn", field(turn);
+}
