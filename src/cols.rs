@@ -452,3 +452,41 @@ impl<'a> ListCol<'a> {
         f(&times, tk.as_deref());
     }
 }
+
+/// The value at row i as a contract [`Cell`](crate::schema::Cell), for the typed readers
+/// (`Row::decode`): integers of any width, floats and decimals, strings of any kind,
+/// booleans, timestamps of any unit (as µs) and numeric lists; null, or a type no contract
+/// uses, is `Cell::Null`.
+pub fn cell_at(a: &dyn Array, i: usize) -> crate::schema::Cell {
+    use crate::schema::Cell;
+    if a.is_null(i) {
+        return Cell::Null;
+    }
+    let t = a.data_type();
+    if is_int(t) {
+        return int_at(a, i).ok().flatten().map_or(Cell::Null, Cell::Int);
+    }
+    if is_float(t) || matches!(t, DataType::Decimal128(_, _)) {
+        return f64_at(a, i).map_or(Cell::Null, Cell::Float);
+    }
+    if is_str(t) {
+        return str_at(a, i).map_or(Cell::Null, |s| Cell::Str(s.to_string()));
+    }
+    match t {
+        DataType::Boolean => Cell::Bool(a.as_boolean().value(i)),
+        DataType::Timestamp(_, _) => ts_us(a, i).map_or(Cell::Null, Cell::Micros),
+        DataType::List(f) | DataType::LargeList(f) => {
+            let Some(v) = list_at(a, i) else { return Cell::Null };
+            if is_int(f.data_type()) {
+                Cell::Ints(
+                    (0..v.len())
+                        .filter_map(|k| int_at(v.as_ref(), k).ok().flatten())
+                        .collect(),
+                )
+            } else {
+                Cell::Floats((0..v.len()).filter_map(|k| f64_at(v.as_ref(), k)).collect())
+            }
+        }
+        _ => Cell::Null,
+    }
+}

@@ -4,21 +4,24 @@ use arrow_array::RecordBatch;
 
 use super::ingest::{Acc, Groups, Key};
 use super::options::Options;
-use crate::stats::{self, Samples, batch_rates};
+use crate::schema::summary::col;
+use crate::schema::{Metric, Stat};
+use crate::stats::{self, batch_rates};
 
 pub use crate::schema::Cmp;
 
-/// Metrics compared by `--compare`, with the percentile they are (None: throughput).
-const COMPARED: &[(&str, Option<(&str, f64)>)] = &[
-    ("ttft_p50_ms", Some(("ttft", 0.5))),
-    ("ttft_p99_ms", Some(("ttft", 0.99))),
-    ("tpot_p50_ms", Some(("tpot", 0.5))),
-    ("tpot_p99_ms", Some(("tpot", 0.99))),
-    ("itl_p50_ms", Some(("itl", 0.5))),
-    ("itl_p99_ms", Some(("itl", 0.99))),
-    ("e2e_p50_ms", Some(("e2e", 0.5))),
-    ("e2e_p99_ms", Some(("e2e", 0.99))),
-    ("output_tok_per_s", None),
+/// Metrics compared by `--compare`: a latency percentile (metric, statistic, quantile), or
+/// output throughput (None).
+const COMPARED: [Option<(Metric, Stat, f64)>; 9] = [
+    Some((Metric::Ttft, Stat::P50, 0.5)),
+    Some((Metric::Ttft, Stat::P99, 0.99)),
+    Some((Metric::Tpot, Stat::P50, 0.5)),
+    Some((Metric::Tpot, Stat::P99, 0.99)),
+    Some((Metric::Itl, Stat::P50, 0.5)),
+    Some((Metric::Itl, Stat::P99, 0.99)),
+    Some((Metric::E2e, Stat::P50, 0.5)),
+    Some((Metric::E2e, Stat::P99, 0.99)),
+    None,
 ];
 
 /// Compare label `b` against label `a` on every matched load (same concurrency or rate, and
@@ -38,22 +41,18 @@ pub fn compare(groups: &Groups, a: &str, b: &str, o: &Options) -> Vec<Cmp> {
             continue;
         };
         let acc_a = &groups.groups[ka];
-        for (mi, (metric, pct)) in COMPARED.iter().enumerate() {
+        for (mi, pct) in COMPARED.into_iter().enumerate() {
+            let metric = match pct {
+                Some((m, st, _)) => m.column(st),
+                None => col::OUTPUT_TOK_PER_S,
+            };
             let seed = o.seed ^ (mi as u64 * 7919);
             let (va, vb, ratio, ci) = match pct {
-                Some((m, q)) => {
-                    fn pick<'x>(acc: &'x Acc, m: &str) -> &'x Samples {
-                        match m {
-                            "ttft" => &acc.ttft,
-                            "tpot" => &acc.tpot,
-                            "itl" => &acc.itl,
-                            _ => &acc.e2e,
-                        }
-                    }
-                    let (xa, xb) = (pick(acc_a, m), pick(acc_b, m));
-                    let va = xa.percentile(*q);
-                    let vb = xb.percentile(*q);
-                    match stats::ratio_ci(xa, xb, *q, o.bootstrap.max(200), seed, 0.95) {
+                Some((m, _, q)) => {
+                    let (xa, xb) = (acc_a.samples(m), acc_b.samples(m));
+                    let va = xa.percentile(q);
+                    let vb = xb.percentile(q);
+                    match stats::ratio_ci(xa, xb, q, o.bootstrap.max(200), seed, 0.95) {
                         Some((r, lo, hi)) => (va, vb, Some(r), Some((lo, hi))),
                         None => (va, vb, None, None),
                     }

@@ -11,6 +11,8 @@ use arrow_array::RecordBatch;
 use super::options::{Defs, Options};
 use crate::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::io::DataError;
+use crate::schema::requests::col as rc;
+use crate::schema::{Metric, REQUESTS, Status, Summary};
 use crate::stats::{BIN_US, Samples};
 
 /// A group's identity: the run's keys and the `--by` columns.
@@ -28,6 +30,20 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key of a summary row's group (its key columns are the key's fields).
+    pub fn of(s: &Summary) -> Key {
+        Key {
+            label: s.label.clone(),
+            engine: s.engine.clone(),
+            model: s.model.clone(),
+            quant: s.quant.clone(),
+            concurrency: s.concurrency,
+            rate_bits: s.rate_rps.map(f64::to_bits),
+            category: s.category.clone(),
+            turn: s.turn,
+        }
+    }
+
     pub fn rate(&self) -> Option<f64> {
         self.rate_bits.map(f64::from_bits)
     }
@@ -66,6 +82,16 @@ impl Acc {
             }
         }
         a
+    }
+
+    /// The samples of one latency metric.
+    pub fn samples(&self, m: Metric) -> &Samples {
+        match m {
+            Metric::Ttft => &self.ttft,
+            Metric::Tpot => &self.tpot,
+            Metric::Itl => &self.itl,
+            Metric::E2e => &self.e2e,
+        }
     }
 
     pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 6] {
@@ -122,28 +148,28 @@ impl Acc {
 
 /// Columns agg reads (others are skipped, so big chunk_tokens lists are never decoded).
 pub const READ_COLUMNS: &[&str] = &[
-    "label",
-    "engine",
-    "model",
-    "quant",
-    "concurrency",
-    "rate_rps",
-    "category",
-    "turn",
-    "status",
-    "warmup",
-    "sent_at",
-    "done_at",
-    "ttft_ms",
-    "tpot_ms",
-    "e2e_ms",
-    "sched_lag_ms",
-    "ttft_sched_ms",
-    "output_tokens",
-    "input_tokens",
-    "server_input_tokens",
-    "chunk_times_ms",
-    "chunk_tokens",
+    rc::LABEL,
+    rc::ENGINE,
+    rc::MODEL,
+    rc::QUANT,
+    rc::CONCURRENCY,
+    rc::RATE_RPS,
+    rc::CATEGORY,
+    rc::TURN,
+    rc::STATUS,
+    rc::WARMUP,
+    rc::SENT_AT,
+    rc::DONE_AT,
+    rc::TTFT_MS,
+    rc::TPOT_MS,
+    rc::E2E_MS,
+    rc::SCHED_LAG_MS,
+    rc::TTFT_SCHED_MS,
+    rc::OUTPUT_TOKENS,
+    rc::INPUT_TOKENS,
+    rc::SERVER_INPUT_TOKENS,
+    rc::CHUNK_TIMES_MS,
+    rc::CHUNK_TOKENS,
 ];
 
 /// All groups, accumulated from any number of requests files.
@@ -206,7 +232,7 @@ impl Groups {
     /// [`super::finish`] alike (finish sorts them again).
     pub fn regroup(&self, by: &[String]) -> Groups {
         let keep = |c: &str| by.iter().any(|b| b == c);
-        let (cat, turn) = (keep("category"), keep("turn"));
+        let (cat, turn) = (keep(rc::CATEGORY), keep(rc::TURN));
         let hist_mode = self.held.is_none();
         let mut groups: HashMap<Key, Acc> = HashMap::new();
         for (k, acc) in &self.groups {
@@ -354,8 +380,8 @@ impl Groups {
 
     fn add_rows(&mut self, b: &RecordBatch, o: &Options) {
         let v = View::of(b);
-        let by_cat = o.by.iter().any(|c| c == "category");
-        let by_turn = o.by.iter().any(|c| c == "turn");
+        let by_cat = o.by.iter().any(|c| c == rc::CATEGORY);
+        let by_turn = o.by.iter().any(|c| c == rc::TURN);
         let n = b.num_rows();
         self.rows += n as u64;
         let key_of = |i: usize| KeyRef {
@@ -406,13 +432,13 @@ impl Groups {
 }
 
 fn check_requests(path: &str, schema: &arrow_schema::Schema) -> Result<(), DataError> {
-    for need in ["label", "status"] {
+    for need in [rc::LABEL, rc::STATUS] {
         if schema.field_with_name(need).is_err() {
             return Err(DataError::MissingColumn {
                 path: path.into(),
                 column: need.into(),
-                contract: "requests".into(),
-                required: "label, status (and the latency columns replay writes)".into(),
+                contract: REQUESTS.name.into(),
+                required: format!("{}, {} (and the latency columns replay writes)", rc::LABEL, rc::STATUS),
             });
         }
     }
@@ -467,7 +493,7 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
             acc.last_done_us = Some(acc.last_done_us.map_or(t, |x| x.max(t)));
         }
     }
-    if st != "ok" {
+    if st != Status::Ok.as_str() {
         return;
     }
     let out = v.out.get(i).unwrap_or(0).max(0) as u64;
@@ -577,28 +603,28 @@ impl<'a> View<'a> {
     fn of(b: &'a RecordBatch) -> View<'a> {
         let c = |n: &str| cols::column(b, n);
         View {
-            label: StrCol::of(c("label")),
-            engine: StrCol::of(c("engine")),
-            model: StrCol::of(c("model")),
-            quant: StrCol::of(c("quant")),
-            cat: StrCol::of(c("category")),
-            status: StrCol::of(c("status")),
-            conc: cols::int_col(c("concurrency")),
-            turn: cols::int_col(c("turn")),
-            out: cols::int_col(c("output_tokens")),
-            inp: cols::int_col(c("input_tokens")),
-            sin: cols::int_col(c("server_input_tokens")),
-            rate: cols::f64_col(c("rate_rps")),
-            ttft: cols::f64_col(c("ttft_ms")),
-            tpot: cols::f64_col(c("tpot_ms")),
-            e2e: cols::f64_col(c("e2e_ms")),
-            lag: cols::f64_col(c("sched_lag_ms")),
-            ttfts: cols::f64_col(c("ttft_sched_ms")),
-            sent: cols::ts_col(c("sent_at")),
-            done: cols::ts_col(c("done_at")),
-            warm: BoolCol::of(c("warmup")),
-            chunks: ListCol::of(c("chunk_times_ms")),
-            ctoks: ListCol::of(c("chunk_tokens")),
+            label: StrCol::of(c(rc::LABEL)),
+            engine: StrCol::of(c(rc::ENGINE)),
+            model: StrCol::of(c(rc::MODEL)),
+            quant: StrCol::of(c(rc::QUANT)),
+            cat: StrCol::of(c(rc::CATEGORY)),
+            status: StrCol::of(c(rc::STATUS)),
+            conc: cols::int_col(c(rc::CONCURRENCY)),
+            turn: cols::int_col(c(rc::TURN)),
+            out: cols::int_col(c(rc::OUTPUT_TOKENS)),
+            inp: cols::int_col(c(rc::INPUT_TOKENS)),
+            sin: cols::int_col(c(rc::SERVER_INPUT_TOKENS)),
+            rate: cols::f64_col(c(rc::RATE_RPS)),
+            ttft: cols::f64_col(c(rc::TTFT_MS)),
+            tpot: cols::f64_col(c(rc::TPOT_MS)),
+            e2e: cols::f64_col(c(rc::E2E_MS)),
+            lag: cols::f64_col(c(rc::SCHED_LAG_MS)),
+            ttfts: cols::f64_col(c(rc::TTFT_SCHED_MS)),
+            sent: cols::ts_col(c(rc::SENT_AT)),
+            done: cols::ts_col(c(rc::DONE_AT)),
+            warm: BoolCol::of(c(rc::WARMUP)),
+            chunks: ListCol::of(c(rc::CHUNK_TIMES_MS)),
+            ctoks: ListCol::of(c(rc::CHUNK_TOKENS)),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Joins: GPU samples and engine metrics matched to each group by its time window.
 
-use super::ingest::Groups;
-use super::summary::{Cell, Row, window};
+use super::ingest::{Groups, Key};
+use super::summary::window;
 use crate::io::DataError;
+use crate::schema::Summary;
 
 /// GPU samples and engine metrics loaded for [`join_monitors`].
 #[derive(Debug, Default)]
@@ -34,40 +35,34 @@ impl Monitors {
 /// energy and energy per output token; mean and peak running and waiting requests, peak KV
 /// usage and the prefix-cache hit rate.
 pub fn join_monitors(
-    rows: &mut [Row],
+    rows: &mut [Summary],
     groups: &Groups,
     gpu: &[crate::gpu::window::GpuSample],
     eng: &[crate::enginemon::EngineRow],
 ) {
     for r in rows.iter_mut() {
-        let Some(k) = r.key.clone() else { continue };
+        let k = Key::of(r);
         let Some((start, end)) = window(groups, &k) else {
             continue;
         };
         let out_tokens = groups.groups.get(&k).map(|a| a.out_tokens_ok).unwrap_or(0);
         if !gpu.is_empty() {
             let w = crate::gpu::window::gpu_window(gpu, start, end);
-            r.cells.insert("gpu_mem_idle_mib", Cell::F(w.mem_idle_mib));
-            r.cells.insert("gpu_mem_peak_mib", Cell::F(w.mem_peak_mib));
-            r.cells.insert("gpu_util_mean_pct", Cell::F(w.util_mean_pct));
-            r.cells.insert("power_mean_w", Cell::F(w.power_mean_w));
-            r.cells.insert("energy_j", Cell::F(w.energy_j));
-            r.cells.insert(
-                "energy_per_output_token_j",
-                Cell::F(crate::gpu::window::energy_per_output_token(w.energy_j, out_tokens)),
-            );
+            r.gpu_mem_idle_mib = w.mem_idle_mib;
+            r.gpu_mem_peak_mib = w.mem_peak_mib;
+            r.gpu_util_mean_pct = w.util_mean_pct;
+            r.power_mean_w = w.power_mean_w;
+            r.energy_j = w.energy_j;
+            r.energy_per_output_token_j = crate::gpu::window::energy_per_output_token(w.energy_j, out_tokens);
         }
         if !eng.is_empty() {
             let w = crate::enginemon::engine_window(eng, start, end);
-            r.cells.insert("running_mean", Cell::F(w.running_mean));
-            r.cells.insert("running_peak", Cell::F(w.running_peak));
-            r.cells.insert("waiting_mean", Cell::F(w.waiting_mean));
-            r.cells.insert("waiting_peak", Cell::F(w.waiting_peak));
-            r.cells.insert("kv_usage_peak_pct", Cell::F(w.kv_usage_peak_pct));
-            r.cells.insert(
-                "prefix_cache_hit_pct",
-                Cell::F(w.prefix_cache_hit_rate.map(|x| 100.0 * x)),
-            );
+            r.running_mean = w.running_mean;
+            r.running_peak = w.running_peak;
+            r.waiting_mean = w.waiting_mean;
+            r.waiting_peak = w.waiting_peak;
+            r.kv_usage_peak_pct = w.kv_usage_peak_pct;
+            r.prefix_cache_hit_pct = w.prefix_cache_hit_rate.map(|x| 100.0 * x);
         }
     }
 }

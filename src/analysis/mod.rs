@@ -21,16 +21,17 @@ pub use ingest::{Acc, Groups, Key, READ_COLUMNS};
 pub use joins::{Monitors, join_monitors};
 pub use options::{BY_COLUMNS, Defs, EXACT_BUDGET, Options, Slo};
 pub use render::{markdown, to_batch};
-pub use summary::{Cell, Row, finish, read_summary, window};
+pub use summary::{finish, read_summary, window};
 
 use crate::io::DataError;
+use crate::schema::Summary;
 
 /// The result of the pipeline: the groups (samples sorted, for distributions and
 /// comparisons) and their summary rows.
 #[derive(Debug)]
 pub struct Analysis {
     pub groups: Groups,
-    pub rows: Vec<Row>,
+    pub rows: Vec<Summary>,
 }
 
 /// Reader threads: one per core.

@@ -1,6 +1,8 @@
 //! Options of one aggregation: the metric definitions (`--defs`), the SLO grammar (`--slo`),
 //! grouping and the memory budget.
 
+use crate::schema::summary::col;
+
 /// TPOT/ITL definitions of the tools people compare against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Defs {
@@ -98,8 +100,15 @@ impl Default for Options {
 }
 
 /// Columns `--by` may name besides the run-identity keys, which are always grouped on.
-pub const BY_COLUMNS: &[&str] = &["category", "turn"];
-pub(crate) const ID_KEYS: &[&str] = &["label", "engine", "model", "quant", "concurrency", "rate_rps"];
+pub const BY_COLUMNS: &[&str] = &[col::CATEGORY, col::TURN];
+pub(crate) const ID_KEYS: &[&str] = &[
+    col::LABEL,
+    col::ENGINE,
+    col::MODEL,
+    col::QUANT,
+    col::CONCURRENCY,
+    col::RATE_RPS,
+];
 
 #[cfg(test)]
 mod tests {

@@ -1,132 +1,74 @@
 //! Output for people and programs: the summary contract's batch and the Markdown table.
 
-use std::sync::Arc;
+use arrow_array::RecordBatch;
 
-use arrow_array::builder::{Float64Builder, StringBuilder, UInt32Builder, UInt64Builder};
-use arrow_array::{ArrayRef, RecordBatch};
-
-use super::summary::{Cell, Row};
-use crate::schema::{SUMMARY, Ty};
+use crate::io::fmt_num;
+use crate::schema::summary::col;
+use crate::schema::{Rows, Summary};
 
 /// Summary rows as a record batch of the summary contract.
-pub fn to_batch(rows: &[Row]) -> RecordBatch {
-    let mut cols: Vec<ArrayRef> = Vec::new();
-    for c in SUMMARY.columns {
-        let arr: ArrayRef = match c.ty {
-            Ty::Utf8 => {
-                let mut b = StringBuilder::new();
-                for r in rows {
-                    match r.cells.get(c.name) {
-                        Some(Cell::S(v)) => b.append_option(v.as_deref()),
-                        _ => b.append_option(if c.nullable { None } else { Some("") }),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            Ty::U32 => {
-                let mut b = UInt32Builder::new();
-                for r in rows {
-                    match r.cells.get(c.name) {
-                        Some(Cell::U(v)) => b.append_option(v.map(|x| x as u32)),
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            Ty::U64 => {
-                let mut b = UInt64Builder::new();
-                for r in rows {
-                    match r.cells.get(c.name) {
-                        Some(Cell::U(v)) => b.append_option(*v),
-                        _ => b.append_option(if c.nullable { None } else { Some(0) }),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            Ty::F64 => {
-                let mut b = Float64Builder::new();
-                for r in rows {
-                    match r.cells.get(c.name) {
-                        Some(Cell::F(v)) => b.append_option(*v),
-                        Some(Cell::U(v)) => b.append_option(v.map(|x| x as f64)),
-                        _ => b.append_option(if c.nullable { None } else { Some(0.0) }),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            other => unreachable!("summary has no {other:?} columns"),
-        };
-        cols.push(arr);
-    }
-    RecordBatch::try_new(SUMMARY.schema(), cols).expect("summary batch matches its contract")
+pub fn to_batch(rows: &[Summary]) -> RecordBatch {
+    Summary::encode(rows, &())
+}
+
+/// A column of the Markdown table: header, left-aligned (text) or not, and its cell.
+type MdCol = (&'static str, bool, fn(&Summary) -> Option<String>);
+
+fn num(v: Option<f64>) -> Option<String> {
+    v.map(fmt_num)
 }
 
 /// The compact Markdown table agg prints for people.
-pub fn markdown(rows: &[Row], slo: bool) -> String {
-    let varies = |name: &str| {
-        let mut seen: Vec<Option<String>> = rows.iter().map(|r| cell_text(r, name)).collect();
+pub fn markdown(rows: &[Summary], slo: bool) -> String {
+    let varies = |f: fn(&Summary) -> Option<String>| {
+        let mut seen: Vec<Option<String>> = rows.iter().map(f).collect();
         seen.sort();
         seen.dedup();
         seen.len() > 1 || seen.first().is_some_and(|v| v.is_some())
     };
-    let mut cols: Vec<(&str, &str)> = vec![("label", "label")];
-    for (k, h) in [
-        ("engine", "engine"),
-        ("quant", "quant"),
-        ("concurrency", "users"),
-        ("rate_rps", "rate req/s"),
-        ("category", "category"),
-        ("turn", "turn"),
-    ] {
-        if varies(k) {
-            cols.push((k, h));
-        }
-    }
-    cols.extend([
-        ("n_ok", "ok"),
-        ("n_requests", "n"),
-        ("req_per_s", "req/s"),
-        ("output_tok_per_s", "out tok/s"),
-        ("ttft_p50_ms", "TTFT p50 ms"),
-        ("ttft_p99_ms", "TTFT p99 ms"),
-        ("tpot_p50_ms", "TPOT p50 ms"),
-        ("tpot_p99_ms", "TPOT p99 ms"),
-        ("itl_p50_ms", "ITL p50 ms"),
-        ("itl_p99_ms", "ITL p99 ms"),
-        ("e2e_p50_ms", "E2E p50 ms"),
-        ("e2e_p99_ms", "E2E p99 ms"),
+    let mut cols: Vec<MdCol> = vec![(col::LABEL, true, |r| Some(r.label.clone()))];
+    let keys: [MdCol; 6] = [
+        (col::ENGINE, true, |r| r.engine.clone()),
+        (col::QUANT, true, |r| r.quant.clone()),
+        ("users", false, |r| r.concurrency.map(|c| c.to_string())),
+        ("rate req/s", false, |r| num(r.rate_rps)),
+        (col::CATEGORY, true, |r| r.category.clone()),
+        (col::TURN, false, |r| r.turn.map(|t| t.to_string())),
+    ];
+    cols.extend(keys.into_iter().filter(|c| varies(c.2)));
+    cols.extend::<[MdCol; 12]>([
+        ("ok", false, |r| Some(r.n.ok.to_string())),
+        ("n", false, |r| Some(r.n_requests.to_string())),
+        ("req/s", false, |r| num(r.req_per_s)),
+        ("out tok/s", false, |r| num(r.output_tok_per_s)),
+        ("TTFT p50 ms", false, |r| num(r.ttft.p50)),
+        ("TTFT p99 ms", false, |r| num(r.ttft.p99)),
+        ("TPOT p50 ms", false, |r| num(r.tpot.p50)),
+        ("TPOT p99 ms", false, |r| num(r.tpot.p99)),
+        ("ITL p50 ms", false, |r| num(r.itl.p50)),
+        ("ITL p99 ms", false, |r| num(r.itl.p99)),
+        ("E2E p50 ms", false, |r| num(r.e2e.p50)),
+        ("E2E p99 ms", false, |r| num(r.e2e.p99)),
     ]);
     if slo {
-        cols.push(("goodput_req_per_s", "goodput req/s"));
+        cols.push(("goodput req/s", false, |r| num(r.goodput_req_per_s)));
     }
     let mut s = String::new();
     s.push('|');
-    for (_, h) in &cols {
+    for (h, _, _) in &cols {
         s.push_str(&format!(" {h} |"));
     }
     s.push_str("\n|");
-    for (k, _) in &cols {
-        s.push_str(if matches!(*k, "label" | "engine" | "quant" | "category") {
-            "---|"
-        } else {
-            "---:|"
-        });
+    for (_, left, _) in &cols {
+        s.push_str(if *left { "---|" } else { "---:|" });
     }
     s.push('\n');
     for r in rows {
         s.push('|');
-        for (k, _) in &cols {
-            s.push_str(&format!(" {} |", cell_text(r, k).unwrap_or_default()));
+        for (_, _, f) in &cols {
+            s.push_str(&format!(" {} |", f(r).unwrap_or_default()));
         }
         s.push('\n');
     }
     s
-}
-
-fn cell_text(r: &Row, name: &str) -> Option<String> {
-    match r.cells.get(name)? {
-        Cell::S(v) => v.clone(),
-        Cell::U(v) => v.map(|x| x.to_string()),
-        Cell::F(v) => v.map(crate::io::fmt_num),
-    }
 }

@@ -1,76 +1,38 @@
-//! Summary rows: each group's counts, throughputs, goodput and latency statistics.
-
-use std::collections::HashMap;
+//! Summary rows: each group's counts, throughputs, goodput and latency statistics, as the
+//! summary contract's typed rows ([`Summary`]).
 
 use super::ingest::{Groups, Key};
 use super::options::{BY_COLUMNS, ID_KEYS, Options};
-use crate::cols;
 use crate::io::DataError;
-use crate::schema::{SUMMARY, Ty};
+use crate::schema::{Cell, LatencyStats, SUMMARY, Status, Summary, Ty, summary::col};
 use crate::stats::{Samples, Stats, rate_ci};
-
-/// A cell of a summary row.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    S(Option<String>),
-    U(Option<u64>),
-    F(Option<f64>),
-}
-
-/// One summary row, by column name.
-#[derive(Debug, Clone, Default)]
-pub struct Row {
-    pub key: Option<Key>,
-    pub cells: HashMap<&'static str, Cell>,
-}
-
-impl Row {
-    pub fn f(&self, name: &str) -> Option<f64> {
-        match self.cells.get(name) {
-            Some(Cell::F(v)) => *v,
-            Some(Cell::U(v)) => v.map(|x| x as f64),
-            _ => None,
-        }
-    }
-    pub fn s(&self, name: &str) -> Option<&str> {
-        match self.cells.get(name) {
-            Some(Cell::S(v)) => v.as_deref(),
-            _ => None,
-        }
-    }
-}
 
 fn nan_none(v: f64) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
 }
 
-fn put_stats(cells: &mut HashMap<&'static str, Cell>, metric: &str, s: Option<Stats>) {
-    for c in SUMMARY.columns {
-        if let Some(rest) = c.name.strip_prefix(metric).and_then(|r| r.strip_prefix('_')) {
-            if !rest.ends_with("_ms") || rest.starts_with("sched") {
-                continue;
-            }
-            let v = s.map(|s| match rest {
-                "mean_ms" => s.mean,
-                "p50_ms" => s.p50,
-                "p90_ms" => s.p90,
-                "p95_ms" => s.p95,
-                "p99_ms" => s.p99,
-                "p999_ms" => s.p999,
-                "max_ms" => s.max,
-                "p50_ci_lo_ms" => s.p50_ci.0,
-                "p50_ci_hi_ms" => s.p50_ci.1,
-                "p99_ci_lo_ms" => s.p99_ci.0,
-                "p99_ci_hi_ms" => s.p99_ci.1,
-                _ => f64::NAN,
-            });
-            cells.insert(c.name, Cell::F(v.and_then(nan_none)));
-        }
+/// One metric's statistics block (None everywhere when it had no samples).
+fn latency_stats(s: Option<Stats>) -> LatencyStats {
+    let Some(s) = s else {
+        return LatencyStats::default();
+    };
+    LatencyStats {
+        mean: nan_none(s.mean),
+        p50: nan_none(s.p50),
+        p90: nan_none(s.p90),
+        p95: nan_none(s.p95),
+        p99: nan_none(s.p99),
+        p999: nan_none(s.p999),
+        max: nan_none(s.max),
+        p50_ci_lo: nan_none(s.p50_ci.0),
+        p50_ci_hi: nan_none(s.p50_ci.1),
+        p99_ci_lo: nan_none(s.p99_ci.0),
+        p99_ci_hi: nan_none(s.p99_ci.1),
     }
 }
 
 /// Finish the groups into summary rows, sorted by key. Sorts the accumulated samples.
-pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
+pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
     sort_all(groups);
     let mut keys: Vec<Key> = groups.groups.keys().cloned().collect();
     keys.sort_by(|a, b| {
@@ -105,58 +67,43 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
     let mut rows = Vec::new();
     for (gi, k) in keys.into_iter().enumerate() {
         let acc = groups.groups.get_mut(&k).expect("key from map");
-        let mut c: HashMap<&'static str, Cell> = HashMap::new();
-        c.insert("label", Cell::S(Some(k.label.clone())));
-        c.insert("engine", Cell::S(k.engine.clone()));
-        c.insert("model", Cell::S(k.model.clone()));
-        c.insert("quant", Cell::S(k.quant.clone()));
-        c.insert("concurrency", Cell::U(k.concurrency.map(u64::from)));
-        c.insert("rate_rps", Cell::F(k.rate()));
-        c.insert("category", Cell::S(k.category.clone()));
-        c.insert("turn", Cell::U(k.turn.map(u64::from)));
-        c.insert("group_by", Cell::S(Some(group_by.clone())));
-        let st = |s: &str| acc.by_status.get(s).copied().unwrap_or(0);
-        let ok = st("ok");
-        c.insert("n_requests", Cell::U(Some(acc.n)));
-        for s in crate::schema::Status::ALL.map(|s| s.as_str()) {
-            let name: &'static str = match s {
-                "ok" => "n_ok",
-                "http_error" => "n_http_error",
-                "timeout" => "n_timeout",
-                "connect_error" => "n_connect_error",
-                "stream_error" => "n_stream_error",
-                "cancelled" => "n_cancelled",
-                _ => "n_not_sent",
-            };
-            c.insert(name, Cell::U(Some(st(s))));
+        let st = |s: Status| acc.by_status.get(s.as_str()).copied().unwrap_or(0);
+        let ok = st(Status::Ok);
+        let mut r = Summary {
+            label: k.label.clone(),
+            engine: k.engine.clone(),
+            model: k.model.clone(),
+            quant: k.quant.clone(),
+            concurrency: k.concurrency,
+            rate_rps: k.rate(),
+            category: k.category.clone(),
+            turn: k.turn,
+            group_by: group_by.clone(),
+            n_requests: acc.n,
+            ..Summary::default()
+        };
+        for s in Status::ALL {
+            r.n.add(s, st(s));
         }
-        let sent = acc.n - st("not_sent");
-        c.insert(
-            "error_rate",
-            Cell::F(Some(if sent > 0 {
-                (sent - ok) as f64 / sent as f64
-            } else {
-                0.0
-            })),
-        );
+        let sent = acc.n - st(Status::NotSent);
+        r.error_rate = if sent > 0 {
+            (sent - ok) as f64 / sent as f64
+        } else {
+            0.0
+        };
         let dur = match (acc.first_sent_us, acc.last_done_us) {
             (Some(a), Some(b)) if b > a => Some((b - a) as f64 / 1e6),
             _ => None,
         };
-        c.insert("duration_s", Cell::F(dur));
+        r.duration_s = dur;
         let per_s = |x: f64| dur.map(|d| x / d);
-        c.insert("req_per_s", Cell::F(per_s(ok as f64)));
-        c.insert("output_tok_per_s", Cell::F(per_s(acc.out_tokens_ok as f64)));
-        let (lo, hi) = match (acc.first_sent_us, acc.last_done_us) {
+        r.req_per_s = per_s(ok as f64);
+        r.output_tok_per_s = per_s(acc.out_tokens_ok as f64);
+        (r.output_tok_per_s_ci_lo, r.output_tok_per_s_ci_hi) = match (acc.first_sent_us, acc.last_done_us) {
             (Some(a), Some(b)) => rate_ci(&acc.token_bins, a, b).map(|(_, lo, hi)| (lo, hi)).unzip(),
             _ => (None, None),
         };
-        c.insert("output_tok_per_s_ci_lo", Cell::F(lo));
-        c.insert("output_tok_per_s_ci_hi", Cell::F(hi));
-        c.insert(
-            "total_tok_per_s",
-            Cell::F(per_s((acc.in_tokens_ok + acc.out_tokens_ok) as f64)),
-        );
+        r.total_tok_per_s = per_s((acc.in_tokens_ok + acc.out_tokens_ok) as f64);
         let pct = |x: u64| {
             if ok > 0 {
                 Some(100.0 * x as f64 / ok as f64)
@@ -165,41 +112,32 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Row> {
             }
         };
         if o.slo.any() {
-            c.insert("goodput_req_per_s", Cell::F(per_s(acc.slo_all_ok as f64)));
-            c.insert("slo_ttft_pct", Cell::F(o.slo.ttft_ms.and(pct(acc.slo_ttft_ok))));
-            c.insert("slo_tpot_pct", Cell::F(o.slo.tpot_ms.and(pct(acc.slo_tpot_ok))));
-            c.insert("slo_e2e_pct", Cell::F(o.slo.e2e_ms.and(pct(acc.slo_e2e_ok))));
+            r.goodput_req_per_s = per_s(acc.slo_all_ok as f64);
+            r.slo_ttft_pct = o.slo.ttft_ms.and(pct(acc.slo_ttft_ok));
+            r.slo_tpot_pct = o.slo.tpot_ms.and(pct(acc.slo_tpot_ok));
+            r.slo_e2e_pct = o.slo.e2e_ms.and(pct(acc.slo_e2e_ok));
         }
-        c.insert(
-            "mean_output_tokens",
-            Cell::F(if ok > 0 {
-                Some(acc.out_tokens_ok as f64 / ok as f64)
-            } else {
-                None
-            }),
-        );
+        r.mean_output_tokens = if ok > 0 {
+            Some(acc.out_tokens_ok as f64 / ok as f64)
+        } else {
+            None
+        };
         let seed = o.seed.wrapping_add(gi as u64 * 1_000_003);
         let summ = |v: &mut Samples, salt: u64| {
             v.finish();
             v.summarize(o.bootstrap, seed ^ salt)
         };
-        let s_ttft = summ(&mut acc.ttft, 1);
         let s_tpot = summ(&mut acc.tpot, 2);
-        let s_itl = summ(&mut acc.itl, 3);
-        let s_e2e = summ(&mut acc.e2e, 4);
-        put_stats(&mut c, "ttft", s_ttft);
-        put_stats(&mut c, "tpot", s_tpot);
-        put_stats(&mut c, "itl", s_itl);
-        put_stats(&mut c, "e2e", s_e2e);
-        c.insert(
-            "interactivity_tok_s",
-            Cell::F(s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50)),
-        );
+        r.ttft = latency_stats(summ(&mut acc.ttft, 1));
+        r.tpot = latency_stats(s_tpot);
+        r.itl = latency_stats(summ(&mut acc.itl, 3));
+        r.e2e = latency_stats(summ(&mut acc.e2e, 4));
+        r.interactivity_tok_s = s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50);
         acc.sched_lag.finish();
         acc.ttft_sched.finish();
-        c.insert("sched_lag_p99_ms", Cell::F(acc.sched_lag.percentile(0.99)));
-        c.insert("ttft_sched_p99_ms", Cell::F(acc.ttft_sched.percentile(0.99)));
-        rows.push(Row { key: Some(k), cells: c });
+        r.sched_lag_p99_ms = acc.sched_lag.percentile(0.99);
+        r.ttft_sched_p99_ms = acc.ttft_sched.percentile(0.99);
+        rows.push(r);
     }
     rows
 }
@@ -236,35 +174,47 @@ pub fn window(groups: &Groups, k: &Key) -> Option<(i64, i64)> {
     Some((a.first_sent_us?, a.last_done_us?))
 }
 
-/// Summary rows back from a summary file (for chart and report).
-pub fn read_summary(path: &str) -> Result<Vec<Row>, DataError> {
+/// Summary rows back from a summary file (for chart and report). Columns the file lacks are
+/// null (or zero and empty where the contract has no null).
+pub fn read_summary(path: &str) -> Result<Vec<Summary>, DataError> {
     let input = crate::io::open(path)?;
     let mut rows = Vec::new();
-    if input.schema.field_with_name("label").is_err() || input.schema.field_with_name("n_requests").is_err() {
+    if input.schema.field_with_name(col::LABEL).is_err() || input.schema.field_with_name(col::N_REQUESTS).is_err() {
         return Err(DataError::MissingColumn {
             path: path.into(),
-            column: "n_requests".into(),
-            contract: "summary".into(),
+            column: col::N_REQUESTS.into(),
+            contract: SUMMARY.name.into(),
             required: "the columns agg writes (is this a requests file? run agg on it first)".into(),
         });
     }
+    let mut base = 0u64;
     for b in input {
         let b = b?;
         for i in 0..b.num_rows() {
-            let mut cells = HashMap::new();
-            for c in SUMMARY.columns {
-                let Some(a) = cols::get(&b, c.name) else {
-                    continue;
-                };
-                let cell = match c.ty {
-                    Ty::Utf8 => Cell::S(cols::str_at(a.as_ref(), i).map(str::to_string)),
-                    Ty::U32 | Ty::U64 => Cell::U(cols::int_at(a.as_ref(), i).ok().flatten().map(|v| v.max(0) as u64)),
-                    _ => Cell::F(cols::f64_at(a.as_ref(), i)),
-                };
-                cells.insert(c.name, cell);
-            }
-            rows.push(Row { key: None, cells });
+            let mut asked = "";
+            let row = Summary::decode(&mut |name| {
+                asked = name;
+                let cell = crate::cols::column(&b, name).map_or(Cell::Null, |a| crate::cols::cell_at(a, i));
+                match (&cell, SUMMARY.columns.iter().find(|c| c.name == name)) {
+                    (Cell::Null, Some(c)) if !c.nullable => match c.ty {
+                        Ty::Utf8 => Cell::Str(String::new()),
+                        Ty::F64 => Cell::Float(0.0),
+                        _ => Cell::Int(0),
+                    },
+                    // counts written by other tools as signed integers: negatives read as 0
+                    (Cell::Int(v), Some(c)) if *v < 0 && matches!(c.ty, Ty::U16 | Ty::U32 | Ty::U64) => Cell::Int(0),
+                    _ => cell,
+                }
+            })
+            .map_err(|e| DataError::BadValue {
+                path: path.into(),
+                row: base + i as u64 + 1,
+                column: asked.into(),
+                msg: e.0,
+            })?;
+            rows.push(row);
         }
+        base += b.num_rows() as u64;
     }
     Ok(rows)
 }
@@ -278,6 +228,7 @@ mod props {
     use super::*;
     use crate::analysis::options::{Defs, EXACT_BUDGET, Slo};
     use crate::client::record::{Record, RunLabels, Status, to_batch};
+    use crate::schema::Metric;
     use crate::trace::TraceRow;
 
     const ST: [Status; 7] = [
@@ -338,7 +289,7 @@ mod props {
         r
     }
 
-    fn run(runs: &[Vec<Gen>], by: &[&str], budget: usize) -> (Vec<Row>, Vec<Vec<Record>>) {
+    fn run(runs: &[Vec<Gen>], by: &[&str], budget: usize) -> (Vec<Summary>, Vec<Vec<Record>>) {
         let o = Options {
             by: by.iter().map(|s| s.to_string()).collect(),
             bootstrap: 20,
@@ -363,10 +314,6 @@ mod props {
             all.push(recs);
         }
         (finish(&mut g, &o), all)
-    }
-
-    fn u(r: &Row, c: &str) -> u64 {
-        r.f(c).expect(c) as u64
     }
 
     /// The TPOT SLO is judged on the TPOT the definitions in force report: under
@@ -403,15 +350,15 @@ mod props {
             finish(&mut g, &o).remove(0)
         };
         let v = row(Defs::Vllm);
-        assert_eq!(v.f("tpot_p50_ms"), Some(10.0));
-        assert_eq!(v.f("slo_tpot_pct"), Some(100.0));
+        assert_eq!(v.tpot.p50, Some(10.0));
+        assert_eq!(v.slo_tpot_pct, Some(100.0));
         let g = row(Defs::Guidellm);
-        let tpot = g.f("tpot_p50_ms").unwrap();
+        let tpot = g.tpot.p50.unwrap();
         assert!((tpot - 1000.0 / 11.0).abs() < 1e-9, "{tpot}");
-        assert_eq!(g.f("slo_tpot_pct"), Some(0.0), "judged on GuideLLM's TPOT, as reported");
-        assert_eq!(g.f("goodput_req_per_s"), Some(0.0));
+        assert_eq!(g.slo_tpot_pct, Some(0.0), "judged on GuideLLM's TPOT, as reported");
+        assert_eq!(g.goodput_req_per_s, Some(0.0));
         // aiperf reports vLLM's per-request TPOT, and is judged on it
-        assert_eq!(row(Defs::Aiperf).f("slo_tpot_pct"), Some(100.0));
+        assert_eq!(row(Defs::Aiperf).slo_tpot_pct, Some(100.0));
     }
 
     proptest! {
@@ -427,18 +374,18 @@ mod props {
             let (rows, recs) = run(&runs, by, if hist { 4 } else { EXACT_BUDGET });
             let measured: Vec<&Record> = recs.iter().flatten().filter(|r| !r.warmup).collect();
             // grouping conserves rows
-            let total: u64 = rows.iter().map(|r| u(r, "n_requests")).sum();
+            let total: u64 = rows.iter().map(|r| r.n_requests).sum();
             prop_assert_eq!(total as usize, measured.len());
             for r in &rows {
-                let by_status: u64 = ST.iter().map(|s| u(r, &format!("n_{}", s.as_str()))).sum();
-                prop_assert_eq!(by_status, u(r, "n_requests"));
-                let e = r.f("error_rate").unwrap();
+                let by_status: u64 = ST.iter().map(|s| r.n.get(*s)).sum();
+                prop_assert_eq!(by_status, r.n_requests);
+                let e = r.error_rate;
                 prop_assert!((0.0..=1.0).contains(&e));
             }
             // and the status totals are the rows' statuses
             for s in ST {
                 let want = measured.iter().filter(|r| r.status == s).count() as u64;
-                let got: u64 = rows.iter().map(|r| u(r, &format!("n_{}", s.as_str()))).sum();
+                let got: u64 = rows.iter().map(|r| r.n.get(s)).sum();
                 prop_assert_eq!(got, want, "{}", s.as_str());
             }
         }
@@ -450,16 +397,16 @@ mod props {
         ) {
             let (rows, _) = run(&runs, &[], if hist { 4 } else { EXACT_BUDGET });
             for r in &rows {
-                for m in ["ttft", "tpot", "itl", "e2e"] {
-                    let p = |s: &str| r.f(&format!("{m}_{s}_ms"));
-                    let Some(max) = p("max") else { continue };
-                    let qs = [p("p50"), p("p90"), p("p95"), p("p99"), p("p999"), Some(max)];
+                for m in Metric::ALL {
+                    let l = r.latency(m);
+                    let Some(max) = l.max else { continue };
+                    let qs = [l.p50, l.p90, l.p95, l.p99, l.p999, Some(max)];
                     for w in qs.windows(2) {
                         let (a, b) = (w[0].unwrap(), w[1].unwrap());
-                        prop_assert!(a <= b, "{} not ordered: {:?}", m, qs);
+                        prop_assert!(a <= b, "{:?} not ordered: {:?}", m, qs);
                     }
-                    let mean = p("mean").unwrap();
-                    prop_assert!(mean <= max * (1.0 + 1e-12) + 1e-9, "{} mean {} > max {}", m, mean, max);
+                    let mean = l.mean.unwrap();
+                    prop_assert!(mean <= max * (1.0 + 1e-12) + 1e-9, "{:?} mean {} > max {}", m, mean, max);
                 }
             }
         }

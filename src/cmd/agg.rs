@@ -157,14 +157,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(max) = args.max_error_rate {
         let bad: Vec<String> = rows
             .iter()
-            .filter(|r| r.f("error_rate").unwrap_or(0.0) > max)
-            .map(|r| {
-                format!(
-                    "{} ({:.1}%)",
-                    r.s("label").unwrap_or(""),
-                    100.0 * r.f("error_rate").unwrap_or(0.0)
-                )
-            })
+            .filter(|r| r.error_rate > max)
+            .map(|r| format!("{} ({:.1}%)", r.label, 100.0 * r.error_rate))
             .collect();
         if !bad.is_empty() {
             return Err(CheckFailed(format!("error rate above {max}: {}", bad.join(", "))).into());

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::analysis::{self, Monitors, Options, Row, Slo};
+use crate::analysis::{self, Monitors, Options, Slo};
 use crate::chart::kinds;
 use crate::io::Sink;
 use crate::meta::Meta;
 use crate::report::{ReportInput, html, markdown};
-use crate::schema::SUMMARY;
+use crate::schema::{SUMMARY, Summary, gpu::col as gpu_col, summary::col as summary_col};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mons = Monitors::load(&args.gpu, &args.engine_metrics)?;
     // One read, grouped by category too; the per-run groups are those merged over categories.
     let oc = Options {
-        by: vec!["category".into()],
+        by: vec![summary_col::CATEGORY.into()],
         ..o.clone()
     };
     let by_cat = analysis::analyse(&inputs, &oc, &mons)?;
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(args.output.join("charts"))
         .with_context(|| format!("creating {}", args.output.display()))?;
     write_summary(&args.output.join("summary.parquet"), &all.rows)?;
-    let has_cats = by_cat.rows.iter().any(|r| r.s("category").is_some());
+    let has_cats = by_cat.rows.iter().any(|r| r.category.is_some());
     if has_cats {
         write_summary(&args.output.join("summary-by-category.parquet"), &by_cat.rows)?;
     }
@@ -134,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Summary rows to a Parquet file of the summary contract.
-fn write_summary(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+fn write_summary(path: &Path, rows: &[Summary]) -> anyhow::Result<()> {
     let meta = Meta::for_output(&SUMMARY, false);
     let mut sink = Sink::create(Some(path), None, SUMMARY.schema(), &meta)?;
     sink.write(&analysis::to_batch(rows))?;
@@ -145,12 +145,15 @@ fn write_summary(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
 /// Provenance of the first gpumon file, with device names from its data when its metadata
 /// has none.
 fn gpu_meta(gpu: &[String]) -> Option<Meta> {
-    let p = crate::io::expand_inputs_of(gpu, Some("gpu")).ok()?.first().cloned()?;
+    let p = crate::io::expand_inputs_of(gpu, Some(crate::schema::GPU.name))
+        .ok()?
+        .first()
+        .cloned()?;
     let mut i = crate::io::open(&p).ok()?;
     let mut m = i.meta.clone();
     if m.get("servebench.gpu.devices").is_none()
         && let Some(Ok(b)) = i.next()
-        && let Some(a) = crate::cols::get(&b, "name")
+        && let Some(a) = crate::cols::get(&b, gpu_col::NAME)
     {
         let mut names: Vec<String> = (0..b.num_rows())
             .filter_map(|k| crate::cols::str_at(a.as_ref(), k).map(str::to_string))
