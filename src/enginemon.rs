@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use crate::client::http::Target;
-use crate::cols;
+use crate::endpoint::Endpoint as Target;
 use crate::io::DataError;
+use crate::io::cols;
 use crate::monitor::Rows;
 use crate::prom::Exposition;
 use crate::schema::{Contract, ENGINE_METRICS};

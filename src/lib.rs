@@ -8,7 +8,7 @@ pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod cmd;
-pub mod cols;
+pub mod endpoint;
 pub mod engine;
 pub mod enginemon;
 pub mod gpu;
@@ -24,3 +24,8 @@ pub mod stats;
 pub mod timer;
 pub mod trace;
 pub mod units;
+
+/// The old path of [`io::cols`], kept while the binaries still name it; the lead removes it at
+/// merge (use `crate::io::cols`).
+#[doc(hidden)]
+pub use io::cols;

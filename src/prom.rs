@@ -148,6 +148,15 @@ impl Exposition {
         self.samples.iter().filter(move |s| s.name == name)
     }
 
+    /// The value of `label` on the first sample of series `name` that carries it (an info
+    /// metric's `version`, say).
+    pub fn label_value<'a>(&'a self, name: &str, label: &str) -> Option<&'a str> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .find_map(|s| s.label(label))
+    }
+
     /// Sum of every sample of one series name (over label sets), None when absent.
     pub fn sum(&self, name: &str) -> Option<f64> {
         let mut any = false;
@@ -533,5 +542,83 @@ mod tests {
         assert_eq!(e.samples.last().unwrap().label("my.label"), Some("v"));
         assert_eq!(e.sum("h_sum"), Some(2.0));
         assert_eq!(e.sum("nope"), None);
+    }
+
+    #[test]
+    fn quoted_label_values_keep_commas_braces_and_equals() {
+        let e = parse(
+            "info{a=\"x,version=\\\"no\\\"\",version=\"1.2.3\"} 1\n\
+             info{version=\"a,b\"} 1\n\
+             q{k=\"=,}{\\\\\",j=\"\"} 2\n\
+             r{k=\"tab\there\",k2=\" lead and trail \"} 3\n",
+        );
+        assert!(e.errors.is_empty(), "{:?}", e.errors);
+        let s = &e.samples[0];
+        assert_eq!(s.labels.len(), 2);
+        assert_eq!(s.label("a"), Some("x,version=\"no\""));
+        assert_eq!(s.label("version"), Some("1.2.3"));
+        assert_eq!(e.label_value("info", "version"), Some("1.2.3"));
+        assert_eq!(e.samples[1].label("version"), Some("a,b"));
+        assert_eq!(e.samples[2].label("k"), Some("=,}{\\"));
+        assert_eq!(e.samples[2].label("j"), Some(""));
+        assert_eq!(e.samples[3].label("k"), Some("tab\there"));
+        assert_eq!(e.samples[3].label("k2"), Some(" lead and trail "));
+        // the text form escapes what it must and reads back to the same labels
+        for s in &e.samples {
+            let back = parse(&format!("{}{{{}}} 1\n", s.name, s.labels_text().unwrap()));
+            assert_eq!(back.samples[0].labels, s.labels);
+        }
+    }
+
+    #[test]
+    fn escapes_at_the_edges_of_label_values() {
+        // a value that ends in an escaped backslash, one that is only an escaped quote, an
+        // unknown escape kept as written, and a newline escape
+        let e = parse("m{a=\"\\\\\",b=\"\\\"\",c=\"\\t\",d=\"x\\ny\"} 1\n");
+        assert!(e.errors.is_empty(), "{:?}", e.errors);
+        let s = &e.samples[0];
+        assert_eq!(s.label("a"), Some("\\"));
+        assert_eq!(s.label("b"), Some("\""));
+        assert_eq!(s.label("c"), Some("\\t"));
+        assert_eq!(s.label("d"), Some("x\ny"));
+        // an escaped quote does not end the value: this line is unterminated
+        let e = parse("m{a=\"x\\\"} 1\nok 1\n");
+        assert_eq!(e.errors.len(), 1, "{:?}", e.errors);
+        assert_eq!(e.errors[0].0, 1);
+        assert_eq!(e.samples.len(), 1);
+        // unquoted and single-quoted values are refused, not split on commas
+        let e = parse("m{a=1,b=\"2\"} 1\nm{a='1'} 1\n");
+        assert_eq!(e.errors.len(), 2, "{:?}", e.errors);
+    }
+
+    #[test]
+    fn help_type_nan_infinities_and_timestamps_together() {
+        let e = parse(
+            "# HELP g A gauge, with \"quotes\" and a \\\\ backslash\n\
+             # TYPE g gauge\n\
+             g{le=\"+Inf\"} NaN 1700000000000\n\
+             g{le=\"-Inf\"} -Inf\n\
+             g +Inf 12\n\
+             # a plain comment, with, commas\n\
+             # TYPE h histogram\n\
+             h_bucket{le=\"0.5\"} 1.0e+00 -5\n",
+        );
+        assert!(e.errors.is_empty(), "{:?}", e.errors);
+        assert_eq!(
+            e.families["g"].help.as_deref(),
+            Some("A gauge, with \"quotes\" and a \\ backslash")
+        );
+        assert_eq!(e.family_of("g"), ("g", Kind::Gauge));
+        assert!(e.samples[0].value.is_nan());
+        assert_eq!(e.samples[0].timestamp_ms, Some(1_700_000_000_000));
+        assert_eq!(e.samples[1].label("le"), Some("-Inf"));
+        assert_eq!(e.samples[1].value, f64::NEG_INFINITY);
+        assert_eq!(e.samples[2].value, f64::INFINITY);
+        assert_eq!(e.samples[2].timestamp_ms, Some(12));
+        assert_eq!(e.samples[3].value, 1.0);
+        assert_eq!(e.samples[3].timestamp_ms, Some(-5));
+        assert_eq!(e.family_of("h_bucket"), ("h", Kind::Histogram));
+        assert_eq!(e.label_value("g", "le"), Some("+Inf"));
+        assert_eq!(e.label_value("g", "nope"), None);
     }
 }

@@ -27,7 +27,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim(), *m)))
     else {
         return match t.parse::<f64>() {
-            Ok(v) if v == 0.0 => Ok(Duration::ZERO),
+            Ok(0.0) => Ok(Duration::ZERO),
             Ok(_) => Err(DurationError::NoUnit(t.to_string())),
             Err(_) => Err(DurationError::Invalid(s.to_string())),
         };

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use arrow_array::RecordBatch;
 
 use super::options::{Defs, Options};
-use crate::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::io::DataError;
+use crate::io::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::schema::requests::col as rc;
 use crate::schema::{Metric, REQUESTS, Status, Summary};
 use crate::stats::{BIN_US, Samples};

@@ -194,7 +194,7 @@ pub fn read_summary(path: &str) -> Result<Vec<Summary>, DataError> {
             let mut asked = "";
             let row = Summary::decode(&mut |name| {
                 asked = name;
-                let cell = crate::cols::column(&b, name).map_or(Cell::Null, |a| crate::cols::cell_at(a, i));
+                let cell = crate::io::cols::column(&b, name).map_or(Cell::Null, |a| crate::io::cols::cell_at(a, i));
                 match (&cell, SUMMARY.columns.iter().find(|c| c.name == name)) {
                     (Cell::Null, Some(c)) if !c.nullable => match c.ty {
                         Ty::Utf8 => Cell::Str(String::new()),
@@ -227,9 +227,8 @@ mod props {
 
     use super::*;
     use crate::analysis::options::{Defs, EXACT_BUDGET, Slo};
-    use crate::client::record::{Record, RunLabels, Status, to_batch};
     use crate::schema::Metric;
-    use crate::trace::TraceRow;
+    use crate::schema::{Record, Rows, RunLabels, Status, tpot};
 
     const ST: [Status; 7] = [
         Status::Ok,
@@ -240,6 +239,43 @@ mod props {
         Status::Cancelled,
         Status::NotSent,
     ];
+
+    /// Requests rows encoded by the contract itself (analysis never uses the client's code).
+    fn to_batch(labels: &RunLabels, recs: &[Record]) -> arrow_array::RecordBatch {
+        Record::encode(recs, labels)
+    }
+
+    /// A request row of 10 tokens in and out that was never sent.
+    fn not_sent(id: u64, scheduled_at_us: Option<i64>) -> Record {
+        Record {
+            request_id: id,
+            scheduled_at_us,
+            sent_at_us: None,
+            first_token_at_us: None,
+            done_at_us: None,
+            sched_lag_ms: None,
+            ttft_ms: None,
+            e2e_ms: None,
+            tpot_ms: None,
+            ttft_sched_ms: None,
+            e2e_sched_ms: None,
+            warmup: false,
+            chunk_times_ms: Vec::new(),
+            chunk_tokens: None,
+            input_tokens: 10,
+            server_input_tokens: None,
+            requested_output_tokens: 10,
+            output_tokens: 0,
+            output_tokens_source: "chunks",
+            status: Status::NotSent,
+            http_status: None,
+            error: Some("x".into()),
+            finish_reason: None,
+            category: None,
+            session_id: None,
+            turn: None,
+        }
+    }
 
     /// (status index, ttft, gaps between chunks, category, warm-up)
     type Gen = (usize, f64, Vec<f64>, u8, bool);
@@ -264,7 +300,7 @@ mod props {
 
     fn record(id: u64, g: &Gen) -> Record {
         let (si, ttft, gaps, cat, warm) = g;
-        let mut r = Record::not_sent(&TraceRow::new(id, 0.0, 10, 10), Some(1_000_000 + id as i64), "x");
+        let mut r = not_sent(id, Some(1_000_000 + id as i64));
         r.status = ST[*si];
         r.warmup = *warm;
         r.category = Some(["short", "long", "code"][*cat as usize].to_string());
@@ -283,7 +319,7 @@ mod props {
             r.output_tokens = r.chunk_times_ms.len() as u32;
             r.ttft_ms = Some(*ttft);
             r.e2e_ms = Some(t);
-            r.tpot_ms = crate::client::record::tpot(*ttft, t, r.output_tokens);
+            r.tpot_ms = tpot(*ttft, t, r.output_tokens);
             r.error = None;
         }
         r

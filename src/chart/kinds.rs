@@ -563,14 +563,17 @@ pub fn send_times(paths: &[String]) -> Result<Vec<i64>, crate::io::DataError> {
     for p in paths {
         for b in crate::io::open_projected(p, Some(&[rc::SENT_AT, rc::WARMUP]))? {
             let b = b?;
-            let (Some(s), w) = (crate::cols::get(&b, rc::SENT_AT), crate::cols::get(&b, rc::WARMUP)) else {
+            let (Some(s), w) = (
+                crate::io::cols::get(&b, rc::SENT_AT),
+                crate::io::cols::get(&b, rc::WARMUP),
+            ) else {
                 continue;
             };
             for i in 0..b.num_rows() {
                 let warm = w
                     .and_then(|w| w.as_any().downcast_ref::<arrow_array::BooleanArray>())
                     .is_some_and(|w| !arrow_array::Array::is_null(w, i) && w.value(i));
-                if let (false, Some(t)) = (warm, crate::cols::ts_us(s.as_ref(), i)) {
+                if let (false, Some(t)) = (warm, crate::io::cols::ts_us(s.as_ref(), i)) {
                     out.push(t);
                 }
             }

@@ -15,65 +15,11 @@ use hyper::{Request, Response, body::Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// Where requests go: `http://host:port[/prefix]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-    /// Path prefix without a trailing slash (often empty).
-    pub prefix: String,
-    pub authority: String,
-}
+use crate::endpoint::Endpoint;
 
-impl Target {
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            if url.starts_with("https://") {
-                format!("{url}: https is not supported; benchmark the server over plain http on its host or a tunnel")
-            } else {
-                format!("{url}: the URL must start with http://, e.g. http://127.0.0.1:8000")
-            }
-        })?;
-        let (auth, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        if auth.contains('@') {
-            // the URL is written to every output: credentials must not be in it
-            return Err(
-                "credentials in the URL are not supported (the URL is recorded in every output); pass them with --api-key-env, --api-key-file or --header".into(),
-            );
-        }
-        let (host, port) = if let Some(h) = auth.strip_prefix('[') {
-            let (h, p) = h.split_once(']').ok_or_else(|| format!("{url}: bad IPv6 address"))?;
-            (h.to_string(), p.strip_prefix(':').unwrap_or("80"))
-        } else {
-            match auth.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p),
-                None => (auth.to_string(), "80"),
-            }
-        };
-        let port: u16 = port.parse().map_err(|_| format!("{url}: bad port {port:?}"))?;
-        if host.is_empty() {
-            return Err(format!("{url}: no host"));
-        }
-        let mut prefix = path.trim_end_matches('/').to_string();
-        // Accept base URLs given with the OpenAI /v1 suffix.
-        if prefix.ends_with("/v1") {
-            prefix.truncate(prefix.len() - 3);
-        }
-        Ok(Target {
-            authority: auth.to_string(),
-            host,
-            port,
-            prefix,
-        })
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}{}", self.authority, self.prefix)
-    }
-}
+/// Where requests go: an [`Endpoint`] (`http://host:port[/base]`). The old name, kept while
+/// callers move to `crate::endpoint::Endpoint`.
+pub type Target = Endpoint;
 
 /// Why a request could not get a response head.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +50,9 @@ pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// HTTP client for one target.
 pub struct Client {
-    pub target: Target,
+    pub target: Endpoint,
+    /// The `Host` header, from the target.
+    host: HeaderValue,
     headers: Vec<(HeaderName, HeaderValue)>,
     idle: Mutex<Vec<Sender>>,
     keep_alive: bool,
@@ -120,7 +68,7 @@ pub struct Started {
 }
 
 impl Client {
-    pub fn new(target: Target, headers: Vec<(HeaderName, HeaderValue)>, keep_alive: bool) -> Client {
+    pub fn new(target: Endpoint, headers: Vec<(HeaderName, HeaderValue)>, keep_alive: bool) -> Client {
         let mut secrets: Vec<String> = Vec::new();
         for (_, v) in &headers {
             let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
@@ -132,8 +80,12 @@ impl Client {
         // short values would mangle messages more than they protect
         secrets.retain(|s| s.len() >= 6);
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        // Endpoint::parse admits no byte a header value refuses; a hand-made host that holds
+        // one is sent as an empty Host rather than a panic.
+        let host = HeaderValue::from_str(&target.authority()).unwrap_or_else(|_| HeaderValue::from_static(""));
         Client {
             target,
+            host,
             headers,
             idle: Mutex::new(Vec::new()),
             keep_alive,
@@ -200,8 +152,8 @@ impl Client {
     fn request(&self, method: hyper::Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
         let mut b = Request::builder()
             .method(method)
-            .uri(format!("{}{}", self.target.prefix, path))
-            .header(hyper::header::HOST, self.target.authority.as_str());
+            .uri(self.target.join(path))
+            .header(hyper::header::HOST, self.host.clone());
         if !body.is_empty() {
             b = b.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -277,28 +229,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_urls() {
-        let t = Target::parse("http://127.0.0.1:8000").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.prefix.as_str()), ("127.0.0.1", 8000, ""));
-        let t = Target::parse("http://localhost:30000/v1/").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.prefix.as_str()), ("localhost", 30000, ""));
-        let t = Target::parse("http://h/proxy/x").unwrap();
-        assert_eq!((t.port, t.prefix.as_str()), (80, "/proxy/x"));
-        let t = Target::parse("http://[::1]:9").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 9));
-        assert!(Target::parse("https://x").unwrap_err().contains("https"));
-        assert!(Target::parse("127.0.0.1:80").is_err());
-        assert!(Target::parse("http://h:99999").is_err());
-        assert!(
-            Target::parse("http://user:pw@h:80")
-                .unwrap_err()
-                .contains("credentials")
-        );
+    fn requests_carry_the_base_path_and_host() {
+        let c = Client::new(Endpoint::parse("http://[::1]:9/proxy/v1").unwrap(), Vec::new(), false);
+        let r = c.request(hyper::Method::GET, "/v1/models", Bytes::new());
+        assert_eq!(r.uri(), "/proxy/v1/models");
+        assert_eq!(r.headers()[hyper::header::HOST], "[::1]:9");
+        assert_eq!(r.headers()[hyper::header::CONNECTION], "close");
     }
 
     #[test]
     fn echoed_secrets_are_redacted() {
-        let t = Target::parse("http://127.0.0.1:1").unwrap();
+        let t = Endpoint::parse("http://127.0.0.1:1").unwrap();
         let h = vec![
             (
                 hyper::header::AUTHORIZATION,

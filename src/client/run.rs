@@ -20,8 +20,8 @@ use super::record::{Record, Status, tpot};
 use super::sse::Framer;
 use crate::meta::{RunClock, ms_between};
 use crate::timer;
-use crate::trace::TraceRow;
 use crate::trace::tokens::{SplitMix, synth_text};
+use crate::trace::{BLOCK_TOKENS, TraceRow};
 
 /// Open or closed loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,9 +114,6 @@ impl Prompter for TokenizerPrompter {
         self.0.exact_block(block_id, n).to_string()
     }
 }
-
-/// Tokens per Mooncake prefix block.
-pub const BLOCK_TOKENS: u32 = 512;
 
 /// The prompt text replay sends for a trace row.
 pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {

@@ -1,6 +1,10 @@
-//! Commands: each tool's `run(args)`, the only code that wires several parts together. The
-//! binaries in `src/bin/` parse their arguments and make one call here.
+//! One module per tool: its arguments (clap) and its `run`, the only code that wires several
+//! parts together. The binaries in `src/bin/` parse and make one call.
 
 pub mod agg;
 pub mod chart;
+pub mod engine_down;
+pub mod engine_up;
+pub mod mock_engine;
 pub mod report;
+pub mod tracegen;

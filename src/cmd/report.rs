@@ -153,10 +153,10 @@ fn gpu_meta(gpu: &[String]) -> Option<Meta> {
     let mut m = i.meta.clone();
     if m.get("servebench.gpu.devices").is_none()
         && let Some(Ok(b)) = i.next()
-        && let Some(a) = crate::cols::get(&b, gpu_col::NAME)
+        && let Some(a) = crate::io::cols::get(&b, gpu_col::NAME)
     {
         let mut names: Vec<String> = (0..b.num_rows())
-            .filter_map(|k| crate::cols::str_at(a.as_ref(), k).map(str::to_string))
+            .filter_map(|k| crate::io::cols::str_at(a.as_ref(), k).map(str::to_string))
             .collect();
         names.sort();
         names.dedup();

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::expand::{expand, expand_json};
+use crate::endpoint::{self, Endpoint};
+
 /// The built-in engines file.
 pub const BUILTIN: &str = include_str!("../../configs/engines.toml");
 
@@ -622,14 +625,14 @@ impl EngineConfig {
         for (k, v) in env {
             env_r.insert(k, expand_one(&v, &vars)?);
         }
+        // A wildcard bind is reached on loopback.
         let url_host = if host == "0.0.0.0" || host == "::" {
-            "127.0.0.1".to_string()
-        } else if host.contains(':') {
-            format!("[{host}]")
+            "127.0.0.1"
         } else {
-            host.clone()
+            host.as_str()
         };
-        let url = format!("http://{url_host}:{port}");
+        let endpoint = Endpoint::new(url_host, port);
+        let url = endpoint.to_string();
         let (argv, container) = match form {
             Form::Process => {
                 let base = variant_command.unwrap_or_else(|| self.command.clone());
@@ -664,10 +667,10 @@ impl EngineConfig {
             return Err(lerr("the launch command is empty".into()));
         }
         let full = |p: &str| -> Result<String, ConfigError> {
-            if p.starts_with("http://") {
+            if endpoint::is_url(p) {
                 expand_one(p, &vars)
             } else {
-                Ok(format!("{url}{p}"))
+                Ok(endpoint.url_for(p))
             }
         };
         let metrics_url = self.metrics.as_deref().map(full).transpose()?;
@@ -715,83 +718,9 @@ impl EngineConfig {
     }
 }
 
-/// Fill placeholders in every string of a JSON value.
-fn expand_json(
-    v: &serde_json::Value,
-    f: &dyn Fn(&str) -> Result<String, ConfigError>,
-) -> Result<serde_json::Value, ConfigError> {
-    use serde_json::Value;
-    Ok(match v {
-        Value::String(s) => Value::String(f(s)?),
-        Value::Array(a) => Value::Array(a.iter().map(|x| expand_json(x, f)).collect::<Result<_, _>>()?),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, x)| Ok((k.clone(), expand_json(x, f)?)))
-                .collect::<Result<_, ConfigError>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-/// Fill `{placeholders}` in one word. A word that is exactly one placeholder with an empty
-/// value becomes None (dropped). `{{` and `}}` are literal braces.
-pub fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<Option<String>, String> {
-    let mut out = String::new();
-    let mut chars = word.char_indices().peekable();
-    let mut only_placeholder = true;
-    let mut any_placeholder = false;
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '{' if word[i + 1..].starts_with('{') => {
-                chars.next();
-                out.push('{');
-                only_placeholder = false;
-            }
-            '}' if word[i + 1..].starts_with('}') => {
-                chars.next();
-                out.push('}');
-                only_placeholder = false;
-            }
-            '{' => {
-                let end = word[i + 1..].find('}').ok_or_else(|| word.to_string())?;
-                let key = &word[i + 1..i + 1 + end];
-                let v = vars.get(key).ok_or_else(|| key.to_string())?;
-                out.push_str(v);
-                any_placeholder = true;
-                for _ in 0..key.chars().count() + 1 {
-                    chars.next();
-                }
-            }
-            c => {
-                out.push(c);
-                only_placeholder = false;
-            }
-        }
-    }
-    if any_placeholder && only_placeholder && out.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expand_words() {
-        let mut v = BTreeMap::new();
-        v.insert("a".to_string(), "x y".to_string());
-        v.insert("e".to_string(), String::new());
-        v.insert("file:x.yaml".to_string(), "/s/x.yaml".to_string());
-        assert_eq!(expand("--m={a}", &v).unwrap(), Some("--m=x y".into()));
-        assert_eq!(expand("{e}", &v).unwrap(), None);
-        assert_eq!(expand("{{lit}}", &v).unwrap(), Some("{lit}".into()));
-        assert_eq!(expand("{nope}", &v).unwrap_err(), "nope");
-        assert_eq!(expand("$(rm -rf /); {a}", &v).unwrap(), Some("$(rm -rf /); x y".into()));
-        assert_eq!(expand("{file:x.yaml}:/c", &v).unwrap(), Some("/s/x.yaml:/c".into()));
-        assert_eq!(expand("é{a}é", &v).unwrap(), Some("éx yé".into()));
-    }
 
     fn req<'a>() -> LaunchReq<'a> {
         LaunchReq {

@@ -3,6 +3,7 @@
 //! stop that leaves nothing behind (nor GPU memory held).
 
 pub mod config;
+pub mod expand;
 pub mod nvml;
 pub mod state;
 
@@ -21,7 +22,9 @@ use nix::unistd::Pid;
 
 use self::config::{Launch, Ready, VersionSpec};
 use self::state::EngineState;
-use crate::client::http::{Client, Target};
+use crate::client::http::Client;
+use crate::endpoint::{self, Endpoint};
+use crate::prom;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -344,23 +347,13 @@ pub fn judge_ready(ready: &Ready, answer: Result<(u16, &[u8]), String>) -> Resul
 
 /// GET a URL (path on `base`, or a full http:// URL).
 async fn get_url(base: &str, path_or_url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
-    let (target, path) = if path_or_url.starts_with("http://") {
-        let t = Target::parse(path_or_url)?;
-        let p = if t.prefix.is_empty() {
-            "/".to_string()
-        } else {
-            t.prefix.clone()
-        };
-        // Target keeps the path as a prefix; request it from the bare authority.
-        (
-            Target {
-                prefix: String::new(),
-                ..t
-            },
-            p,
-        )
+    let (target, path) = if endpoint::is_url(path_or_url) {
+        // The whole path is requested from the bare server.
+        let e = Endpoint::parse(path_or_url)?;
+        let path = e.join("");
+        (e.origin(), path)
     } else {
-        (Target::parse(base)?, path_or_url.to_string())
+        (Endpoint::parse(base)?, path_or_url.to_string())
     };
     Client::new(target, Vec::new(), false).get(&path, timeout).await
 }
@@ -377,25 +370,10 @@ fn json_field(v: &serde_json::Value, dotted: &str) -> Option<String> {
     })
 }
 
-/// The value of `label` on the first sample of `metric` in Prometheus text.
+/// The value of `label` on the first sample of `metric` that carries it, in Prometheus text
+/// (read by [`prom::parse`], so quoted commas, braces and escapes are read as written).
 pub fn prometheus_label(text: &str, metric: &str, label: &str) -> Option<String> {
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(metric) else {
-            continue;
-        };
-        let Some(labels) = rest.strip_prefix('{') else {
-            continue;
-        };
-        let labels = &labels[..labels.find('}')?];
-        for part in labels.split(',') {
-            if let Some((k, v)) = part.split_once('=')
-                && k.trim() == label
-            {
-                return Some(v.trim().trim_matches('"').to_string());
-            }
-        }
-    }
-    None
+    prom::parse(text).label_value(metric, label).map(str::to_string)
 }
 
 /// The version an engine reports, per its `version` spec.
@@ -426,7 +404,7 @@ async fn served_model(base: &str) -> Option<String> {
 }
 
 async fn warmup(base: &str, w: &config::Warmup) -> Result<(), String> {
-    let client = Client::new(Target::parse(base)?, Vec::new(), false);
+    let client = Client::new(Endpoint::parse(base)?, Vec::new(), false);
     let body = Bytes::from(serde_json::to_vec(&w.body).map_err(|e| e.to_string())?);
     let fut = async {
         let started = client.post(&w.path, body).await.map_err(|e| e.to_string())?;
@@ -866,6 +844,9 @@ mod tests {
         );
         assert_eq!(prometheus_label(t, "friendli_engine_version", "nope"), None);
         assert_eq!(prometheus_label(t, "other", "version"), None);
+        // a quoted comma (or `version=` inside another label's value) is not a separator
+        let t = "m{commit=\"a,version=\\\"bad\\\"\",version=\"2.0, rc1\"} 1\n";
+        assert_eq!(prometheus_label(t, "m", "version").as_deref(), Some("2.0, rc1"));
     }
 
     #[test]

@@ -20,8 +20,8 @@ use std::path::Path;
 
 use arrow_array::RecordBatch;
 
-use crate::cols::{self, RowCtx};
 use crate::io::DataError;
+use crate::io::cols::{self, RowCtx};
 use crate::schema::gpu::col;
 use crate::schema::{Contract, GPU, META_SCHEMA};
 

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::format::Proto;
+use super::sse::{self, Framing, Writer};
 use crate::trace::tokens::SplitMix;
 
 /// One way to fail.
@@ -283,50 +284,90 @@ pub fn http_error_body(style: Style, code: u16) -> String {
 /// What an in-stream error looks like for an engine and route: the bytes, and whether the
 /// engine then drops the connection instead of ending the body.
 pub fn error_event(style: Style, proto: Proto) -> (Vec<u8>, bool) {
-    let s: &str = match (style, proto) {
-        (Style::Vllm, Proto::Completions) => {
-            "data: {\"error\": {\"message\": \"Internal server error\", \"type\": \"InternalServerError\", \"param\": null, \"code\": 500}}\n\ndata: [DONE]\n\n"
-        }
-        (Style::Vllm, _) => {
-            "data: {\"error\":{\"message\":\"Internal server error\",\"type\":\"InternalServerError\",\"param\":null,\"code\":500}}\n\ndata: [DONE]\n\n"
-        }
-        (Style::Sglang, Proto::Sglang) => {
-            "data: {\"error\":{\"message\":\"The request queue is full.\",\"type\":\"invalid_request_error\",\"code\":503,\"retryable\":true}}\n\ndata: [DONE]\n\n"
-        }
-        (Style::Sglang, _) => {
-            "data: {\"error\": {\"object\": \"error\", \"message\": \"The request queue is full.\", \"type\": \"SERVICE_UNAVAILABLE\", \"param\": null, \"code\": 503}}\n\ndata: [DONE]\n\n"
-        }
-        (Style::Tgi, Proto::Tgi) => "data: {\"error\":\"Model is overloaded\",\"error_type\":\"overloaded\"}\n\n",
-        (Style::Tgi, _) => {
-            "data: {\"error\":{\"message\":\"Model is overloaded\",\"http_status_code\":422}}\n\ndata: [DONE]\n\n"
-        }
+    // (the event's body, whether `[DONE]` follows it)
+    let (body, done): (&str, bool) = match (style, proto) {
+        (Style::Vllm, Proto::Completions) => (
+            "{\"error\": {\"message\": \"Internal server error\", \"type\": \"InternalServerError\", \"param\": null, \"code\": 500}}",
+            true,
+        ),
+        (Style::Vllm, _) => (
+            "{\"error\":{\"message\":\"Internal server error\",\"type\":\"InternalServerError\",\"param\":null,\"code\":500}}",
+            true,
+        ),
+        (Style::Sglang, Proto::Sglang) => (
+            "{\"error\":{\"message\":\"The request queue is full.\",\"type\":\"invalid_request_error\",\"code\":503,\"retryable\":true}}",
+            true,
+        ),
+        (Style::Sglang, _) => (
+            "{\"error\": {\"object\": \"error\", \"message\": \"The request queue is full.\", \"type\": \"SERVICE_UNAVAILABLE\", \"param\": null, \"code\": 503}}",
+            true,
+        ),
+        (Style::Tgi, Proto::Tgi) => (
+            "{\"error\":\"Model is overloaded\",\"error_type\":\"overloaded\"}",
+            false,
+        ),
+        (Style::Tgi, _) => (
+            "{\"error\":{\"message\":\"Model is overloaded\",\"http_status_code\":422}}",
+            true,
+        ),
         // TensorRT-LLM chat has no error event: the connection is dropped.
         (Style::Trtllm, Proto::Chat) => return (Vec::new(), true),
-        (Style::Trtllm, _) => {
-            "data: {\"error\": {\"message\": \"Generation failed: Encountered an error in forwardAsync function\", \"type\": \"server_error\", \"code\": null, \"param\": null}}\n\ndata: [DONE]\n\n"
-        }
+        (Style::Trtllm, _) => (
+            "{\"error\": {\"message\": \"Generation failed: Encountered an error in forwardAsync function\", \"type\": \"server_error\", \"code\": null, \"param\": null}}",
+            true,
+        ),
         // llama.cpp: one error event, then the stream closes without [DONE].
-        (Style::Llamacpp, _) => {
-            "data: {\"error\":{\"code\":500,\"message\":\"llama_decode failed: out of KV cache slots\",\"type\":\"server_error\"}}\n\n"
-        }
-        (Style::Ollama, Proto::Ollama) => {
-            "{\"error\":\"an error was encountered while running the model: unexpected EOF\"}\n"
-        }
-        (Style::Ollama, _) => {
-            "data: {\"error\":{\"message\":\"an error was encountered while running the model\",\"type\":\"api_error\",\"param\":null,\"code\":null}}\n\n"
-        }
+        (Style::Llamacpp, _) => (
+            "{\"error\":{\"code\":500,\"message\":\"llama_decode failed: out of KV cache slots\",\"type\":\"server_error\"}}",
+            false,
+        ),
+        (Style::Ollama, Proto::Ollama) => (
+            "{\"error\":\"an error was encountered while running the model: unexpected EOF\"}",
+            false,
+        ),
+        (Style::Ollama, _) => (
+            "{\"error\":{\"message\":\"an error was encountered while running the model\",\"type\":\"api_error\",\"param\":null,\"code\":null}}",
+            false,
+        ),
     };
-    (s.as_bytes().to_vec(), false)
+    // The engine's own framing: JSON lines only for Ollama's error on its own route (another
+    // engine's error on the Ollama route stays SSE, as that engine would write it).
+    let framing = match (style, proto) {
+        (Style::Ollama, Proto::Ollama) => Framing::JsonLines,
+        _ => Framing::Sse,
+    };
+    let mut out = Vec::new();
+    let mut w = Writer::framed(&mut out, framing);
+    w.event_bytes(body.as_bytes());
+    if done {
+        w.done();
+    }
+    (out, false)
 }
 
-/// Garbage: an event of bytes that are neither JSON nor UTF-8, then a raw binary line.
+/// Garbage: an event of bytes that are neither JSON nor UTF-8, then a raw binary line
+/// (each followed by a blank line, on every protocol).
 pub fn garbage(proto: Proto) -> Vec<u8> {
-    let mut v = Vec::new();
-    if proto != Proto::Ollama {
-        v.extend_from_slice(b"data: ");
-    }
-    v.extend_from_slice(b"\xff\xfe\x00garbage {{{ \xc3\x28 \x80\x81\n\n\x00\x01\x02\xfe\xff\n\n");
+    let mut v = Framing::of(proto).open().to_vec();
+    v.extend_from_slice(b"\xff\xfe\x00garbage {{{ \xc3\x28 \x80\x81");
+    v.extend_from_slice(sse::END);
+    v.extend_from_slice(b"\x00\x01\x02\xfe\xff");
+    v.extend_from_slice(sse::END);
     v
+}
+
+/// The start of the huge event: its opening and a JSON string that [`huge_event_end`] closes,
+/// the filler in between.
+pub fn huge_event_start(proto: Proto) -> Vec<u8> {
+    let mut v = Framing::of(proto).open().to_vec();
+    v.extend_from_slice(b"{\"padding\":\"");
+    v
+}
+
+/// The end of the huge event (a blank line after it on every protocol).
+pub fn huge_event_end(v: &mut Vec<u8>) {
+    v.extend_from_slice(b"\"}");
+    v.extend_from_slice(sse::END);
 }
 
 /// Make the socket reset (RST) when it is closed: SO_LINGER on, timeout 0.
@@ -351,8 +392,7 @@ pub fn set_reset_on_close(fd: std::os::fd::RawFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::protocol::{Api, StreamState, http_error_text};
-    use crate::client::sse::Framer;
+    use crate::mock::read_back;
 
     #[test]
     fn specs_parse_and_rates_partition() {
@@ -379,7 +419,7 @@ mod tests {
         assert!(too_much.validate().is_err());
     }
 
-    /// Every engine's error body reads back, through replay's parser, as its message.
+    /// Every engine's error body reads back, through the mock's own test reader, as its message.
     #[test]
     fn error_bodies_read_back_with_their_message() {
         for style in [
@@ -392,14 +432,15 @@ mod tests {
         ] {
             for code in [429, 500, 503] {
                 let body = http_error_body(style, code);
-                let t = http_error_text(code, body.as_bytes());
-                assert!(t.starts_with(&format!("HTTP {code}: ")), "{t}");
-                assert!(t.contains(status_text(code).0), "{style:?} {code}: {t}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let m = read_back::error_message(&v);
+                assert_eq!(m.as_deref(), Some(status_text(code).0), "{style:?} {code}: {body}");
             }
         }
     }
 
-    /// Every in-stream error event is seen as an error by replay's parsers.
+    /// Every in-stream error event reads back as an error (a readable one with its message
+    /// where the engine writes the route's framing), and garbage as unreadable.
     #[test]
     fn error_events_are_errors() {
         for style in [
@@ -410,32 +451,31 @@ mod tests {
             Style::Llamacpp,
             Style::Ollama,
         ] {
-            for (proto, api) in [
-                (Proto::Chat, Api::Chat),
-                (Proto::Completions, Api::Completions),
-                (Proto::Tgi, Api::Tgi),
-                (Proto::Sglang, Api::Sglang),
-                (Proto::Llamacpp, Api::Llamacpp),
-                (Proto::Ollama, Api::Ollama),
+            for proto in [
+                Proto::Chat,
+                Proto::Completions,
+                Proto::Tgi,
+                Proto::Sglang,
+                Proto::Llamacpp,
+                Proto::Ollama,
             ] {
                 let (bytes, drop) = error_event(style, proto);
                 if drop {
                     continue;
                 }
-                let mut st = StreamState::new(false);
-                let mut f = Framer::new(api.framing());
-                f.feed(&bytes, &mut |e| st.on_event(api, e, 1.0)).unwrap();
-                f.finish(&mut |e| st.on_event(api, e, 1.0)).unwrap();
-                assert!(
-                    st.error.is_some(),
-                    "{style:?} {proto:?}: {}",
-                    String::from_utf8_lossy(&bytes)
-                );
-                let g = garbage(proto);
-                let mut st = StreamState::new(false);
-                let mut f = Framer::new(api.framing());
-                f.feed(&g, &mut |e| st.on_event(api, e, 1.0)).unwrap();
-                assert!(st.error.as_deref().unwrap().contains("unreadable"), "{proto:?}");
+                let r = read_back::read(proto, &bytes);
+                let shown = String::from_utf8_lossy(&bytes);
+                if proto == Proto::Ollama && style != Style::Ollama {
+                    // another engine's SSE error on Ollama's JSON-lines route
+                    assert!(r.error.is_some() || r.unreadable > 0, "{style:?} {proto:?}: {shown}");
+                } else {
+                    let m = r.error.unwrap_or_default();
+                    assert!(!m.is_empty(), "{style:?} {proto:?}: {shown}");
+                    assert_eq!(r.unreadable, 0, "{style:?} {proto:?}: {shown}");
+                }
+                assert!(r.text.is_empty(), "{style:?} {proto:?}");
+                let r = read_back::read(proto, &garbage(proto));
+                assert!(r.unreadable > 0 && r.error.is_none(), "{proto:?}: {r:?}");
             }
         }
     }

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 
+use super::sse::Writer;
 use crate::trace::tokens::{SplitMix, WORDS};
 
 /// Which response shape to produce.
@@ -45,6 +46,7 @@ impl Fmt {
 
     /// Append the stream bytes for the next `n` tokens (the first call also writes any
     /// leading role chunk; the call that reaches `max_tokens` writes the end of the stream).
+    /// Every event is framed by [`Writer`].
     pub fn chunk(&mut self, out: &mut Vec<u8>, n: u32) {
         let first = self.sent == 0;
         let start = self.sent;
@@ -58,119 +60,139 @@ impl Fmt {
         let k = self.sent;
         let p = self.prompt_tokens;
         let (id, model, created) = (&self.id, &self.model, self.created);
+        let mut w = Writer::new(out, self.proto);
         match self.proto {
             Proto::Chat => {
                 if first {
-                    let _ = write!(
-                        out,
-                        "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]"
-                    );
-                    if self.include_usage && self.continuous_usage {
+                    w.event(|o| {
                         let _ = write!(
-                            out,
-                            ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{p},\"completion_tokens\":0,\"completion_tokens_details\":null}}"
+                            o,
+                            "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]"
                         );
+                        if self.include_usage && self.continuous_usage {
+                            let _ = write!(
+                                o,
+                                ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{p},\"completion_tokens\":0,\"completion_tokens_details\":null}}"
+                            );
+                        }
+                        o.extend_from_slice(b",\"prompt_token_ids\":null,\"prompt_text\":null}");
+                    });
+                }
+                w.event(|o| {
+                    let _ = write!(
+                        o,
+                        "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"logprobs\":null,"
+                    );
+                    if last {
+                        o.extend_from_slice(b"\"finish_reason\":\"length\",\"stop_reason\":null,\"token_ids\":null,\"weight_versions\":null}]");
+                    } else {
+                        o.extend_from_slice(b"\"finish_reason\":null,\"token_ids\":null}]");
                     }
-                    out.extend_from_slice(b",\"prompt_token_ids\":null,\"prompt_text\":null}\n\n");
-                }
-                let _ = write!(
-                    out,
-                    "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"logprobs\":null,"
-                );
+                    self.usage_inline(o);
+                    o.extend_from_slice(b",\"kv_transfer_params\":null}");
+                });
                 if last {
-                    out.extend_from_slice(b"\"finish_reason\":\"length\",\"stop_reason\":null,\"token_ids\":null,\"weight_versions\":null}]");
-                } else {
-                    out.extend_from_slice(b"\"finish_reason\":null,\"token_ids\":null}]");
-                }
-                self.usage_inline(out);
-                out.extend_from_slice(b",\"kv_transfer_params\":null}\n\n");
-                if last {
-                    self.usage_tail(out, "chat.completion.chunk");
+                    self.usage_tail(&mut w, "chat.completion.chunk");
                 }
             }
             Proto::Completions => {
-                let _ = write!(
-                    out,
-                    "data: {{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":\"{piece}\",\"logprobs\":null,\"finish_reason\":{},\"stop_reason\":null,\"prompt_token_ids\":null,\"token_ids\":null,\"weight_versions\":null}}]",
-                    if last { "\"length\"" } else { "null" }
-                );
-                self.usage_inline(out);
-                out.extend_from_slice(b",\"kv_transfer_params\":null}\n\n");
+                w.event(|o| {
+                    let _ = write!(
+                        o,
+                        "{{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":\"{piece}\",\"logprobs\":null,\"finish_reason\":{},\"stop_reason\":null,\"prompt_token_ids\":null,\"token_ids\":null,\"weight_versions\":null}}]",
+                        if last { "\"length\"" } else { "null" }
+                    );
+                    self.usage_inline(o);
+                    o.extend_from_slice(b",\"kv_transfer_params\":null}");
+                });
                 if last {
-                    self.usage_tail(out, "text_completion");
+                    self.usage_tail(&mut w, "text_completion");
                 }
             }
             Proto::Tgi => {
                 // one event per token, `index` counts from 1; the last carries the details
                 for i in start..self.sent {
-                    let w = self.word(i);
-                    let _ = write!(
-                        out,
-                        "data: {{\"index\":{},\"token\":{{\"id\":{},\"text\":\" {w}\",\"logprob\":-0.5,\"special\":false}},",
-                        i + 1,
-                        1000 + (i % 7000)
-                    );
-                    if i + 1 == self.max_tokens {
-                        let all: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
+                    let word = self.word(i);
+                    w.event(|o| {
                         let _ = write!(
-                            out,
-                            "\"generated_text\":\"{all}\",\"details\":{{\"finish_reason\":\"length\",\"generated_tokens\":{},\"seed\":null,\"input_length\":{p}}}}}\n\n",
-                            self.max_tokens
+                            o,
+                            "{{\"index\":{},\"token\":{{\"id\":{},\"text\":\" {word}\",\"logprob\":-0.5,\"special\":false}},",
+                            i + 1,
+                            1000 + (i % 7000)
                         );
-                    } else {
-                        out.extend_from_slice(b"\"generated_text\":null,\"details\":null}\n\n");
-                    }
+                        if i + 1 == self.max_tokens {
+                            let all: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
+                            let _ = write!(
+                                o,
+                                "\"generated_text\":\"{all}\",\"details\":{{\"finish_reason\":\"length\",\"generated_tokens\":{},\"seed\":null,\"input_length\":{p}}}}}",
+                                self.max_tokens
+                            );
+                        } else {
+                            o.extend_from_slice(b"\"generated_text\":null,\"details\":null}");
+                        }
+                    });
                 }
             }
             Proto::Sglang => {
                 self.text.push_str(&piece);
                 let ids: Vec<String> = (0..k).map(|j| (1000 + j % 7000).to_string()).collect();
-                let _ = write!(
-                    out,
-                    "data: {{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{k},\"cached_tokens\":0}}}}\n\n",
-                    self.text,
-                    ids.join(","),
-                    if last {
-                        format!("{{\"type\":\"length\",\"length\":{}}}", self.max_tokens)
-                    } else {
-                        "null".into()
-                    }
-                );
+                let text = &self.text;
+                w.event(|o| {
+                    let _ = write!(
+                        o,
+                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{k},\"cached_tokens\":0}}}}",
+                        text,
+                        ids.join(","),
+                        if last {
+                            format!("{{\"type\":\"length\",\"length\":{}}}", self.max_tokens)
+                        } else {
+                            "null".into()
+                        }
+                    );
+                });
                 if last {
-                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    w.done();
                 }
             }
             Proto::Llamacpp => {
                 for i in start..self.sent {
-                    let _ = write!(
-                        out,
-                        "data: {{\"index\":0,\"content\":\" {}\",\"tokens\":[{}],\"stop\":false,\"id_slot\":-1,\"tokens_predicted\":{},\"tokens_evaluated\":{p}}}\n\n",
-                        self.word(i),
-                        1000 + i % 7000,
-                        i + 1
-                    );
+                    w.event(|o| {
+                        let _ = write!(
+                            o,
+                            "{{\"index\":0,\"content\":\" {}\",\"tokens\":[{}],\"stop\":false,\"id_slot\":-1,\"tokens_predicted\":{},\"tokens_evaluated\":{p}}}",
+                            self.word(i),
+                            1000 + i % 7000,
+                            i + 1
+                        );
+                    });
                 }
                 if last {
-                    let _ = write!(
-                        out,
-                        "data: {{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}}}\n\n",
-                        p + k
-                    );
+                    w.event(|o| {
+                        let _ = write!(
+                            o,
+                            "{{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}}}",
+                            p + k
+                        );
+                    });
                 }
             }
             Proto::Ollama => {
                 for i in start..self.sent {
-                    let _ = writeln!(
-                        out,
-                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\" {}\",\"done\":false}}",
-                        self.word(i)
-                    );
+                    w.event(|o| {
+                        let _ = write!(
+                            o,
+                            "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\" {}\",\"done\":false}}",
+                            self.word(i)
+                        );
+                    });
                 }
                 if last {
-                    let _ = writeln!(
-                        out,
-                        "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":{p},\"eval_count\":{k}}}"
-                    );
+                    w.event(|o| {
+                        let _ = write!(
+                            o,
+                            "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\",\"prompt_eval_count\":{p},\"eval_count\":{k}}}"
+                        );
+                    });
                 }
             }
         }
@@ -187,19 +209,22 @@ impl Fmt {
         }
     }
 
-    fn usage_tail(&self, out: &mut Vec<u8>, object: &str) {
+    /// The OpenAI routes' end: the usage event (when asked for) and `[DONE]`.
+    fn usage_tail(&self, w: &mut Writer<'_>, object: &str) {
         if self.include_usage {
             let (p, k) = (self.prompt_tokens, self.sent);
-            let _ = write!(
-                out,
-                "data: {{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}}},\"system_fingerprint\":\"servebench-mock\"}}\n\n",
-                self.id,
-                self.created,
-                self.model,
-                p + k
-            );
+            w.event(|o| {
+                let _ = write!(
+                    o,
+                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}}},\"system_fingerprint\":\"servebench-mock\"}}",
+                    self.id,
+                    self.created,
+                    self.model,
+                    p + k
+                );
+            });
         }
-        out.extend_from_slice(b"data: [DONE]\n\n");
+        w.done();
     }
 
     /// The whole (non-streamed) response body.
@@ -237,8 +262,7 @@ impl Fmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::protocol::{Api, StreamState};
-    use crate::client::sse::Framer;
+    use crate::mock::read_back;
 
     fn fmt(proto: Proto) -> Fmt {
         Fmt {
@@ -256,35 +280,35 @@ mod tests {
         }
     }
 
-    /// Every protocol the mock speaks reads back, through replay's parsers, as exactly the
-    /// tokens and usage it wrote.
+    /// Every protocol the mock speaks reads back, through the mock's own test reader (not
+    /// replay's parsers), as exactly the tokens, usage and finish reason it wrote.
     #[test]
     fn mock_bytes_parse_back() {
-        for (proto, api) in [
-            (Proto::Chat, Api::Chat),
-            (Proto::Completions, Api::Completions),
-            (Proto::Tgi, Api::Tgi),
-            (Proto::Sglang, Api::Sglang),
-            (Proto::Llamacpp, Api::Llamacpp),
-            (Proto::Ollama, Api::Ollama),
+        for (proto, finish) in [
+            (Proto::Chat, "length"),
+            (Proto::Completions, "length"),
+            (Proto::Tgi, "length"),
+            (Proto::Sglang, "length"),
+            (Proto::Llamacpp, "limit"),
+            (Proto::Ollama, "length"),
         ] {
             let mut f = fmt(proto);
-            let mut st = StreamState::new(true);
-            let mut fr = Framer::new(api.framing());
-            let mut t = 0.0;
+            let mut out = Vec::new();
             for n in [2, 2, 1] {
-                let mut out = Vec::new();
                 f.chunk(&mut out, n);
-                t += 1.0;
-                fr.feed(&out, &mut |e| st.on_event(api, e, t)).unwrap();
             }
-            fr.finish(&mut |e| st.on_event(api, e, t)).unwrap();
-            assert!(st.error.is_none(), "{proto:?}: {:?}", st.error);
-            assert_eq!(st.output_tokens(), (5, "usage"), "{proto:?}");
-            assert!(st.done, "{proto:?}");
-            let text = st.text.clone().unwrap();
-            assert_eq!(crate::trace::tokens::approx_tokens(&text), 5, "{proto:?} {text:?}");
-            assert_eq!(st.finish_reason.as_deref(), Some("length"), "{proto:?}");
+            let r = read_back::read(proto, &out);
+            assert!(r.error.is_none(), "{proto:?}: {:?}", r.error);
+            assert_eq!(r.unreadable, 0, "{proto:?}: {}", String::from_utf8_lossy(&out));
+            assert_eq!(r.usage_tokens, Some(5), "{proto:?}");
+            assert!(r.done, "{proto:?}");
+            assert_eq!(
+                crate::trace::tokens::approx_tokens(&r.text),
+                5,
+                "{proto:?} {:?}",
+                r.text
+            );
+            assert_eq!(r.finish.as_deref(), Some(finish), "{proto:?}");
         }
     }
 }

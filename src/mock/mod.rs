@@ -11,7 +11,10 @@
 
 pub mod fault;
 pub mod format;
+#[cfg(test)]
+mod read_back;
 pub mod sim;
+pub mod sse;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -593,7 +596,7 @@ impl StreamBody {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&FILL[..n])))));
                 }
                 let mut v = FILL[..n].to_vec();
-                v.extend_from_slice(b"\"}\n\n");
+                fault::huge_event_end(&mut v);
                 return Poll::Ready(Some(Ok(Frame::data(Bytes::from(v)))));
             }
             if f.stalled {
@@ -683,12 +686,7 @@ impl StreamBody {
                         self.pending_tokens += n;
                     }
                     f.huge_left = f.faults.event_bytes.max(1);
-                    let prefix: &'static [u8] = if proto == Proto::Ollama {
-                        b"{\"padding\":\""
-                    } else {
-                        b"data: {\"padding\":\""
-                    };
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(prefix)))));
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(fault::huge_event_start(proto))))));
                 }
                 _ => {}
             }
@@ -710,8 +708,8 @@ impl StreamBody {
                 && f.kind == FaultKind::NoDone
             {
                 // the stream ends with its last event, without the [DONE] terminator
-                if bytes.ends_with(DONE) {
-                    bytes.truncate(bytes.len() - DONE.len());
+                if bytes.ends_with(sse::DONE) {
+                    bytes.truncate(bytes.len() - sse::DONE.len());
                 }
                 f.fired = true;
                 f.faults.fired(f.kind);
@@ -756,5 +754,3 @@ impl StreamBody {
         }
     }
 }
-
-const DONE: &[u8] = b"data: [DONE]\n\n";

@@ -157,7 +157,7 @@ scalar_value!(
     &'a str,
     |s| s,
     |n| StringBuilder::with_capacity(n, n * 8),
-    |c| { String::from_cell(c).map(Arc::from) }
+    |c| String::from_cell(c).map(Arc::from)
 );
 
 macro_rules! list_value {

@@ -11,7 +11,7 @@ pub mod transform;
 
 use arrow_array::RecordBatch;
 
-use crate::cols::{self, RowCtx};
+use crate::io::cols::{self, RowCtx};
 use crate::io::{DataError, Input};
 use crate::schema::trace::col;
 use crate::schema::{Rows, TRACE};
@@ -26,6 +26,10 @@ pub const META_SOURCE: &str = "servebench.trace.source";
 pub const META_SOURCE_FILE: &str = "servebench.trace.source_file";
 /// The trace tools applied (`--window`, `--rate`, ...).
 pub const META_TRANSFORM: &str = "servebench.trace.transform";
+
+/// Tokens per Mooncake prefix block: the unit of a trace's `prefix_blocks` (importers check
+/// it, replay synthesises each block's text to this length).
+pub const BLOCK_TOKENS: u32 = 512;
 
 pub use crate::schema::TraceRow;
 

@@ -29,9 +29,9 @@ use super::synth::stream_seed;
 use super::tokenizer::TokenCounter;
 use super::tokens::SplitMix;
 use super::{META_RATE, META_TRANSFORM, TraceBatch, TraceReader, TraceRow};
-use crate::client::run::BLOCK_TOKENS;
 use crate::io::{Format, Sink};
 use crate::meta::Meta;
+use crate::trace::BLOCK_TOKENS;
 
 /// Rows per written batch.
 pub const BATCH_ROWS: usize = 8192;

@@ -90,6 +90,33 @@ impl Mock {
     }
 }
 
+impl Mock {
+    /// Wait until the mock has received at least `n` generation requests (its own counter
+    /// on `/metrics`), at most 30 s: the event a test waits on instead of a sleep.
+    pub fn wait_started(&self, n: u64) {
+        let t0 = Instant::now();
+        loop {
+            if self.requests_started().is_some_and(|k| k >= n) {
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "mock-engine never received {n} requests");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `servebench_mock_requests_started_total`, read with a plain HTTP/1.0 GET.
+    pub fn requests_started(&self) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut body = String::new();
+        c.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix("servebench_mock_requests_started_total "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
 impl Drop for Mock {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -133,7 +160,7 @@ pub fn column_f64(path: &Path, col: &str) -> Vec<Option<f64>> {
     for b in read(path) {
         let a = b.column(b.schema().index_of(col).expect("column"));
         for i in 0..b.num_rows() {
-            out.push(servebench::cols::f64_at(a.as_ref(), i));
+            out.push(servebench::io::cols::f64_at(a.as_ref(), i));
         }
     }
     out

@@ -230,7 +230,7 @@ fn against_mock_engine_wrapping_a_replay() {
             let b = b.unwrap();
             let c = b.column(b.schema().index_of("sent_at").unwrap()).clone();
             (0..b.num_rows())
-                .filter_map(|i| servebench::cols::ts_us(c.as_ref(), i))
+                .filter_map(|i| servebench::io::cols::ts_us(c.as_ref(), i))
                 .collect::<Vec<_>>()
         })
         .collect();

@@ -604,10 +604,12 @@ fn server_killed_and_restarted_mid_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // a third of the trace is under way (50 req/s for 4 s)
+    m.wait_started(60);
     m.child.kill().unwrap();
     m.child.wait().unwrap();
     let killed = servebench::meta::RunClock::global().now_unix_us();
+    // down for a while, so that requests meet a closed port
     std::thread::sleep(Duration::from_millis(800));
     // the same port again
     let pf = d.path().join("port2");
@@ -660,7 +662,7 @@ fn server_killed_and_restarted_mid_run() {
         .flat_map(|b| {
             let a = b.column(b.schema().index_of("scheduled_at").unwrap()).clone();
             (0..b.num_rows())
-                .map(move |i| servebench::cols::ts_us(a.as_ref(), i).unwrap())
+                .map(move |i| servebench::io::cols::ts_us(a.as_ref(), i).unwrap())
                 .collect::<Vec<_>>()
         })
         .collect();

@@ -12,6 +12,7 @@ mod enginemon;
 mod faults;
 mod fixtures;
 mod gpumon;
+mod layers;
 mod readme;
 mod real_vllm;
 mod reliability;

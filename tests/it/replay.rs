@@ -17,9 +17,9 @@ fn itl(path: &std::path::Path) -> Vec<f64> {
     for b in read(path) {
         let a = b.column(b.schema().index_of("chunk_times_ms").unwrap());
         for i in 0..b.num_rows() {
-            let l = servebench::cols::list_at(a.as_ref(), i).unwrap();
+            let l = servebench::io::cols::list_at(a.as_ref(), i).unwrap();
             let v: Vec<f64> = (0..l.len())
-                .map(|j| servebench::cols::f64_at(l.as_ref(), j).unwrap())
+                .map(|j| servebench::io::cols::f64_at(l.as_ref(), j).unwrap())
                 .collect();
             gaps.extend(v.windows(2).map(|w| w[1] - w[0]));
         }
@@ -256,8 +256,8 @@ fn open_loop_schedule_is_exact_and_scaled() {
             let s = b.column(b.schema().index_of("scheduled_at").unwrap());
             for i in 0..b.num_rows() {
                 sched.push((
-                    servebench::cols::int_at(ids.as_ref(), i).unwrap().unwrap() as u64,
-                    servebench::cols::ts_us(s.as_ref(), i).unwrap(),
+                    servebench::io::cols::int_at(ids.as_ref(), i).unwrap().unwrap() as u64,
+                    servebench::io::cols::ts_us(s.as_ref(), i).unwrap(),
                 ));
             }
         }
@@ -437,12 +437,12 @@ fn rows_of(path: &std::path::Path) -> Vec<Row> {
         );
         for i in 0..b.num_rows() {
             out.push(Row {
-                session: servebench::cols::int_at(s.as_ref(), i).unwrap().unwrap() as u64,
-                turn: servebench::cols::int_at(t.as_ref(), i).unwrap().unwrap() as u32,
-                status: servebench::cols::str_at(st.as_ref(), i).unwrap().to_string(),
-                sched_us: servebench::cols::ts_us(sc.as_ref(), i).unwrap(),
-                done_us: servebench::cols::ts_us(dn.as_ref(), i).unwrap(),
-                prompt_tokens: servebench::cols::int_at(pt.as_ref(), i).unwrap().unwrap() as u32,
+                session: servebench::io::cols::int_at(s.as_ref(), i).unwrap().unwrap() as u64,
+                turn: servebench::io::cols::int_at(t.as_ref(), i).unwrap().unwrap() as u32,
+                status: servebench::io::cols::str_at(st.as_ref(), i).unwrap().to_string(),
+                sched_us: servebench::io::cols::ts_us(sc.as_ref(), i).unwrap(),
+                done_us: servebench::io::cols::ts_us(dn.as_ref(), i).unwrap(),
+                prompt_tokens: servebench::io::cols::int_at(pt.as_ref(), i).unwrap().unwrap() as u32,
             });
         }
     }

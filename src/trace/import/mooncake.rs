@@ -10,7 +10,7 @@
 use std::io::BufRead;
 
 use super::{Flow, ImportError, RowSink, Skipped, open_text};
-use crate::client::run::BLOCK_TOKENS;
+use crate::trace::BLOCK_TOKENS;
 use crate::trace::TraceRow;
 
 #[derive(serde::Deserialize)]

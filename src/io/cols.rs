@@ -7,7 +7,7 @@
 use arrow_array::{Array, ArrayRef, RecordBatch, cast::AsArray, types::*};
 use arrow_schema::{DataType, TimeUnit};
 
-use crate::io::DataError;
+use super::DataError;
 use crate::schema::Contract;
 
 /// Check that every required column of `contract` is present with a usable type.

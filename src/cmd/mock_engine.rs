@@ -1,0 +1,230 @@
+//! mock-engine: the built-in inference server (exact timing or simulated batching), on a
+//! loopback port until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::mock::fault::{FaultSpec, Faults, Style};
+use crate::mock::{Config, serve, sim::SimParams};
+
+const EXAMPLES: &str = "\
+Examples:
+  mock-engine --port 8100                          # exact: TTFT 50 ms, then a chunk every 10 ms
+  mock-engine --port 8100 --ttft-ms 200 --itl-ms 25 --tokens-per-chunk 4
+  mock-engine --port 8100 --sim                    # simulated continuous batching
+  mock-engine --port 0 --port-file /tmp/port       # any free port, written to /tmp/port
+
+Routes: POST /v1/chat/completions, /v1/completions (vLLM's byte format, streaming or not,
+stream_options.include_usage and continuous_usage_stats), /generate_stream (TGI),
+/generate (SGLang), /completion (llama.cpp), /api/generate (Ollama);
+GET /health, /v1/models, /version, /metrics (vLLM's metric names).
+Output length is exactly max_tokens. Prompt tokens use servebench's documented approximation.
+
+Simulated mode: each engine step admits waiting requests (up to --sim-max-batch, within the
+KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives every prefilled
+sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
+prefilled tokens; KV overflow preempts the newest sequence (recomputed later).
+
+Faults (--fault KIND[:RATE], repeatable; RATE is the share of requests, default all; the
+requests that fail are a seeded draw, --fault-seed; several faults share the requests):
+  reset        read the request, then reset the connection before any header
+  reset-mid    reset the connection after --fault-after content chunks
+  http-429, http-500, http-503   that status with the engine's error body
+  error-event  HTTP 200, then the engine's in-stream error event after --fault-after chunks
+  stall        stop after --fault-after chunks and keep the connection open forever
+  no-done      a complete stream without its [DONE] terminator (valid)
+  garbage      garbage and invalid UTF-8 after --fault-after chunks
+  huge-event   an event of --fault-event-bytes (10 MiB) after --fault-after chunks
+  slow-drip    the response one byte every --fault-drip-ms (a slow-loris server)
+Error shapes are the engine's own: --fault-style vllm|sglang|tgi|trtllm|llamacpp|ollama, else
+by route. /metrics adds servebench_mock_faults_total{kind} and servebench_mock_requests_started_total.
+  mock-engine --port 8100 --fault http-503:0.1 --fault reset-mid:0.05 --fault-seed 7";
+
+#[derive(Parser)]
+#[command(name = "mock-engine", version, about = "Built-in LLM inference server for benchmarks and tests", after_help = EXAMPLES)]
+pub struct Args {
+    /// Address to bind (loopback unless you mean it)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 = any free port)
+    #[arg(long, default_value_t = 8100)]
+    pub port: u16,
+    /// Write the bound port to this file once listening
+    #[arg(long, value_name = "PATH")]
+    pub port_file: Option<PathBuf>,
+    /// Model name served (and required of clients that send one)
+    #[arg(long, default_value = "mock-llm")]
+    pub model_name: String,
+    /// Exact mode: time to first content chunk, ms after the request arrives
+    #[arg(long, default_value_t = 50.0)]
+    pub ttft_ms: f64,
+    /// Exact mode: time between content chunks, ms
+    #[arg(long, default_value_t = 10.0)]
+    pub itl_ms: f64,
+    /// Exact mode: tokens per content chunk
+    #[arg(long, default_value_t = 1)]
+    pub tokens_per_chunk: u32,
+    /// Simulated continuous batching instead of exact timing
+    #[arg(long)]
+    pub sim: bool,
+    /// Simulated: fixed cost of a decode step, ms
+    #[arg(long, default_value_t = 6.0)]
+    pub sim_decode_base_ms: f64,
+    /// Simulated: added decode cost per sequence in the batch, ms
+    #[arg(long, default_value_t = 0.06)]
+    pub sim_decode_per_seq_ms: f64,
+    /// Simulated: prefill cost per prompt token, ms
+    #[arg(long, default_value_t = 0.02)]
+    pub sim_prefill_per_token_ms: f64,
+    /// Simulated: largest batch
+    #[arg(long, default_value_t = 256)]
+    pub sim_max_batch: usize,
+    /// Simulated: KV-cache budget, tokens
+    #[arg(long, default_value_t = 262_144)]
+    pub sim_kv_tokens: u64,
+    /// Simulated: prompt tokens prefilled per step (chunked prefill)
+    #[arg(long, default_value_t = 8192)]
+    pub sim_max_prefill_tokens: u32,
+    /// What /v1/models reports as the model's owner
+    #[arg(long, default_value = "servebench")]
+    pub owned_by: String,
+    /// Server threads
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Inject a fault into a share of the requests: KIND[:RATE] (repeatable; kinds below)
+    #[arg(long = "fault", value_name = "KIND[:RATE]")]
+    pub faults: Vec<FaultSpec>,
+    /// Seed of the draw that picks the failing requests
+    #[arg(long, default_value_t = 0)]
+    pub fault_seed: u64,
+    /// Content chunks sent before a mid-stream fault
+    #[arg(long, default_value_t = 2)]
+    pub fault_after: u32,
+    /// Whose error bytes to send [default: by route]
+    #[arg(long, value_enum)]
+    pub fault_style: Option<Style>,
+    /// Size of the huge-event event, bytes
+    #[arg(long, default_value_t = 10 << 20)]
+    pub fault_event_bytes: usize,
+    /// slow-drip: milliseconds between bytes
+    #[arg(long, default_value_t = 1000)]
+    pub fault_drip_ms: u64,
+}
+
+impl Args {
+    /// The server's configuration and address, or what is wrong with the arguments.
+    pub fn config(&self) -> anyhow::Result<(Config, SocketAddr)> {
+        for (n, v) in [
+            ("--ttft-ms", self.ttft_ms),
+            ("--itl-ms", self.itl_ms),
+            ("--sim-decode-base-ms", self.sim_decode_base_ms),
+            ("--sim-decode-per-seq-ms", self.sim_decode_per_seq_ms),
+            ("--sim-prefill-per-token-ms", self.sim_prefill_per_token_ms),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                anyhow::bail!("{n} must be a non-negative number of milliseconds, got {v}");
+            }
+        }
+        if self.sim_max_batch == 0 || self.sim_kv_tokens == 0 {
+            anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
+        }
+        let mut faults = Faults::new(self.faults.clone());
+        faults.seed = self.fault_seed;
+        faults.after = self.fault_after;
+        faults.style = self.fault_style;
+        faults.event_bytes = self.fault_event_bytes;
+        faults.drip = std::time::Duration::from_millis(self.fault_drip_ms);
+        faults.validate().map_err(anyhow::Error::msg)?;
+        let cfg = Config {
+            model: self.model_name.clone(),
+            ttft_ms: self.ttft_ms,
+            itl_ms: self.itl_ms,
+            tokens_per_chunk: self.tokens_per_chunk.max(1),
+            sim: self.sim.then_some(SimParams {
+                decode_base_ms: self.sim_decode_base_ms,
+                decode_per_seq_ms: self.sim_decode_per_seq_ms,
+                prefill_per_token_ms: self.sim_prefill_per_token_ms,
+                max_batch: self.sim_max_batch,
+                kv_tokens: self.sim_kv_tokens,
+                max_prefill_tokens: self.sim_max_prefill_tokens.max(1),
+            }),
+            owned_by: self.owned_by.clone(),
+            faults: std::sync::Arc::new(faults),
+            ..Config::default()
+        };
+        let addr: SocketAddr = format!(
+            "{}:{}",
+            if self.host.contains(':') {
+                format!("[{}]", self.host)
+            } else {
+                self.host.clone()
+            },
+            self.port
+        )
+        .parse()
+        .with_context(|| format!("--host {:?} is not an IP address", self.host))?;
+        Ok((cfg, addr))
+    }
+}
+
+/// Run mock-engine: serve until SIGINT or SIGTERM (or the server ends).
+///
+/// Signals: tokio's SIGINT and SIGTERM streams, watched here alongside the server; the first
+/// one stops the process at once (the runtime drops open connections).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, addr) = args.config()?;
+    crate::os::prepare_fds(65_536);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let (local, server) = serve(cfg, addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        if let Some(p) = &args.port_file {
+            std::fs::write(p, local.port().to_string()).with_context(|| format!("writing {}", p.display()))?;
+        }
+        eprintln!(
+            "mock-engine: listening on http://{local} ({} mode)",
+            if args.sim { "simulated" } else { "exact" }
+        );
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = server => {}
+        }
+        eprintln!("mock-engine: stopping");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_checks_the_arguments_without_serving() {
+        let a = |v: &[&str]| Args::try_parse_from(std::iter::once("mock-engine").chain(v.iter().copied())).unwrap();
+        let (cfg, addr) = a(&["--port", "0", "--sim", "--ttft-ms", "5"]).config().unwrap();
+        assert_eq!((cfg.ttft_ms, addr.to_string().as_str()), (5.0, "127.0.0.1:0"));
+        assert!(cfg.sim.is_some());
+        assert_eq!(
+            a(&["--host", "::1", "--port", "9"]).config().unwrap().1.to_string(),
+            "[::1]:9"
+        );
+        let e = a(&["--itl-ms", "NaN"]).config().unwrap_err().to_string();
+        assert!(e.contains("--itl-ms"), "{e}");
+        assert!(a(&["--host", "localhost"]).config().is_err());
+        assert!(a(&["--fault", "reset:0.7", "--fault", "stall:0.7"]).config().is_err());
+    }
+}
