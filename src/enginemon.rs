@@ -21,18 +21,17 @@
 //! engine started; window figures use counter deltas instead (see [`engine_window`]).
 //! The `_created` series prometheus_client writes beside counters and histograms (creation
 //! times, not measurements) are left out.
+//!
+//! This module is data only (what analysis reads); the scraper, which knows HTTP, is
+//! [`crate::monitor::scrape`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-
-use crate::endpoint::Endpoint as Target;
 use crate::io::DataError;
 use crate::io::cols;
-use crate::monitor::Rows;
 use crate::prom::Exposition;
-use crate::schema::{Contract, ENGINE_METRICS};
+use crate::schema::ENGINE_METRICS;
 
 pub const RUNNING: &str = "running";
 pub const WAITING: &str = "waiting";
@@ -101,16 +100,6 @@ pub fn detect_engine(e: &Exposition) -> Option<&'static str> {
 }
 
 pub use crate::schema::EngineRow;
-
-impl Rows for EngineRow {
-    fn contract() -> &'static Contract {
-        &ENGINE_METRICS
-    }
-
-    fn to_batch(rows: &[EngineRow]) -> RecordBatch {
-        crate::schema::Rows::encode(rows, &())
-    }
-}
 
 /// The well-known values of one scrape: common name -> (series used, value over its label
 /// sets: summed for counts, the largest for KV usage, the mean for hit rates; or the derived
@@ -213,27 +202,6 @@ pub fn rows_from_scrape(t_us: i64, e: &Exposition, filter: RowFilter) -> Vec<Eng
         }
     }
     out
-}
-
-/// Where to scrape: a base URL (`http://host:8000`, `/metrics` is added; a trailing `/v1` is
-/// dropped) or a full metrics URL (`http://host:8000/prometheus/metrics` for TensorRT-LLM,
-/// `http://host:8281/metrics` for Friendli).
-pub fn metrics_endpoint(url: &str) -> Result<(Target, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: the metrics URL must start with http://, e.g. http://127.0.0.1:8000/metrics"))?;
-    let (auth, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let target = Target::parse(&format!("http://{auth}"))?;
-    let trimmed = path.trim_end_matches('/');
-    let path = if trimmed.is_empty() || trimmed == "/v1" {
-        "/metrics".to_string()
-    } else {
-        path.to_string()
-    };
-    Ok((target, path))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -455,19 +423,6 @@ mod tests {
         assert_eq!(c[KV_USAGE], ("servebench:kv_usage".to_string(), 0.25));
         assert_eq!(c[WAITING].1, 4.0);
         assert_eq!(detect_engine(&e), Some("tgi"));
-    }
-
-    #[test]
-    fn endpoints() {
-        let (t, p) = metrics_endpoint("http://127.0.0.1:8000").unwrap();
-        assert_eq!((t.port, p.as_str()), (8000, "/metrics"));
-        let (_, p) = metrics_endpoint("http://127.0.0.1:8000/v1/").unwrap();
-        assert_eq!(p, "/metrics");
-        let (_, p) = metrics_endpoint("http://h:8000/prometheus/metrics").unwrap();
-        assert_eq!(p, "/prometheus/metrics");
-        let (t, p) = metrics_endpoint("http://h:8281/metrics").unwrap();
-        assert_eq!((t.port, p.as_str()), (8281, "/metrics"));
-        assert!(metrics_endpoint("h:80").is_err());
     }
 
     /// Scrapes every second from t=0 to t=4; two ranks of running requests.

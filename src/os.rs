@@ -64,6 +64,20 @@ pub fn background_thread() {
     }
 }
 
+/// CPU seconds (user, system) and peak resident memory (MiB) of this process
+/// (`thread = false`) or of the calling thread (peak memory is the process's either way).
+pub fn usage(thread: bool) -> (f64, f64, f64) {
+    let who = if thread { libc::RUSAGE_THREAD } else { libc::RUSAGE_SELF };
+    // SAFETY: getrusage fills the struct we pass; `who` is a valid selector.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(who, &mut ru) };
+    if rc != 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (tv(ru.ru_utime), tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::health::{Health, Tracker};
 use super::http::{Client, SendError};
 use super::protocol::{Api, Message, RequestOpts, StreamState, build_body, http_error_text};
 use super::record::{Record, Status, tpot};
+
 use super::sse::Framer;
 use crate::meta::{RunClock, ms_between};
+use crate::recorder::Feed;
+use crate::stop::Stop;
 use crate::timer;
 use crate::trace::tokens::{SplitMix, synth_text};
 use crate::trace::{BLOCK_TOKENS, TraceRow};
@@ -142,107 +146,6 @@ pub fn prompt_for(plan: &Plan, row: &TraceRow, seed: u64) -> String {
     plan.prompter.text(m.next_u64(), row.input_tokens)
 }
 
-/// Stop and cancel switches, shared with signal handlers.
-#[derive(Clone)]
-pub struct Switches {
-    stop_tx: Arc<watch::Sender<bool>>,
-    cancel_tx: Arc<watch::Sender<bool>>,
-    grace: Duration,
-    rt: Option<tokio::runtime::Handle>,
-}
-
-impl Switches {
-    pub fn new(grace: Duration) -> Switches {
-        Switches {
-            stop_tx: Arc::new(watch::channel(false).0),
-            cancel_tx: Arc::new(watch::channel(false).0),
-            grace,
-            rt: tokio::runtime::Handle::try_current().ok(),
-        }
-    }
-
-    /// Stop scheduling; in-flight requests get the grace period, then are cancelled.
-    pub fn stop(&self) {
-        if self.stop_tx.send_replace(true) {
-            return;
-        }
-        let c = self.cancel_tx.clone();
-        let g = self.grace;
-        // May be called from a plain thread (the trace reader), so use the runtime's handle.
-        match &self.rt {
-            Some(rt) => {
-                rt.spawn(async move {
-                    tokio::time::sleep(g).await;
-                    c.send_replace(true);
-                });
-            }
-            None => {
-                std::thread::spawn(move || {
-                    std::thread::sleep(g);
-                    c.send_replace(true);
-                });
-            }
-        }
-    }
-
-    /// Cancel in-flight requests now.
-    pub fn cancel(&self) {
-        self.stop_tx.send_replace(true);
-        self.cancel_tx.send_replace(true);
-    }
-
-    pub fn stopped(&self) -> bool {
-        *self.stop_tx.borrow()
-    }
-}
-
-/// What the client itself did, so a reader can see it was not the bottleneck.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Health {
-    pub requests_sent: u64,
-    pub peak_in_flight: u64,
-    pub max_sched_lag_ms: f64,
-    pub wall_s: f64,
-    pub cpu_user_s: f64,
-    pub cpu_sys_s: f64,
-    pub max_rss_mib: f64,
-    /// With --start-at: how late the schedule began after the agreed instant (this host's clock).
-    pub start_late_ms: Option<f64>,
-}
-
-struct Tracker {
-    n: AtomicUsize,
-    done: Notify,
-}
-
-struct TrackGuard(Arc<Tracker>);
-
-impl Tracker {
-    fn enter(self: &Arc<Self>) -> TrackGuard {
-        self.n.fetch_add(1, Ordering::SeqCst);
-        TrackGuard(self.clone())
-    }
-    async fn wait(&self) {
-        loop {
-            let notified = self.done.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.n.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for TrackGuard {
-    fn drop(&mut self) {
-        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.done.notify_waiters();
-        }
-    }
-}
-
 #[derive(Default)]
 struct Session {
     history: Vec<Message>,
@@ -256,8 +159,8 @@ struct Session {
 
 struct Ctx {
     plan: Arc<Plan>,
-    out: std::sync::mpsc::Sender<Record>,
-    sw: Switches,
+    out: Feed<Record>,
+    stop: Arc<Stop>,
     clock: &'static RunClock,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
@@ -266,6 +169,8 @@ struct Ctx {
     tracker: Arc<Tracker>,
     sessions: Mutex<HashMap<u64, Session>>,
     start: Instant,
+    /// Open loop's `--max-in-flight`: every send (first requests and later turns) holds a permit.
+    limit: Option<Arc<Semaphore>>,
 }
 
 impl Ctx {
@@ -274,7 +179,7 @@ impl Ctx {
     }
 
     fn emit(&self, r: Record) {
-        let _ = self.out.send(r);
+        let _ = self.out.send_one(r);
     }
 
     fn not_sent(&self, row: &TraceRow, at: Option<Instant>, why: &str) {
@@ -315,11 +220,13 @@ impl Ctx {
 }
 
 /// Run the trace: rows arrive in batches on `rows`; one record per row goes to `out`.
+/// `stop` ends scheduling (later rows are `not_sent`); its cancel ends in-flight requests
+/// (`cancelled`). See [`crate::stop`].
 pub async fn run(
     plan: Arc<Plan>,
     mut rows: mpsc::Receiver<Vec<TraceRow>>,
-    out: std::sync::mpsc::Sender<Record>,
-    sw: Switches,
+    out: Feed<Record>,
+    stop: Arc<Stop>,
 ) -> Health {
     let clock = RunClock::global();
     let t_wall = Instant::now();
@@ -328,28 +235,25 @@ pub async fn run(
     if let Some(w) = plan.warmup
         && let Some(b) = rows.recv().await
     {
-        let ctx = Arc::new(new_ctx(plan.clone(), out.clone(), sw.clone(), clock, Instant::now()));
+        let ctx = Arc::new(new_ctx(plan.clone(), out.clone(), stop.clone(), clock, Instant::now()));
         warmup(&ctx, &b, w).await;
         first.push_back(b);
     }
     if let Some(at) = plan.start_at {
         tokio::select! {
             _ = timer::sleep_until(at) => {}
-            _ = wait_stop(&sw) => {}
+            _ = stop.stopped() => {}
         }
     }
     let start_late_ms = plan.start_at.map(|at| ms_between(at, Instant::now()).max(0.0));
-    let ctx = Arc::new(new_ctx(plan.clone(), out, sw.clone(), clock, Instant::now()));
+    let ctx = Arc::new(new_ctx(plan.clone(), out, stop.clone(), clock, Instant::now()));
     let source = Source { first, rows };
     match plan.mode {
-        Mode::Open {
-            time_scale,
-            max_in_flight,
-        } => open_loop(ctx.clone(), source, time_scale, max_in_flight).await,
+        Mode::Open { time_scale, .. } => open_loop(ctx.clone(), source, time_scale).await,
         Mode::Closed { concurrency } => closed_loop(ctx.clone(), source, concurrency).await,
     }
     ctx.tracker.wait().await;
-    let (u, s, rss) = rusage();
+    let (u, s, rss) = crate::os::usage(false);
     Health {
         requests_sent: ctx.sent.load(Ordering::SeqCst),
         peak_in_flight: ctx.peak.load(Ordering::SeqCst) as u64,
@@ -362,17 +266,15 @@ pub async fn run(
     }
 }
 
-fn new_ctx(
-    plan: Arc<Plan>,
-    out: std::sync::mpsc::Sender<Record>,
-    sw: Switches,
-    clock: &'static RunClock,
-    start: Instant,
-) -> Ctx {
+fn new_ctx(plan: Arc<Plan>, out: Feed<Record>, stop: Arc<Stop>, clock: &'static RunClock, start: Instant) -> Ctx {
+    let plan_limit = match plan.mode {
+        Mode::Open { max_in_flight, .. } => max_in_flight,
+        Mode::Closed { .. } => None,
+    };
     Ctx {
         plan,
         out,
-        sw,
+        stop,
         clock,
         in_flight: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
@@ -384,19 +286,8 @@ fn new_ctx(
         }),
         sessions: Mutex::new(HashMap::new()),
         start,
+        limit: plan_limit.map(|n| Arc::new(Semaphore::new(n))),
     }
-}
-
-/// CPU seconds (user, system) and peak resident memory (MiB) of this process.
-pub fn rusage() -> (f64, f64, f64) {
-    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF is always valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
-        return (0.0, 0.0, 0.0);
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (tv(ru.ru_utime), tv(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
 }
 
 struct Source {
@@ -411,16 +302,6 @@ impl Source {
         }
         self.rows.recv().await
     }
-}
-
-async fn wait_stop(sw: &Switches) {
-    let mut rx = sw.stop_tx.subscribe();
-    let _ = rx.wait_for(|v| *v).await;
-}
-
-async fn wait_cancel(sw: &Switches) {
-    let mut rx = sw.cancel_tx.subscribe();
-    let _ = rx.wait_for(|v| *v).await;
 }
 
 async fn warmup(ctx: &Arc<Ctx>, rows: &[TraceRow], w: Warmup) {
@@ -449,7 +330,7 @@ async fn warmup(ctx: &Arc<Ctx>, rows: &[TraceRow], w: Warmup) {
         hs.push(tokio::spawn(async move {
             loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= count || ctx.sw.stopped() || until.is_some_and(|u| Instant::now() >= u) {
+                if k >= count || ctx.stop.is_stopped() || until.is_some_and(|u| Instant::now() >= u) {
                     break;
                 }
                 let row = rows[(k % rows.len() as u64) as usize].clone();
@@ -466,18 +347,17 @@ async fn warmup(ctx: &Arc<Ctx>, rows: &[TraceRow], w: Warmup) {
 }
 
 /// Open loop: each row at `start + arrival_s * time_scale`, whatever is in flight.
-async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Option<usize>) {
+async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64) {
     // A small lead so the first request's deadline is not already past; with --start-at the
     // schedule starts exactly at the agreed instant.
     let t0 = match ctx.plan.start_at {
         Some(at) if at + Duration::from_millis(100) > Instant::now() => at,
         _ => Instant::now() + Duration::from_millis(5),
     };
-    let sem = max_in_flight.map(|n| Arc::new(Semaphore::new(n)));
     while let Some(batch) = src.next_batch().await {
         for row in batch {
             let at = t0 + Duration::from_secs_f64((row.arrival_s * scale).max(0.0));
-            if ctx.sw.stopped() {
+            if ctx.stop.is_stopped() {
                 ctx.not_sent(&row, Some(at), "run stopped before this request's time");
                 continue;
             }
@@ -508,7 +388,7 @@ async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Op
                     s.last_arrival_s = row.arrival_s;
                     let history = s.history.clone();
                     drop(g);
-                    spawn_turn(ctx.clone(), row, at2, history, sem.clone());
+                    spawn_turn(ctx.clone(), row, at2, history);
                     continue;
                 }
                 g.insert(
@@ -520,27 +400,13 @@ async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Op
                     },
                 );
             }
-            tokio::select! {
-                _ = timer::sleep_until(at) => {}
-                _ = wait_stop(&ctx.sw) => {
-                    abandon_session(&ctx, row, at, "run stopped before this request's time");
+            let permit = match admit(&ctx, at).await {
+                Ok(p) => p,
+                Err(why) => {
+                    abandon_session(&ctx, row, at, why);
                     continue;
                 }
-            }
-            let permit = match &sem {
-                Some(s) => tokio::select! {
-                    p = s.clone().acquire_owned() => p.ok(),
-                    _ = wait_stop(&ctx.sw) => {
-                        abandon_session(&ctx, row, at, "run stopped while held back by --max-in-flight");
-                        continue;
-                    }
-                },
-                None => None,
             };
-            if !ctx.claim() {
-                abandon_session(&ctx, row, at, "after --max-requests");
-                continue;
-            }
             let guard = ctx.tracker.enter();
             let c = ctx.clone();
             tokio::spawn(async move {
@@ -552,28 +418,46 @@ async fn open_loop(ctx: Arc<Ctx>, mut src: Source, scale: f64, max_in_flight: Op
     }
 }
 
-/// Send a later session turn at `at` (after its think time), from outside the dispatcher.
-fn spawn_turn(ctx: Arc<Ctx>, row: TraceRow, at: Instant, history: Vec<Message>, sem: Option<Arc<Semaphore>>) {
+/// Send a later session turn at `at` (after its think time), from outside the dispatcher,
+/// under the same admission rule as every other request ([`admit`]).
+fn spawn_turn(ctx: Arc<Ctx>, row: TraceRow, at: Instant, history: Vec<Message>) {
     let guard = ctx.tracker.enter();
     tokio::spawn(async move {
         let _g = guard;
-        tokio::select! {
-            _ = timer::sleep_until(at) => {}
-            _ = wait_stop(&ctx.sw) => {
-                abandon_session(&ctx, row, at, "run stopped before this turn's time");
+        let _p = match admit(&ctx, at).await {
+            Ok(p) => p,
+            Err(why) => {
+                abandon_session(&ctx, row, at, why);
                 return;
             }
-        }
-        let _p = match &sem {
-            Some(s) => s.clone().acquire_owned().await.ok(),
-            None => None,
         };
-        if ctx.past_duration(at) || !ctx.claim() {
-            abandon_session(&ctx, row, at, "after --duration or --max-requests");
-            return;
-        }
         run_turn(&ctx, row, at, history).await;
     });
+}
+
+/// The one admission rule of the open loop, for a first request and a session's later turn
+/// alike: wait for the request's time, then for a `--max-in-flight` permit, both cut short
+/// by stop; then check `--duration` and `--max-requests` (claiming one send). Err says why
+/// the request is not sent.
+async fn admit(ctx: &Ctx, at: Instant) -> Result<Option<OwnedSemaphorePermit>, &'static str> {
+    tokio::select! {
+        _ = timer::sleep_until(at) => {}
+        _ = ctx.stop.stopped() => return Err("run stopped before this request's time"),
+    }
+    let permit = match &ctx.limit {
+        Some(s) => tokio::select! {
+            p = s.clone().acquire_owned() => p.ok(),
+            _ = ctx.stop.stopped() => return Err("run stopped while held back by --max-in-flight"),
+        },
+        None => None,
+    };
+    if ctx.past_duration(at) {
+        return Err("after --duration");
+    }
+    if !ctx.claim() {
+        return Err("after --max-requests");
+    }
+    Ok(permit)
 }
 
 /// Record a turn (and any turns queued behind it) as not sent.
@@ -634,13 +518,7 @@ async fn run_turn(ctx: &Arc<Ctx>, row: TraceRow, at: Instant, history: Vec<Messa
             Mode::Open { time_scale, .. } => time_scale,
             Mode::Closed { .. } => 1.0,
         };
-        spawn_turn(
-            ctx.clone(),
-            n,
-            done + Duration::from_secs_f64(think * scale),
-            history,
-            None,
-        );
+        spawn_turn(ctx.clone(), n, done + Duration::from_secs_f64(think * scale), history);
     }
 }
 
@@ -669,7 +547,7 @@ async fn closed_loop(ctx: Arc<Ctx>, mut src: Source, n: u32) {
         let q = queue.clone();
         hs.push(tokio::spawn(async move {
             loop {
-                if ctx.sw.stopped() {
+                if ctx.stop.is_stopped() {
                     break;
                 }
                 let unit = {
@@ -738,11 +616,11 @@ async fn play_unit(ctx: &Arc<Ctx>, unit: Vec<TraceRow>) {
             at = done + think;
             tokio::select! {
                 _ = timer::sleep_until(at) => {}
-                _ = wait_stop(&ctx.sw) => {}
+                _ = ctx.stop.stopped() => {}
             }
         }
-        if ctx.sw.stopped() || ctx.past_duration(at) || !ctx.claim() {
-            let why = if ctx.sw.stopped() {
+        if ctx.stop.is_stopped() || ctx.past_duration(at) || !ctx.claim() {
+            let why = if ctx.stop.is_stopped() {
                 "run stopped before this request was sent"
             } else {
                 "after --duration or --max-requests"
@@ -822,7 +700,7 @@ async fn measure(
             rec.done_at_us = Some(ctx.us(now));
             return (rec, None);
         }
-        _ = wait_cancel(&ctx.sw) => {
+        _ = ctx.stop.cancelled() => {
             rec.status = Status::Cancelled;
             rec.error = Some("cancelled before the response headers (stop/grace ended)".into());
             rec.done_at_us = Some(ctx.us(Instant::now()));
@@ -891,7 +769,7 @@ async fn measure(
     let mut armed = limit_now(&st);
     let sleep = tokio::time::sleep_until(armed.into());
     tokio::pin!(sleep);
-    let cancel = wait_cancel(&ctx.sw);
+    let cancel = ctx.stop.cancelled();
     tokio::pin!(cancel);
     loop {
         let limit = limit_now(&st);

@@ -17,11 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
-
 use crate::meta::RunClock;
-use crate::monitor::{Rows, Stop};
-use crate::schema::{self, Contract, GPU, GPU_PROCESSES};
+use crate::stop::Stop;
 
 /// A device or field could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -61,26 +58,6 @@ pub trait GpuSource {
 }
 
 /// One row of the gpu contract.
-impl Rows for GpuRow {
-    fn contract() -> &'static Contract {
-        &GPU
-    }
-
-    fn to_batch(rows: &[GpuRow]) -> RecordBatch {
-        schema::Rows::encode(rows, &())
-    }
-}
-
-impl Rows for ProcRow {
-    fn contract() -> &'static Contract {
-        &GPU_PROCESSES
-    }
-
-    fn to_batch(rows: &[ProcRow]) -> RecordBatch {
-        schema::Rows::encode(rows, &())
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
     pub interval: Duration,
@@ -278,6 +255,7 @@ pub fn parse_gpu_list(s: &str) -> Result<Vec<u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{GPU, Rows};
     use std::collections::VecDeque;
 
     /// A scripted device: readings (or errors) in order, an optional pause on chosen calls.
@@ -381,10 +359,10 @@ mod tests {
         assert_eq!(procs[1].gpu, 3);
         assert_eq!(procs[1].mem_used_mib, Some(200.0));
         assert!(procs[0].process_name.is_some());
-        let b = GpuRow::to_batch(&rows);
+        let b = GpuRow::encode(&rows, &());
         assert_eq!(b.num_rows(), 5);
         assert_eq!(b.schema(), GPU.schema());
-        let b = ProcRow::to_batch(&procs);
+        let b = ProcRow::encode(&procs, &());
         assert_eq!(b.num_rows(), 6);
     }
 
@@ -437,7 +415,7 @@ mod tests {
         let s2 = stop.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
-            s2.request(crate::monitor::StopReason::Duration);
+            s2.request(crate::stop::StopReason::Duration);
         });
         let mut n = 0;
         let st = run(&mut src, &cfg, &stop, &RunClock::new(), &mut |r, _| n += r.len());

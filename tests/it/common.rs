@@ -99,7 +99,10 @@ impl Mock {
             if self.requests_started().is_some_and(|k| k >= n) {
                 return;
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "mock-engine never received {n} requests");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "mock-engine never received {n} requests"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -421,4 +424,32 @@ pub fn processes_with(needle: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Rows readable so far in a journal being written (an Arrow IPC stream): 0 while it is
+/// missing or has no complete batch yet.
+pub fn journal_rows(path: &Path) -> usize {
+    let Ok(r) = servebench::io::open(&path.to_string_lossy()) else {
+        return 0;
+    };
+    let mut n = 0;
+    for b in r {
+        match b {
+            Ok(b) => n += b.num_rows(),
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// Wait until `f` holds (checked every 10 ms); fail naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

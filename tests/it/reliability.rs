@@ -15,6 +15,13 @@ fn signal(child: &std::process::Child, s: Signal) {
     kill(Pid::from_raw(child.id() as i32), s).unwrap();
 }
 
+/// Wait until the mock has started `n` requests in all.
+fn wait_started(url: &str, n: usize) {
+    wait_for("requests at the server", Duration::from_secs(30), || {
+        metric(url, "servebench_mock_requests_started_total", None) as usize >= n
+    });
+}
+
 fn by_status(path: &Path) -> std::collections::BTreeMap<String, usize> {
     let mut m = std::collections::BTreeMap::new();
     for s in column_text(path, "status") {
@@ -57,7 +64,7 @@ fn sigterm_finishes_in_flight_and_exits_143() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_started(&m.url, 20);
     signal(&child, Signal::SIGTERM);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
@@ -66,22 +73,36 @@ fn sigterm_finishes_in_flight_and_exits_143() {
     // the grace was long enough: in-flight requests finished
     assert_eq!(st.get("cancelled"), None, "{st:?}");
     assert!(st["ok"] >= 20 && st["not_sent"] >= 150, "{st:?}");
-    assert!(!d.path().join("r.parquet.partial").exists());
+    assert!(!d.path().join("_r.parquet.partial").exists());
     check_agg(&out, &st);
     // a second signal cancels in-flight requests at once; the file is still whole
     let out = d.path().join("r2.parquet");
-    let child = cmd("replay")
+    let mut child = cmd("replay")
         .arg(&t)
         .args(["--url", &m.url, "--grace", "60s", "--quiet", "-o"])
         .arg(&out)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    let before = metric(&m.url, "servebench_mock_requests_started_total", None) as usize;
+    wait_started(&m.url, before + 20);
     signal(&child, Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    // the second signal once replay has taken the first (it says so on stderr)
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("stopping") {
+        let mut l = String::new();
+        assert!(std::io::BufRead::read_line(&mut err, &mut l).unwrap() > 0, "{seen}");
+        seen.push_str(&l);
+    }
     signal(&child, Signal::SIGTERM);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     let o = child.wait_with_output().unwrap();
+    let o = std::process::Output {
+        stderr: format!("{seen}{rest}").into_bytes(),
+        ..o
+    };
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
     let st = by_status(&out);
     assert_eq!(st.values().sum::<usize>(), 200, "{st:?}");
@@ -102,12 +123,13 @@ fn monitors_end_cleanly_on_sigint_and_sigterm() {
                 _ => c.args(["--url", &m.url, "--interval", "50ms", "--quiet"]),
             };
             let child = c.arg("-o").arg(&out).stderr(Stdio::piped()).spawn().unwrap();
-            std::thread::sleep(Duration::from_millis(700));
+            let j = d.path().join(format!("_{tool}-{sig}.parquet.partial"));
+            wait_for("rows in the journal", Duration::from_secs(30), || journal_rows(&j) > 0);
             signal(&child, sig);
             let o = child.wait_with_output().unwrap();
             assert_eq!(o.status.code(), Some(0), "{tool} {sig}: {}", stderr(&o));
             assert!(rows(&out) > 0, "{tool} {sig}");
-            assert!(!d.path().join(format!("{tool}-{sig}.parquet.partial")).exists());
+            assert!(!j.exists());
         }
     }
 }
@@ -158,7 +180,7 @@ pub fn kill_run(rate: f64, after: Duration) -> (usize, usize, usize, usize) {
     let started = metric(&m.url, "servebench_mock_requests_started_total", None) as usize;
     let done = metric(&m.url, "vllm:request_success_total", None) as usize;
     assert!(!out.exists(), "no file under the final name after SIGKILL");
-    let journal = d.path().join("r.parquet.partial");
+    let journal = d.path().join("_r.parquet.partial");
     ok(cmd("replay").arg("--recover").arg(&journal));
     let st = by_status(&out);
     let recovered = st.get("ok").copied().unwrap_or(0);
@@ -216,7 +238,7 @@ fn a_journal_left_by_a_killed_run_is_never_overwritten() {
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["batch", "--count", "5"]);
     let out = d.path().join("r.parquet");
-    let j = d.path().join("r.parquet.partial");
+    let j = d.path().join("_r.parquet.partial");
     std::fs::write(&j, b"rows of a killed run").unwrap();
     let l = Listener::new();
     let o = run(cmd("replay").arg(&t).args(["--url", &l.url(), "-o"]).arg(&out));
@@ -281,13 +303,18 @@ fn a_failed_final_write_keeps_every_row_in_the_journal() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // the run has started once its journal is there
+    let j = d.path().join("_r.parquet.partial");
+    wait_for("the journal", Duration::from_secs(30), || j.exists());
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep"), "").unwrap();
     let o = child.wait_with_output().unwrap();
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("r.parquet.partial") && e.contains("replay --recover"), "{e}");
+    assert!(
+        e.contains("_r.parquet.partial") && e.contains("replay --recover"),
+        "{e}"
+    );
     // nothing half-written anywhere but the journal
     let names: Vec<String> = std::fs::read_dir(d.path())
         .unwrap()
@@ -296,7 +323,7 @@ fn a_failed_final_write_keeps_every_row_in_the_journal() {
         .collect();
     assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
     std::fs::remove_dir_all(&out).unwrap();
-    ok(cmd("replay").arg("--recover").arg(d.path().join("r.parquet.partial")));
+    ok(cmd("replay").arg("--recover").arg(&j));
     assert_eq!(rows(&out), 60, "every row kept");
 }
 
@@ -389,12 +416,12 @@ fn secrets_never_reach_outputs_journals_or_logs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let j = d.path().join("_r.parquet.partial");
+    wait_for("rows in the journal", Duration::from_secs(30), || journal_rows(&j) > 0);
     child.kill().unwrap();
     let o = child.wait_with_output().unwrap();
     check(&o.stdout, "stdout");
     check(&o.stderr, "stderr");
-    let j = d.path().join("r.parquet.partial");
     let journal = std::fs::read(&j).unwrap();
     assert!(journal.len() > 1000, "the journal has rows");
     check(&journal, "the journal");

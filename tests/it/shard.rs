@@ -112,3 +112,71 @@ fn four_shards_account_for_every_request_once_and_agree_with_one_run() {
     }
     assert!(n >= 5);
 }
+
+/// A killed shard leaves its journal inside the dataset, named so that Hadoop-style readers
+/// (Spark, Hive: a leading `_`) and `*.parquet` globs (agg, DuckDB) skip it; `--recover`
+/// still finds it and writes the part it stands for.
+#[test]
+fn a_killed_shards_journal_is_skipped_by_readers_and_recovers() {
+    let m = Mock::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "100", "--count", "3000", "--output-len", "4"],
+    );
+    let ds = d.path().join("big");
+    let done = trace(
+        d.path(),
+        "small.parquet",
+        &["batch", "--count", "10", "--output-len", "2"],
+    );
+    ok(cmd("replay")
+        .arg(&done)
+        .args(["--url", &m.url, "--shard", "1/2", "--quiet", "--dataset"])
+        .arg(&ds));
+    let mut child = cmd("replay")
+        .arg(&t)
+        .args(["--url", &m.url, "--shard", "0/2", "--quiet", "--dataset"])
+        .arg(&ds)
+        .spawn()
+        .unwrap();
+    let shard0 = ds.join("shard=0");
+    let journal = || -> Option<std::path::PathBuf> {
+        std::fs::read_dir(&shard0)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".partial"))
+    };
+    wait_for(
+        "rows in the shard's journal",
+        std::time::Duration::from_secs(30),
+        || journal().is_some_and(|j| journal_rows(&j) > 0),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let j = journal().unwrap();
+    let name = j.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("_part-") && name.ends_with(".parquet.partial"),
+        "{name}"
+    );
+    // readers of the directory see the finished part only
+    let parts = servebench::io::expand_inputs(&[ds.to_string_lossy().to_string()]).unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    ok(cmd("agg").arg(&ds).args(["--format", "csv"]));
+    let n = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}/**/*.parquet', hive_partitioning = true)",
+        ds.display()
+    ));
+    let expected = rows(std::path::Path::new(&parts[0]));
+    assert_eq!(n.trim(), format!("({expected},)"));
+    // --recover writes the part the journal stands for, beside it
+    ok(cmd("replay").arg("--recover").arg(&j));
+    assert!(!j.exists());
+    let part = shard0.join(name.trim_start_matches('_').trim_end_matches(".partial"));
+    assert!(rows(&part) > 0);
+    let parts = servebench::io::expand_inputs(&[ds.to_string_lossy().to_string()]).unwrap();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+}
