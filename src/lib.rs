@@ -3,7 +3,7 @@
 //! The binaries in `src/bin/` are thin command-line layers over this library. Modules are
 //! nouns, one per concern; [`schema`] is the single source of truth for every column.
 
-pub mod agg;
+pub mod analysis;
 pub mod chart;
 pub mod cli;
 pub mod client;

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::agg::{self, Cmp, Groups, Options, Row};
+use crate::analysis::{self, Cmp, Groups, Options};
 use crate::io::fmt_num;
 use crate::meta::Meta;
+use crate::schema::Summary;
+use crate::schema::summary::col;
 
 /// Direction of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +20,10 @@ pub enum Better {
 /// A metric the report ranks engines on.
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
+    /// The summary column (and `--compare` metric) it is.
     pub column: &'static str,
+    /// Its value in a summary row.
+    pub get: fn(&Summary) -> Option<f64>,
     pub name: &'static str,
     pub unit: &'static str,
     pub better: Better,
@@ -26,37 +31,43 @@ pub struct Metric {
 
 pub const RANKED: &[Metric] = &[
     Metric {
-        column: "output_tok_per_s",
+        column: col::OUTPUT_TOK_PER_S,
+        get: |r| r.output_tok_per_s,
         name: "output throughput",
         unit: "tok/s",
         better: Better::Higher,
     },
     Metric {
-        column: "goodput_req_per_s",
+        column: col::GOODPUT_REQ_PER_S,
+        get: |r| r.goodput_req_per_s,
         name: "goodput",
         unit: "req/s",
         better: Better::Higher,
     },
     Metric {
-        column: "ttft_p50_ms",
+        column: col::TTFT_P50_MS,
+        get: |r| r.ttft.p50,
         name: "median TTFT",
         unit: "ms",
         better: Better::Lower,
     },
     Metric {
-        column: "ttft_p99_ms",
+        column: col::TTFT_P99_MS,
+        get: |r| r.ttft.p99,
         name: "p99 TTFT",
         unit: "ms",
         better: Better::Lower,
     },
     Metric {
-        column: "tpot_p50_ms",
+        column: col::TPOT_P50_MS,
+        get: |r| r.tpot.p50,
         name: "median TPOT",
         unit: "ms",
         better: Better::Lower,
     },
     Metric {
-        column: "e2e_p99_ms",
+        column: col::E2E_P99_MS,
+        get: |r| r.e2e.p99,
         name: "p99 E2E latency",
         unit: "ms",
         better: Better::Lower,
@@ -71,9 +82,9 @@ pub enum Load {
 }
 
 impl Load {
-    pub fn of(r: &Row) -> Option<Load> {
-        match (r.f("concurrency"), r.f("rate_rps")) {
-            (Some(c), _) => Some(Load::Users(c as u32)),
+    pub fn of(r: &Summary) -> Option<Load> {
+        match (r.concurrency, r.rate_rps) {
+            (Some(c), _) => Some(Load::Users(c)),
             (None, Some(x)) => Some(Load::Rate(x)),
             _ => None,
         }
@@ -109,18 +120,16 @@ pub struct Ranking {
     pub significant: Option<bool>,
 }
 
-fn value(r: &Row, m: &Metric) -> Option<f64> {
-    r.f(m.column).filter(|v| v.is_finite())
+fn value(r: &Summary, m: &Metric) -> Option<f64> {
+    (m.get)(r).filter(|v| v.is_finite())
 }
 
 /// Rank every label on every metric at every load (and category) present in `rows`.
-pub fn rankings(rows: &[Row], groups: &Groups, o: &Options) -> Vec<Ranking> {
-    let mut by: BTreeMap<(String, Option<String>), Vec<&Row>> = BTreeMap::new();
+pub fn rankings(rows: &[Summary], groups: &Groups, o: &Options) -> Vec<Ranking> {
+    let mut by: BTreeMap<(String, Option<String>), Vec<&Summary>> = BTreeMap::new();
     for r in rows {
         if let Some(l) = Load::of(r) {
-            by.entry((format!("{l:?}"), r.s("category").map(str::to_string)))
-                .or_default()
-                .push(r);
+            by.entry((format!("{l:?}"), r.category.clone())).or_default().push(r);
         }
     }
     let mut cmp_cache: BTreeMap<(String, String), Vec<Cmp>> = BTreeMap::new();
@@ -130,7 +139,7 @@ pub fn rankings(rows: &[Row], groups: &Groups, o: &Options) -> Vec<Ranking> {
         for m in RANKED {
             let mut vals: Vec<(String, f64)> = rs
                 .iter()
-                .filter_map(|r| value(r, m).map(|v| (r.s("label").unwrap_or("run").to_string(), v)))
+                .filter_map(|r| value(r, m).map(|v| (r.label.clone(), v)))
                 .collect();
             if vals.len() < 2 {
                 continue;
@@ -149,7 +158,7 @@ pub fn rankings(rows: &[Row], groups: &Groups, o: &Options) -> Vec<Ranking> {
             // Confidence from the bootstrap comparison of the two (goodput has none).
             let cmps = cmp_cache
                 .entry((w.clone(), r.clone()))
-                .or_insert_with(|| agg::compare(groups, &w, &r, o));
+                .or_insert_with(|| analysis::compare(groups, &w, &r, o));
             let c = cmps
                 .iter()
                 .find(|c| c.metric == m.column && load.matches(c) && c.category == cat);
@@ -184,10 +193,10 @@ fn verdict(r: &Ranking) -> String {
 /// Everything a report is written from.
 pub struct ReportInput<'a> {
     pub title: String,
-    pub rows: &'a [Row],
+    pub rows: &'a [Summary],
     pub groups: &'a Groups,
     /// Rows and groups by category, when the requests carry categories.
-    pub cat: Option<(&'a [Row], &'a Groups)>,
+    pub cat: Option<(&'a [Summary], &'a Groups)>,
     pub opts: &'a Options,
     /// Chart files, relative to the report.
     pub charts: Vec<String>,
@@ -307,7 +316,7 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
         let _ = writeln!(s, "\nSLO for goodput: {}.", parts.join(", "));
     }
     s.push_str("\n## Results\n\n");
-    s.push_str(&agg::markdown(inp.rows, slo.any()));
+    s.push_str(&analysis::markdown(inp.rows, slo.any()));
 
     let ranks = rankings(inp.rows, inp.groups, inp.opts);
     s.push_str("\n## Winners by load level\n\n");
@@ -385,11 +394,11 @@ fn ranking_table(ranks: &[Ranking]) -> String {
 }
 
 /// FP16 vs AWQ vs FP8 within each engine: throughput gained, latency changed, memory saved.
-fn quantization(rows: &[Row], groups: &Groups, o: &Options) -> String {
+fn quantization(rows: &[Summary], groups: &Groups, o: &Options) -> String {
     // engine -> quant -> label
     let mut eq: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for r in rows {
-        if let (Some(e), Some(q), Some(l)) = (r.s("engine"), r.s("quant"), r.s("label")) {
+        if let (Some(e), Some(q), l) = (&r.engine, &r.quant, &r.label) {
             eq.entry(e.to_string())
                 .or_default()
                 .insert(q.to_string(), l.to_string());
@@ -416,7 +425,7 @@ fn quantization(rows: &[Row], groups: &Groups, o: &Options) -> String {
             }
             let _ = writeln!(s, "\n### {engine}: {q} vs {base_q}\n");
             s.push_str("| load | throughput | median TTFT | p99 TTFT | median TPOT | p99 E2E | peak GPU memory |\n|---|---:|---:|---:|---:|---:|---:|\n");
-            let cmps = agg::compare(groups, &base, label, o);
+            let cmps = analysis::compare(groups, &base, label, o);
             let mut loads: Vec<Load> = cmps
                 .iter()
                 .filter_map(|c| match (c.concurrency, c.rate_rps) {
@@ -450,8 +459,8 @@ fn quantization(rows: &[Row], groups: &Groups, o: &Options) -> String {
                 let mem = {
                     let find = |lab: &str| {
                         rows.iter()
-                            .find(|r| r.s("label") == Some(lab) && Load::of(r) == Some(l))
-                            .and_then(|r| r.f("gpu_mem_peak_mib"))
+                            .find(|r| r.label == lab && Load::of(r) == Some(l))
+                            .and_then(|r| r.gpu_mem_peak_mib)
                     };
                     match (find(&base), find(label)) {
                         (Some(a), Some(b)) => format!("{:+.0} MiB", b - a),
@@ -462,11 +471,11 @@ fn quantization(rows: &[Row], groups: &Groups, o: &Options) -> String {
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} |",
                     l.text(),
-                    cell("output_tok_per_s"),
-                    cell("ttft_p50_ms"),
-                    cell("ttft_p99_ms"),
-                    cell("tpot_p50_ms"),
-                    cell("e2e_p99_ms"),
+                    cell(col::OUTPUT_TOK_PER_S),
+                    cell(col::TTFT_P50_MS),
+                    cell(col::TTFT_P99_MS),
+                    cell(col::TPOT_P50_MS),
+                    cell(col::E2E_P99_MS),
                     mem
                 );
             }
@@ -476,18 +485,20 @@ fn quantization(rows: &[Row], groups: &Groups, o: &Options) -> String {
 }
 
 /// Recommendations, each from a stated rule.
-fn recommendations(rows: &[Row], ranks: &[Ranking]) -> String {
+fn recommendations(rows: &[Summary], ranks: &[Ranking]) -> String {
     let mut s = String::from("\n## Recommendations\n\nEach line applies the rule in italics to the numbers above.\n\n");
-    let labels: BTreeSet<String> = rows.iter().filter_map(|r| r.s("label").map(str::to_string)).collect();
+    let labels: BTreeSet<String> = rows.iter().map(|r| r.label.clone()).collect();
     // Rule 1 and 2: latency at low concurrency (mean over loads <= 10 users measured for every label).
-    for (col, name, rule) in [
+    for (get, column, name, rule) in [
         (
-            "ttft_p99_ms",
+            (|r: &Summary| r.ttft.p99) as fn(&Summary) -> Option<f64>,
+            col::TTFT_P99_MS,
             "latency-sensitive use",
             "lowest mean p99 TTFT over the closed-loop loads of ≤ 10 users",
         ),
         (
-            "tpot_p50_ms",
+            |r: &Summary| r.tpot.p50,
+            col::TPOT_P50_MS,
             "smooth streaming to few users",
             "lowest mean median TPOT over the closed-loop loads of ≤ 10 users",
         ),
@@ -497,9 +508,9 @@ fn recommendations(rows: &[Row], ranks: &[Ranking]) -> String {
             .filter_map(|l| {
                 let v: Vec<f64> = rows
                     .iter()
-                    .filter(|r| r.s("label") == Some(l) && r.s("category").is_none())
-                    .filter(|r| r.f("concurrency").is_some_and(|c| c <= 10.0))
-                    .filter_map(|r| r.f(col))
+                    .filter(|r| &r.label == l && r.category.is_none())
+                    .filter(|r| r.concurrency.is_some_and(|c| c <= 10))
+                    .filter_map(get)
                     .collect();
                 (!v.is_empty()).then(|| (l.clone(), v.iter().sum::<f64>() / v.len() as f64, v.len()))
             })
@@ -509,7 +520,9 @@ fn recommendations(rows: &[Row], ranks: &[Ranking]) -> String {
             [w, r, ..] => {
                 let sig = ranks
                     .iter()
-                    .filter(|k| k.metric == col && matches!(k.load, Load::Users(u) if u <= 10) && k.category.is_none())
+                    .filter(|k| {
+                        k.metric == column && matches!(k.load, Load::Users(u) if u <= 10) && k.category.is_none()
+                    })
                     .all(|k| k.winner == w.0 && k.significant == Some(true));
                 let _ = writeln!(
                     s,
@@ -535,11 +548,14 @@ fn recommendations(rows: &[Row], ranks: &[Ranking]) -> String {
         }
     }
     // Rule 3: throughput at the highest concurrency measured.
-    let max_c = rows.iter().filter_map(|r| r.f("concurrency")).fold(f64::NAN, f64::max);
+    let max_c = rows
+        .iter()
+        .filter_map(|r| r.concurrency.map(f64::from))
+        .fold(f64::NAN, f64::max);
     if max_c.is_finite()
         && let Some(k) = ranks
             .iter()
-            .find(|k| k.metric == "output_tok_per_s" && k.load == Load::Users(max_c as u32) && k.category.is_none())
+            .find(|k| k.metric == col::OUTPUT_TOK_PER_S && k.load == Load::Users(max_c as u32) && k.category.is_none())
     {
         let _ = writeln!(
             s,
@@ -557,45 +573,44 @@ fn recommendations(rows: &[Row], ranks: &[Ranking]) -> String {
     // Rule 4: goodput under the SLO, best at any load.
     let best_good = rows
         .iter()
-        .filter(|r| r.s("category").is_none())
-        .filter_map(|r| r.f("goodput_req_per_s").map(|g| (r, g)))
+        .filter(|r| r.category.is_none())
+        .filter_map(|r| r.goodput_req_per_s.map(|g| (r, g)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((r, g)) = best_good {
         let _ = writeln!(
             s,
             "- **highest goodput under the SLO: {}**. *Rule: the largest goodput (requests/s meeting every SLO) at any measured load.* {} req/s at {}.",
-            r.s("label").unwrap_or("?"),
+            r.label,
             fmt_num(g),
             Load::of(r).map(|l| l.text()).unwrap_or_default()
         );
     }
     // Rule 5 and 6: memory and energy, when measured.
-    for (col, name, rule, unit) in [
+    // (value, name, rule, unit, peak over loads rather than mean)
+    for (get, name, rule, unit, peak) in [
         (
-            "gpu_mem_peak_mib",
+            (|r: &Summary| r.gpu_mem_peak_mib) as fn(&Summary) -> Option<f64>,
             "lowest memory",
             "the smallest peak GPU memory under load",
             "MiB",
+            true,
         ),
         (
-            "energy_per_output_token_j",
+            |r: &Summary| r.energy_per_output_token_j,
             "lowest energy",
             "the fewest joules per output token, averaged over loads",
             "J/token",
+            false,
         ),
     ] {
         let mut v: Vec<(String, f64)> = labels
             .iter()
             .filter_map(|l| {
-                let x: Vec<f64> = rows
-                    .iter()
-                    .filter(|r| r.s("label") == Some(l))
-                    .filter_map(|r| r.f(col))
-                    .collect();
+                let x: Vec<f64> = rows.iter().filter(|r| &r.label == l).filter_map(get).collect();
                 (!x.is_empty()).then(|| {
                     (
                         l.clone(),
-                        if col.starts_with("gpu_mem") {
+                        if peak {
                             x.iter().cloned().fold(0.0, f64::max)
                         } else {
                             x.iter().sum::<f64>() / x.len() as f64

@@ -5,6 +5,8 @@
 //! p = x[floor h] + (h - floor h)(x[floor h + 1] - x[floor h]). DuckDB's `quantile_cont` is
 //! the same method, so agg's numbers match a DuckDB query on the same rows.
 
+use std::collections::BTreeMap;
+
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Beta, Distribution};
@@ -91,7 +93,7 @@ pub fn summarize(sorted: &[f64], boot: usize, seed: u64) -> Option<Stats> {
 
 /// Samples of one metric: exact values while they fit the memory budget, else an HDR
 /// histogram (see [`Samples::to_histogram`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Samples {
     Exact(Vec<f64>),
     Hist(Box<Hist>),
@@ -110,7 +112,7 @@ const HIST_SCALE: f64 = 1000.0;
 pub const HIST_SIGFIG: u8 = 3;
 
 /// A histogram of non-negative millisecond values with their exact count, sum, min and max.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Hist {
     h: hdrhistogram::Histogram<u64>,
     n: u64,
@@ -421,6 +423,48 @@ pub fn mean_ratio_ci(a: &[f64], b: &[f64], reps: usize, seed: u64, level: f64) -
     Some((percentile_sorted(&r, al)?, percentile_sorted(&r, 1.0 - al)?))
 }
 
+/// Width of the time bins output tokens are counted in (for the throughput interval).
+pub const BIN_US: i64 = 100_000;
+
+/// Output-token rates of consecutive time batches covering [start, end] (batch means): the
+/// run is cut into up to 20 equal batches of whole 100 ms bins, at least 5, each at least
+/// one bin. None when the run is too short for 5 batches.
+pub fn batch_rates(bins: &BTreeMap<i64, f64>, start_us: i64, end_us: i64) -> Option<Vec<f64>> {
+    let b0 = start_us.div_euclid(BIN_US);
+    let b1 = end_us.div_euclid(BIN_US);
+    let nbins = (b1 - b0 + 1).max(0);
+    let k = (nbins / 2).min(20);
+    if k < 5 {
+        return None;
+    }
+    let per = nbins / k;
+    let mut rates = Vec::with_capacity(k as usize);
+    for j in 0..k {
+        let lo = b0 + j * per;
+        let hi = if j + 1 == k { b1 + 1 } else { lo + per };
+        let tokens: f64 = bins.range(lo..hi).map(|(_, v)| v).sum();
+        rates.push(tokens / ((hi - lo) as f64 * BIN_US as f64 / 1e6));
+    }
+    Some(rates)
+}
+
+/// Two-sided 97.5% Student t quantiles for 1..=30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+    2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// Mean and 95% t-interval of batch rates.
+pub fn rate_ci(bins: &BTreeMap<i64, f64>, start_us: i64, end_us: i64) -> Option<(f64, f64, f64)> {
+    let r = batch_rates(bins, start_us, end_us)?;
+    let n = r.len() as f64;
+    let m = r.iter().sum::<f64>() / n;
+    let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let t = T975[(r.len() - 2).min(29)];
+    let h = t * sd / n.sqrt();
+    Some((m, (m - h).max(0.0), m + h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,5 +565,47 @@ mod tests {
         );
         let (lo, hi) = bootstrap_ci(&x, 0.5, 2000, 7, 0.95);
         assert!(lo < 499.5 && hi > 499.5 && hi - lo < 120.0, "{lo} {hi}");
+    }
+}
+
+/// A property of the one percentile method: monotone in q, exact or from a histogram.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn percentile_is_monotone_in_q(
+            mut v in prop::collection::vec(prop_oneof![9 => -1e6f64..1e6, 1 => Just(f64::INFINITY)], 1..200),
+            qs in prop::collection::vec(0.0f64..=1.0, 2..20),
+            hist in any::<bool>(),
+        ) {
+            let mut s = Samples::default();
+            for x in &v {
+                s.push(*x);
+            }
+            if hist {
+                s.to_histogram();
+            }
+            s.finish();
+            sort(&mut v);
+            let mut qs = qs;
+            qs.sort_by(|a, b| a.total_cmp(b));
+            let ps: Vec<f64> = qs.iter().map(|q| s.percentile(*q).unwrap()).collect();
+            for w in ps.windows(2) {
+                prop_assert!(w[0] <= w[1], "{:?} at {:?}", ps, qs);
+            }
+            for p in &ps {
+                prop_assert!(!p.is_nan());
+            }
+            if !hist {
+                prop_assert_eq!(s.percentile(0.0), Some(v[0]));
+                prop_assert_eq!(s.percentile(1.0), Some(v[v.len() - 1]));
+            }
+        }
     }
 }

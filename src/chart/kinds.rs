@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::figures::{Bars, BoxGroup, BoxPanel, BoxPlot, BoxStats, Heatmap};
 use super::{ChartError, LinePlot, Panels, Pt, Series, XAxis, engine_color, quant_marker, save};
-use crate::agg::{Groups, Key, Row};
+use crate::analysis::{Groups, Key};
+use crate::schema::requests::col as rc;
+use crate::schema::{LatencyStats, Metric, Stat, Summary};
 
 /// Which load axis a sweep uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,10 +18,11 @@ pub enum Load {
 }
 
 impl Load {
-    pub fn column(self) -> &'static str {
+    /// A summary row's level on this axis.
+    pub fn of_row(self, r: &Summary) -> Option<f64> {
         match self {
-            Load::Concurrency => "concurrency",
-            Load::Rate => "rate_rps",
+            Load::Concurrency => r.concurrency.map(f64::from),
+            Load::Rate => r.rate_rps,
         }
     }
     pub fn axis(self) -> &'static str {
@@ -49,9 +52,9 @@ impl Load {
 }
 
 /// Series name of a row: its label (engine and quant give colour and marker).
-pub fn series_name(r: &Row) -> String {
-    let mut s = r.s("label").unwrap_or("run").to_string();
-    if let Some(c) = r.s("category") {
+pub fn series_name(r: &Summary) -> String {
+    let mut s = label_or_run(&r.label).to_string();
+    if let Some(c) = &r.category {
         s.push_str(&format!(" [{c}]"));
     }
     s
@@ -74,12 +77,21 @@ pub fn style_of(
     (color, quant_marker(quant), dashed)
 }
 
-fn series_style(r: &Row) -> (plotters::style::RGBColor, super::Marker, bool) {
-    style_of(r.s("engine"), r.s("label").unwrap_or("run"), r.s("quant"))
+/// A row's label, or "run" when it has none.
+fn label_or_run(label: &str) -> &str {
+    if label.is_empty() { "run" } else { label }
+}
+
+fn series_style(r: &Summary) -> (plotters::style::RGBColor, super::Marker, bool) {
+    style_of(r.engine.as_deref(), label_or_run(&r.label), r.quant.as_deref())
 }
 
 /// Rows grouped into series, points sorted by x.
-fn series_by(rows: &[Row], x: &dyn Fn(&Row) -> Option<f64>, y: &dyn Fn(&Row) -> Option<Pt>) -> (Vec<Series>, Vec<f64>) {
+fn series_by(
+    rows: &[Summary],
+    x: &dyn Fn(&Summary) -> Option<f64>,
+    y: &dyn Fn(&Summary) -> Option<Pt>,
+) -> (Vec<Series>, Vec<f64>) {
     let mut by: BTreeMap<String, Series> = BTreeMap::new();
     let mut xs: Vec<f64> = Vec::new();
     for r in rows {
@@ -108,27 +120,35 @@ fn series_by(rows: &[Row], x: &dyn Fn(&Row) -> Option<f64>, y: &dyn Fn(&Row) -> 
     (by.into_values().collect(), xs)
 }
 
-fn pt(r: &Row, col: &str, ci: Option<(&str, &str)>) -> Option<Pt> {
-    let y = r.f(col)?;
-    let (lo, hi) = match ci {
-        Some((l, h)) => (r.f(l), r.f(h)),
-        None => (None, None),
-    };
-    Some(Pt { x: 0.0, y, lo, hi })
+fn pt(y: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> Option<Pt> {
+    Some(Pt { x: 0.0, y: y?, lo, hi })
 }
 
-/// A chart spec: file slug, title, y label, and how to get a point from a row.
-type Spec = (&'static str, String, String, Box<dyn Fn(&Row) -> Option<Pt>>);
+/// A latency statistic with its 95% CI (p50 or p99).
+fn pt_ci(l: &LatencyStats, s: Stat) -> Option<Pt> {
+    let (lo, hi) = match s {
+        Stat::P50 => (l.p50_ci_lo, l.p50_ci_hi),
+        Stat::P99 => (l.p99_ci_lo, l.p99_ci_hi),
+        _ => (None, None),
+    };
+    pt(l.get(s), lo, hi)
+}
 
-fn loads_present(rows: &[Row]) -> Vec<Load> {
+/// A value of a summary row.
+type Getter = fn(&Summary) -> Option<f64>;
+
+/// A chart spec: file slug, title, y label, and how to get a point from a row.
+type Spec = (&'static str, String, String, Box<dyn Fn(&Summary) -> Option<Pt>>);
+
+fn loads_present(rows: &[Summary]) -> Vec<Load> {
     [Load::Concurrency, Load::Rate]
         .into_iter()
-        .filter(|l| rows.iter().any(|r| r.f(l.column()).is_some()))
+        .filter(|l| rows.iter().any(|r| l.of_row(r).is_some()))
         .collect()
 }
 
 /// Throughput and latency curves against load, for every load axis present in the rows.
-pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+pub fn load_curves(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
     for load in loads_present(rows) {
         let specs: Vec<Spec> = vec![
@@ -136,53 +156,47 @@ pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBu
                 "throughput",
                 format!("Output throughput vs {} (higher is better)", load.axis()),
                 "output tokens/s, 95% CI".into(),
-                Box::new(|r: &Row| {
-                    pt(
-                        r,
-                        "output_tok_per_s",
-                        Some(("output_tok_per_s_ci_lo", "output_tok_per_s_ci_hi")),
-                    )
-                }),
+                Box::new(|r: &Summary| pt(r.output_tok_per_s, r.output_tok_per_s_ci_lo, r.output_tok_per_s_ci_hi)),
             ),
             (
                 "requests",
                 format!("Request throughput vs {} (higher is better)", load.axis()),
                 "completed requests/s".into(),
-                Box::new(|r: &Row| pt(r, "req_per_s", None)),
+                Box::new(|r: &Summary| pt(r.req_per_s, None, None)),
             ),
             (
                 "goodput",
                 format!("Goodput vs {} (higher is better)", load.axis()),
                 "requests/s meeting every SLO".into(),
-                Box::new(|r: &Row| pt(r, "goodput_req_per_s", None)),
+                Box::new(|r: &Summary| pt(r.goodput_req_per_s, None, None)),
             ),
             (
                 "ttft-p50",
                 format!("Median time to first token vs {} (lower is better)", load.axis()),
                 "TTFT p50 (ms), 95% CI".into(),
-                Box::new(|r: &Row| pt(r, "ttft_p50_ms", Some(("ttft_p50_ci_lo_ms", "ttft_p50_ci_hi_ms")))),
+                Box::new(|r: &Summary| pt_ci(&r.ttft, Stat::P50)),
             ),
             (
                 "ttft-p99",
                 format!("p99 time to first token vs {} (lower is better)", load.axis()),
                 "TTFT p99 (ms), 95% CI".into(),
-                Box::new(|r: &Row| pt(r, "ttft_p99_ms", Some(("ttft_p99_ci_lo_ms", "ttft_p99_ci_hi_ms")))),
+                Box::new(|r: &Summary| pt_ci(&r.ttft, Stat::P99)),
             ),
             (
                 "tpot-p50",
                 format!("Median time per output token vs {} (lower is better)", load.axis()),
                 "TPOT p50 (ms), 95% CI".into(),
-                Box::new(|r: &Row| pt(r, "tpot_p50_ms", Some(("tpot_p50_ci_lo_ms", "tpot_p50_ci_hi_ms")))),
+                Box::new(|r: &Summary| pt_ci(&r.tpot, Stat::P50)),
             ),
             (
                 "e2e-p99",
                 format!("p99 end-to-end latency vs {} (lower is better)", load.axis()),
                 "E2E p99 (ms), 95% CI".into(),
-                Box::new(|r: &Row| pt(r, "e2e_p99_ms", Some(("e2e_p99_ci_lo_ms", "e2e_p99_ci_hi_ms")))),
+                Box::new(|r: &Summary| pt_ci(&r.e2e, Stat::P99)),
             ),
         ];
         for (slug, title, ylab, f) in specs {
-            let (series, xs) = series_by(rows, &|r| r.f(load.column()), f.as_ref());
+            let (series, xs) = series_by(rows, &|r| load.of_row(r), f.as_ref());
             if series.is_empty() {
                 continue;
             }
@@ -198,12 +212,12 @@ pub fn load_curves(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBu
 
 /// The Pareto chart the field uses: output tokens/s per GPU against tokens/s per user
 /// (1000 / median TPOT), one curve per engine and quantization across load levels.
-pub fn pareto(rows: &[Row], dir: &Path, context: &str, gpus: f64) -> Result<Vec<PathBuf>, ChartError> {
+pub fn pareto(rows: &[Summary], dir: &Path, context: &str, gpus: f64) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
     for load in loads_present(rows) {
-        let sub: Vec<Row> = rows.iter().filter(|r| r.f(load.column()).is_some()).cloned().collect();
-        let (mut series, _) = series_by(&sub, &|r| r.f("interactivity_tok_s"), &|r| {
-            r.f("output_tok_per_s").map(|y| Pt {
+        let sub: Vec<Summary> = rows.iter().filter(|r| load.of_row(r).is_some()).cloned().collect();
+        let (mut series, _) = series_by(&sub, &|r| r.interactivity_tok_s, &|r| {
+            r.output_tok_per_s.map(|y| Pt {
                 x: 0.0,
                 y: y / gpus,
                 lo: None,
@@ -236,33 +250,32 @@ pub fn pareto(rows: &[Row], dir: &Path, context: &str, gpus: f64) -> Result<Vec<
 }
 
 /// Heat maps of latency by engine (label) x load level.
-pub fn heatmaps(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+pub fn heatmaps(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
     for load in loads_present(rows) {
         let mut labels: Vec<String> = rows
             .iter()
-            .filter(|r| r.f(load.column()).is_some())
+            .filter(|r| load.of_row(r).is_some())
             .map(series_name)
             .collect();
         labels.sort();
         labels.dedup();
-        let mut xs: Vec<f64> = rows.iter().filter_map(|r| r.f(load.column())).collect();
+        let mut xs: Vec<f64> = rows.iter().filter_map(|r| load.of_row(r)).collect();
         xs.sort_by(|a, b| a.total_cmp(b));
         xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
-        for (metric, what, slug) in [
-            ("ttft_p99_ms", "p99 TTFT", "ttft-p99"),
-            ("tpot_p50_ms", "median TPOT", "tpot-p50"),
-        ] {
+        let heat: [(Getter, &str, &str); 2] = [
+            (|r| r.ttft.p99, "p99 TTFT", "ttft-p99"),
+            (|r| r.tpot.p50, "median TPOT", "tpot-p50"),
+        ];
+        for (metric, what, slug) in heat {
             let values: Vec<Vec<Option<f64>>> = labels
                 .iter()
                 .map(|l| {
                     xs.iter()
                         .map(|x| {
                             rows.iter()
-                                .find(|r| {
-                                    &series_name(r) == l && r.f(load.column()).is_some_and(|v| (v - x).abs() < 1e-9)
-                                })
-                                .and_then(|r| r.f(metric))
+                                .find(|r| &series_name(r) == l && load.of_row(r).is_some_and(|v| (v - x).abs() < 1e-9))
+                                .and_then(metric)
                         })
                         .collect()
                 })
@@ -288,14 +301,14 @@ pub fn heatmaps(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>,
 }
 
 /// GPU memory at idle and under load, per label (needs agg --gpu).
-pub fn gpu_memory(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+pub fn gpu_memory(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
     let mut by: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
     for r in rows {
-        let e = by.entry(r.s("label").unwrap_or("run").to_string()).or_default();
-        if let Some(i) = r.f("gpu_mem_idle_mib") {
+        let e = by.entry(label_or_run(&r.label).to_string()).or_default();
+        if let Some(i) = r.gpu_mem_idle_mib {
             e.0 = Some(e.0.map_or(i, |x: f64| x.min(i)));
         }
-        if let Some(p) = r.f("gpu_mem_peak_mib") {
+        if let Some(p) = r.gpu_mem_peak_mib {
             e.1 = Some(e.1.map_or(p, |x: f64| x.max(p)));
         }
     }
@@ -325,38 +338,95 @@ pub fn gpu_memory(rows: &[Row], dir: &Path, context: &str) -> Result<Vec<PathBuf
     save(&b, &dir.join("gpu-memory"))
 }
 
+/// A latency metric in words, for chart titles.
+fn metric_words(m: Metric) -> &'static str {
+    match m {
+        Metric::Ttft => "time to first token",
+        Metric::Tpot => "time per output token",
+        Metric::Itl => "inter-token latency",
+        Metric::E2e => "end-to-end latency",
+    }
+}
+
+/// Name of a summary row's group for a bar: its series name and, when known, its load.
+fn group_name(r: &Summary) -> String {
+    let mut s = series_name(r);
+    for load in [Load::Concurrency, Load::Rate] {
+        if let Some(v) = load.of_row(r) {
+            s.push_str(&format!(" @ {}", load.caption(v)));
+        }
+    }
+    s
+}
+
+/// Percentiles (p50, p90, p99) of TTFT, TPOT, ITL and E2E per group, as bars: what every
+/// summary supports, whether or not its groups have a load level (concurrency or rate).
+pub fn percentiles(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+    let mut out = Vec::new();
+    let cats: Vec<String> = rows.iter().map(group_name).collect();
+    for metric in Metric::ALL {
+        let series = [
+            (Stat::P50, "p50", (31, 119, 180)),
+            (Stat::P90, "p90", (255, 127, 14)),
+            (Stat::P99, "p99", (214, 39, 40)),
+        ]
+        .into_iter()
+        .map(|(st, q, (r, g, b))| {
+            (
+                q.to_string(),
+                plotters::style::RGBColor(r, g, b),
+                rows.iter().map(|row| row.latency(metric).get(st)).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+        let (slug, name) = (metric.name(), metric_words(metric));
+        let bars = Bars {
+            title: format!("Percentiles of {name} by group (lower is better)"),
+            subtitle: context.to_string(),
+            y_label: format!("{} (ms)", slug.to_uppercase()),
+            categories: cats.clone(),
+            series,
+        };
+        match save(&bars, &dir.join(format!("percentiles-{slug}"))) {
+            Ok(f) => out.extend(f),
+            Err(ChartError::NoData(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Box plots and CDFs of TTFT, TPOT and E2E from the requests (per load level, one box or
 /// curve per label). `groups` must have been finished (samples sorted).
 pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
-    for load in [Load::Concurrency, Load::Rate] {
-        let mut levels: Vec<f64> = groups.groups.keys().filter_map(|k| load.of_key(k)).collect();
+    // groups by concurrency, by rate, and those with neither (a run whose load is unknown,
+    // e.g. from a trace without a declared rate) in one panel of their own
+    for load in [Some(Load::Concurrency), Some(Load::Rate), None] {
+        let level_of = |k: &Key| match load {
+            Some(l) => l.of_key(k),
+            None => (k.concurrency.is_none() && k.rate_bits.is_none()).then_some(0.0),
+        };
+        let caption = |v: f64| load.map_or_else(|| "all requests".to_string(), |l| l.caption(v));
+        let axis = load.map_or("group", Load::axis);
+        let slug = load.map_or("all", Load::slug);
+        let mut levels: Vec<f64> = groups.groups.keys().filter_map(&level_of).collect();
         levels.sort_by(|a, b| a.total_cmp(b));
         levels.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
         if levels.is_empty() {
             continue;
         }
-        let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| load.of_key(k).is_some()).collect();
+        let mut keys: Vec<&Key> = groups.groups.keys().filter(|k| level_of(k).is_some()).collect();
         keys.sort();
-        for (metric, name) in [
-            ("ttft", "time to first token"),
-            ("tpot", "time per output token"),
-            ("e2e", "end-to-end latency"),
-        ] {
-            let pick = |k: &Key| -> &crate::stats::Samples {
-                let a = &groups.groups[k];
-                match metric {
-                    "ttft" => &a.ttft,
-                    "tpot" => &a.tpot,
-                    _ => &a.e2e,
-                }
-            };
+        for m in [Metric::Ttft, Metric::Tpot, Metric::E2e] {
+            let (metric, name) = (m.name(), metric_words(m));
+            let pick = |k: &Key| groups.groups[k].samples(m);
             let mut panels = Vec::new();
             let mut cdfs = Vec::new();
             for lv in &levels {
                 let ks: Vec<&&Key> = keys
                     .iter()
-                    .filter(|k| load.of_key(k).is_some_and(|v| (v - lv).abs() < 1e-9))
+                    .filter(|k| level_of(k).is_some_and(|v| (v - lv).abs() < 1e-9))
                     .collect();
                 let mut groups_v = Vec::new();
                 let mut series = Vec::new();
@@ -395,16 +465,12 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
                 }
                 if !groups_v.is_empty() {
                     panels.push(BoxPanel {
-                        caption: load.caption(*lv),
+                        caption: caption(*lv),
                         groups: groups_v,
                     });
                 }
-                if !series.is_empty() && metric != "tpot" {
-                    let mut p = LinePlot::new(
-                        load.caption(*lv),
-                        format!("{} (ms)", metric.to_uppercase()),
-                        "% of requests",
-                    );
+                if !series.is_empty() && m != Metric::Tpot {
+                    let mut p = LinePlot::new(caption(*lv), format!("{} (ms)", metric.to_uppercase()), "% of requests");
                     p.series = series;
                     p.markers = false;
                     p.y_range = Some((0.0, 101.0));
@@ -413,24 +479,24 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
             }
             if !panels.is_empty() {
                 let b = BoxPlot {
-                    title: format!("Distribution of {name} by engine and {} (lower is better)", load.axis()),
+                    title: format!("Distribution of {name} by engine and {} (lower is better)", axis),
                     subtitle: context.to_string(),
                     y_label: format!("{} (ms)", metric.to_uppercase()),
                     cols: panels.len().min(2),
                     panels,
                 };
-                out.extend(save(&b, &dir.join(format!("box-{metric}-{}", load.slug())))?);
+                out.extend(save(&b, &dir.join(format!("box-{metric}-{}", slug)))?);
             }
             if !cdfs.is_empty() {
                 let rows = cdfs.len().div_ceil(2) as u32;
                 let p = Panels {
-                    title: format!("CDF of {name} by {} (left is better)", load.axis()),
+                    title: format!("CDF of {name} by {} (left is better)", axis),
                     subtitle: context.to_string(),
                     cols: cdfs.len().min(2),
                     plots: cdfs,
                     size: (1200, 80 + 420 * rows),
                 };
-                out.extend(save(&p, &dir.join(format!("cdf-{metric}-{}", load.slug())))?);
+                out.extend(save(&p, &dir.join(format!("cdf-{metric}-{}", slug)))?);
             }
         }
     }
@@ -495,16 +561,19 @@ pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> 
 pub fn send_times(paths: &[String]) -> Result<Vec<i64>, crate::io::DataError> {
     let mut out = Vec::new();
     for p in paths {
-        for b in crate::io::open_projected(p, Some(&["sent_at", "warmup"]))? {
+        for b in crate::io::open_projected(p, Some(&[rc::SENT_AT, rc::WARMUP]))? {
             let b = b?;
-            let (Some(s), w) = (crate::cols::get(&b, "sent_at"), crate::cols::get(&b, "warmup")) else {
+            let (Some(s), w) = (
+                crate::io::cols::get(&b, rc::SENT_AT),
+                crate::io::cols::get(&b, rc::WARMUP),
+            ) else {
                 continue;
             };
             for i in 0..b.num_rows() {
                 let warm = w
                     .and_then(|w| w.as_any().downcast_ref::<arrow_array::BooleanArray>())
                     .is_some_and(|w| !arrow_array::Array::is_null(w, i) && w.value(i));
-                if let (false, Some(t)) = (warm, crate::cols::ts_us(s.as_ref(), i)) {
+                if let (false, Some(t)) = (warm, crate::io::cols::ts_us(s.as_ref(), i)) {
                     out.push(t);
                 }
             }

@@ -283,3 +283,210 @@ impl RowCtx<'_> {
         v.ok_or_else(|| self.err(i, column, "is null but required"))
     }
 }
+
+// Fast typed columns: the contract's own Arrow type is read straight from its buffers; any
+// other type a foreign writer chose goes through the converting accessors above.
+
+/// A column of a batch by name, as a plain array reference (None when absent).
+pub fn column<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a dyn Array> {
+    b.schema_ref().index_of(name).ok().map(|i| b.column(i).as_ref())
+}
+
+/// A string column: Utf8 read directly, any other string type converted.
+pub enum StrCol<'a> {
+    Utf8(&'a arrow_array::StringArray),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> StrCol<'a> {
+    pub fn of(a: Option<&'a dyn Array>) -> StrCol<'a> {
+        match a {
+            None => StrCol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::StringArray>() {
+                Some(s) => StrCol::Utf8(s),
+                None => StrCol::Any(a),
+            },
+        }
+    }
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrCol::Any(a) => str_at(*a, i),
+            StrCol::Absent => None,
+        }
+    }
+}
+
+/// A primitive column: the contract's own Arrow type read directly, anything else (other
+/// widths, signedness, units) converted through `slow`.
+pub struct Prim<'a, T: arrow_array::ArrowPrimitiveType, O> {
+    fast: Option<&'a arrow_array::PrimitiveArray<T>>,
+    any: Option<&'a dyn Array>,
+    conv: fn(T::Native) -> O,
+    slow: fn(&dyn Array, usize) -> Option<O>,
+}
+
+impl<'a, T: arrow_array::ArrowPrimitiveType, O> Prim<'a, T, O> {
+    pub fn new(a: Option<&'a dyn Array>, conv: fn(T::Native) -> O, slow: fn(&dyn Array, usize) -> Option<O>) -> Self {
+        let fast = a.and_then(|a| a.as_any().downcast_ref::<arrow_array::PrimitiveArray<T>>());
+        Prim {
+            fast,
+            any: if fast.is_some() { None } else { a },
+            conv,
+            slow,
+        }
+    }
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<O> {
+        match (self.fast, self.any) {
+            (Some(a), _) => (!a.is_null(i)).then(|| (self.conv)(a.value(i))),
+            (None, Some(a)) => (self.slow)(a, i),
+            (None, None) => None,
+        }
+    }
+}
+
+/// An integer column (UInt32 fast), read as i64.
+pub type IntCol<'a> = Prim<'a, arrow_array::types::UInt32Type, i64>;
+/// A float column (Float64 fast).
+pub type F64Col<'a> = Prim<'a, arrow_array::types::Float64Type, f64>;
+/// A timestamp column in µs since the epoch (Timestamp(µs) fast, any unit converted).
+pub type TsCol<'a> = Prim<'a, arrow_array::types::TimestampMicrosecondType, i64>;
+
+/// An integer column of any width or signedness (floats if whole).
+pub fn int_col(a: Option<&dyn Array>) -> IntCol<'_> {
+    Prim::new(
+        a,
+        |v| v as i64,
+        |a, i| {
+            int_at(a, i)
+                .ok()
+                .flatten()
+                .map(|v| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        },
+    )
+}
+
+/// A numeric column of any type, as f64.
+pub fn f64_col(a: Option<&dyn Array>) -> F64Col<'_> {
+    Prim::new(a, |v| v, f64_at)
+}
+
+/// A timestamp column of any unit.
+pub fn ts_col(a: Option<&dyn Array>) -> TsCol<'_> {
+    Prim::new(a, |v| v, ts_us)
+}
+
+impl<'a> BoolCol<'a> {
+    /// A boolean column (absent or of another type: every value false).
+    pub fn of(a: Option<&'a dyn Array>) -> BoolCol<'a> {
+        BoolCol(a.and_then(|a| a.as_any().downcast_ref::<arrow_array::BooleanArray>()))
+    }
+}
+
+/// A boolean column; null or absent reads as false.
+pub struct BoolCol<'a>(pub Option<&'a arrow_array::BooleanArray>);
+
+impl BoolCol<'_> {
+    #[inline]
+    pub fn get(&self, i: usize) -> bool {
+        self.0.is_some_and(|a| !a.is_null(i) && a.value(i))
+    }
+}
+
+/// A list column: List<Float64>/List<UInt32> read straight from their buffers, anything
+/// else converted.
+pub enum ListCol<'a> {
+    List(&'a arrow_array::ListArray),
+    Any(&'a dyn Array),
+    Absent,
+}
+
+impl<'a> ListCol<'a> {
+    pub fn of(a: Option<&'a dyn Array>) -> ListCol<'a> {
+        match a {
+            None => ListCol::Absent,
+            Some(a) => match a.as_any().downcast_ref::<arrow_array::ListArray>() {
+                Some(l) => ListCol::List(l),
+                None => ListCol::Any(a),
+            },
+        }
+    }
+
+    /// Call `f` with row i's values as f64 (and the token list's values, when `toks` has one
+    /// of the same length).
+    pub fn for_each(&self, i: usize, toks: &ListCol<'_>, mut f: impl FnMut(&[f64], Option<&[u32]>)) {
+        let times: std::borrow::Cow<'_, [f64]> = match self {
+            ListCol::Absent => return,
+            ListCol::List(l) => {
+                if l.is_null(i) {
+                    return;
+                }
+                let (s, e) = (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize);
+                match l.values().as_any().downcast_ref::<arrow_array::Float64Array>() {
+                    Some(v) if v.null_count() == 0 => std::borrow::Cow::Borrowed(&v.values()[s..e]),
+                    _ => {
+                        let v = l.values();
+                        std::borrow::Cow::Owned((s..e).filter_map(|k| f64_at(v.as_ref(), k)).collect())
+                    }
+                }
+            }
+            ListCol::Any(a) => match list_at(*a, i) {
+                Some(v) => std::borrow::Cow::Owned((0..v.len()).filter_map(|k| f64_at(v.as_ref(), k)).collect()),
+                None => return,
+            },
+        };
+        let tk: Option<std::borrow::Cow<'_, [u32]>> = match toks {
+            ListCol::List(l) if !l.is_null(i) => {
+                let (s, e) = (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize);
+                match l.values().as_any().downcast_ref::<arrow_array::UInt32Array>() {
+                    Some(v) if v.null_count() == 0 => Some(std::borrow::Cow::Borrowed(&v.values()[s..e])),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let tk = tk.filter(|t| t.len() == times.len());
+        f(&times, tk.as_deref());
+    }
+}
+
+/// The value at row i as a contract [`Cell`](crate::schema::Cell), for the typed readers
+/// (`Row::decode`): integers of any width, floats and decimals, strings of any kind,
+/// booleans, timestamps of any unit (as µs) and numeric lists; null, or a type no contract
+/// uses, is `Cell::Null`.
+pub fn cell_at(a: &dyn Array, i: usize) -> crate::schema::Cell {
+    use crate::schema::Cell;
+    if a.is_null(i) {
+        return Cell::Null;
+    }
+    let t = a.data_type();
+    if is_int(t) {
+        return int_at(a, i).ok().flatten().map_or(Cell::Null, Cell::Int);
+    }
+    if is_float(t) || matches!(t, DataType::Decimal128(_, _)) {
+        return f64_at(a, i).map_or(Cell::Null, Cell::Float);
+    }
+    if is_str(t) {
+        return str_at(a, i).map_or(Cell::Null, |s| Cell::Str(s.to_string()));
+    }
+    match t {
+        DataType::Boolean => Cell::Bool(a.as_boolean().value(i)),
+        DataType::Timestamp(_, _) => ts_us(a, i).map_or(Cell::Null, Cell::Micros),
+        DataType::List(f) | DataType::LargeList(f) => {
+            let Some(v) = list_at(a, i) else { return Cell::Null };
+            if is_int(f.data_type()) {
+                Cell::Ints(
+                    (0..v.len())
+                        .filter_map(|k| int_at(v.as_ref(), k).ok().flatten())
+                        .collect(),
+                )
+            } else {
+                Cell::Floats((0..v.len()).filter_map(|k| f64_at(v.as_ref(), k)).collect())
+            }
+        }
+        _ => Cell::Null,
+    }
+}

@@ -46,7 +46,28 @@ fn agg_counts_and_percentiles_match_the_rows() {
     // markdown for people
     let o = ok(cmd("agg").arg(&out).args(["--format", "md"]));
     let md = String::from_utf8_lossy(&o.stdout);
-    assert!(md.contains("| x |") && md.contains("TTFT p50 ms"), "{md}");
+    // the header names the columns, and the group's row holds its counts under them
+    let cells = |l: &str| {
+        l.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let mut lines = md.lines();
+    let header = cells(lines.next().expect("a header"));
+    assert!(header.iter().any(|h| h == "TTFT p50 ms"), "{md}");
+    let row = cells(md.lines().find(|l| l.starts_with("| x |")).expect("the group's row"));
+    let at = |h: &str| {
+        &row[header
+            .iter()
+            .position(|x| x == h)
+            .unwrap_or_else(|| panic!("{h}: {md}"))]
+    };
+    assert_eq!(at("n"), "30", "{md}");
+    assert_eq!(at("ok"), "30", "{md}");
+    assert_eq!(at("users"), "5", "{md}");
 }
 
 /// agg's percentiles are numpy's (`numpy.percentile`, default linear method) on the same
@@ -140,17 +161,25 @@ fn error_rate_gate_exits_1() {
         .arg(&out));
     let o = run(cmd("agg")
         .arg(&out)
-        .args(["--max-error-rate", "0.1", "--format", "csv"]));
+        .args(["--max-error-rate", "0.1", "--format", "json"]));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let csv = String::from_utf8_lossy(&o.stdout);
-    assert!(csv.contains("connect_error") || csv.lines().count() == 2);
+    // the summary's one row, cell by cell (a search of the whole text would also find the
+    // column n_connect_error's name, and could not fail)
+    let text = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "one group: {text}");
+    let row = &rows[0];
+    assert_eq!(row["n_requests"], 4, "{text}");
+    assert_eq!(row["n_connect_error"], 4, "{text}");
+    assert_eq!(row["n_ok"], 0, "{text}");
+    assert_eq!(row["error_rate"].as_f64(), Some(1.0), "{text}");
 }
 
 /// Reading in parallel (files and row groups split across threads, then merged) gives the
 /// same summary as reading in one thread, exact or past the memory budget (histograms).
 #[test]
 fn parallel_reading_matches_one_thread() {
-    use servebench::agg::{Groups, Options, finish, to_batch};
+    use servebench::analysis::{Groups, Options, finish, to_batch};
     use servebench::client::record::{Record, RunLabels, Status, to_batch as req_batch};
     use servebench::trace::TraceRow;
     let d = tmp();

@@ -1,0 +1,74 @@
+//! Output for people and programs: the summary contract's batch and the Markdown table.
+
+use arrow_array::RecordBatch;
+
+use crate::io::fmt_num;
+use crate::schema::summary::col;
+use crate::schema::{Rows, Summary};
+
+/// Summary rows as a record batch of the summary contract.
+pub fn to_batch(rows: &[Summary]) -> RecordBatch {
+    Summary::encode(rows, &())
+}
+
+/// A column of the Markdown table: header, left-aligned (text) or not, and its cell.
+type MdCol = (&'static str, bool, fn(&Summary) -> Option<String>);
+
+fn num(v: Option<f64>) -> Option<String> {
+    v.map(fmt_num)
+}
+
+/// The compact Markdown table agg prints for people.
+pub fn markdown(rows: &[Summary], slo: bool) -> String {
+    let varies = |f: fn(&Summary) -> Option<String>| {
+        let mut seen: Vec<Option<String>> = rows.iter().map(f).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len() > 1 || seen.first().is_some_and(|v| v.is_some())
+    };
+    let mut cols: Vec<MdCol> = vec![(col::LABEL, true, |r| Some(r.label.clone()))];
+    let keys: [MdCol; 6] = [
+        (col::ENGINE, true, |r| r.engine.clone()),
+        (col::QUANT, true, |r| r.quant.clone()),
+        ("users", false, |r| r.concurrency.map(|c| c.to_string())),
+        ("rate req/s", false, |r| num(r.rate_rps)),
+        (col::CATEGORY, true, |r| r.category.clone()),
+        (col::TURN, false, |r| r.turn.map(|t| t.to_string())),
+    ];
+    cols.extend(keys.into_iter().filter(|c| varies(c.2)));
+    cols.extend::<[MdCol; 12]>([
+        ("ok", false, |r| Some(r.n.ok.to_string())),
+        ("n", false, |r| Some(r.n_requests.to_string())),
+        ("req/s", false, |r| num(r.req_per_s)),
+        ("out tok/s", false, |r| num(r.output_tok_per_s)),
+        ("TTFT p50 ms", false, |r| num(r.ttft.p50)),
+        ("TTFT p99 ms", false, |r| num(r.ttft.p99)),
+        ("TPOT p50 ms", false, |r| num(r.tpot.p50)),
+        ("TPOT p99 ms", false, |r| num(r.tpot.p99)),
+        ("ITL p50 ms", false, |r| num(r.itl.p50)),
+        ("ITL p99 ms", false, |r| num(r.itl.p99)),
+        ("E2E p50 ms", false, |r| num(r.e2e.p50)),
+        ("E2E p99 ms", false, |r| num(r.e2e.p99)),
+    ]);
+    if slo {
+        cols.push(("goodput req/s", false, |r| num(r.goodput_req_per_s)));
+    }
+    let mut s = String::new();
+    s.push('|');
+    for (h, _, _) in &cols {
+        s.push_str(&format!(" {h} |"));
+    }
+    s.push_str("\n|");
+    for (_, left, _) in &cols {
+        s.push_str(if *left { "---|" } else { "---:|" });
+    }
+    s.push('\n');
+    for r in rows {
+        s.push('|');
+        for (_, _, f) in &cols {
+            s.push_str(&format!(" {} |", f(r).unwrap_or_default()));
+        }
+        s.push('\n');
+    }
+    s
+}

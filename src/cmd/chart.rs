@@ -1,0 +1,92 @@
+//! chart: draw summary (and requests) files as PNG and SVG.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::analysis::{self, Monitors, Options, read_summary};
+use crate::chart::kinds;
+
+const EXAMPLES: &str = "\
+Examples:
+  chart summary.parquet -o charts/
+  chart runs/demo/summary.parquet --requests runs/demo/requests -o runs/demo/charts \\
+        --title 'mock-engine, 512 in / 128 out'
+
+From summaries: percentiles of TTFT, TPOT, ITL and E2E per group (any summary); throughput
+(output tokens/s with 95% CIs, requests/s, goodput) and TTFT/TPOT/E2E percentiles against
+concurrency and against request rate; heat maps of latency by engine and load; the Pareto chart
+(output tokens/s per GPU against tokens/s per user); GPU memory idle vs under load (when agg had
+--gpu). From requests (--requests): box plots and CDFs of TTFT, TPOT and E2E per load level (or
+of all requests, for runs without one). From gpumon (--gpu) and enginemon (--engine-metrics)
+files: the GPU and engine timelines with the request rate beneath. PNG and SVG each; colours
+follow engines, markers quantization.";
+
+/// chart's command line.
+#[derive(Parser, Debug)]
+#[command(name = "chart", version, about = "Draw benchmark charts (PNG and SVG) from agg's summary files", after_help = EXAMPLES)]
+pub struct Args {
+    /// Summary files (from agg)
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Requests files or directories, for distributions (box plots, CDFs)
+    #[arg(long, value_name = "PATH")]
+    pub requests: Vec<String>,
+    /// gpumon files: the GPU timeline (memory, utilisation, power; request rate from --requests)
+    #[arg(long, value_name = "PATH")]
+    pub gpu: Vec<String>,
+    /// enginemon files: the engine timeline (running, waiting, KV cache; request rate)
+    #[arg(long, value_name = "PATH")]
+    pub engine_metrics: Vec<String>,
+    /// GPUs per engine, for throughput per GPU in the Pareto chart
+    #[arg(long, default_value_t = 1.0)]
+    pub gpus: f64,
+    /// Output directory
+    #[arg(short = 'o', long, default_value = "charts")]
+    pub output: PathBuf,
+    /// A line under every chart title (workload, hardware...)
+    #[arg(long, default_value = "")]
+    pub title: String,
+}
+
+/// Run chart.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.gpus.is_finite() && args.gpus > 0.0) {
+        anyhow::bail!("--gpus must be a positive number");
+    }
+    let mut rows = Vec::new();
+    for p in crate::io::expand_inputs_of(&args.inputs, Some("summary"))? {
+        rows.extend(read_summary(&p).with_context(|| format!("reading {p}"))?);
+    }
+    let (dir, title) = (&args.output, &args.title);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut files = kinds::percentiles(&rows, dir, title)?;
+    files.extend(kinds::load_curves(&rows, dir, title)?);
+    files.extend(kinds::pareto(&rows, dir, title, args.gpus)?);
+    files.extend(kinds::heatmaps(&rows, dir, title)?);
+    files.extend(kinds::gpu_memory(&rows, dir, title)?);
+    let requests = crate::io::expand_inputs_of(&args.requests, Some("requests"))?;
+    if !requests.is_empty() {
+        let o = Options {
+            bootstrap: 0,
+            ..Options::default()
+        };
+        let an = analysis::analyse(&requests, &o, &Monitors::default())?;
+        files.extend(kinds::distributions(&an.groups, dir, title)?);
+    }
+    if !args.gpu.is_empty() || !args.engine_metrics.is_empty() {
+        let sends = kinds::send_times(&requests)?;
+        let mons = Monitors::load(&args.gpu, &args.engine_metrics)?;
+        files.extend(kinds::gpu_timeline(&mons.gpu, &sends, dir, title)?);
+        files.extend(kinds::engine_timeline(&mons.engine, &sends, dir, title)?);
+    }
+    if files.is_empty() {
+        anyhow::bail!(
+            "nothing to draw: the summaries have no groups with latencies (did every request fail? see agg's n_* counts)"
+        );
+    }
+    eprintln!("chart: wrote {} files to {}", files.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
