@@ -26,8 +26,3 @@ pub mod stop;
 pub mod timer;
 pub mod trace;
 pub mod units;
-
-/// The old path of [`io::cols`], kept while the binaries still name it; the lead removes it at
-/// merge (use `crate::io::cols`).
-#[doc(hidden)]
-pub use io::cols;

@@ -43,9 +43,6 @@ const PARTS: &[(&str, &str)] = &[
     ("cli", "cli"),
 ];
 
-/// Old paths kept as re-exports in lib.rs: (old first segment, new path).
-const ALIASES: &[(&str, &[&str])] = &[("cols", &["io", "cols"])];
-
 /// Leaves: they import nothing of the project but other leaves (the contracts not even that).
 const LEAVES: &[&str] = &[
     "schema", "units", "endpoint", "os", "timer", "meta", "stats", "prom", "stop",
@@ -346,12 +343,6 @@ fn arrows(files: &BTreeMap<String, String>) -> Vec<Arrow> {
             for segs in path_tree(&t, &mut i) {
                 let mut full = base.clone();
                 full.extend(segs);
-                if let Some((_, new)) = ALIASES
-                    .iter()
-                    .find(|(old, _)| full.first().map(String::as_str) == Some(*old))
-                {
-                    full.splice(0..1, new.iter().map(|s| s.to_string()));
-                }
                 let to = (0..=full.len())
                     .rev()
                     .find_map(|n| modules.get(&full[..n]))
@@ -547,7 +538,7 @@ const R: &str = r#"crate::client "quoted" "#;
 fn f<'a>(x: &'a str) -> char { let _ = crate::meta::now(); '"' }
 mod tests {
     use super::*;
-    use crate::cols::f64_at;
+    use crate::io::cols::f64_at;
 }
 "##,
         ),
