@@ -32,6 +32,7 @@ use crate::io::DataError;
 use crate::io::cols;
 use crate::prom::Exposition;
 use crate::schema::ENGINE_METRICS;
+use crate::schema::engine_metrics::col;
 
 pub const RUNNING: &str = "running";
 pub const WAITING: &str = "waiting";
@@ -315,23 +316,23 @@ fn counter_ratio(
 pub fn load_engine_metrics(args: &[String]) -> Result<Vec<EngineRow>, DataError> {
     let mut out = Vec::new();
     let mut names: BTreeMap<String, Arc<str>> = BTreeMap::new();
-    crate::gpu::window::load_contract(args, &ENGINE_METRICS, &["t", "metric", "value"], |b, ctx| {
-        let t = cols::get(b, "t").expect("checked");
-        let m = cols::get(b, "metric").expect("checked");
-        let v = cols::get(b, "value").expect("checked");
-        let l = cols::get(b, "labels");
-        let c = cols::get(b, "common");
+    crate::gpu::window::load_contract(args, &ENGINE_METRICS, &[col::T, col::METRIC, col::VALUE], |b, ctx| {
+        let t = cols::get(b, col::T).expect("checked");
+        let m = cols::get(b, col::METRIC).expect("checked");
+        let v = cols::get(b, col::VALUE).expect("checked");
+        let l = cols::get(b, col::LABELS);
+        let c = cols::get(b, col::COMMON);
         for i in 0..b.num_rows() {
-            let metric = ctx.req(cols::str_at(m.as_ref(), i), i, "metric")?;
+            let metric = ctx.req(cols::str_at(m.as_ref(), i), i, col::METRIC)?;
             let metric = names
                 .entry(metric.to_string())
                 .or_insert_with(|| Arc::from(metric))
                 .clone();
             out.push(EngineRow {
-                t_us: ctx.req(cols::ts_us(t.as_ref(), i), i, "t")?,
+                t_us: ctx.req(cols::ts_us(t.as_ref(), i), i, col::T)?,
                 metric,
                 labels: l.and_then(|l| cols::str_at(l.as_ref(), i)).map(Arc::from),
-                value: ctx.req(cols::f64_at(v.as_ref(), i), i, "value")?,
+                value: ctx.req(cols::f64_at(v.as_ref(), i), i, col::VALUE)?,
                 common: c.and_then(|c| cols::str_at(c.as_ref(), i)).and_then(common_name),
             });
         }

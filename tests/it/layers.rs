@@ -618,3 +618,125 @@ fn a_new_violation_fails_and_reaching_http_indirectly_counts() {
     );
     assert_eq!(with(&[("src/newthing.rs", "")]).1, ["src/newthing.rs"]);
 }
+
+/// Literals that spell a column name but are not column references: JSON keys of the engines'
+/// protocols, CLI keys, display labels, words. (file, literal, why). Meant to stay short: a
+/// column is named through its contract's constants (`schema::<contract>::col::*`).
+const NOT_COLUMNS: &[(&str, &str, &str)] = &[
+    ("src/analysis/compare.rs", "a", "the verdict value \"a\" of Cmp::better"),
+    ("src/analysis/compare.rs", "b", "the verdict value \"b\" of Cmp::better"),
+    ("src/chart/kinds.rs", "concurrency", "a chart file name's slug"),
+    ("src/client/protocol.rs", "error", "engines' JSON key"),
+    ("src/client/protocol.rs", "model", "OpenAI request JSON key"),
+    ("src/client/protocol.rs", "prompt", "completions request JSON key"),
+    ("src/cmd/enginemon.rs", "engine", "key of enginemon's closing JSON line"),
+    (
+        "src/cmd/enginemon.rs",
+        "missed_ticks",
+        "key of enginemon's closing JSON line",
+    ),
+    ("src/cmd/gpumon.rs", "gpu", "default file stem"),
+    ("src/cmd/gpumon.rs", "missed_ticks", "key of gpumon's closing JSON line"),
+    ("src/engine/config.rs", "engine", "engines.toml placeholder name"),
+    ("src/engine/config.rs", "model", "engines.toml placeholder name"),
+    ("src/engine/config.rs", "name", "engines.toml placeholder name"),
+    ("src/engine/config.rs", "quant", "engines.toml placeholder name"),
+    ("src/engine/mod.rs", "error", "engines' JSON key"),
+    ("src/engine/mod.rs", "pid", "a ps column"),
+    ("src/io/read.rs", "name", "a Debug field"),
+    ("src/mock/fault.rs", "error", "the mock's JSON key"),
+    ("src/mock/format.rs", "finish_reason", "the mock's JSON key"),
+    ("src/mock/format.rs", "model", "the mock's JSON key"),
+    ("src/mock/mod.rs", "error", "the mock's JSON key"),
+    ("src/mock/mod.rs", "model", "the mock's JSON key"),
+    ("src/mock/mod.rs", "prompt", "the mock's JSON key"),
+    ("src/report.rs", "api", "a provenance row's label"),
+    ("src/report.rs", "engine", "a provenance row's label"),
+    ("src/report.rs", "model", "a provenance row's label"),
+    ("src/trace/import/csvmap.rs", "category", "a --columns key"),
+    (
+        "src/trace/import/csvmap.rs",
+        "prompt",
+        "a --columns key and the source file's default column",
+    ),
+    ("src/trace/import/csvmap.rs", "turn", "a --columns key"),
+    ("src/trace/import/sharegpt.rs", "model", "ShareGPT's JSON key"),
+    ("src/trace/tokens.rs", "better", "a word of the synthetic vocabulary"),
+    ("src/trace/tokens.rs", "model", "a word of the synthetic vocabulary"),
+    ("src/trace/tokens.rs", "name", "a word of the synthetic vocabulary"),
+];
+
+/// Where a file's inline test module (`#[cfg(test)]` then `mod x {`) starts, if it has one.
+fn test_module_start(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("#[cfg(test)]\n") {
+        let at = from + i;
+        let next = text[at..].lines().nth(1).unwrap_or("").trim();
+        let is_mod = next.strip_prefix("pub(crate) ").unwrap_or(next).starts_with("mod ");
+        if is_mod && next.ends_with('{') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Every column is named once, in its contract's declaration: outside `src/schema/` and the
+/// tests, no string literal spells a column name (unless [`NOT_COLUMNS`] says why it is not
+/// one), so a renamed column cannot leave a stale reader behind.
+#[test]
+fn column_names_are_spelled_only_in_the_contracts() {
+    let names: std::collections::BTreeSet<&str> = servebench::schema::all()
+        .iter()
+        .flat_map(|c| c.columns.iter().map(|col| col.name))
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut found: std::collections::BTreeSet<(String, String)> = Default::default();
+    let mut lines: Vec<String> = Vec::new();
+    for p in files {
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(&p).unwrap();
+        // test-only files and modules (the convention here: `#[cfg(test)] mod x;` and test
+        // modules at the end of a file)
+        if rel.starts_with("src/schema/") || rel == "src/mock/read_back.rs" {
+            continue;
+        }
+        let code = test_module_start(&text).map_or(text.as_str(), |i| &text[..i]);
+        for (n, line) in code.lines().enumerate() {
+            let t = line.trim_start();
+            if t.starts_with("//") {
+                continue;
+            }
+            for (i, part) in line.split('"').enumerate() {
+                if i % 2 == 1 && names.contains(part) {
+                    found.insert((rel.clone(), part.to_string()));
+                    if !NOT_COLUMNS.iter().any(|(f, l, _)| *f == rel && *l == part) {
+                        lines.push(format!("{rel}:{}: \"{part}\"", n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        lines.is_empty(),
+        "column names spelled outside src/schema (use schema::<contract>::col::*):\n{}",
+        lines.join("\n")
+    );
+    let stale: Vec<_> = NOT_COLUMNS
+        .iter()
+        .filter(|(f, l, _)| !found.contains(&(f.to_string(), l.to_string())))
+        .collect();
+    assert!(stale.is_empty(), "NOT_COLUMNS names literals that are gone: {stale:?}");
+}

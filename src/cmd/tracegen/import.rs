@@ -187,7 +187,7 @@ impl Import {
             Import::Mooncake { .. } => "timestamp".to_string(),
             Import::Splitwise { .. } => "arrived_at".to_string(),
             Import::Csv { columns, .. } => columns.arrival.clone(),
-            Import::Transform { .. } => "arrival_s".to_string(),
+            Import::Transform { .. } => crate::schema::trace::col::ARRIVAL_S.to_string(),
             Import::Sharegpt { .. } => String::new(),
         }
     }
