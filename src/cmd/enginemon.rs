@@ -15,9 +15,9 @@ use crate::engine::state::EngineState;
 use crate::enginemon::{EngineRow, RowFilter};
 use crate::meta::{Meta, RunClock};
 use crate::monitor::scrape::{Scrape, metrics_endpoint, scrape_loop};
-use crate::recorder::{self, Dest, Recorder};
+use crate::recorder::{Dest, Recorder};
 use crate::schema::ENGINE_METRICS;
-use crate::stop::{self, Second, SignalWatch, Stop};
+use crate::stop::{self, SignalWatch, Stop};
 use anyhow::{Context, bail};
 use clap::Parser;
 
@@ -83,34 +83,16 @@ pub struct Args {
 /// Run enginemon: `--print-schema`, `--recover`, or scraping until SIGINT/SIGTERM,
 /// `--duration` or the end of the wrapped command (whose status it then exits with).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Before any thread starts: SIGINT/SIGTERM are taken by the signal thread.
-    let _ = stop::block_signals();
-    if let Some(code) = side_commands(&args)? {
-        return Ok(code);
-    }
-    let s = Stop::new();
-    let signals = stop::watch_signals(&s, "enginemon", Second::Exit);
-    enginemon(args, s, signals)
+    super::run_monitor("enginemon", args, side_commands, enginemon)
 }
 
 /// [`run`] under `stop`, without taking signals: the caller stops it.
 pub fn run_with(args: Args, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
-    if let Some(code) = side_commands(&args)? {
-        return Ok(code);
-    }
-    enginemon(args, stop, SignalWatch::default())
+    super::run_monitor_with(args, stop, side_commands, enginemon)
 }
 
 fn side_commands(args: &Args) -> anyhow::Result<Option<ExitCode>> {
-    if args.out.print_schema {
-        print!("{}", ENGINE_METRICS.print());
-        return Ok(Some(ExitCode::SUCCESS));
-    }
-    if let Some(j) = &args.recover {
-        recorder::recover(j, args.out.output.as_deref(), args.out.format, "enginemon")?;
-        return Ok(Some(ExitCode::SUCCESS));
-    }
-    Ok(None)
+    super::recorder_side_commands("enginemon", &args.out, args.recover.as_deref(), &[&ENGINE_METRICS])
 }
 
 fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<ExitCode> {

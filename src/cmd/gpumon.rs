@@ -13,9 +13,9 @@ use crate::gpu::fake::FakeSource;
 use crate::gpu::nvml::NvmlSource;
 use crate::gpu::{GpuRow, GpuSource, ProcRow, SamplerConfig, parse_gpu_list};
 use crate::meta::{Meta, RunClock};
-use crate::recorder::{self, Dest, Recorder};
+use crate::recorder::{Dest, Recorder};
 use crate::schema::{GPU, GPU_PROCESSES};
-use crate::stop::{self, Second, SignalWatch, Stop, StopReason};
+use crate::stop::{self, SignalWatch, Stop, StopReason};
 use anyhow::bail;
 use clap::Parser;
 
@@ -96,37 +96,18 @@ fn beside(p: &Path) -> PathBuf {
 /// Run gpumon: `--print-schema`, `--recover`, or sampling until SIGINT/SIGTERM, `--duration`
 /// or the end of the wrapped command (whose status it then exits with).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Before any thread starts: SIGINT/SIGTERM are taken by the signal thread.
-    let _ = stop::block_signals();
-    if let Some(code) = side_commands(&args)? {
-        return Ok(code);
-    }
-    let s = Stop::new();
-    let signals = stop::watch_signals(&s, "gpumon", Second::Exit);
-    gpumon(args, s, signals)
+    super::run_monitor("gpumon", args, side_commands, gpumon)
 }
 
 /// [`run`] under `stop`, without taking signals: the caller stops it.
 pub fn run_with(args: Args, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
-    if let Some(code) = side_commands(&args)? {
-        return Ok(code);
-    }
-    gpumon(args, stop, SignalWatch::default())
+    super::run_monitor_with(args, stop, side_commands, gpumon)
 }
 
 fn side_commands(args: &Args) -> anyhow::Result<Option<ExitCode>> {
-    if args.out.print_schema {
-        print!("{}", GPU.print());
-        if args.processes {
-            print!("{}", GPU_PROCESSES.print());
-        }
-        return Ok(Some(ExitCode::SUCCESS));
-    }
-    if let Some(j) = &args.recover {
-        recorder::recover(j, args.out.output.as_deref(), args.out.format, "gpumon")?;
-        return Ok(Some(ExitCode::SUCCESS));
-    }
-    Ok(None)
+    let both = [&GPU, &GPU_PROCESSES];
+    let contracts = if args.processes { &both[..] } else { &both[..1] };
+    super::recorder_side_commands("gpumon", &args.out, args.recover.as_deref(), contracts)
 }
 
 fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<ExitCode> {

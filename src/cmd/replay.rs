@@ -187,15 +187,7 @@ pub fn run_with(args: Args, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
 }
 
 fn side_commands(args: &Args) -> anyhow::Result<Option<ExitCode>> {
-    if args.out.print_schema {
-        print!("{}", REQUESTS.print());
-        return Ok(Some(ExitCode::SUCCESS));
-    }
-    if let Some(j) = &args.recover {
-        recorder::recover(j, args.out.output.as_deref(), args.out.format, "replay")?;
-        return Ok(Some(ExitCode::SUCCESS));
-    }
-    Ok(None)
+    super::recorder_side_commands("replay", &args.out, args.recover.as_deref(), &[&REQUESTS])
 }
 
 fn parse_header(h: &str) -> anyhow::Result<(hyper::header::HeaderName, hyper::header::HeaderValue)> {
