@@ -228,17 +228,9 @@ mod props {
     use super::*;
     use crate::analysis::options::{Defs, EXACT_BUDGET, Slo};
     use crate::schema::Metric;
-    use crate::schema::{Record, Rows, RunLabels, Status, tpot};
+    use crate::schema::{Record, Rows, RunLabels, Status, TraceRow, tpot};
 
-    const ST: [Status; 7] = [
-        Status::Ok,
-        Status::HttpError,
-        Status::Timeout,
-        Status::ConnectError,
-        Status::StreamError,
-        Status::Cancelled,
-        Status::NotSent,
-    ];
+    const ST: [Status; 7] = Status::ALL;
 
     /// Requests rows encoded by the contract itself (analysis never uses the client's code).
     fn to_batch(labels: &RunLabels, recs: &[Record]) -> arrow_array::RecordBatch {
@@ -247,34 +239,7 @@ mod props {
 
     /// A request row of 10 tokens in and out that was never sent.
     fn not_sent(id: u64, scheduled_at_us: Option<i64>) -> Record {
-        Record {
-            request_id: id,
-            scheduled_at_us,
-            sent_at_us: None,
-            first_token_at_us: None,
-            done_at_us: None,
-            sched_lag_ms: None,
-            ttft_ms: None,
-            e2e_ms: None,
-            tpot_ms: None,
-            ttft_sched_ms: None,
-            e2e_sched_ms: None,
-            warmup: false,
-            chunk_times_ms: Vec::new(),
-            chunk_tokens: None,
-            input_tokens: 10,
-            server_input_tokens: None,
-            requested_output_tokens: 10,
-            output_tokens: 0,
-            output_tokens_source: "chunks",
-            status: Status::NotSent,
-            http_status: None,
-            error: Some("x".into()),
-            finish_reason: None,
-            category: None,
-            session_id: None,
-            turn: None,
-        }
+        Record::not_sent(&TraceRow::new(id, 0.0, 10, 10), scheduled_at_us, "x")
     }
 
     /// (status index, ttft, gaps between chunks, category, warm-up)

@@ -5,6 +5,5 @@ pub mod http;
 pub mod output;
 pub mod probe;
 pub mod protocol;
-pub mod record;
 pub mod run;
 pub mod sse;

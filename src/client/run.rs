@@ -17,7 +17,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use super::health::{Health, Tracker};
 use super::http::{Client, SendError};
 use super::protocol::{Api, Message, RequestOpts, StreamState, build_body, http_error_text};
-use super::record::{Record, Status, tpot};
+use crate::schema::{Record, Status, tpot};
 
 use super::sse::Framer;
 use crate::meta::{RunClock, ms_between};

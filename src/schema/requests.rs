@@ -1,6 +1,6 @@
 //! The requests contract: one row per trace row replay was asked to send (replay -> agg).
 
-use super::Ts;
+use super::{TraceRow, Ts};
 
 /// What happened to a request (the `status` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -89,6 +89,40 @@ pub struct Record {
     pub turn: Option<u32>,
 }
 
+impl Record {
+    /// A row for a request that was never sent.
+    pub fn not_sent(row: &TraceRow, scheduled_at_us: Option<i64>, why: &str) -> Record {
+        Record {
+            request_id: row.request_id,
+            scheduled_at_us,
+            sent_at_us: None,
+            first_token_at_us: None,
+            done_at_us: None,
+            sched_lag_ms: None,
+            ttft_ms: None,
+            e2e_ms: None,
+            tpot_ms: None,
+            ttft_sched_ms: None,
+            e2e_sched_ms: None,
+            warmup: false,
+            chunk_times_ms: Vec::new(),
+            chunk_tokens: None,
+            input_tokens: row.input_tokens,
+            server_input_tokens: None,
+            requested_output_tokens: row.output_tokens,
+            output_tokens: 0,
+            output_tokens_source: "chunks",
+            status: Status::NotSent,
+            http_status: None,
+            error: Some(why.to_string()),
+            finish_reason: None,
+            category: row.category.clone(),
+            session_id: row.session_id,
+            turn: row.turn,
+        }
+    }
+}
+
 /// TPOT as DESIGN.md defines it: (E2E - TTFT) / (output_tokens - 1), for more than one token.
 /// The one definition: replay's rows and agg's other definitions call it.
 pub fn tpot(ttft_ms: f64, e2e_ms: f64, output_tokens: u32) -> Option<f64> {
@@ -135,4 +169,33 @@ crate::contract! {
     CATEGORY "category": Option<String>, opt, "", "the trace's category", field(category);
     SESSION_ID "session_id": Option<u64>, opt, "", "the trace's session_id", field(session_id);
     TURN "turn": Option<u32>, opt, "", "the trace's turn", field(turn);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Rows;
+
+    #[test]
+    fn batch_matches_contract() {
+        let labels = RunLabels {
+            label: "x".into(),
+            run_id: "r".into(),
+            api: "chat".into(),
+            ..Default::default()
+        };
+        let mut a = Record::not_sent(&TraceRow::new(1, 0.0, 10, 20), Some(5), "stopped");
+        a.chunk_times_ms = vec![1.0, 2.0];
+        a.chunk_tokens = Some(vec![1, 1]);
+        let b = Record::not_sent(&TraceRow::new(2, 0.0, 10, 20), None, "stopped");
+        let batch = Record::encode(&[a, b], &labels);
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.num_columns(), REQUESTS.columns.len());
+    }
+
+    #[test]
+    fn tpot_definition() {
+        assert_eq!(tpot(50.0, 1320.0, 128), Some(10.0));
+        assert_eq!(tpot(50.0, 50.0, 1), None);
+    }
 }

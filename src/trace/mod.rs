@@ -53,13 +53,8 @@ impl TraceBatch {
     /// Turn the buffered rows into a batch of the trace contract and clear the buffer.
     pub fn take_batch(&mut self) -> RecordBatch {
         let rows = std::mem::take(&mut self.rows);
-        to_batch(&rows)
+        TraceRow::encode(&rows, &())
     }
-}
-
-/// Rows to one record batch of the trace contract.
-pub fn to_batch(rows: &[TraceRow]) -> RecordBatch {
-    TraceRow::encode(rows, &())
 }
 
 /// Reads trace rows from any file that has the trace contract's required columns, batch by

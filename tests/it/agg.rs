@@ -180,7 +180,7 @@ fn error_rate_gate_exits_1() {
 #[test]
 fn parallel_reading_matches_one_thread() {
     use servebench::analysis::{Groups, Options, finish, to_batch};
-    use servebench::client::record::{Record, RunLabels, Status, to_batch as req_batch};
+    use servebench::schema::{Record, Rows, RunLabels, Status};
     use servebench::trace::TraceRow;
     let d = tmp();
     let f = d.path().join("r.parquet");
@@ -211,7 +211,7 @@ fn parallel_reading_matches_one_thread() {
                 r
             })
             .collect();
-        sink.write(&req_batch(&labels(if part % 2 == 0 { "a" } else { "b" }), &recs))
+        sink.write(&Record::encode(&recs, &labels(if part % 2 == 0 { "a" } else { "b" })))
             .unwrap();
         sink.flush().unwrap(); // one row group per part
     }

@@ -46,7 +46,7 @@ fn charts_from_a_summary() {
 /// and distributions from the requests) instead of refusing.
 #[test]
 fn charts_from_a_summary_without_a_load_level() {
-    use servebench::client::record::{Record, RunLabels, Status, to_batch, tpot};
+    use servebench::schema::{Record, Rows, RunLabels, Status, tpot};
     use servebench::trace::TraceRow;
     let d = tmp();
     let t0 = 1_700_000_000_000_000i64;
@@ -73,7 +73,7 @@ fn charts_from_a_summary_without_a_load_level() {
         api: "chat".into(),
         ..Default::default()
     };
-    let b = to_batch(&labels, &recs);
+    let b = Record::encode(&recs, &labels);
     let r = d.path().join("r.parquet");
     let meta = servebench::meta::Meta::for_output(&servebench::schema::REQUESTS, false);
     servebench::io::write_all(Some(&r), None, b.schema(), &meta, &[b]).unwrap();

@@ -328,7 +328,7 @@ fn shell_metacharacters_in_prompts_reach_the_server_as_bytes() {
     let evil = "$(touch PWNED1) `touch PWNED2`; touch PWNED3 && echo $HOME | cat > PWNED4 'q\" \\\\ \n";
     let mut r = TraceRow::new(0, 0.0, 10, 4);
     r.prompt = Some(evil.to_string());
-    let b = servebench::trace::to_batch(&[r]);
+    let b = servebench::schema::Rows::encode(&[r], &());
     let t = d.path().join("t.parquet");
     servebench::io::write_all(Some(&t), None, b.schema(), &servebench::meta::Meta::default(), &[b]).unwrap();
     let recorded = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

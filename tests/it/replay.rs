@@ -361,7 +361,7 @@ fn timeouts_are_rows_with_status_timeout() {
 }
 
 fn write_trace(path: &std::path::Path, rows: Vec<servebench::trace::TraceRow>) {
-    let b = servebench::trace::to_batch(&rows);
+    let b = servebench::schema::Rows::encode(&rows, &());
     servebench::io::write_all(Some(path), None, b.schema(), &servebench::meta::Meta::default(), &[b]).unwrap();
 }
 
@@ -562,7 +562,7 @@ fn a_trace_without_a_declared_rate_records_its_observed_rate() {
         None,
         servebench::trace::schema(),
         &servebench::meta::Meta::default(),
-        &[servebench::trace::to_batch(&rows_in)],
+        &[servebench::schema::Rows::encode(&rows_in, &())],
     )
     .unwrap();
     let out = d.path().join("r.parquet");
@@ -651,7 +651,7 @@ fn a_turn_held_back_by_max_in_flight_is_not_sent_after_stop() {
         None,
         servebench::trace::schema(),
         &servebench::meta::Meta::default(),
-        &[servebench::trace::to_batch(&rows_in)],
+        &[servebench::schema::Rows::encode(&rows_in, &())],
     )
     .unwrap();
     let out = d.path().join("r.parquet");

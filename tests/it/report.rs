@@ -1,7 +1,7 @@
 //! agg statistics against hand-computed values, the --defs formulas, --compare, and the
 //! report's winners and recommendations following from the numbers.
 
-use servebench::client::record::{Record, RunLabels, Status, to_batch, tpot};
+use servebench::schema::{Record, Rows, RunLabels, Status, tpot};
 use servebench::trace::TraceRow;
 
 use crate::common::*;
@@ -34,7 +34,7 @@ fn write(path: &std::path::Path, label: &str, conc: u32, recs: &[Record]) {
         concurrency: Some(conc),
         ..Default::default()
     };
-    let b = to_batch(&labels, recs);
+    let b = Record::encode(recs, &labels);
     let mut meta = servebench::meta::Meta::for_output(&servebench::schema::REQUESTS, false);
     meta.set("servebench.label", label);
     servebench::io::write_all(Some(path), None, b.schema(), &meta, &[b]).unwrap();
