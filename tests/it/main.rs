@@ -18,5 +18,6 @@ mod reliability;
 mod replay;
 mod report;
 mod shard;
+mod spark;
 mod tracegen;
 mod traces;
