@@ -56,9 +56,12 @@ fn documented_spark_sql(dataset: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Run the statements with pyspark; returns each statement's (columns, rows) and the view's
-/// column types.
-fn spark(stmts: &[String], dir: &Path) -> (Vec<(Vec<String>, Vec<Vec<Value>>)>, BTreeMap<String, String>) {
+/// One statement's result: its column names and rows.
+type Table = (Vec<String>, Vec<Vec<Value>>);
+
+/// Run the statements with pyspark; returns each statement's result and the view's column
+/// types.
+fn spark(stmts: &[String], dir: &Path) -> (Vec<Table>, BTreeMap<String, String>) {
     let f = dir.join("stmts.json");
     std::fs::write(&f, serde_json::to_vec(stmts).unwrap()).unwrap();
     let mut child = Command::new(python())
