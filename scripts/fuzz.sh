@@ -43,6 +43,11 @@ for f in tests/fixtures/sse/*.sse tests/fixtures/sse/*.json; do
 done
 printf 'data: {"choices":[{"delta":{"content":"a"}}]}\r\ndata: b\r\n\r\n: keep-alive\r\rdata:c\r\n\r\n' > "$tmp/crlf.sse"
 for api in 0 3; do seed sse_protocol "crlf-$api" "\\$(printf %03o "$api")\\003" "$tmp/crlf.sse"; done
+# an error without a message (once a finding: the row's error was empty)
+printf 'data: {"error":""}\n\ndata: {"error":{"message":null,"code":500}}\n\n' > "$tmp/noerr.sse"
+for api in 0 1 2 3 4; do seed sse_protocol "noerr-$api" "\\$(printf %03o "$api")\\004" "$tmp/noerr.sse"; done
+printf '{"error":""}\n' > "$tmp/noerr.jsonl"
+seed sse_protocol noerr-5 '\005\004' "$tmp/noerr.jsonl"
 seed engines_toml engines.toml "" configs/engines.toml 65536
 printf '[{"id":"a","conversations":[{"from":"human","value":"Hi, who are you?"},{"from":"gpt","value":"An assistant."},{"from":"human","value":"ok"},{"from":"gpt","value":"Fine."}]},{"id":"b","conversations":[]}]' > "$tmp/sg.json"
 for m in 0 1 3 7 15; do
