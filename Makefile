@@ -4,10 +4,11 @@ CARGO ?= cargo
 BIN := target/debug
 VENV := build/venv
 PY := $(VENV)/bin/python
-# The Python packages the tests use (DuckDB reads our files; numpy checks agg's percentiles).
-PY_PKGS := duckdb==2.0.0 pytz==2025.2 numpy==2.4.6
+# The Python packages the tests use (DuckDB reads our files; numpy checks agg's percentiles;
+# pyspark runs docs/queries.md's Spark SQL, with a Java runtime from spark-deps).
+PY_PKGS := duckdb==2.0.0 pytz==2025.2 numpy==2.4.6 pyspark==4.3.0 py4j==0.10.9.9
 
-.PHONY: all build demo test test-fast lint fmt clean venv report bench-client bench-agg fuzz
+.PHONY: all build demo test test-fast lint fmt clean venv spark-deps report bench-client bench-agg fuzz
 .PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
@@ -22,12 +23,17 @@ $(VENV)/.ok: Makefile
 
 venv: $(VENV)/.ok
 
+# What the Spark test needs besides the venv: a Java 17+ runtime (Debian's headless JRE,
+# installed with apt-get when `java` is missing or older; nothing to do otherwise).
+spark-deps: venv
+	scripts/install-jre.sh
+
 demo: build
 	scripts/demo.sh
 
-# Every test: unit tests, the integration binary, DuckDB checks; timing-accuracy tests run
-# last and alone so that other tests do not disturb them.
-test: venv real-vllm
+# Every test: unit tests, the integration binary, DuckDB and Spark checks; timing-accuracy
+# tests run last and alone so that other tests do not disturb them.
+test: venv spark-deps real-vllm
 	export SERVEBENCH_PYTHON=$(abspath $(PY)); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/) and not test(/real_/)' && \
@@ -55,9 +61,10 @@ bench-agg: venv
 	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-agg.sh
 
 # Fuzz the parsers of outside input (not in CI; needs `cargo install cargo-fuzz`):
-# FUZZ_SECONDS per target (default 60); findings in fuzz/artifacts/.
+# FUZZ_SECONDS per target (default 60), or FUZZ_RUNS executions per target (FUZZ_RUNS=10000000
+# for BENCHMARKS.md's figures); FUZZ_TARGETS="a b" for some; findings in fuzz/artifacts/.
 fuzz:
-	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) scripts/fuzz.sh
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),$(if $(FUZZ_RUNS),0,60)) FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Fuzz every parser of outside input for FUZZ_SECONDS (default 60) each: the SSE/JSON-lines
+# Fuzz every parser of outside input for FUZZ_SECONDS (default 60) each, or for FUZZ_RUNS
+# executions each when that is set (then FUZZ_SECONDS, if given, still caps each): the SSE/JSON-lines
 # framer with every protocol's event parser, each trace importer, the engines.toml loader.
 # Corpora start from tests/fixtures and configs; findings (crash-*, timeout-*, oom-*) land in
 # fuzz/artifacts/TARGET/ and are listed at the end. Not part of `make test` or CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${FUZZ_SECONDS:-60}
+RUNS=${FUZZ_RUNS:-}
+if [ -n "$RUNS" ]; then
+  SECS=${FUZZ_SECONDS:-0} # 0: no time limit
+  LIMIT=(-runs="$RUNS" -max_total_time="$SECS")
+else
+  SECS=${FUZZ_SECONDS:-60}
+  LIMIT=(-max_total_time="$SECS")
+fi
 read -r -a TARGETS <<< "${FUZZ_TARGETS:-sse_protocol engines_toml import_sharegpt import_azure import_burstgpt import_mooncake import_csv}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: needs cargo-fuzz: cargo install cargo-fuzz" >&2
@@ -35,6 +43,11 @@ for f in tests/fixtures/sse/*.sse tests/fixtures/sse/*.json; do
 done
 printf 'data: {"choices":[{"delta":{"content":"a"}}]}\r\ndata: b\r\n\r\n: keep-alive\r\rdata:c\r\n\r\n' > "$tmp/crlf.sse"
 for api in 0 3; do seed sse_protocol "crlf-$api" "\\$(printf %03o "$api")\\003" "$tmp/crlf.sse"; done
+# an error without a message (once a finding: the row's error was empty)
+printf 'data: {"error":""}\n\ndata: {"error":{"message":null,"code":500}}\n\n' > "$tmp/noerr.sse"
+for api in 0 1 2 3 4; do seed sse_protocol "noerr-$api" "\\$(printf %03o "$api")\\004" "$tmp/noerr.sse"; done
+printf '{"error":""}\n' > "$tmp/noerr.jsonl"
+seed sse_protocol noerr-5 '\005\004' "$tmp/noerr.jsonl"
 seed engines_toml engines.toml "" configs/engines.toml 65536
 printf '[{"id":"a","conversations":[{"from":"human","value":"Hi, who are you?"},{"from":"gpt","value":"An assistant."},{"from":"human","value":"ok"},{"from":"gpt","value":"Fine."}]},{"id":"b","conversations":[]}]' > "$tmp/sg.json"
 for m in 0 1 3 7 15; do
@@ -64,7 +77,7 @@ for m in 10 26 42 58; do seed import_csv "jsonl-$m" "\\$(printf %03o "$m")" "$tm
 # One build for every target (release, debug assertions on: overflows are findings too).
 cargo fuzz build --fuzz-dir fuzz -s none -a >&2
 
-printf '%-16s %14s %10s %8s %s\n' target executions exec/s corpus findings
+printf '%-16s %14s %8s %10s %8s %s\n' target executions seconds exec/s corpus findings
 status=0
 for t in "${TARGETS[@]}"; do
   log="build/fuzz-$t.log"
@@ -72,14 +85,16 @@ for t in "${TARGETS[@]}"; do
   before=$(find "fuzz/artifacts/$t" -type f | wc -l)
   # -s none: no sanitizer (stable toolchain); -a: debug assertions; one job per core is not
   # asked for, so the figures are per core.
-  cargo fuzz run --fuzz-dir fuzz -s none -a "$t" -- -max_total_time="$SECS" -max_len=16384 \
+  t0=$(date +%s)
+  cargo fuzz run --fuzz-dir fuzz -s none -a "$t" -- "${LIMIT[@]}" -max_len=16384 \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || true
+  secs=$(($(date +%s) - t0))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
   after=$(find "fuzz/artifacts/$t" -type f | wc -l)
   new=$((after - before))
   [ "$new" -gt 0 ] && status=1
-  printf '%-16s %14s %10s %8s %s\n' "$t" "${execs:-0}" "${rate:-0}" "$corpus" "$new new ($after in fuzz/artifacts/$t)"
+  printf '%-16s %14s %8s %10s %8s %s\n' "$t" "${execs:-0}" "$secs" "${rate:-0}" "$corpus" "$new new ($after in fuzz/artifacts/$t)"
 done
 exit $status

@@ -105,7 +105,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(t.len(), st.chunk_ms.len());
     }
     assert!(st.chunk_ms.windows(2).all(|w| w[0] <= w[1]));
+    // an error row always says something: the engine's words, or that it gave none and
+    // what it sent instead
     if let Some(e) = &st.error {
-        assert!(!e.is_empty());
+        assert!(!e.trim().is_empty(), "an empty error message");
     }
 });

@@ -317,11 +317,11 @@ impl StreamState {
     fn openai(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
         let c: OaiChunk<'_> = serde_json::from_slice(data)?;
         if let Some(e) = &c.error {
-            self.fail(error_text(e));
+            self.fail(event_error(e, None, data));
             return Ok(());
         }
         if c.object.as_deref() == Some("error") {
-            self.fail(error_text(&c.message.clone().unwrap_or(Value::Null)));
+            self.fail(event_error(c.message.as_ref().unwrap_or(&Value::Null), None, data));
             return Ok(());
         }
         // Friendli's older format: {"event":"token_sampled",...} / {"event":"complete",...}
@@ -403,11 +403,7 @@ impl StreamState {
     fn tgi(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
         let e: TgiEvent<'_> = serde_json::from_slice(data)?;
         if let Some(err) = &e.error {
-            let mut m = error_text(err);
-            if let Some(t) = &e.error_type {
-                m = format!("{m} ({t})");
-            }
-            self.fail(m);
+            self.fail(event_error(err, e.error_type.as_deref(), data));
             return Ok(());
         }
         if let Some(tok) = &e.token {
@@ -437,7 +433,7 @@ impl StreamState {
     fn sglang(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
         let e: SglEvent<'_> = serde_json::from_slice(data)?;
         if let Some(err) = &e.error {
-            self.fail(error_text(err));
+            self.fail(event_error(err, None, data));
             return Ok(());
         }
         let mut delta = None;
@@ -504,7 +500,7 @@ impl StreamState {
     fn llamacpp(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
         let e: LlamaEvent<'_> = serde_json::from_slice(data)?;
         if let Some(err) = &e.error {
-            self.fail(error_text(err));
+            self.fail(event_error(err, None, data));
             return Ok(());
         }
         let text = e.content.as_deref().unwrap_or("");
@@ -534,7 +530,7 @@ impl StreamState {
     fn ollama(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
         let e: OllamaEvent<'_> = serde_json::from_slice(data)?;
         if let Some(err) = &e.error {
-            self.fail(error_text(err));
+            self.fail(event_error(err, None, data));
             return Ok(());
         }
         let text = e
@@ -557,41 +553,70 @@ impl StreamState {
 
 /// A readable error message from an engine's error value (string or object of any shape).
 pub fn error_text(v: &Value) -> String {
+    describe_error(v).0
+}
+
+/// The message of an error value, and whether the engine said anything in it: false when
+/// the message is missing, null or blank (`{"error":""}`), which the text then says.
+fn describe_error(v: &Value) -> (String, bool) {
+    const NONE: &str = "no message";
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) if s.trim().is_empty() => (NONE.into(), false),
+        Value::String(s) => (s.clone(), true),
         Value::Object(o) => {
             if let Some(inner) = o.get("error")
                 && (inner.is_object() || inner.is_string())
             {
-                return error_text(inner);
+                return describe_error(inner);
             }
-            let msg = o
-                .get("message")
-                .or_else(|| o.get("detail"))
-                .and_then(|m| m.as_str().map(str::to_string).or_else(|| Some(m.to_string())))
-                .unwrap_or_else(|| v.to_string());
+            let (msg, said) = match o.get("message").or_else(|| o.get("detail")) {
+                Some(Value::String(m)) if m.trim().is_empty() => (NONE.to_string(), false),
+                Some(Value::Null) => (NONE.to_string(), false),
+                Some(Value::String(m)) => (m.clone(), true),
+                Some(m) => (m.to_string(), true),
+                None if o.is_empty() => (NONE.to_string(), false),
+                None => (v.to_string(), true),
+            };
             let code = o
                 .get("code")
                 .or_else(|| o.get("http_status_code"))
                 .or_else(|| o.get("status_code"))
                 .filter(|c| !c.is_null());
             let ty = o.get("type").or_else(|| o.get("error_type")).and_then(|t| t.as_str());
-            match (code, ty) {
+            let text = match (code, ty) {
                 (Some(c), Some(t)) => format!("{msg} (code {c}, {t})"),
                 (Some(c), None) => format!("{msg} (code {c})"),
                 (None, Some(t)) => format!("{msg} ({t})"),
                 (None, None) => msg,
-            }
+            };
+            (text, said)
         }
-        Value::Null => "unknown error".into(),
-        other => other.to_string(),
+        Value::Null => (NONE.into(), false),
+        other => (other.to_string(), true),
+    }
+}
+
+/// The message of an error event: the engine's own words, or, when it gave none, a line
+/// that says so and quotes the event (bounded), so the row still tells what came.
+fn event_error(v: &Value, ty: Option<&str>, data: &[u8]) -> String {
+    let (mut m, said) = describe_error(v);
+    if let Some(t) = ty {
+        m = format!("{m} ({t})");
+    }
+    if said {
+        m
+    } else {
+        format!("the server sent an error with {m}; the event: {}", preview(data))
     }
 }
 
 /// An error message from a non-2xx response body: the engine's message when it is JSON.
 pub fn http_error_text(status: u16, body: &[u8]) -> String {
     let detail = match serde_json::from_slice::<Value>(body) {
-        Ok(v) => error_text(&v),
+        Ok(v) => match describe_error(&v) {
+            (m, true) => m,
+            (m, false) => format!("{m}; the body: {}", preview(body)),
+        },
         Err(_) => {
             let s = printable(&String::from_utf8_lossy(&body[..body.len().min(300)]));
             let s = s.trim();
@@ -828,6 +853,60 @@ mod tests {
         );
         assert!(http_error_text(503, b"{\"error\":{\"message\":\"busy\",\"code\":503}}").contains("busy"));
         assert_eq!(http_error_text(500, b""), "HTTP 500: (empty body)");
+    }
+
+    /// Found by the `sse_protocol` fuzz target: `{"error":""}` gave an empty error message.
+    #[test]
+    fn an_error_without_a_message_says_so_and_quotes_the_event() {
+        for (api, body, want) in [
+            (Api::Chat, "data: {\"error\":\"\"}\n\n", "{\"error\":\"\"}"),
+            (Api::Chat, "data: {\"error\":\"  \"}\n\n", "{\"error\":\"  \"}"),
+            (Api::Chat, "data: {\"error\":{}}\n\n", "{\"error\":{}}"),
+            (
+                Api::Completions,
+                "data: {\"object\":\"error\"}\n\n",
+                "{\"object\":\"error\"}",
+            ),
+            (
+                Api::Chat,
+                "data: {\"error\":{\"message\":null,\"code\":500}}\n\n",
+                "(code 500)",
+            ),
+            (
+                Api::Tgi,
+                "data: {\"error\":\"\",\"error_type\":\"generation\"}\n\n",
+                "(generation)",
+            ),
+            (
+                Api::Sglang,
+                "data: {\"error\":{\"message\":\"\"}}\n\n",
+                "{\"message\":\"\"}",
+            ),
+            (
+                Api::Llamacpp,
+                "data: {\"error\":{\"detail\":\"\"}}\n\n",
+                "{\"detail\":\"\"}",
+            ),
+            (Api::Ollama, "{\"error\":\"\"}\n", "{\"error\":\"\"}"),
+        ] {
+            let s = run(api, body);
+            let e = s.error.expect(body);
+            assert!(e.contains("no message") && e.contains(want), "{body}: {e}");
+            assert!(s.done, "{body}");
+        }
+        // the quote is bounded, whatever the event's size
+        let big = format!("data: {{\"error\":\"\",\"pad\":\"{}\"}}\n\n", "x".repeat(100_000));
+        let e = run(Api::Chat, &big).error.unwrap();
+        assert!(e.contains("no message") && e.ends_with('…') && e.len() < 300, "{e}");
+        // an engine's own words are kept as they were
+        let e = run(Api::Chat, "data: {\"error\":{\"message\":\"busy\",\"code\":503}}\n\n").error;
+        assert_eq!(e.as_deref(), Some("busy (code 503)"));
+        // and a non-2xx body without a message is quoted too
+        let e = http_error_text(500, b"{\"error\":\"\"}");
+        assert!(
+            e.starts_with("HTTP 500: no message") && e.contains("{\"error\":\"\"}"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,5 +19,6 @@ mod reliability;
 mod replay;
 mod report;
 mod shard;
+mod spark;
 mod tracegen;
 mod traces;
