@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::OutArgs;
 use crate::client::http::Client;
 use crate::engine::state::EngineState;
 use crate::enginemon::{EngineRow, RowFilter};
@@ -61,23 +60,11 @@ pub struct Args {
     /// Give up on a scrape after D
     #[arg(long, value_name = "D", value_parser = crate::units::duration_arg, default_value = "5s")]
     timeout: Duration,
-    /// Stop after D (without a command)
-    #[arg(long, value_name = "D", value_parser = crate::units::duration_arg)]
-    duration: Option<Duration>,
     /// Keep only the well-known series (running, waiting, KV usage, prefix cache)
     #[arg(long)]
     common_only: bool,
-    /// Write out what a killed enginemon left in a journal (DIR/_FILE.partial), then exit
-    #[arg(long, value_name = "PARTIAL")]
-    recover: Option<PathBuf>,
-    /// No closing summary line
-    #[arg(long, short)]
-    quiet: bool,
     #[command(flatten)]
-    out: OutArgs,
-    /// A command to run: scraping lasts exactly as long as it runs, and enginemon exits with its status
-    #[arg(last = true, value_name = "COMMAND")]
-    command: Vec<String>,
+    mon: super::MonitorArgs,
 }
 
 /// Run enginemon: `--print-schema`, `--recover`, or scraping until SIGINT/SIGTERM,
@@ -92,16 +79,19 @@ pub fn run_with(args: Args, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
 }
 
 fn side_commands(args: &Args) -> anyhow::Result<Option<ExitCode>> {
-    super::recorder_side_commands("enginemon", &args.out, args.recover.as_deref(), &[&ENGINE_METRICS])
+    super::recorder_side_commands(
+        "enginemon",
+        &args.mon.out,
+        args.mon.recover.as_deref(),
+        &[&ENGINE_METRICS],
+    )
 }
 
 fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<ExitCode> {
     if cli.interval < Duration::from_millis(10) {
         bail!("--interval {:?} is too short: 10ms at least", cli.interval);
     }
-    if cli.duration.is_some() && !cli.command.is_empty() {
-        bail!("--duration cannot be combined with a command: the command decides how long scraping lasts");
-    }
+    cli.mon.check()?;
     let state = match &cli.engine {
         Some(name) => Some(EngineState::load(&cli.state_dir, name)?),
         None => None,
@@ -113,7 +103,7 @@ fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result
     };
     let (target, path) = metrics_endpoint(&url).map_err(anyhow::Error::msg)?;
     let shown = format!("{}{path}", target.base_url());
-    let dest = Dest::new(cli.out.output.as_deref(), cli.out.format);
+    let dest = Dest::new(cli.mon.out.output.as_deref(), cli.mon.out.format);
     let clock = RunClock::global();
     let mut meta = Meta::for_output(&ENGINE_METRICS, false);
     meta.set("servebench.metrics_url", shown.clone());
@@ -125,7 +115,7 @@ fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result
         meta.set("servebench.model", s.model.clone());
     }
     let rec = Recorder::<EngineRow>::start("enginemon", dest, &meta, None)?;
-    if let Err(e) = stop::supervise(&stop, &signals, cli.duration, &cli.command) {
+    if let Err(e) = stop::supervise(&stop, &signals, cli.mon.duration, &cli.mon.command) {
         rec.abandon();
         return Err(e.into());
     }
@@ -169,7 +159,7 @@ fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result
     }
     extra.set("servebench.ended_at", crate::meta::rfc3339_us(clock.now_unix_us()));
     let n = rec.finish(&extra)?;
-    if !cli.quiet {
+    if !cli.mon.quiet {
         eprintln!(
             "enginemon: {n} rows from {} scrapes of {shown} ({} failed, {} ticks missed) in {:.1} s; {:.2} s CPU; stopped: {}",
             tally.scrapes,

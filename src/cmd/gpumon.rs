@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::OutArgs;
 use crate::gpu::fake::FakeSource;
 use crate::gpu::nvml::NvmlSource;
 use crate::gpu::{GpuRow, GpuSource, ProcRow, SamplerConfig, parse_gpu_list};
@@ -54,9 +53,6 @@ pub struct Args {
     /// Devices to sample, by NVML index, e.g. 0,1 [default: all]
     #[arg(long, value_name = "LIST")]
     gpus: Option<String>,
-    /// Stop after D (without a command)
-    #[arg(long, value_name = "D", value_parser = crate::units::duration_arg)]
-    duration: Option<Duration>,
     /// Also record the GPU memory of each process (pid, name, MiB) in a second file
     #[arg(long)]
     processes: bool,
@@ -67,17 +63,8 @@ pub struct Args {
     /// idle for 2 s, then an engine holding 70 GB at 25-95% utilisation
     #[arg(long, value_name = "N")]
     fake: Option<u32>,
-    /// Write out what a killed gpumon left in a journal (DIR/_FILE.partial), then exit
-    #[arg(long, value_name = "PARTIAL")]
-    recover: Option<PathBuf>,
-    /// No closing summary line
-    #[arg(long, short)]
-    quiet: bool,
     #[command(flatten)]
-    out: OutArgs,
-    /// A command to run: sampling lasts exactly as long as it runs, and gpumon exits with its status
-    #[arg(last = true, value_name = "COMMAND")]
-    command: Vec<String>,
+    mon: super::MonitorArgs,
 }
 
 /// `runs/gpu.parquet` -> `runs/gpu.processes.parquet`.
@@ -107,7 +94,7 @@ pub fn run_with(args: Args, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
 fn side_commands(args: &Args) -> anyhow::Result<Option<ExitCode>> {
     let both = [&GPU, &GPU_PROCESSES];
     let contracts = if args.processes { &both[..] } else { &both[..1] };
-    super::recorder_side_commands("gpumon", &args.out, args.recover.as_deref(), contracts)
+    super::recorder_side_commands("gpumon", &args.mon.out, args.mon.recover.as_deref(), contracts)
 }
 
 fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<ExitCode> {
@@ -117,9 +104,7 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
             cli.interval
         );
     }
-    if cli.duration.is_some() && !cli.command.is_empty() {
-        bail!("--duration cannot be combined with a command: the command decides how long sampling lasts");
-    }
+    cli.mon.check()?;
     let only = cli
         .gpus
         .as_deref()
@@ -131,8 +116,8 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
         Some(n) => Box::new(FakeSource::new(n, only.as_deref())?),
         None => Box::new(NvmlSource::open(only.as_deref())?),
     };
-    let dest = Dest::new(cli.out.output.as_deref(), cli.out.format);
-    let proc_dest = match (cli.processes, &cli.processes_out, &cli.out.output) {
+    let dest = Dest::new(cli.mon.out.output.as_deref(), cli.mon.out.format);
+    let proc_dest = match (cli.processes, &cli.processes_out, &cli.mon.out.output) {
         (false, None, _) => None,
         (false, Some(_), _) => bail!("--processes-out needs --processes"),
         (true, Some(p), _) => Some(p.clone()),
@@ -164,7 +149,7 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
         },
         None => None,
     };
-    let supervised = stop::supervise(&stop, &signals, cli.duration, &cli.command);
+    let supervised = stop::supervise(&stop, &signals, cli.mon.duration, &cli.mon.command);
     if let Err(e) = supervised {
         rec.abandon();
         if let Some(p) = prec {
@@ -213,7 +198,7 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
     if let Some(r) = pwritten {
         r?;
     }
-    if !cli.quiet {
+    if !cli.mon.quiet {
         let cpu_pct = if stats.wall_s > 0.0 {
             100.0 * stats.thread_cpu_s / stats.wall_s
         } else {

@@ -182,12 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = stop::block_signals();
     let halt = Stop::new();
     let _watch = stop::watch_signals(&halt, "mock-engine", Second::Exit);
-    crate::os::prepare_fds(65_536);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::many_connections_runtime(args.threads)?;
     rt.block_on(async move {
         let (local, server) = serve(cfg, addr)
             .await

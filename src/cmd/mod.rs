@@ -66,3 +66,47 @@ pub(crate) fn recorder_side_commands(
     }
     Ok(None)
 }
+
+/// The multi-threaded runtime of a tool that holds many connections (replay, mock-engine):
+/// the file table sized and the open-files limit raised first ([`crate::os::prepare_fds`]).
+pub(crate) fn many_connections_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    crate::os::prepare_fds(65_536);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// What both monitors (gpumon, enginemon) take besides their own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MonitorArgs {
+    /// Stop after D (without a command)
+    #[arg(long, value_name = "D", value_parser = crate::units::duration_arg)]
+    pub duration: Option<std::time::Duration>,
+    /// Write out what a killed run left in a journal (DIR/_FILE.partial), then exit
+    #[arg(long, value_name = "PARTIAL")]
+    pub recover: Option<std::path::PathBuf>,
+    /// No closing summary line
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// A command to run: monitoring lasts exactly as long as it runs, and the monitor exits
+    /// with its status
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl MonitorArgs {
+    /// `--duration` and a command exclude each other: the command decides how long it lasts.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.duration.is_some() && !self.command.is_empty() {
+            anyhow::bail!(
+                "--duration cannot be combined with a command: the command decides how long monitoring lasts"
+            );
+        }
+        Ok(())
+    }
+}

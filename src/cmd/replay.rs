@@ -328,12 +328,7 @@ fn prepare(args: &Args) -> anyhow::Result<Prepared> {
 }
 
 fn launch(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
-    crate::os::prepare_fds(65_536);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::many_connections_runtime(args.threads)?;
     rt.block_on(async_main(args, p, stop))
 }
 
