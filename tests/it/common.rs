@@ -462,3 +462,34 @@ pub fn metric(url: &str, name: &str, label: Option<&str>) -> f64 {
     }
     sum
 }
+
+/// Replay `trace` against `url` as 4 shards (`--shard i/4`, one `--start-at` 1.5 s ahead) into
+/// the dataset `ds`, labelled "sharded"; every shard must succeed.
+pub fn replay_4_shards(trace: &Path, url: &str, ds: &Path) {
+    let start = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let start = start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            cmd("replay")
+                .arg(trace)
+                .args([
+                    "--url",
+                    url,
+                    "--label",
+                    "sharded",
+                    "--shard",
+                    &format!("{i}/4"),
+                    "--start-at",
+                    &start,
+                    "--quiet",
+                    "--dataset",
+                ])
+                .arg(ds)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+}

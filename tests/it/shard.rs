@@ -16,32 +16,7 @@ fn four_shards_account_for_every_request_once_and_agree_with_one_run() {
         &["constant", "--rate", "100", "--count", "200", "--output-len", "16"],
     );
     let ds = d.path().join("runs/big");
-    let start = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let start = start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let children: Vec<_> = (0..4)
-        .map(|i| {
-            cmd("replay")
-                .arg(&t)
-                .args([
-                    "--url",
-                    &m.url,
-                    "--label",
-                    "sharded",
-                    "--shard",
-                    &format!("{i}/4"),
-                    "--start-at",
-                    &start,
-                    "--quiet",
-                    "--dataset",
-                ])
-                .arg(&ds)
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    replay_4_shards(&t, &m.url, &ds);
     let one = d.path().join("one.parquet");
     ok(cmd("replay")
         .arg(&t)

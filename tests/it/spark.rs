@@ -195,32 +195,7 @@ fn spark_runs_the_documented_queries_on_a_sharded_dataset_with_a_journal() {
         ],
     );
     let ds = d.path().join("runs/sharded");
-    let start = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
-    let start = start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let children: Vec<_> = (0..4)
-        .map(|i| {
-            cmd("replay")
-                .arg(&t)
-                .args([
-                    "--url",
-                    &m.url,
-                    "--label",
-                    "sharded",
-                    "--shard",
-                    &format!("{i}/4"),
-                    "--start-at",
-                    &start,
-                    "--quiet",
-                    "--dataset",
-                ])
-                .arg(&ds)
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
+    replay_4_shards(&t, &m.url, &ds);
     // a shard killed mid-run: its journal (real rows) stays in the dataset
     let slow = trace(
         d.path(),
