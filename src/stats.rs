@@ -617,6 +617,64 @@ pub struct Load {
 mod tests {
     use super::*;
 
+    /// Two users for 10 s (µs below): one busy 0..4 s and 5..10 s, the other 0..10 s; the first
+    /// user's second request was due at 4 s and sent at 5 s. In flight: 19 s over 10 s = 1.9
+    /// (95% of 2); delivered: 19 / (19 + 1) = 95%, right at the line (not flagged).
+    #[test]
+    fn closed_loop_load_from_known_intervals() {
+        const S: i64 = 1_000_000;
+        let mut a = LoadAcc::default();
+        a.add(Some(0), Some(0), Some(4 * S));
+        a.add(Some(4 * S), Some(5 * S), Some(10 * S));
+        a.add(Some(0), Some(0), Some(10 * S));
+        // a row never sent adds nothing
+        a.add(Some(3 * S), None, None);
+        let l = a.finish(Some(2), None);
+        assert_eq!(l.in_flight_mean, Some(1.9));
+        assert!((l.concurrency_pct.unwrap() - 95.0).abs() < 1e-12);
+        assert_eq!(l.load_pct, Some(95.0));
+        assert!(!l.client_bound);
+        assert!((l.wait_mean_ms.unwrap() - 1000.0 / 3.0).abs() < 1e-9);
+        assert_eq!((l.achieved_rate, l.target_rate, l.rate_pct), (None, None, None));
+        // one more second of waiting tips it: 19 / 21 < 95%
+        a.add(Some(10 * S), Some(11 * S), Some(11 * S));
+        let l = a.finish(Some(2), None);
+        assert!((l.load_pct.unwrap() - 100.0 * 19.0 / 21.0).abs() < 1e-9);
+        assert!(l.client_bound);
+    }
+
+    /// Open loop: 5 requests due every 100 ms (10 req/s) but sent every 200 ms (5 req/s): 50%
+    /// of the schedule, client-bound; the label's rate stands in only when rows carry no
+    /// schedule. Merging partial accumulations gives the same answer as one.
+    #[test]
+    fn open_loop_rate_from_known_schedule() {
+        let mut parts = [LoadAcc::default(), LoadAcc::default()];
+        for k in 0..5i64 {
+            parts[(k % 2) as usize].add(Some(k * 100_000), Some(k * 200_000), Some(k * 200_000 + 50_000));
+        }
+        let mut a = parts[0];
+        a.merge(&parts[1]);
+        let l = a.finish(None, Some(99.0));
+        assert!((l.achieved_rate.unwrap() - 5.0).abs() < 1e-12);
+        assert!((l.target_rate.unwrap() - 10.0).abs() < 1e-12);
+        assert!((l.rate_pct.unwrap() - 50.0).abs() < 1e-9);
+        assert_eq!(l.load_pct, l.rate_pct);
+        assert!(l.client_bound);
+        // in flight: 5 x 50 ms over 0 .. 850 ms
+        assert!((l.in_flight_mean.unwrap() - 250.0 / 850.0).abs() < 1e-12);
+        // no schedule: against the label's rate
+        let mut b = LoadAcc::default();
+        for k in 0..5i64 {
+            b.add(None, Some(k * 200_000), Some(k * 200_000 + 50_000));
+        }
+        let l = b.finish(None, Some(5.0));
+        assert_eq!(l.target_rate, Some(5.0));
+        assert!(!l.client_bound);
+        // nothing sent: nothing known, nothing flagged
+        let l = LoadAcc::default().finish(Some(8), None);
+        assert_eq!(l, Load::default());
+    }
+
     #[test]
     fn numpy_linear_known_vectors() {
         // numpy.percentile(x, q) with the default method, computed by hand:

@@ -34,6 +34,11 @@ pub fn client_bound_lines(rows: &[Summary]) -> Vec<String> {
         .filter(|r| r.client_bound)
         .map(|r| {
             let mut who = r.label.clone();
+            match (r.concurrency, r.rate_rps) {
+                (Some(c), _) => who.push_str(&format!(" at {c} users")),
+                (None, Some(x)) => who.push_str(&format!(" at {} req/s", fmt_num(x))),
+                _ => {}
+            }
             for k in [r.category.as_deref(), r.turn.map(|t| format!("turn {t}")).as_deref()]
                 .into_iter()
                 .flatten()

@@ -19,7 +19,7 @@ use crate::engine::state::EngineState;
 use crate::meta::{Meta, RunClock};
 use crate::recorder::{self, Dest, Recorder};
 use crate::schema::REQUESTS;
-use crate::schema::RunLabels;
+use crate::schema::{RunLabels, Status};
 use crate::stats::Load;
 use crate::stop::{self, Second, Stop, StopReason};
 use crate::trace::{self, TraceReader};
@@ -578,6 +578,9 @@ fn achieved_text(l: &Load, users: Option<u32>) -> String {
     }
 }
 
+/// What to do about a client that ran short of CPU.
+const DO_MORE_CLIENT: &str = "do: give the client more cores (or fewer busy neighbours), split the run with --shard across hosts, or raise --threads";
+
 /// The one line replay says when it could not deliver the load asked: what fell short, the
 /// likely cause, and what to do.
 fn client_bound_line(l: &Load, args: &Args, h: &crate::client::health::Health, t: &Tally) -> String {
@@ -590,35 +593,34 @@ fn client_bound_line(l: &Load, args: &Args, h: &crate::client::health::Health, t
             f(l.target_rate)
         ),
     };
-    let cpu = h.cpu_user_s + h.cpu_sys_s;
-    let cores = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
-        1 => "1 core".to_string(),
-        n => format!("{n} cores"),
-    };
-    let cause = match args.max_in_flight {
-        Some(m) if args.concurrency.is_none() && h.peak_in_flight >= m as u64 => {
-            format!(
-                "--max-in-flight {m} held requests back (peak {} in flight)",
-                h.peak_in_flight
-            )
+    let cpu = format!(
+        "client CPU ({:.1} s CPU over {:.1} s on --threads {}, {} here)",
+        h.cpu_user_s + h.cpu_sys_s,
+        h.wall_s,
+        args.threads,
+        match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+            1 => "1 core".to_string(),
+            n => format!("{n} cores"),
         }
-        _ if t.by_status.get("connect_error").copied().unwrap_or(0) > 0 => format!(
-            "connections failed (connect_error rows; open-files limit {}) or client CPU ({:.1} s CPU over {:.1} s on --threads {}, {cores})",
+    );
+    let failed = t.by_status.get(Status::ConnectError.as_str()).copied().unwrap_or(0);
+    let cause = match args.max_in_flight {
+        Some(m) if args.concurrency.is_none() && h.peak_in_flight >= m as u64 => format!(
+            "--max-in-flight {m} held requests back (peak {} in flight); do: raise --max-in-flight, or lower the rate",
+            h.peak_in_flight
+        ),
+        _ if failed > 0 => format!(
+            "{failed} connections failed (the open-files limit is {}), or {cpu}; do: raise `ulimit -n`, or {}",
             crate::os::prepare_fds(0),
-            cpu,
-            h.wall_s,
-            args.threads
+            DO_MORE_CLIENT.trim_start_matches("do: ")
         ),
         _ => format!(
-            "client CPU ({:.1} s CPU over {:.1} s on --threads {}, {cores} here), or --max-in-flight / the open-files limit ({})",
-            cpu,
-            h.wall_s,
-            args.threads,
+            "{cpu} (else --max-in-flight or the open-files limit, {}); {DO_MORE_CLIENT}",
             crate::os::prepare_fds(0)
         ),
     };
     format!(
-        "replay: CLIENT-BOUND: delivered only {}% of the asked load ({what}; mean due→sent {} ms), so the file describes a lighter load than asked; likely cause: {cause}; do: give the client more cores (or fewer busy neighbours), split the run with --shard across hosts, or raise --threads",
+        "replay: CLIENT-BOUND: delivered only {}% of the asked load ({what}; mean due→sent {} ms), so the file describes a lighter load than asked; likely cause: {cause}",
         f(l.load_pct),
         f(l.wait_mean_ms)
     )
