@@ -21,7 +21,7 @@ fn num(v: Option<f64>) -> Option<String> {
 /// The delivered share of the asked load, marked when the client set the pace.
 fn load_cell(r: &Summary) -> Option<String> {
     let v = num(r.load_pct);
-    if r.client_bound {
+    if r.client_bound == Some(true) {
         Some(format!("{} ⚠ client-bound", v.unwrap_or_default()))
     } else {
         v
@@ -31,7 +31,7 @@ fn load_cell(r: &Summary) -> Option<String> {
 /// One line per client-bound group (empty when none): what it was asked, what it delivered.
 pub fn client_bound_lines(rows: &[Summary]) -> Vec<String> {
     rows.iter()
-        .filter(|r| r.client_bound)
+        .filter(|r| r.client_bound == Some(true))
         .map(|r| {
             let mut who = r.label.clone();
             match (r.concurrency, r.rate_rps) {

@@ -144,7 +144,7 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         r.target_rate_rps = load.target_rate;
         r.rate_pct = load.rate_pct;
         r.load_pct = load.load_pct;
-        r.client_bound = load.client_bound;
+        r.client_bound = load.load_pct.map(|_| load.client_bound);
         r.ttft_sched_p99_ms = acc.ttft_sched.percentile(0.99);
         rows.push(r);
     }

@@ -98,7 +98,7 @@ fn series_by(
         let Some(xv) = x(r) else { continue };
         let Some(mut p) = y(r) else { continue };
         p.x = xv;
-        p.flagged = r.client_bound;
+        p.flagged = r.client_bound == Some(true);
         xs.push(xv);
         let name = series_name(r);
         let (color, marker, dashed) = series_style(r);

@@ -233,7 +233,7 @@ pub struct Summary {
     pub target_rate_rps: Option<f64>,
     pub rate_pct: Option<f64>,
     pub load_pct: Option<f64>,
-    pub client_bound: bool,
+    pub client_bound: Option<bool>,
     pub gpu_mem_idle_mib: Option<f64>,
     pub gpu_mem_peak_mib: Option<f64>,
     pub gpu_util_mean_pct: Option<f64>,
@@ -357,7 +357,7 @@ crate::contract! {
     TARGET_RATE_RPS "target_rate_rps": Option<f64>, opt, "req/s", "open loop: the schedule's rate over the same requests, (sent - 1) / (last scheduled_at - first scheduled_at)", field(target_rate_rps);
     RATE_PCT "rate_pct": Option<f64>, opt, "%", "open loop: achieved_rate_rps / target_rate_rps", field(rate_pct);
     LOAD_PCT "load_pct": Option<f64>, opt, "%", "share of the asked load delivered: closed loop, in-flight time / (in-flight + due-but-unsent time); open loop, rate_pct", field(load_pct);
-    CLIENT_BOUND "client_bound": bool, opt, "", "load_pct below 95: the client, not the server, set the pace (more client cores, shards, --threads)", field(client_bound);
+    CLIENT_BOUND "client_bound": Option<bool>, opt, "", "load_pct below 95: the client, not the server, set the pace (more client cores, shards, --threads); null without load_pct", field(client_bound);
     GPU_MEM_IDLE_MIB "gpu_mem_idle_mib": Option<f64>, opt, "MiB", "GPU memory in use before the group's first request (sum over GPUs)", field(gpu_mem_idle_mib);
     GPU_MEM_PEAK_MIB "gpu_mem_peak_mib": Option<f64>, opt, "MiB", "peak GPU memory in use during the group (sum over GPUs)", field(gpu_mem_peak_mib);
     GPU_UTIL_MEAN_PCT "gpu_util_mean_pct": Option<f64>, opt, "%", "mean GPU utilisation during the group", field(gpu_util_mean_pct);
