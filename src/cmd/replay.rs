@@ -49,7 +49,11 @@ Examples:
 One row per trace row is written, whatever happened (status ok, http_error, timeout, connect_error,
 stream_error, cancelled, not_sent). Ctrl-C or SIGTERM stops scheduling, gives in-flight requests
 --grace, cancels the rest and writes a valid file; a second Ctrl-C cancels at once.
-Latencies are measured from sent_at (vLLM's definitions) and from scheduled_at (*_sched_ms).";
+Latencies are measured from sent_at (vLLM's definitions) and from scheduled_at (*_sched_ms); a
+closed-loop request is due (scheduled_at) when its user's previous request ended.
+The closing line gives the load delivered (mean in flight of the users asked, or the rate sent
+of the rate scheduled); below 95% of the asked load a line starting 'replay: CLIENT-BOUND:'
+(printed even with --quiet) names the likely cause and what to do; the exit status stays 0.";
 
 #[derive(Parser)]
 #[command(name = "replay", version, about = "Send a trace's requests to an inference server on schedule and record each response", after_help = EXAMPLES)]
