@@ -317,6 +317,18 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
     }
     s.push_str("\n## Results\n\n");
     s.push_str(&analysis::markdown(inp.rows, slo.any()));
+    let bound = analysis::client_bound_lines(inp.rows);
+    if !bound.is_empty() {
+        s.push_str(
+            "\n> **⚠ Client-bound.** In these groups the load generator, not the server, set the pace: it delivered \
+             less than 95% of the load asked for, so their latencies and throughputs describe a lighter load than \
+             their label says. Likely causes: too little client CPU, `--max-in-flight`, the file-descriptor limit. \
+             Rerun with more client cores, `--shard` across hosts, or more `--threads`.\n>\n",
+        );
+        for l in &bound {
+            let _ = writeln!(s, "> - {l}");
+        }
+    }
 
     let ranks = rankings(inp.rows, inp.groups, inp.opts);
     s.push_str("\n## Winners by load level\n\n");
@@ -359,7 +371,11 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
          - Throughput: tokens of successful requests / (first `sent_at` … last `done_at`); its CI: batch means over \
          time windows. Failed requests count in totals, never in latency statistics.\n\
          - Percentiles: linear interpolation between closest ranks (numpy's default, DuckDB's `quantile_cont`). CIs: 95% \
-         bootstrap, computed exactly from order statistics, seeded (reproducible).\n",
+         bootstrap, computed exactly from order statistics, seeded (reproducible).\n\
+         - Achieved load: requests in flight (`sent_at` … `done_at`), time-weighted over first `sent_at` … last \
+         `done_at`. A request is due at `scheduled_at` (closed loop: when its user's previous request ended); \
+         due→sent is the time it waited on the client. Load delivered: closed loop, in-flight time / (in-flight + \
+         due→sent time); open loop, achieved rate / the schedule's rate. Below 95%: client-bound.\n",
     );
     s
 }

@@ -465,9 +465,215 @@ pub fn rate_ci(bins: &BTreeMap<i64, f64>, start_us: i64, end_us: i64) -> Option<
     Some((m, (m - h).max(0.0), m + h))
 }
 
+/// Below this share (%) of the asked load, a run is client-bound: the client, not the server,
+/// set the pace (see [`LoadAcc`]).
+pub const CLIENT_BOUND_PCT: f64 = 95.0;
+
+/// The load a group of requests actually put on the server, accumulated one request at a time
+/// from its timestamps (µs since the epoch), mergeable across files and threads.
+///
+/// - in flight: a request is in flight from `sent_at` to `done_at`. The time-weighted mean in
+///   flight is the sum of those intervals over the window from the first `sent_at` to the last
+///   `done_at` (the group's `duration_s`).
+/// - due: a request is due at `scheduled_at` (open loop: its trace time; closed loop: the
+///   moment its user's previous request ended, or the run start for a user's first). Between
+///   due and `sent_at` it waits on the client.
+/// - closed loop (users asked): the delivered share is in-flight time / (in-flight time + time
+///   due but not yet sent), i.e. the share of their busy time users had a request on the
+///   wire; 100% means users never waited on the client. Time a user is idle by design (the
+///   trace's think time between session turns, users with no work left at the end) counts in
+///   neither, so a short or uneven run is not flagged for its tail.
+/// - open loop: achieved rate = (sent − 1) / (last `sent_at` − first `sent_at`), against the
+///   trace's rate over the same requests, (sent − 1) / (last `scheduled_at` − first
+///   `scheduled_at`); the delivered share is their ratio.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadAcc {
+    /// Requests with a `sent_at`.
+    pub sent: u64,
+    pub first_sent_us: Option<i64>,
+    pub last_sent_us: Option<i64>,
+    pub last_done_us: Option<i64>,
+    /// Sent requests with a `scheduled_at`.
+    pub due_n: u64,
+    pub first_due_us: Option<i64>,
+    pub last_due_us: Option<i64>,
+    /// Sum of done − sent over requests with both (µs).
+    pub busy_us: i64,
+    /// Sum of max(0, sent − scheduled) over sent requests with a schedule (µs).
+    pub wait_us: i64,
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+impl LoadAcc {
+    /// One request's timestamps (rows never sent add nothing).
+    pub fn add(&mut self, scheduled_us: Option<i64>, sent_us: Option<i64>, done_us: Option<i64>) {
+        let Some(s) = sent_us else { return };
+        self.sent += 1;
+        self.first_sent_us = min_opt(self.first_sent_us, Some(s));
+        self.last_sent_us = max_opt(self.last_sent_us, Some(s));
+        if let Some(d) = done_us {
+            self.last_done_us = max_opt(self.last_done_us, Some(d));
+            self.busy_us += (d - s).max(0);
+        }
+        if let Some(due) = scheduled_us {
+            self.due_n += 1;
+            self.first_due_us = min_opt(self.first_due_us, Some(due));
+            self.last_due_us = max_opt(self.last_due_us, Some(due));
+            self.wait_us += (s - due).max(0);
+        }
+    }
+
+    pub fn merge(&mut self, o: &LoadAcc) {
+        self.sent += o.sent;
+        self.first_sent_us = min_opt(self.first_sent_us, o.first_sent_us);
+        self.last_sent_us = max_opt(self.last_sent_us, o.last_sent_us);
+        self.last_done_us = max_opt(self.last_done_us, o.last_done_us);
+        self.due_n += o.due_n;
+        self.first_due_us = min_opt(self.first_due_us, o.first_due_us);
+        self.last_due_us = max_opt(self.last_due_us, o.last_due_us);
+        self.busy_us += o.busy_us;
+        self.wait_us += o.wait_us;
+    }
+
+    /// The achieved load: against `users` asked (closed loop) or, without users, against the
+    /// trace's own schedule (open loop; `label_rate` stands in for the target when the rows
+    /// carry no schedule).
+    pub fn finish(&self, users: Option<u32>, label_rate: Option<f64>) -> Load {
+        let mut l = Load::default();
+        if let (Some(a), Some(b)) = (self.first_sent_us, self.last_done_us)
+            && b > a
+        {
+            l.in_flight_mean = Some(self.busy_us as f64 / (b - a) as f64);
+        }
+        if self.sent > 0 {
+            l.wait_mean_ms = Some(self.wait_us as f64 / 1e3 / self.due_n.max(1) as f64);
+        }
+        match users {
+            Some(u) => {
+                let u = u.max(1) as f64;
+                l.concurrency_pct = l.in_flight_mean.map(|m| 100.0 * m / u);
+                let owed = self.busy_us + self.wait_us;
+                if owed > 0 {
+                    l.load_pct = Some(100.0 * self.busy_us as f64 / owed as f64);
+                }
+            }
+            None => {
+                let per = |a: Option<i64>, b: Option<i64>, n: u64| match (a, b) {
+                    (Some(a), Some(b)) if b > a && n >= 2 => Some((n - 1) as f64 * 1e6 / (b - a) as f64),
+                    _ => None,
+                };
+                l.achieved_rate = per(self.first_sent_us, self.last_sent_us, self.sent);
+                l.target_rate = if self.due_n == self.sent {
+                    per(self.first_due_us, self.last_due_us, self.due_n)
+                } else {
+                    None
+                }
+                .or(label_rate.filter(|r| *r > 0.0 && r.is_finite()));
+                if let (Some(a), Some(t)) = (l.achieved_rate, l.target_rate) {
+                    l.rate_pct = Some(100.0 * a / t);
+                }
+                l.load_pct = l.rate_pct;
+            }
+        }
+        l.client_bound = l.load_pct.is_some_and(|p| p < CLIENT_BOUND_PCT);
+        l
+    }
+}
+
+/// What [`LoadAcc::finish`] tells (None where the requests cannot tell it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Load {
+    /// Time-weighted mean requests in flight.
+    pub in_flight_mean: Option<f64>,
+    /// Closed loop: `in_flight_mean` as a share of the users asked (%).
+    pub concurrency_pct: Option<f64>,
+    /// Open loop: achieved and target rates (req/s) and their ratio (%).
+    pub achieved_rate: Option<f64>,
+    pub target_rate: Option<f64>,
+    pub rate_pct: Option<f64>,
+    /// Mean time from due to sent (ms).
+    pub wait_mean_ms: Option<f64>,
+    /// The share of the asked load delivered (%): closed loop, in-flight time over in-flight
+    /// plus due-but-unsent time; open loop, `rate_pct`.
+    pub load_pct: Option<f64>,
+    /// `load_pct` below [`CLIENT_BOUND_PCT`].
+    pub client_bound: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two users for 10 s (µs below): one busy 0..4 s and 5..10 s, the other 0..10 s; the first
+    /// user's second request was due at 4 s and sent at 5 s. In flight: 19 s over 10 s = 1.9
+    /// (95% of 2); delivered: 19 / (19 + 1) = 95%, right at the line (not flagged).
+    #[test]
+    fn closed_loop_load_from_known_intervals() {
+        const S: i64 = 1_000_000;
+        let mut a = LoadAcc::default();
+        a.add(Some(0), Some(0), Some(4 * S));
+        a.add(Some(4 * S), Some(5 * S), Some(10 * S));
+        a.add(Some(0), Some(0), Some(10 * S));
+        // a row never sent adds nothing
+        a.add(Some(3 * S), None, None);
+        let l = a.finish(Some(2), None);
+        assert_eq!(l.in_flight_mean, Some(1.9));
+        assert!((l.concurrency_pct.unwrap() - 95.0).abs() < 1e-12);
+        assert_eq!(l.load_pct, Some(95.0));
+        assert!(!l.client_bound);
+        assert!((l.wait_mean_ms.unwrap() - 1000.0 / 3.0).abs() < 1e-9);
+        assert_eq!((l.achieved_rate, l.target_rate, l.rate_pct), (None, None, None));
+        // one more second of waiting tips it: 19 / 21 < 95%
+        a.add(Some(10 * S), Some(11 * S), Some(11 * S));
+        let l = a.finish(Some(2), None);
+        assert!((l.load_pct.unwrap() - 100.0 * 19.0 / 21.0).abs() < 1e-9);
+        assert!(l.client_bound);
+    }
+
+    /// Open loop: 5 requests due every 100 ms (10 req/s) but sent every 200 ms (5 req/s): 50%
+    /// of the schedule, client-bound; the label's rate stands in only when rows carry no
+    /// schedule. Merging partial accumulations gives the same answer as one.
+    #[test]
+    fn open_loop_rate_from_known_schedule() {
+        let mut parts = [LoadAcc::default(), LoadAcc::default()];
+        for k in 0..5i64 {
+            parts[(k % 2) as usize].add(Some(k * 100_000), Some(k * 200_000), Some(k * 200_000 + 50_000));
+        }
+        let mut a = parts[0];
+        a.merge(&parts[1]);
+        let l = a.finish(None, Some(99.0));
+        assert!((l.achieved_rate.unwrap() - 5.0).abs() < 1e-12);
+        assert!((l.target_rate.unwrap() - 10.0).abs() < 1e-12);
+        assert!((l.rate_pct.unwrap() - 50.0).abs() < 1e-9);
+        assert_eq!(l.load_pct, l.rate_pct);
+        assert!(l.client_bound);
+        // in flight: 5 x 50 ms over 0 .. 850 ms
+        assert!((l.in_flight_mean.unwrap() - 250.0 / 850.0).abs() < 1e-12);
+        // no schedule: against the label's rate
+        let mut b = LoadAcc::default();
+        for k in 0..5i64 {
+            b.add(None, Some(k * 200_000), Some(k * 200_000 + 50_000));
+        }
+        let l = b.finish(None, Some(5.0));
+        assert_eq!(l.target_rate, Some(5.0));
+        assert!(!l.client_bound);
+        // nothing sent: nothing known, nothing flagged
+        let l = LoadAcc::default().finish(Some(8), None);
+        assert_eq!(l, Load::default());
+    }
 
     #[test]
     fn numpy_linear_known_vectors() {

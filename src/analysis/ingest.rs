@@ -13,7 +13,7 @@ use crate::io::DataError;
 use crate::io::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::schema::requests::col as rc;
 use crate::schema::{Metric, REQUESTS, Status, Summary};
-use crate::stats::{BIN_US, Samples};
+use crate::stats::{BIN_US, LoadAcc, Samples};
 
 /// A group's identity: the run's keys and the `--by` columns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +70,8 @@ pub struct Acc {
     pub slo_all_ok: u64,
     /// Output tokens by arrival time, in bins of [`BIN_US`] (for the throughput CI).
     pub token_bins: BTreeMap<i64, f64>,
+    /// The load the requests put on the server (in flight, due-to-sent, rates).
+    pub load: LoadAcc,
 }
 
 impl Acc {
@@ -143,6 +145,7 @@ impl Acc {
         for (k, v) in o.token_bins {
             *self.token_bins.entry(k).or_default() += v;
         }
+        self.load.merge(&o.load);
     }
 }
 
@@ -158,6 +161,7 @@ pub const READ_COLUMNS: &[&str] = &[
     rc::TURN,
     rc::STATUS,
     rc::WARMUP,
+    rc::SCHEDULED_AT,
     rc::SENT_AT,
     rc::DONE_AT,
     rc::TTFT_MS,
@@ -484,6 +488,7 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         }
     }
     let sent_us = v.sent.get(i);
+    acc.load.add(v.sched.get(i), sent_us, v.done.get(i));
     if let Some(t) = sent_us {
         acc.first_sent_us = Some(acc.first_sent_us.map_or(t, |x| x.min(t)));
         if let Some(l) = v.lag.get(i) {
@@ -592,6 +597,7 @@ struct View<'a> {
     e2e: F64Col<'a>,
     lag: F64Col<'a>,
     ttfts: F64Col<'a>,
+    sched: TsCol<'a>,
     sent: TsCol<'a>,
     done: TsCol<'a>,
     warm: BoolCol<'a>,
@@ -620,6 +626,7 @@ impl<'a> View<'a> {
             e2e: cols::f64_col(c(rc::E2E_MS)),
             lag: cols::f64_col(c(rc::SCHED_LAG_MS)),
             ttfts: cols::f64_col(c(rc::TTFT_SCHED_MS)),
+            sched: cols::ts_col(c(rc::SCHEDULED_AT)),
             sent: cols::ts_col(c(rc::SENT_AT)),
             done: cols::ts_col(c(rc::DONE_AT)),
             warm: BoolCol::of(c(rc::WARMUP)),

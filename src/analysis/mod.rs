@@ -20,7 +20,7 @@ pub use compare::{Cmp, compare, comparison_batch, comparison_markdown};
 pub use ingest::{Acc, Groups, Key, READ_COLUMNS};
 pub use joins::{Monitors, join_monitors};
 pub use options::{BY_COLUMNS, Defs, EXACT_BUDGET, Options, Slo};
-pub use render::{markdown, to_batch};
+pub use render::{client_bound_lines, markdown, to_batch};
 pub use summary::{finish, read_summary, window};
 
 use crate::io::DataError;

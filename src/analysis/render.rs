@@ -18,6 +18,52 @@ fn num(v: Option<f64>) -> Option<String> {
     v.map(fmt_num)
 }
 
+/// The delivered share of the asked load, marked when the client set the pace.
+fn load_cell(r: &Summary) -> Option<String> {
+    let v = num(r.load_pct);
+    if r.client_bound == Some(true) {
+        Some(format!("{} ⚠ client-bound", v.unwrap_or_default()))
+    } else {
+        v
+    }
+}
+
+/// One line per client-bound group (empty when none): what it was asked, what it delivered.
+pub fn client_bound_lines(rows: &[Summary]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.client_bound == Some(true))
+        .map(|r| {
+            let mut who = r.label.clone();
+            match (r.concurrency, r.rate_rps) {
+                (Some(c), _) => who.push_str(&format!(" at {c} users")),
+                (None, Some(x)) => who.push_str(&format!(" at {} req/s", fmt_num(x))),
+                _ => {}
+            }
+            for k in [r.category.as_deref(), r.turn.map(|t| format!("turn {t}")).as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                who.push_str(&format!(" / {k}"));
+            }
+            let asked = match (r.concurrency, r.achieved_rate_rps, r.target_rate_rps) {
+                (Some(c), _, _) => format!(
+                    "{} of {c} users in flight on average ({}% of the asked concurrency)",
+                    num(r.in_flight_mean).unwrap_or("?".into()),
+                    num(r.concurrency_pct).unwrap_or("?".into())
+                ),
+                (None, Some(a), Some(t)) => format!("{} req/s sent of {} req/s scheduled", fmt_num(a), fmt_num(t)),
+                _ => String::new(),
+            };
+            format!(
+                "{who}: delivered {}% of the asked load ({asked}; due→sent p50 {} ms, p99 {} ms)",
+                num(r.load_pct).unwrap_or("?".into()),
+                num(r.sched_lag_p50_ms).unwrap_or("?".into()),
+                num(r.sched_lag_p99_ms).unwrap_or("?".into()),
+            )
+        })
+        .collect()
+}
+
 /// The compact Markdown table agg prints for people.
 pub fn markdown(rows: &[Summary], slo: bool) -> String {
     let varies = |f: fn(&Summary) -> Option<String>| {
@@ -53,6 +99,12 @@ pub fn markdown(rows: &[Summary], slo: bool) -> String {
     if slo {
         cols.push(("goodput req/s", false, |r| num(r.goodput_req_per_s)));
     }
+    // the load the client delivered (see crate::stats::LoadAcc), flagged where it fell short
+    cols.extend::<[MdCol; 3]>([
+        ("in flight", false, |r| num(r.in_flight_mean)),
+        ("load %", false, load_cell),
+        ("due→sent p99 ms", false, |r| num(r.sched_lag_p99_ms)),
+    ]);
     let mut s = String::new();
     s.push('|');
     for (h, _, _) in &cols {

@@ -135,7 +135,16 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         r.interactivity_tok_s = s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50);
         acc.sched_lag.finish();
         acc.ttft_sched.finish();
+        r.sched_lag_p50_ms = acc.sched_lag.percentile(0.5);
         r.sched_lag_p99_ms = acc.sched_lag.percentile(0.99);
+        let load = acc.load.finish(k.concurrency, k.rate());
+        r.in_flight_mean = load.in_flight_mean;
+        r.concurrency_pct = load.concurrency_pct;
+        r.achieved_rate_rps = load.achieved_rate;
+        r.target_rate_rps = load.target_rate;
+        r.rate_pct = load.rate_pct;
+        r.load_pct = load.load_pct;
+        r.client_bound = load.load_pct.map(|_| load.client_bound);
         r.ttft_sched_p99_ms = acc.ttft_sched.percentile(0.99);
         rows.push(r);
     }

@@ -98,6 +98,7 @@ fn series_by(
         let Some(xv) = x(r) else { continue };
         let Some(mut p) = y(r) else { continue };
         p.x = xv;
+        p.flagged = r.client_bound == Some(true);
         xs.push(xv);
         let name = series_name(r);
         let (color, marker, dashed) = series_style(r);
@@ -121,7 +122,13 @@ fn series_by(
 }
 
 fn pt(y: Option<f64>, lo: Option<f64>, hi: Option<f64>) -> Option<Pt> {
-    Some(Pt { x: 0.0, y: y?, lo, hi })
+    Some(Pt {
+        x: 0.0,
+        y: y?,
+        lo,
+        hi,
+        flagged: false,
+    })
 }
 
 /// A latency statistic with its 95% CI (p50 or p99).
@@ -222,6 +229,7 @@ pub fn pareto(rows: &[Summary], dir: &Path, context: &str, gpus: f64) -> Result<
                 y: y / gpus,
                 lo: None,
                 hi: None,
+                flagged: false,
             })
         });
         if series.is_empty() {
@@ -452,6 +460,7 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
                                 y: 100.0 * q,
                                 lo: None,
                                 hi: None,
+                                flagged: false,
                             })
                         })
                         .collect();
@@ -536,6 +545,7 @@ pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> 
                             y,
                             lo: None,
                             hi: None,
+                            flagged: false,
                         })
                         .collect(),
                 })

@@ -91,6 +91,8 @@ pub struct Pt {
     pub y: f64,
     pub lo: Option<f64>,
     pub hi: Option<f64>,
+    /// The point's run was client-bound (drawn with a red ring, and a legend entry).
+    pub flagged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -374,6 +376,21 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
         if let Some(m) = marker {
             draw_markers(&mut chart, &line, m, color).map_err(err)?;
         }
+    }
+    let flagged: Vec<(f64, f64)> = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|q| q.flagged)
+        .map(|q| (xpos(q.x), q.y))
+        .collect();
+    if !flagged.is_empty() {
+        let ring = RED.stroke_width(3);
+        chart
+            .draw_series(flagged.iter().map(|q| Circle::new(*q, 12, ring)))
+            .map_err(err)?
+            .label("client-bound: client delivered < 95% of the asked load")
+            .legend(move |(x, y)| Circle::new((x + 14, y), 8, ring));
     }
     chart
         .configure_series_labels()

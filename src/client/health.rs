@@ -19,6 +19,9 @@ pub struct Health {
     pub max_rss_mib: f64,
     /// With --start-at: how late the schedule began after the agreed instant (this host's clock).
     pub start_late_ms: Option<f64>,
+    /// The load the measured (not warm-up) requests delivered: in flight, rates, due→sent,
+    /// and whether the client fell short of the load asked (see [`crate::stats::LoadAcc`]).
+    pub load: crate::stats::Load,
 }
 
 pub(super) struct Tracker {

@@ -22,6 +22,7 @@ use crate::schema::{Record, Status, tpot};
 use super::sse::Framer;
 use crate::meta::{RunClock, ms_between};
 use crate::recorder::Feed;
+use crate::stats::LoadAcc;
 use crate::stop::Stop;
 use crate::timer;
 use crate::trace::tokens::{SplitMix, synth_text};
@@ -171,6 +172,8 @@ struct Ctx {
     start: Instant,
     /// Open loop's `--max-in-flight`: every send (first requests and later turns) holds a permit.
     limit: Option<Arc<Semaphore>>,
+    /// The load the measured requests delivered (from the timestamps their records carry).
+    load: Mutex<LoadAcc>,
 }
 
 impl Ctx {
@@ -179,6 +182,12 @@ impl Ctx {
     }
 
     fn emit(&self, r: Record) {
+        if !r.warmup {
+            self.load
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(r.scheduled_at_us, r.sent_at_us, r.done_at_us);
+        }
         let _ = self.out.send_one(r);
     }
 
@@ -263,6 +272,13 @@ pub async fn run(
         cpu_sys_s: s,
         max_rss_mib: rss,
         start_late_ms,
+        load: {
+            let users = match plan.mode {
+                Mode::Closed { concurrency } => Some(concurrency),
+                Mode::Open { .. } => None,
+            };
+            ctx.load.lock().unwrap_or_else(|e| e.into_inner()).finish(users, None)
+        },
     }
 }
 
@@ -287,6 +303,7 @@ fn new_ctx(plan: Arc<Plan>, out: Feed<Record>, stop: Arc<Stop>, clock: &'static 
         sessions: Mutex::new(HashMap::new()),
         start,
         limit: plan_limit.map(|n| Arc::new(Semaphore::new(n))),
+        load: Mutex::new(LoadAcc::default()),
     }
 }
 
@@ -524,63 +541,142 @@ async fn run_turn(ctx: &Arc<Ctx>, row: TraceRow, at: Instant, history: Vec<Messa
 
 /// Closed loop: `n` users. Rows of one session go to one user, in turn order, with their
 /// think times; other rows go to whichever user is free.
+///
+/// A user's request is due the moment that user's previous request ended (the run start for
+/// its first), and `scheduled_at` says so: whatever the client takes to hand the user its next
+/// row and send it shows as schedule lag. The hand-off is cheap: users pop rows from a queue
+/// under a plain mutex held only to pop, and one dispatcher task refills it from the trace.
 async fn closed_loop(ctx: Arc<Ctx>, mut src: Source, n: u32) {
+    let n = n.max(1) as usize;
     // Sessions need whole conversations up front; plain rows stream.
     let mut units: VecDeque<Vec<TraceRow>> = VecDeque::new();
-    let mut streaming = true;
+    let mut ended = true;
     if let Some(b) = src.next_batch().await {
         if b.iter().any(|r| r.session_id.is_some()) {
-            streaming = false;
             let mut all = b;
             while let Some(more) = src.next_batch().await {
                 all.extend(more);
             }
             units = group_sessions(all);
         } else {
-            src.first.push_front(b);
+            units.extend(b.into_iter().map(|r| vec![r]));
+            ended = false;
         }
     }
-    let queue = Arc::new(tokio::sync::Mutex::new((units, src, streaming)));
+    let q = Arc::new(Units {
+        q: Mutex::new(UnitQueue { units, ended }),
+        more: Notify::new(),
+        want: Notify::new(),
+        low: n.max(64),
+    });
+    // The dispatcher: keeps at least `low` units queued while the trace lasts.
+    let dispatcher = {
+        let q = q.clone();
+        let stop = ctx.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                if q.lock().ended {
+                    break;
+                }
+                if q.lock().units.len() >= q.low {
+                    tokio::select! {
+                        _ = q.want.notified() => {}
+                        _ = stop.stopped() => break,
+                    }
+                    continue;
+                }
+                let b = tokio::select! {
+                    b = src.next_batch() => b,
+                    _ = stop.stopped() => break,
+                };
+                {
+                    let mut g = q.lock();
+                    match b {
+                        Some(b) => g.units.extend(b.into_iter().map(|r| vec![r])),
+                        None => g.ended = true,
+                    }
+                }
+                q.more.notify_waiters();
+            }
+            src
+        })
+    };
     let mut hs = Vec::new();
-    for _ in 0..n.max(1) {
+    for _ in 0..n {
         let ctx = ctx.clone();
-        let q = queue.clone();
+        let q = q.clone();
         hs.push(tokio::spawn(async move {
+            // when this user became free: its next request is due then
+            let mut free_at = ctx.start;
             loop {
                 if ctx.stop.is_stopped() {
                     break;
                 }
-                let unit = {
-                    let mut g = q.lock().await;
-                    let (units, src, streaming) = &mut *g;
-                    if units.is_empty()
-                        && *streaming
-                        && let Some(b) = src.next_batch().await
-                    {
-                        units.extend(b.into_iter().map(|r| vec![r]));
+                let more = q.more.notified();
+                tokio::pin!(more);
+                more.as_mut().enable();
+                let (unit, ended) = {
+                    let mut g = q.lock();
+                    let u = g.units.pop_front();
+                    if g.units.len() < q.low && !g.ended {
+                        q.want.notify_one();
                     }
-                    units.pop_front()
+                    (u, g.ended)
                 };
-                let Some(unit) = unit else { break };
-                play_unit(&ctx, unit).await;
+                match unit {
+                    Some(unit) => free_at = play_unit(&ctx, unit, free_at).await,
+                    None if ended => break,
+                    None => {
+                        tokio::select! {
+                            _ = &mut more => {}
+                            _ = ctx.stop.stopped() => break,
+                        }
+                    }
+                }
             }
         }));
     }
     for h in hs {
         let _ = h.await;
     }
-    // Whatever is left was never sent.
-    let mut g = queue.lock().await;
-    let (units, src, _) = &mut *g;
-    for u in units.drain(..) {
+    // The users are done: the trace ended (so did the dispatcher) or the run was stopped (the
+    // dispatcher stops too). Whatever is left was never sent.
+    let mut src = dispatcher.await.ok();
+    let left: Vec<Vec<TraceRow>> = q.lock().units.drain(..).collect();
+    for u in left {
         for r in u {
             ctx.not_sent(&r, None, "run stopped before this request was sent");
         }
     }
-    while let Some(b) = src.next_batch().await {
-        for r in b {
-            ctx.not_sent(&r, None, "run stopped before this request was sent");
+    if let Some(src) = src.as_mut() {
+        while let Some(b) = src.next_batch().await {
+            for r in b {
+                ctx.not_sent(&r, None, "run stopped before this request was sent");
+            }
         }
+    }
+}
+
+/// The closed loop's queue of units (a row, or a whole session).
+struct Units {
+    q: Mutex<UnitQueue>,
+    /// Units were added, or the trace ended.
+    more: Notify,
+    /// The queue ran low.
+    want: Notify,
+    /// Refill below this many units.
+    low: usize,
+}
+
+struct UnitQueue {
+    units: VecDeque<Vec<TraceRow>>,
+    /// The trace has no more rows.
+    ended: bool,
+}
+
+impl Units {
+    fn lock(&self) -> std::sync::MutexGuard<'_, UnitQueue> {
+        self.q.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -605,12 +701,14 @@ fn group_sessions(rows: Vec<TraceRow>) -> VecDeque<Vec<TraceRow>> {
     order.into()
 }
 
-async fn play_unit(ctx: &Arc<Ctx>, unit: Vec<TraceRow>) {
+/// Play one unit for a user that became free at `free_at` (its first request is due then);
+/// returns when the user is free again (its last request ended).
+async fn play_unit(ctx: &Arc<Ctx>, unit: Vec<TraceRow>, free_at: Instant) -> Instant {
     let mut history: Vec<Message> = Vec::new();
     let mut prev: Option<(f64, Instant)> = None;
     let mut it = unit.into_iter();
     while let Some(row) = it.next() {
-        let mut at = Instant::now();
+        let mut at = free_at;
         if let Some((arr, done)) = prev {
             let think = Duration::from_secs_f64((row.arrival_s - arr).max(0.0));
             at = done + think;
@@ -629,7 +727,7 @@ async fn play_unit(ctx: &Arc<Ctx>, unit: Vec<TraceRow>) {
             for r in it.by_ref() {
                 ctx.not_sent(&r, None, why);
             }
-            return;
+            return prev.map_or(free_at, |p| p.1);
         }
         let _g = ctx.tracker.enter();
         let (rec, reply) = execute(ctx, &row, at, &history, ctx.plan.prompt_seed).await;
@@ -647,6 +745,7 @@ async fn play_unit(ctx: &Arc<Ctx>, unit: Vec<TraceRow>) {
         }
         prev = Some((row.arrival_s, done));
     }
+    prev.map_or(free_at, |p| p.1)
 }
 
 /// Send one request and measure it. Returns the record and, for sessions, the reply text.

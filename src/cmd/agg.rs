@@ -154,6 +154,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             String::new()
         }
     );
+    for line in analysis::client_bound_lines(rows) {
+        eprintln!("agg: warning: client-bound: {line}; the client set the pace, not the server");
+    }
     if let Some(max) = args.max_error_rate {
         let bad: Vec<String> = rows
             .iter()

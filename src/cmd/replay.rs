@@ -19,7 +19,8 @@ use crate::engine::state::EngineState;
 use crate::meta::{Meta, RunClock};
 use crate::recorder::{self, Dest, Recorder};
 use crate::schema::REQUESTS;
-use crate::schema::RunLabels;
+use crate::schema::{RunLabels, Status};
+use crate::stats::Load;
 use crate::stop::{self, Second, Stop, StopReason};
 use crate::trace::{self, TraceReader};
 use anyhow::{Context, bail};
@@ -48,7 +49,11 @@ Examples:
 One row per trace row is written, whatever happened (status ok, http_error, timeout, connect_error,
 stream_error, cancelled, not_sent). Ctrl-C or SIGTERM stops scheduling, gives in-flight requests
 --grace, cancels the rest and writes a valid file; a second Ctrl-C cancels at once.
-Latencies are measured from sent_at (vLLM's definitions) and from scheduled_at (*_sched_ms).";
+Latencies are measured from sent_at (vLLM's definitions) and from scheduled_at (*_sched_ms); a
+closed-loop request is due (scheduled_at) when its user's previous request ended.
+The closing line gives the load delivered (mean in flight of the users asked, or the rate sent
+of the rate scheduled); below 95% of the asked load a line starting 'replay: CLIENT-BOUND:'
+(printed even with --quiet) names the likely cause and what to do; the exit status stays 0.";
 
 #[derive(Parser)]
 #[command(name = "replay", version, about = "Send a trace's requests to an inference server on schedule and record each response", after_help = EXAMPLES)]
@@ -555,6 +560,76 @@ fn progress_bar(quiet: bool, total_rows: Option<u64>) -> indicatif::ProgressBar 
     pb
 }
 
+/// The achieved load in a few words: in flight against users asked (closed loop), or the
+/// rate sent against the rate scheduled (open loop).
+fn achieved_text(l: &Load, users: Option<u32>) -> String {
+    let f = |v: Option<f64>| v.map_or("?".to_string(), crate::io::fmt_num);
+    let due = f(l.wait_mean_ms);
+    match users {
+        Some(u) => format!(
+            "achieved {} of {u} users in flight ({}%), delivered {}% of the asked load, mean due→sent {due} ms",
+            f(l.in_flight_mean),
+            f(l.concurrency_pct),
+            f(l.load_pct)
+        ),
+        None => format!(
+            "achieved {} req/s of {} req/s scheduled ({}%), {} in flight on average, mean due→sent {due} ms",
+            f(l.achieved_rate),
+            f(l.target_rate),
+            f(l.rate_pct),
+            f(l.in_flight_mean)
+        ),
+    }
+}
+
+/// What to do about a client that ran short of CPU.
+const DO_MORE_CLIENT: &str = "do: give the client more cores (or fewer busy neighbours), split the run with --shard across hosts, or raise --threads";
+
+/// The one line replay says when it could not deliver the load asked: what fell short, the
+/// likely cause, and what to do.
+fn client_bound_line(l: &Load, args: &Args, h: &crate::client::health::Health, t: &Tally) -> String {
+    let f = |v: Option<f64>| v.map_or("?".to_string(), crate::io::fmt_num);
+    let what = match args.concurrency {
+        Some(u) => format!("{} of {u} users in flight on average", f(l.in_flight_mean)),
+        None => format!(
+            "{} req/s sent of {} req/s scheduled",
+            f(l.achieved_rate),
+            f(l.target_rate)
+        ),
+    };
+    let cpu = format!(
+        "client CPU ({:.1} s CPU over {:.1} s on --threads {}, {} here)",
+        h.cpu_user_s + h.cpu_sys_s,
+        h.wall_s,
+        args.threads,
+        match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+            1 => "1 core".to_string(),
+            n => format!("{n} cores"),
+        }
+    );
+    let failed = t.by_status.get(Status::ConnectError.as_str()).copied().unwrap_or(0);
+    let cause = match args.max_in_flight {
+        Some(m) if args.concurrency.is_none() && h.peak_in_flight >= m as u64 => format!(
+            "--max-in-flight {m} held requests back (peak {} in flight); do: raise --max-in-flight, or lower the rate",
+            h.peak_in_flight
+        ),
+        _ if failed > 0 => format!(
+            "{failed} connections failed (the open-files limit is {}), or {cpu}; do: raise `ulimit -n`, or {}",
+            crate::os::prepare_fds(0),
+            DO_MORE_CLIENT.trim_start_matches("do: ")
+        ),
+        _ => format!(
+            "{cpu} (else --max-in-flight or the open-files limit, {}); {DO_MORE_CLIENT}",
+            crate::os::prepare_fds(0)
+        ),
+    };
+    format!(
+        "replay: CLIENT-BOUND: delivered only {}% of the asked load ({what}; mean due→sent {} ms), so the file describes a lighter load than asked; likely cause: {cause}",
+        f(l.load_pct),
+        f(l.wait_mean_ms)
+    )
+}
+
 async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
     let clock = RunClock::global();
     let client = Arc::new(Client::new(p.target.clone(), p.headers.clone(), !args.no_keep_alive));
@@ -625,6 +700,7 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
     let feeder = spawn_feeder(p.reader, p.shard, rows_tx, stop.clone());
     let progress = progress_bar(args.quiet, total_rows);
     let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
+    let users = labels.concurrency;
     let spec = output::spec(labels, progress.clone(), tally.clone());
     // Rows can no longer be recorded (disk full, output gone): the recorder stops the run.
     let rec = Recorder::start_with("replay", p.dest, &meta, spec, Some(&stop))?;
@@ -642,15 +718,21 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
     }
     rec.finish(&extra)?;
     let tally = tally.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let load = health.load;
     if !args.quiet {
         eprintln!(
-            "replay: {} | client: {:.1} s CPU over {:.1} s, peak {} in flight, max sched lag {:.2} ms",
+            "replay: {} | client: {:.1} s CPU over {:.1} s, peak {} in flight, max sched lag {:.2} ms | {}",
             summary_line(&tally),
             health.cpu_user_s + health.cpu_sys_s,
             health.wall_s,
             health.peak_in_flight,
-            health.max_sched_lag_ms
+            health.max_sched_lag_ms,
+            achieved_text(&load, users),
         );
+    }
+    // Said even with --quiet: the numbers in the file describe a lighter load than asked.
+    if load.client_bound {
+        eprintln!("{}", client_bound_line(&load, &args, &health, &tally));
     }
     if let Err(e) = feed {
         return Err(anyhow::Error::new(e).context("the trace has a bad row; rows before it were replayed and written"));

@@ -144,7 +144,7 @@ crate::contract! {
     API "api": String, opt, "", "protocol used: chat, completions, tgi, sglang, llamacpp", get(|_, l| l.api.as_str());
     CONCURRENCY "concurrency": Option<u32>, opt, "users", "closed-loop users (--concurrency); null in open loop", get(|_, l| l.concurrency);
     RATE_RPS "rate_rps": Option<f64>, opt, "req/s", "open-loop target rate of the trace (after --time-scale); null in closed loop", get(|_, l| l.rate_rps);
-    SCHEDULED_AT "scheduled_at": Option<Ts>, opt, "", "when the schedule said the request should be sent", get(|r, _| r.scheduled_at_us);
+    SCHEDULED_AT "scheduled_at": Option<Ts>, opt, "", "when the request became due: its trace time (open loop), or when its user's previous request ended (closed loop; the run start for a user's first)", get(|r, _| r.scheduled_at_us);
     SENT_AT "sent_at": Option<Ts>, opt, "", "when the request's first byte was written; null if never sent", get(|r, _| r.sent_at_us);
     FIRST_TOKEN_AT "first_token_at": Option<Ts>, opt, "", "arrival of the first chunk carrying generated content", get(|r, _| r.first_token_at_us);
     DONE_AT "done_at": Option<Ts>, opt, "", "when the response ended (last byte, error or cancel)", get(|r, _| r.done_at_us);

@@ -224,8 +224,16 @@ pub struct Summary {
     pub itl: LatencyStats,
     pub e2e: LatencyStats,
     pub interactivity_tok_s: Option<f64>,
+    pub sched_lag_p50_ms: Option<f64>,
     pub sched_lag_p99_ms: Option<f64>,
     pub ttft_sched_p99_ms: Option<f64>,
+    pub in_flight_mean: Option<f64>,
+    pub concurrency_pct: Option<f64>,
+    pub achieved_rate_rps: Option<f64>,
+    pub target_rate_rps: Option<f64>,
+    pub rate_pct: Option<f64>,
+    pub load_pct: Option<f64>,
+    pub client_bound: Option<bool>,
     pub gpu_mem_idle_mib: Option<f64>,
     pub gpu_mem_peak_mib: Option<f64>,
     pub gpu_util_mean_pct: Option<f64>,
@@ -340,8 +348,16 @@ crate::contract! {
     E2E_P99_CI_LO_MS "e2e_p99_ci_lo_ms": Option<f64>, opt, "ms", "95% bootstrap CI of the p99 end-to-end latency, low", field(e2e.p99_ci_lo);
     E2E_P99_CI_HI_MS "e2e_p99_ci_hi_ms": Option<f64>, opt, "ms", "95% bootstrap CI of the p99 end-to-end latency, high", field(e2e.p99_ci_hi);
     INTERACTIVITY_TOK_S "interactivity_tok_s": Option<f64>, opt, "tokens/s", "1000 / median TPOT: tokens per second per user", field(interactivity_tok_s);
+    SCHED_LAG_P50_MS "sched_lag_p50_ms": Option<f64>, opt, "ms", "median sched_lag_ms: due (scheduled_at) to first byte written (sent_at)", field(sched_lag_p50_ms);
     SCHED_LAG_P99_MS "sched_lag_p99_ms": Option<f64>, opt, "ms", "99th percentile of sched_lag_ms (client falling behind)", field(sched_lag_p99_ms);
     TTFT_SCHED_P99_MS "ttft_sched_p99_ms": Option<f64>, opt, "ms", "99th percentile TTFT measured from scheduled_at", field(ttft_sched_p99_ms);
+    IN_FLIGHT_MEAN "in_flight_mean": Option<f64>, opt, "requests", "achieved concurrency: time-weighted mean requests in flight (sent_at to done_at) over duration_s", field(in_flight_mean);
+    CONCURRENCY_PCT "concurrency_pct": Option<f64>, opt, "%", "closed loop: in_flight_mean as a share of the users asked", field(concurrency_pct);
+    ACHIEVED_RATE_RPS "achieved_rate_rps": Option<f64>, opt, "req/s", "open loop: (sent - 1) / (last sent_at - first sent_at)", field(achieved_rate_rps);
+    TARGET_RATE_RPS "target_rate_rps": Option<f64>, opt, "req/s", "open loop: the schedule's rate over the same requests, (sent - 1) / (last scheduled_at - first scheduled_at)", field(target_rate_rps);
+    RATE_PCT "rate_pct": Option<f64>, opt, "%", "open loop: achieved_rate_rps / target_rate_rps", field(rate_pct);
+    LOAD_PCT "load_pct": Option<f64>, opt, "%", "share of the asked load delivered: closed loop, in-flight time / (in-flight + due-but-unsent time); open loop, rate_pct", field(load_pct);
+    CLIENT_BOUND "client_bound": Option<bool>, opt, "", "load_pct below 95: the client, not the server, set the pace (more client cores, shards, --threads); null without load_pct", field(client_bound);
     GPU_MEM_IDLE_MIB "gpu_mem_idle_mib": Option<f64>, opt, "MiB", "GPU memory in use before the group's first request (sum over GPUs)", field(gpu_mem_idle_mib);
     GPU_MEM_PEAK_MIB "gpu_mem_peak_mib": Option<f64>, opt, "MiB", "peak GPU memory in use during the group (sum over GPUs)", field(gpu_mem_peak_mib);
     GPU_UTIL_MEAN_PCT "gpu_util_mean_pct": Option<f64>, opt, "%", "mean GPU utilisation during the group", field(gpu_util_mean_pct);

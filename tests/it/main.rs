@@ -3,6 +3,7 @@
 
 mod common;
 
+mod achieved_load;
 mod agg;
 mod bench;
 mod chart;
