@@ -185,16 +185,17 @@ BARE=${BARE:-target/release/examples/bare_reader}
 rrow() { "$PY" - "$1" "$(rcpu "$1")" <<'PY'
 import sys, duckdb
 f, cpu = sys.argv[1], float(sys.argv[2])
-n, busy, wall, tok, ttft, e2e = duckdb.sql(f"""SELECT count(*), sum(done_at_us - sent_at_us) / 1e6,
-  (max(done_at_us) - min(sent_at_us)) / 1e6, sum(output_tokens), median(ttft_ms), median(e2e_ms)
-  FROM '{f}' WHERE NOT warmup AND status = 'ok'""").fetchone()
+n, busy, wall, tok, ttft, e2e = duckdb.sql(f"""SELECT count(*), sum(epoch_us(done_at) - epoch_us(sent_at)) / 1e6,
+  (max(epoch_us(done_at)) - min(epoch_us(sent_at))) / 1e6, sum(output_tokens), median(ttft_ms), median(e2e_ms)
+  FROM '{f}' WHERE NOT warmup AND status = 'ok'""").fetchall()[0]
 print(f"{n} | {wall:.2f} | {busy / wall:.0f} | {cpu / tok * 1e6:.2f} | {ttft:.2f} | {e2e:.2f}")
 PY
 }
-brow() { J="$1" MT=$2 python3 -c '
+brow() { J="$1" MT=$2 "$PY" - <<'PY'
 import json, os
 d = json.loads(os.environ["J"]); tok = d["requests"] * int(os.environ["MT"])
-print(f"{d[\"requests\"]} | {d[\"wall_s\"]:.2f} | {d[\"delivered\"]:.0f} | {d[\"cpu_s\"] / tok * 1e6:.2f} | {d[\"ttft_p50_ms\"]:.2f} | {d[\"e2e_p50_ms\"]:.2f}")'
+print(f"{d['requests']} | {d['wall_s']:.2f} | {d['delivered']:.0f} | {d['cpu_s'] / tok * 1e6:.2f} | {d['ttft_p50_ms']:.2f} | {d['e2e_p50_ms']:.2f}")
+PY
 }
 REPLAYS=("$BIN/replay|replay")
 [ -n "${BASE_BIN:-}" ] && REPLAYS=("$BASE_BIN/replay|replay (before: $BASE_BIN)" "${REPLAYS[@]}")
