@@ -756,6 +756,7 @@ async fn measure(
 
     let mut framer = Framer::with_limit(plan.api.framing(), plan.max_event_bytes);
     let mut st = StreamState::new(capture);
+    st.reserve(row.output_tokens);
     let api = plan.api;
     let mut end_status = Status::Ok;
     let mut end_error: Option<String> = None;
