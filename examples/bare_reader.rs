@@ -200,7 +200,12 @@ fn main() {
     local.block_on(&rt, async {
         let mut hs = Vec::new();
         for _ in 0..a.users {
-            hs.push(tokio::task::spawn_local(user(a.clone(), body.clone(), next.clone(), tot.clone())));
+            hs.push(tokio::task::spawn_local(user(
+                a.clone(),
+                body.clone(),
+                next.clone(),
+                tot.clone(),
+            )));
         }
         for h in hs {
             let _ = h.await;

@@ -265,6 +265,13 @@ impl StreamState {
         }
     }
 
+    /// [`Self::chunk_tokens`], moved out rather than copied.
+    pub fn take_chunk_tokens(&mut self) -> Option<Vec<u32>> {
+        self.chunk_tokens()
+            .is_some()
+            .then(|| std::mem::take(&mut self.chunk_tokens))
+    }
+
     pub fn has_content(&self) -> bool {
         !self.chunk_ms.is_empty()
     }
@@ -823,8 +830,16 @@ pub fn check_openai_reader(data: &[u8]) -> bool {
         return false;
     };
     match serde_json::from_slice::<OaiChunk<'_>>(data) {
-        Ok(slow) => assert_eq!(fast, slow, "the borrowed reader and serde disagree on {:?}", preview(data)),
-        Err(e) => panic!("the borrowed reader took an event serde refuses ({e}): {:?}", preview(data)),
+        Ok(slow) => assert_eq!(
+            fast,
+            slow,
+            "the borrowed reader and serde disagree on {:?}",
+            preview(data)
+        ),
+        Err(e) => panic!(
+            "the borrowed reader took an event serde refuses ({e}): {:?}",
+            preview(data)
+        ),
     }
     true
 }
@@ -897,35 +912,28 @@ mod lazy {
         fn plain(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.i;
-            loop {
-                match *self.b.get(self.i)? {
-                    b'"' => {
-                        self.i += 1;
-                        return Some(&self.s[start..self.i - 1]);
-                    }
-                    b'\\' => return None,
-                    c if c < 0x20 => return None,
-                    _ => self.i += 1,
-                }
+            let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+            if self.b[end] != b'"' || has_control(&self.b[start..end]) {
+                return None;
             }
+            self.i = end + 1;
+            Some(&self.s[start..end])
         }
 
         fn skip_str(&mut self) -> Option<()> {
             self.eat(b'"')?;
             loop {
-                match *self.b.get(self.i)? {
-                    b'"' => {
-                        self.i += 1;
-                        return Some(());
-                    }
-                    b'\\' => {
-                        match *self.b.get(self.i + 1)? {
-                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
-                            _ => return None, // \u (surrogates) and invalid escapes: serde decides
-                        }
-                    }
-                    c if c < 0x20 => return None,
-                    _ => self.i += 1,
+                let end = self.i + memchr::memchr2(b'"', b'\\', &self.b[self.i..])?;
+                if has_control(&self.b[self.i..end]) {
+                    return None;
+                }
+                if self.b[end] == b'"' {
+                    self.i = end + 1;
+                    return Some(());
+                }
+                match *self.b.get(end + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i = end + 2,
+                    _ => return None, // \u (surrogates) and invalid escapes: serde decides
                 }
             }
         }
@@ -1197,6 +1205,11 @@ mod lazy {
             })?;
             Some(u)
         }
+    }
+
+    /// A control character, which JSON refuses inside a string (no early exit: vectorised).
+    fn has_control(b: &[u8]) -> bool {
+        b.iter().fold(false, |a, &c| a | (c < 0x20))
     }
 
     /// Known keys met in one object: serde refuses a repeated one, so the reader gives up.

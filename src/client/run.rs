@@ -849,7 +849,7 @@ async fn measure(
     rec.output_tokens_source = source;
     rec.server_input_tokens = st.usage_prompt;
     rec.finish_reason = st.finish_reason.take();
-    rec.chunk_tokens = st.chunk_tokens().map(|v| v.to_vec());
+    rec.chunk_tokens = st.take_chunk_tokens();
     if let (Some(&first), Some(&last)) = (st.chunk_ms.first(), st.chunk_ms.last()) {
         rec.ttft_ms = Some(first);
         rec.e2e_ms = Some(last);
