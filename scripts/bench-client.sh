@@ -180,7 +180,7 @@ echo "user+sys CPU over output tokens. \"contended\": mock-engine at real-time p
 echo "(chrt -f 50) with $(nproc) threads, so the client gets only what the server leaves."
 echo
 BARE=${BARE:-target/release/examples/bare_reader}
-[ -x "$BARE" ] || cargo build --release --example bare_reader >&2
+[ -x "$BARE" ] || cargo build --release --example bare_reader >&2   # make bench-client builds it
 # one row of a replay requests file: requests, wall, delivered, CPU/token (us), TTFT p50, E2E p50
 rrow() { "$PY" - "$1" "$(rcpu "$1")" <<'PY'
 import sys, duckdb
