@@ -908,12 +908,40 @@ mod lazy {
             Some(false)
         }
 
+        /// Index of the next `"`, `\\` or control character from `i` (strings in events
+        /// are short: a table walk beats a SIMD search's setup).
+        #[inline]
+        fn stop(&self, mut i: usize) -> Option<usize> {
+            // eight bytes at a time while none of them stops the run (SWAR: a byte equal to
+            // `"` or `\\`, or below 0x20, sets its high bit in `hit`; exact for "any")
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
+            while let Some(w) = self.b.get(i..i + 8) {
+                let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+                let hit = zero(v ^ (LO * b'"' as u64))
+                    | zero(v ^ (LO * b'\\' as u64))
+                    | (v.wrapping_sub(LO * 0x20) & !v & HI);
+                if hit != 0 {
+                    break;
+                }
+                i += 8;
+            }
+            while let Some(&c) = self.b.get(i) {
+                if STOP[c as usize] {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            None
+        }
+
         /// A string without escapes, borrowed.
         fn plain(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.i;
-            let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-            if self.b[end] != b'"' || has_control(&self.b[start..end]) {
+            let end = self.stop(start)?;
+            if self.b[end] != b'"' {
                 return None;
             }
             self.i = end + 1;
@@ -923,17 +951,17 @@ mod lazy {
         fn skip_str(&mut self) -> Option<()> {
             self.eat(b'"')?;
             loop {
-                let end = self.i + memchr::memchr2(b'"', b'\\', &self.b[self.i..])?;
-                if has_control(&self.b[self.i..end]) {
-                    return None;
-                }
-                if self.b[end] == b'"' {
-                    self.i = end + 1;
-                    return Some(());
-                }
-                match *self.b.get(end + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i = end + 2,
-                    _ => return None, // \u (surrogates) and invalid escapes: serde decides
+                let end = self.stop(self.i)?;
+                match self.b[end] {
+                    b'"' => {
+                        self.i = end + 1;
+                        return Some(());
+                    }
+                    b'\\' => match *self.b.get(end + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i = end + 2,
+                        _ => return None, // \u (surrogates) and invalid escapes: serde decides
+                    },
+                    _ => return None, // a control character
                 }
             }
         }
@@ -1207,10 +1235,19 @@ mod lazy {
         }
     }
 
-    /// A control character, which JSON refuses inside a string (no early exit: vectorised).
-    fn has_control(b: &[u8]) -> bool {
-        b.iter().fold(false, |a, &c| a | (c < 0x20))
-    }
+    /// Bytes that end a plain run inside a JSON string: `"`, `\\` and the control characters
+    /// JSON refuses there.
+    static STOP: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = true;
+            i += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
 
     /// Known keys met in one object: serde refuses a repeated one, so the reader gives up.
     struct Seen(u8);
