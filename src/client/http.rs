@@ -232,8 +232,11 @@ impl Client {
 // last transfer coding is chunked, another transfer coding or no length reads to close,
 // else Content-Length.
 
-/// Read buffer per connection; it grows (up to [`HEAD_LIMIT`]) only for a larger head.
-const READ_BUF: usize = 4096;
+/// Read buffer per connection: enough for several events of one chunk each. A read that
+/// fills it (a burst: many events at once) doubles it up to [`BURST_BUF`], so floods take
+/// fewer reads; only a larger head grows it further (up to [`HEAD_LIMIT`]).
+const READ_BUF: usize = 2048;
+const BURST_BUF: usize = 8192;
 /// Largest response head, and largest buffer.
 const HEAD_LIMIT: usize = 64 * 1024;
 /// Longest chunk-size or trailer line.
@@ -269,6 +272,9 @@ impl Conn {
         }
         let n = self.tcp.read(&mut self.buf[self.end..]).await?;
         self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < BURST_BUF {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
         Ok(n)
     }
 

@@ -706,6 +706,7 @@ async fn measure(
             return (rec, None);
         }
     };
+    drop(body);
     let mut started = match started {
         Ok(s) => s,
         Err(e) => {
