@@ -27,7 +27,9 @@ want() { [[ $SECTIONS == *$1* ]]; }
 
 mock() { # args... ; sets URL, records the pid (not in a subshell: the pid must stay known)
   local pf="$W/port.$RANDOM"
-  ${MOCK_PREFIX:-} "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" >/dev/null 2>&1 &
+  local pre=()
+  if [ "${MOCK_RT:-0}" = 1 ]; then pre=(chrt -f 50); fi   # real-time priority (root)
+  "${pre[@]}" "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
   URL="http://127.0.0.1:$(cat "$pf")"
@@ -205,7 +207,7 @@ for setup in normal contended; do
   for c in 256 1024; do
     n=$(( QUICK == 1 ? c * 16 : c * 64 )); [ $c = 1024 ] && n=$(( QUICK == 1 ? 8192 : 32768 ))
     if [ $setup = normal ]; then mock --ttft-ms 0 --itl-ms 0 --threads 1; label="normal, 1 thread"
-    else MOCK_PREFIX="chrt -f 50" mock --ttft-ms 0 --itl-ms 0 --threads "$(nproc)"; label="real-time, $(nproc) threads"; fi
+    else MOCK_RT=1 mock --ttft-ms 0 --itl-ms 0 --threads "$(nproc)"; label="real-time, $(nproc) threads"; fi
     "$BIN/tracegen" batch --count $n --input-len 8 --output-len 128 -o "$W/t.parquet" 2>/dev/null
     echo "| $label | bare reader | $c | $(brow "$("$BARE" --url "$URL" --users $c --requests $n --max-tokens 128)" 128) |"
     for r in "${REPLAYS[@]}"; do
