@@ -1,8 +1,10 @@
-//! A small HTTP/1.1 client over hyper's connection API, with keep-alive reuse.
+//! replay's HTTP/1.1 client, with keep-alive reuse: its own lean streaming path for the
+//! measured requests ([`Client::stream`]), and hyper's connection API for the rest (probes,
+//! engine warm-up).
 //!
 //! replay owns its connections instead of using a general pooled client so that it knows
 //! exactly when a request's first byte goes out (`sent_at`), never queues a request behind
-//! another on a client-side pool limit, and keeps per-stream memory small.
+//! another on a client-side pool limit, and keeps per-stream memory and CPU small.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
