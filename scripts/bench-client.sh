@@ -6,7 +6,14 @@
 #   (c) sched_lag_ms p99 for an open-loop Poisson trace at 2,000 requests/s
 #   (d) replay's memory: per in-flight stream, and peak for 1,000,000 recorded requests
 #   (e) mock-engine's own capacity on one core: streams and tokens/s before ITL slips
+#   (f) replay beside a bare reader (examples/bare_reader.rs: tokio + hyper, one thread, no
+#       recording) on the same mock-engine: client CPU per output token, delivered concurrency
+#       and wall at 256 and 1,024 closed-loop users, with the server at normal priority and at
+#       real-time priority on every core (client starved), and the TTFT/E2E error at 1,024 users
 # Release binaries; results on stdout as Markdown. Set QUICK=1 for a shorter run.
+# SECTIONS=f runs only the named sections (letters, e.g. SECTIONS=af); BASE_BIN=dir adds the
+# replay binary in dir (an earlier build) to section (f), so a change is measured before and
+# after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}
@@ -15,10 +22,14 @@ QUICK=${QUICK:-0}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
+SECTIONS=${SECTIONS:-abcdef}
+want() { [[ $SECTIONS == *$1* ]]; }
 
 mock() { # args... ; sets URL, records the pid (not in a subshell: the pid must stay known)
   local pf="$W/port.$RANDOM"
-  "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" >/dev/null 2>&1 &
+  local pre=()
+  if [ "${MOCK_RT:-0}" = 1 ]; then pre=(chrt -f 50); fi   # real-time priority (root)
+  "${pre[@]}" "$BIN/mock-engine" --port 0 --port-file "$pf" "$@" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
   URL="http://127.0.0.1:$(cat "$pf")"
@@ -44,6 +55,7 @@ PY
 
 echo "## replay (make bench-client, $(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo
+if want a; then
 echo "### (a) error against the known truth: mock-engine --ttft-ms 50 --itl-ms 10, 128 tokens"
 echo
 echo "Streams in flight are kept steady by an open-loop constant-rate trace (rate = streams / 1.32 s,"
@@ -75,7 +87,10 @@ t99, i99, lag = d["ttft_p99_ms"], d["itl_p99_ms"], d["sched_lag_p99_ms"]
 print(f"| {c} ({peak}) | {n} | {t:.3f} | {t-50:+.3f} | {i:.4f} | {i-10:+.4f} | {t99:.2f} | {i99:.2f} | {lag:.3f} | {cpu} | {mcpu} |")'
 done
 
+fi
+
 echo
+if want b; then
 echo "### (b) throughput ceiling: mock-engine with no delays"
 echo
 echo "| case | streams | requests x tokens | output tok/s | req/s | replay CPU user+sys (s) | wall (s) |"
@@ -99,7 +114,10 @@ j=$(summ "$W/b.parquet")
 echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| 1-token requests | 64 | $n x 1 | {d['output_tok_per_s']:.0f} | {d['req_per_s']:.0f} | $(rcpu "$W/b.parquet") | {d['duration_s']:.2f} |\")"
 stop_mock
 
+fi
+
 echo
+if want c; then
 echo "### (c) open-loop schedule: Poisson at 2,000 req/s"
 echo
 mock --ttft-ms 5 --itl-ms 2 --threads 1
@@ -110,7 +128,10 @@ j=$(summ "$W/c.parquet")
 echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"{d['n_requests']} requests over {d['duration_s']:.1f} s ({d['req_per_s']:.0f} req/s achieved): sched_lag_ms p99 = {d['sched_lag_p99_ms']:.3f} ms; peak in flight $(client "$W/c.parquet" peak_in_flight); replay CPU $(rcpu "$W/c.parquet") s user+sys\")"
 stop_mock
 
+fi
+
 echo
+if want d; then
 echo "### (d) memory"
 echo
 # per in-flight stream: RSS with N long streams in flight, minus RSS with few
@@ -129,7 +150,10 @@ n=$(( QUICK == 1 ? 100000 : 1000000 ))
 python3 -c "print(f'{$n:,} recorded requests: peak RSS {int(open(\"$W/rss\").read().split()[-1])/1024:.0f} MiB (file {__import__(\"os\").path.getsize(\"$W/m.parquet\")/1e6:.1f} MB)')"
 stop_mock
 
+fi
+
 echo
+if want e; then
 echo "### (e) mock-engine capacity on one core (exact mode, 1 token per chunk)"
 echo
 echo "| streams | ITL set (ms) | offered tok/s | achieved tok/s | ITL p50 (ms) | ITL p99 (ms) |"
@@ -144,3 +168,74 @@ for spec in "1000 10" "2500 25" "5000 25" "5000 50"; do
   echo "$j" | python3 -c "import json, sys; d=json.loads(sys.stdin.readline()); print(f\"| $c | $itl | {$c*1000/$itl:.0f} | {d['output_tok_per_s']:.0f} | {d['itl_p50_ms']:.2f} | {d['itl_p99_ms']:.2f} |\")"
   stop_mock
 done
+fi
+
+
+if want f; then
+echo
+echo "### (f) replay beside a bare reader: mock-engine --ttft-ms 0 --itl-ms 0, 128 tokens one per event"
+echo
+echo "The bare reader (examples/bare_reader.rs) is tokio + hyper on one thread with no recording: the"
+echo "floor for a client's cost. Closed loop; \"delivered\" is the time-weighted mean of requests in"
+echo "flight between send and done (sum of send-to-done / wall). CPU per token is the client's"
+echo "user+sys CPU over output tokens. \"contended\": mock-engine at real-time priority"
+echo "(chrt -f 50) with $(nproc) threads, so the client gets only what the server leaves."
+echo
+BARE=${BARE:-target/release/examples/bare_reader}
+[ -x "$BARE" ] || cargo build --release --example bare_reader >&2   # make bench-client builds it
+# one row of a replay requests file: requests, wall, delivered, CPU/token (us), TTFT p50, E2E p50
+rrow() { "$PY" - "$1" "$(rcpu "$1")" <<'PY'
+import sys, duckdb
+f, cpu = sys.argv[1], float(sys.argv[2])
+n, busy, wall, tok, ttft, e2e = duckdb.sql(f"""SELECT count(*), sum(epoch_us(done_at) - epoch_us(sent_at)) / 1e6,
+  (max(epoch_us(done_at)) - min(epoch_us(sent_at))) / 1e6, sum(output_tokens), median(ttft_ms), median(e2e_ms)
+  FROM '{f}' WHERE NOT warmup AND status = 'ok'""").fetchall()[0]
+print(f"{n} | {wall:.2f} | {busy / wall:.0f} | {cpu / tok * 1e6:.2f} | {ttft:.2f} | {e2e:.2f}")
+PY
+}
+brow() { J="$1" MT=$2 "$PY" - <<'PY'
+import json, os
+d = json.loads(os.environ["J"]); tok = d["requests"] * int(os.environ["MT"])
+print(f"{d['requests']} | {d['wall_s']:.2f} | {d['delivered']:.0f} | {d['cpu_s'] / tok * 1e6:.2f} | {d['ttft_p50_ms']:.2f} | {d['e2e_p50_ms']:.2f}")
+PY
+}
+REPLAYS=("$BIN/replay|replay")
+[ -n "${BASE_BIN:-}" ] && REPLAYS=("$BASE_BIN/replay|replay (before: $BASE_BIN)" "${REPLAYS[@]}")
+echo "| server | client | users | requests | wall (s) | delivered | CPU/token (µs) | TTFT p50 (ms) | E2E p50 (ms) |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+for setup in normal contended; do
+  for c in 256 1024; do
+    n=$(( QUICK == 1 ? c * 16 : c * 64 )); [ $c = 1024 ] && n=$(( QUICK == 1 ? 8192 : 32768 ))
+    if [ $setup = normal ]; then mock --ttft-ms 0 --itl-ms 0 --threads 1; label="normal, 1 thread"
+    else MOCK_RT=1 mock --ttft-ms 0 --itl-ms 0 --threads "$(nproc)"; label="real-time, $(nproc) threads"; fi
+    "$BIN/tracegen" batch --count $n --input-len 8 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+    echo "| $label | bare reader | $c | $(brow "$("$BARE" --url "$URL" --users $c --requests $n --max-tokens 128)" 128) |"
+    for r in "${REPLAYS[@]}"; do
+      rb=${r%%|*}; rl=${r#*|}
+      "$rb" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/f.parquet"
+      echo "| $label | $rl | $c | $(rrow "$W/f.parquet") |"
+      if [ $setup = contended ] && [ $c = 256 ]; then
+        "$rb" "$W/t.parquet" --url "$URL" --concurrency $c --threads 1 --quiet -o "$W/f.parquet"
+        echo "| $label | $rl --threads 1 | $c | $(rrow "$W/f.parquet") |"
+      fi
+    done
+    stop_mock
+  done
+done
+echo
+echo "TTFT and E2E error at 1,024 closed-loop users, mock-engine --ttft-ms 50 --itl-ms 10 (truth: TTFT 50 ms, E2E 1,320 ms):"
+echo
+echo "| client | users | requests | wall (s) | delivered | CPU/token (µs) | TTFT p50 (ms) | E2E p50 (ms) | TTFT error (ms) | E2E error (ms) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+err() { awk -F'|' '{printf "%s | %+.2f | %+.2f", $0, $5 - 50, $6 - 1320}'; }
+c=1024; n=$(( QUICK == 1 ? 2048 : 4096 ))
+mock --ttft-ms 50 --itl-ms 10 --threads "${MOCK_THREADS:-1}"
+"$BIN/tracegen" batch --count $n --input-len 8 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+echo "| bare reader | $c | $(brow "$("$BARE" --url "$URL" --users $c --requests $n --max-tokens 128)" 128 | err) |"
+for r in "${REPLAYS[@]}"; do
+  rb=${r%%|*}; rl=${r#*|}
+  "$rb" "$W/t.parquet" --url "$URL" --concurrency $c --quiet -o "$W/f.parquet"
+  echo "| $rl | $c | $(rrow "$W/f.parquet" | err) |"
+done
+stop_mock
+fi

@@ -84,9 +84,11 @@ fuzz_target!(|data: &[u8]| {
     }
     // a small limit: errors, never a panic or unbounded buffer
     let _ = events(framing, body, &cuts, 64);
-    // every event through the protocol parser
+    // every event through the protocol parser; the borrowed OpenAI reader, whenever it
+    // takes an event, reads what serde reads
     let mut st = StreamState::new(true);
     for (i, (name, d)) in whole.iter().enumerate() {
+        servebench::client::protocol::check_openai_reader(d);
         st.on_event(
             api,
             servebench::client::sse::Event {

@@ -1,8 +1,10 @@
-//! A small HTTP/1.1 client over hyper's connection API, with keep-alive reuse.
+//! replay's HTTP/1.1 client, with keep-alive reuse: its own lean streaming path for the
+//! measured requests ([`Client::stream`]), and hyper's connection API for the rest (probes,
+//! engine warm-up).
 //!
 //! replay owns its connections instead of using a general pooled client so that it knows
 //! exactly when a request's first byte goes out (`sent_at`), never queues a request behind
-//! another on a client-side pool limit, and keeps per-stream memory small.
+//! another on a client-side pool limit, and keeps per-stream memory and CPU small.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -51,6 +53,8 @@ pub struct Client {
     host: HeaderValue,
     headers: Vec<(HeaderName, HeaderValue)>,
     idle: Mutex<Vec<Sender>>,
+    /// Kept-alive connections of the streaming path ([`Client::stream`]).
+    idle_lean: Mutex<Vec<Conn>>,
     keep_alive: bool,
     /// Header values (and bearer tokens) never to be recorded, even when a server echoes them.
     secrets: Vec<String>,
@@ -84,6 +88,7 @@ impl Client {
             host,
             headers,
             idle: Mutex::new(Vec::new()),
+            idle_lean: Mutex::new(Vec::new()),
             keep_alive,
             secrets,
         }
@@ -220,9 +225,573 @@ impl Client {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The streaming path: replay's own HTTP/1.1 for its one request shape (a POST with a
+// Content-Length body, a streamed response), read in the request's own task from one buffer.
+// hyper's connection API costs a connection task, a body channel between it and the reader
+// (two wake-ups and a BytesMut split per frame) and ~21 KB per connection (BENCHMARKS.md).
+// Response framing follows RFC 9112 section 6.3: no body for 1xx/204/304, chunked when the
+// last transfer coding is chunked, another transfer coding or no length reads to close,
+// else Content-Length.
+
+/// Read buffer per connection: enough for several events of one chunk each. A read that
+/// fills it (a burst: many events at once) doubles it up to [`BURST_BUF`], so floods take
+/// fewer reads; only a larger head grows it further (up to [`HEAD_LIMIT`]).
+const READ_BUF: usize = 2048;
+const BURST_BUF: usize = 8192;
+/// Largest response head, and largest buffer.
+const HEAD_LIMIT: usize = 64 * 1024;
+/// Longest chunk-size or trailer line.
+const LINE_LIMIT: usize = 4096;
+
+/// One connection of the streaming path.
+struct Conn {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl Conn {
+    /// Read more bytes after `end` (compacting or growing the buffer first); 0 at EOF.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+            if self.end == self.buf.len() {
+                if self.buf.len() >= HEAD_LIMIT {
+                    return Err(std::io::Error::other(format!(
+                        "a response head or line over {HEAD_LIMIT} bytes"
+                    )));
+                }
+                self.buf.resize((self.buf.len() * 2).min(HEAD_LIMIT), 0);
+            }
+        }
+        let n = self.tcp.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < BURST_BUF {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        Ok(n)
+    }
+
+    /// The next line (without its CR LF) as a range of `buf`, when it is all there.
+    fn line(&self) -> Option<(usize, usize)> {
+        let nl = self.pos + memchr::memchr(b'\n', &self.buf[self.pos..self.end])?;
+        let e = if nl > self.pos && self.buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        Some((e, nl + 1))
+    }
+
+    /// Usable again: nothing unread and the peer has not closed (checked without waiting).
+    fn idle_ok(&self) -> bool {
+        if self.pos != self.end {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        matches!(self.tcp.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Length(u64),
+    Close,
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailer,
+    Done,
+}
+
+/// A streamed response whose head has arrived; read its body with [`Stream::data`].
+pub struct Stream {
+    pub sent_at: Instant,
+    pub status: u16,
+    conn: Option<Conn>,
+    state: BodyState,
+    reusable: bool,
+}
+
+impl Stream {
+    /// The next piece of the body, borrowed from the connection's buffer; None at its end.
+    /// An error ends the stream (the connection is not reused).
+    pub async fn data(&mut self) -> Option<Result<&[u8], String>> {
+        let c = self.conn.as_mut()?;
+        let r = loop {
+            let avail = (c.end - c.pos) as u64;
+            match self.state {
+                BodyState::Done => return None,
+                BodyState::Length(0) => {
+                    self.state = BodyState::Done;
+                    return None;
+                }
+                BodyState::Length(left) | BodyState::ChunkData(left) if avail > 0 => {
+                    let k = left.min(avail);
+                    self.state = match self.state {
+                        BodyState::Length(_) => BodyState::Length(left - k),
+                        _ if left == k => BodyState::ChunkEnd,
+                        _ => BodyState::ChunkData(left - k),
+                    };
+                    let s = c.pos;
+                    c.pos += k as usize;
+                    break Ok((s, k as usize));
+                }
+                BodyState::Close if avail > 0 => {
+                    let s = c.pos;
+                    c.pos = c.end;
+                    break Ok((s, avail as usize));
+                }
+                BodyState::ChunkSize | BodyState::Trailer => {
+                    if let Some((e, next)) = c.line() {
+                        let line = &c.buf[c.pos..e];
+                        if self.state == BodyState::Trailer {
+                            self.state = if line.is_empty() {
+                                BodyState::Done
+                            } else {
+                                BodyState::Trailer
+                            };
+                        } else {
+                            match chunk_size(line) {
+                                Some(0) => self.state = BodyState::Trailer,
+                                Some(n) => self.state = BodyState::ChunkData(n),
+                                None => {
+                                    break Err(format!(
+                                        "invalid chunk size line {:?}",
+                                        String::from_utf8_lossy(&line[..line.len().min(40)])
+                                    ));
+                                }
+                            }
+                        }
+                        c.pos = next;
+                        if self.state == BodyState::Done {
+                            return None;
+                        }
+                        continue;
+                    }
+                    if avail as usize > LINE_LIMIT {
+                        break Err(format!("a chunk size or trailer line over {LINE_LIMIT} bytes"));
+                    }
+                }
+                BodyState::ChunkEnd => {
+                    let b = &c.buf[c.pos..c.end];
+                    if b.starts_with(b"\r\n") || b.starts_with(b"\n") {
+                        c.pos += if b[0] == b'\r' { 2 } else { 1 };
+                        self.state = BodyState::ChunkSize;
+                        continue;
+                    }
+                    if !(b.is_empty() || b == b"\r") {
+                        break Err("a chunk's data did not end with CRLF".into());
+                    }
+                }
+                _ => {}
+            }
+            // more bytes are needed
+            match c.fill().await {
+                Ok(0) if self.state == BodyState::Close => {
+                    self.state = BodyState::Done;
+                    return None;
+                }
+                Ok(0) => {
+                    let what = match self.state {
+                        BodyState::Length(n) => format!("{n} bytes before the end of the body"),
+                        _ => "before the end of the chunked body".into(),
+                    };
+                    break Err(format!("the server closed the connection {what}"));
+                }
+                Ok(_) => {}
+                Err(e) => break Err(with_causes(&e)),
+            }
+        };
+        match r {
+            Ok((s, n)) => self.conn.as_ref().map(|c| Ok(&c.buf[s..s + n])),
+            Err(m) => {
+                self.conn = None;
+                self.state = BodyState::Done;
+                Some(Err(m))
+            }
+        }
+    }
+
+    /// The body, read to its end (at most `limit` bytes kept) and whether it ended cleanly.
+    pub async fn read_to_end(&mut self, limit: usize) -> (Vec<u8>, bool) {
+        let mut body = Vec::new();
+        while let Some(d) = self.data().await {
+            match d {
+                Ok(d) => body.extend_from_slice(&d[..d.len().min(limit.saturating_sub(body.len()))]),
+                Err(_) => return (body, false),
+            }
+        }
+        (body, true)
+    }
+}
+
+/// The size of a chunk from its size line (extensions after `;` ignored).
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let hex = line.split(|&b| b == b';').next()?;
+    let hex = hex.trim_ascii();
+    if hex.is_empty() || hex.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in hex {
+        n = n * 16 + (b as char).to_digit(16)? as u64;
+    }
+    Some(n)
+}
+
+/// What the response head says about the body.
+struct Head {
+    status: u16,
+    state: BodyState,
+    keep_alive: bool,
+}
+
+/// Read and parse a response head (skipping 1xx informational responses).
+async fn read_head(c: &mut Conn) -> Result<Head, (String, bool)> {
+    loop {
+        if c.end > c.pos {
+            let mut hs = [httparse::EMPTY_HEADER; 96];
+            let mut r = httparse::Response::new(&mut hs);
+            match r.parse(&c.buf[c.pos..c.end]) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = r.code.unwrap_or(0);
+                    let v11 = r.version == Some(1);
+                    let (mut chunked, mut coded, mut len, mut close, mut ka) = (false, false, None, false, false);
+                    for h in r.headers.iter() {
+                        let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+                        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            coded = true;
+                            chunked = v
+                                .rsplit(',')
+                                .next()
+                                .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+                        } else if h.name.eq_ignore_ascii_case("content-length") {
+                            let n: u64 = v
+                                .parse()
+                                .map_err(|_| (format!("invalid Content-Length {v:?}"), false))?;
+                            if len.is_some_and(|l| l != n) {
+                                return Err(("conflicting Content-Length headers".into(), false));
+                            }
+                            len = Some(n);
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            for t in v.split(',') {
+                                close |= t.trim().eq_ignore_ascii_case("close");
+                                ka |= t.trim().eq_ignore_ascii_case("keep-alive");
+                            }
+                        }
+                    }
+                    c.pos += n;
+                    if (100..200).contains(&status) && status != 101 {
+                        continue;
+                    }
+                    let state = if (100..200).contains(&status) || status == 204 || status == 304 {
+                        BodyState::Length(0)
+                    } else if coded {
+                        if chunked {
+                            BodyState::ChunkSize
+                        } else {
+                            BodyState::Close
+                        }
+                    } else if let Some(n) = len {
+                        BodyState::Length(n)
+                    } else {
+                        BodyState::Close
+                    };
+                    let keep_alive = state != BodyState::Close && !close && (v11 || ka);
+                    return Ok(Head {
+                        status,
+                        state,
+                        keep_alive,
+                    });
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => return Err((format!("invalid response head: {e}"), false)),
+            }
+        }
+        let got_any = c.end > c.pos;
+        match c.fill().await {
+            Ok(0) => {
+                let m = if got_any {
+                    "the server closed the connection in the middle of the response head"
+                } else {
+                    "the server closed the connection without a response"
+                };
+                return Err((m.into(), !got_any));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let retry = !got_any
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    );
+                return Err((with_causes(&e), retry));
+            }
+        }
+    }
+}
+
+impl Client {
+    async fn connect_lean(&self) -> Result<Conn, SendError> {
+        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
+            .await
+            .map_err(|e| SendError::Connect {
+                addr: format!("{}:{}", self.target.host, self.target.port),
+                source: e,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        Ok(Conn {
+            tcp,
+            buf: vec![0; READ_BUF],
+            pos: 0,
+            end: 0,
+        })
+    }
+
+    /// The bytes of a POST of `body` to `path`: our Host, Content-Type and Connection unless
+    /// the run's own headers set them; Content-Length always ours.
+    fn request_bytes(&self, path: &str, body: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut r = Vec::with_capacity(256 + body.len());
+        let _ = write!(r, "POST {} HTTP/1.1\r\n", self.target.join(path));
+        let custom = |n: &HeaderName| self.headers.iter().any(|(k, _)| k == n);
+        let mut header = |k: &[u8], v: &[u8]| {
+            r.extend_from_slice(k);
+            r.extend_from_slice(b": ");
+            r.extend_from_slice(v);
+            r.extend_from_slice(b"\r\n");
+        };
+        if !custom(&hyper::header::HOST) {
+            header(b"host", self.host.as_bytes());
+        }
+        if !body.is_empty() && !custom(&hyper::header::CONTENT_TYPE) {
+            header(b"content-type", b"application/json");
+        }
+        if !self.keep_alive && !custom(&hyper::header::CONNECTION) {
+            header(b"connection", b"close");
+        }
+        for (k, v) in &self.headers {
+            if k != hyper::header::CONTENT_LENGTH && k != hyper::header::TRANSFER_ENCODING {
+                header(k.as_str().as_bytes(), v.as_bytes());
+            }
+        }
+        header(b"content-length", body.len().to_string().as_bytes());
+        r.extend_from_slice(b"\r\n");
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// Send a streamed POST and wait for the response head (replay's hot path). `sent_at` is
+    /// the instant the request is written (after connecting). A kept-alive connection the
+    /// server closed meanwhile is retried once on a fresh one.
+    pub async fn stream(&self, path: &str, body: &[u8]) -> Result<Stream, SendError> {
+        use tokio::io::AsyncWriteExt;
+        let req = self.request_bytes(path, body);
+        let mut retried = false;
+        loop {
+            let idle = loop {
+                let c = self.idle_lean.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                match c {
+                    Some(c) if !c.idle_ok() => continue,
+                    other => break other,
+                }
+            };
+            let reused = idle.is_some();
+            let mut c = match idle {
+                Some(c) => c,
+                None => self.connect_lean().await?,
+            };
+            let sent_at = Instant::now();
+            if let Err(e) = c.tcp.write_all(&req).await {
+                if reused && !retried {
+                    retried = true;
+                    continue;
+                }
+                return Err(SendError::BeforeHeaders(with_causes(&e)));
+            }
+            match read_head(&mut c).await {
+                Ok(h) => {
+                    return Ok(Stream {
+                        sent_at,
+                        status: h.status,
+                        conn: Some(c),
+                        state: h.state,
+                        reusable: h.keep_alive && self.keep_alive,
+                    });
+                }
+                Err((_, true)) if reused && !retried => retried = true,
+                Err((m, _)) => return Err(SendError::BeforeHeaders(m)),
+            }
+        }
+    }
+
+    /// Return the connection of a stream whose body was read to its end.
+    pub fn release_stream(&self, s: &mut Stream) {
+        if s.reusable
+            && s.state == BodyState::Done
+            && let Some(c) = s.conn.take()
+            && c.pos == c.end
+        {
+            self.idle_lean.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-connection-at-a-time server: for each accepted connection, reads requests and
+    /// answers each with the next canned response (raw bytes, written in the given pieces);
+    /// a response list ends the connection after it is sent.
+    async fn serve(conns: Vec<Vec<Vec<&'static [u8]>>>) -> (Endpoint, tokio::task::JoinHandle<Vec<Vec<u8>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let h = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for responses in conns {
+                let (mut s, _) = l.accept().await.unwrap();
+                for pieces in responses {
+                    // read one request: head, then Content-Length bytes
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 4096];
+                    loop {
+                        let n = s.read(&mut b).await.unwrap();
+                        req.extend_from_slice(&b[..n]);
+                        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&req[..p]).to_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .map(|v| v.trim().parse().unwrap())
+                                .unwrap_or(0);
+                            if req.len() >= p + 4 + len || n == 0 {
+                                break;
+                            }
+                        }
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    seen.push(req);
+                    for p in pieces {
+                        s.write_all(p).await.unwrap();
+                        s.flush().await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            }
+            seen
+        });
+        (Endpoint::parse(&url).unwrap(), h)
+    }
+
+    async fn body(s: &mut Stream) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        while let Some(d) = s.data().await {
+            out.extend_from_slice(d?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn chunked_length_and_keep_alive_on_one_connection() {
+        let (ep, srv) = serve(vec![vec![
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r",
+                b"\nhello\r\n1;ext=1\r\n ",
+                b"\r\n0\r\nx-trailer: 1\r\n\r\n",
+            ],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab", b"c"],
+            vec![b"HTTP/1.1 204 No Content\r\n\r\n"],
+        ]])
+        .await;
+        let c = Client::new(
+            ep,
+            vec![(HeaderName::from_static("x-key"), HeaderValue::from_static("v"))],
+            true,
+        );
+        let mut s = c.stream("/v1/x", b"{}").await.unwrap();
+        assert_eq!(s.status, 200);
+        assert_eq!(body(&mut s).await.unwrap(), b"hello ");
+        c.release_stream(&mut s);
+        let mut s = c.stream("/v1/x", b"{\"a\":1}").await.unwrap();
+        assert_eq!(body(&mut s).await.unwrap(), b"abc");
+        c.release_stream(&mut s);
+        let mut s = c.stream("/v1/x", b"").await.unwrap();
+        assert_eq!((s.status, body(&mut s).await.unwrap()), (204, Vec::new()));
+        let seen = srv.await.unwrap();
+        assert_eq!(seen.len(), 3, "all three on one connection");
+        let first = String::from_utf8(seen[0].clone()).unwrap();
+        assert!(first.starts_with("POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:"), "{first}");
+        assert!(
+            first.contains("x-key: v\r\n") && first.ends_with("content-length: 2\r\n\r\n{}"),
+            "{first}"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_delimited_bodies_and_truncation() {
+        let (ep, srv) = serve(vec![
+            vec![vec![b"HTTP/1.0 200 OK\r\n\r\ndata: a\n\n", b"data: b\n\n"]],
+            vec![vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"]],
+            vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]],
+            vec![vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]],
+            vec![vec![b"HTTP/1.1 200 OK\r\nContent-"]],
+            vec![vec![]],
+        ])
+        .await;
+        let c = Client::new(ep, Vec::new(), true);
+        let mut s = c.stream("/", b"{}").await.unwrap();
+        assert_eq!(body(&mut s).await.unwrap(), b"data: a\n\ndata: b\n\n");
+        c.release_stream(&mut s);
+        assert!(
+            c.idle_lean.lock().unwrap().is_empty(),
+            "a close-delimited body's connection is not reused"
+        );
+        let mut s = c.stream("/", b"{}").await.unwrap();
+        let e = body(&mut s).await.unwrap_err();
+        assert!(e.contains("before the end of the chunked body"), "{e}");
+        let mut s = c.stream("/", b"{}").await.unwrap();
+        let e = body(&mut s).await.unwrap_err();
+        assert!(e.contains("7 bytes before the end of the body"), "{e}");
+        let mut s = c.stream("/", b"{}").await.unwrap();
+        let e = body(&mut s).await.unwrap_err();
+        assert!(e.contains("invalid chunk size"), "{e}");
+        let e = c.stream("/", b"{}").await.err().unwrap().to_string();
+        assert!(e.contains("in the middle of the response head"), "{e}");
+        let e = c.stream("/", b"{}").await.err().unwrap().to_string();
+        assert!(e.contains("without a response"), "{e}");
+        srv.await.unwrap();
+    }
+
+    /// A kept-alive connection the server closed while idle is retried once, fresh.
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced() {
+        let (ep, srv) = serve(vec![
+            vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"]],
+            vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]],
+        ])
+        .await;
+        let c = Client::new(ep, Vec::new(), true);
+        let mut s = c.stream("/", b"{}").await.unwrap();
+        assert_eq!(body(&mut s).await.unwrap(), b"a");
+        c.release_stream(&mut s);
+        tokio::time::sleep(Duration::from_millis(50)).await; // the server has closed it
+        let mut s = c.stream("/", b"{}").await.unwrap();
+        assert_eq!(body(&mut s).await.unwrap(), b"b");
+        srv.await.unwrap();
+    }
 
     #[test]
     fn requests_carry_the_base_path_and_host() {

@@ -235,6 +235,16 @@ impl StreamState {
         }
     }
 
+    /// Room for `chunks` content chunks (capped), so the per-chunk vectors do not regrow
+    /// (and touch fresh pages) as a stream goes on.
+    pub fn reserve(&mut self, chunks: u32) {
+        let n = chunks.min(4096) as usize;
+        self.chunk_ms.reserve_exact(n);
+        if self.counts_known {
+            self.chunk_tokens.reserve_exact(n);
+        }
+    }
+
     /// Output tokens and where the number came from (`usage` or `chunks`).
     pub fn output_tokens(&self) -> (u32, &'static str) {
         if let Some(u) = self.usage_completion {
@@ -253,6 +263,13 @@ impl StreamState {
         } else {
             None
         }
+    }
+
+    /// [`Self::chunk_tokens`], moved out rather than copied.
+    pub fn take_chunk_tokens(&mut self) -> Option<Vec<u32>> {
+        self.chunk_tokens()
+            .is_some()
+            .then(|| std::mem::take(&mut self.chunk_tokens))
     }
 
     pub fn has_content(&self) -> bool {
@@ -315,7 +332,13 @@ impl StreamState {
     }
 
     fn openai(&mut self, data: &[u8], t_ms: f64) -> Result<(), serde_json::Error> {
-        let c: OaiChunk<'_> = serde_json::from_slice(data)?;
+        // The borrowed one-pass reader takes the common shapes; anything it does not fully
+        // understand (escapes, errors, odd types, malformed JSON) goes to serde, whose verdict
+        // is the reference (the sse_protocol fuzz target checks that both agree).
+        let c: OaiChunk<'_> = match lazy::openai(data) {
+            Some(c) => c,
+            None => serde_json::from_slice(data)?,
+        };
         if let Some(e) = &c.error {
             self.fail(event_error(e, None, data));
             return Ok(());
@@ -655,7 +678,7 @@ fn printable(raw: &str) -> String {
 
 // serde shapes: only the fields replay reads; everything else is skipped.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq, Default)]
 struct OaiChunk<'a> {
     #[serde(borrow, default)]
     choices: Option<Vec<OaiChoice<'a>>>,
@@ -673,7 +696,7 @@ struct OaiChunk<'a> {
     text: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq, Default)]
 struct OaiChoice<'a> {
     #[serde(borrow, default)]
     delta: Option<Delta<'a>>,
@@ -683,7 +706,7 @@ struct OaiChoice<'a> {
     finish_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq, Default)]
 struct Delta<'a> {
     #[serde(borrow, default)]
     content: Option<Cow<'a, str>>,
@@ -697,7 +720,7 @@ struct Delta<'a> {
     function_call: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq, Default)]
 struct Usage {
     #[serde(default)]
     prompt_tokens: Option<u32>,
@@ -799,6 +822,444 @@ struct OllamaMsg<'a> {
     content: Option<Cow<'a, str>>,
 }
 
+/// For tests and the fuzz target: when the borrowed reader takes an OpenAI event, it must
+/// read exactly what serde reads. Panics on a difference; returns whether it took the event.
+#[doc(hidden)]
+pub fn check_openai_reader(data: &[u8]) -> bool {
+    let Some(fast) = lazy::openai(data) else {
+        return false;
+    };
+    match serde_json::from_slice::<OaiChunk<'_>>(data) {
+        Ok(slow) => assert_eq!(
+            fast,
+            slow,
+            "the borrowed reader and serde disagree on {:?}",
+            preview(data)
+        ),
+        Err(e) => panic!(
+            "the borrowed reader took an event serde refuses ({e}): {:?}",
+            preview(data)
+        ),
+    }
+    true
+}
+
+/// A borrowed, one-pass reader of OpenAI stream events: the fields replay needs, the rest
+/// skipped but checked (replay's hot path; serde_json's derive walked every key and string
+/// of every event at about a quarter of replay's CPU).
+///
+/// It is deliberately narrow: it returns None, and the caller falls back to serde, for any
+/// string with a `\u` escape or any escape in a field it keeps or a key, invalid UTF-8, a
+/// control character in a string, a number that is not a plain `u32` where one is read, a
+/// non-null `error` or `message`, a repeated known key, nesting deeper than 32, or any
+/// malformed JSON. What it returns is what `serde_json::from_slice::<OaiChunk>` returns.
+mod lazy {
+    use std::borrow::Cow;
+
+    use serde::de::IgnoredAny;
+
+    use super::{Delta, OaiChoice, OaiChunk, Usage};
+
+    const MAX_DEPTH: u32 = 32;
+
+    pub(super) fn openai(data: &[u8]) -> Option<OaiChunk<'_>> {
+        let s = std::str::from_utf8(data).ok()?;
+        let mut r = Reader { s, b: data, i: 0 };
+        let c = r.chunk()?;
+        r.ws();
+        (r.i == r.b.len()).then_some(c)
+    }
+
+    struct Reader<'a> {
+        s: &'a str,
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        #[inline]
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+                self.i += 1;
+            }
+        }
+
+        #[inline]
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+
+        #[inline]
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+
+        fn lit(&mut self, w: &[u8]) -> Option<()> {
+            self.b[self.i..].starts_with(w).then(|| self.i += w.len())
+        }
+
+        /// `null` here (consumed): true; another value: false.
+        fn null(&mut self) -> Option<bool> {
+            if self.peek()? == b'n' {
+                self.lit(b"null")?;
+                return Some(true);
+            }
+            Some(false)
+        }
+
+        /// Index of the next `"`, `\\` or control character from `i` (strings in events
+        /// are short: a table walk beats a SIMD search's setup).
+        #[inline]
+        fn stop(&self, mut i: usize) -> Option<usize> {
+            // eight bytes at a time while none of them stops the run (SWAR: a byte equal to
+            // `"` or `\\`, or below 0x20, sets its high bit in `hit`; exact for "any")
+            const LO: u64 = 0x0101_0101_0101_0101;
+            const HI: u64 = 0x8080_8080_8080_8080;
+            while let Some(w) = self.b.get(i..i + 8) {
+                let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+                let hit = zero(v ^ (LO * b'"' as u64))
+                    | zero(v ^ (LO * b'\\' as u64))
+                    | (v.wrapping_sub(LO * 0x20) & !v & HI);
+                if hit != 0 {
+                    break;
+                }
+                i += 8;
+            }
+            while let Some(&c) = self.b.get(i) {
+                if STOP[c as usize] {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            None
+        }
+
+        /// A string without escapes, borrowed.
+        fn plain(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            let end = self.stop(start)?;
+            if self.b[end] != b'"' {
+                return None;
+            }
+            self.i = end + 1;
+            Some(&self.s[start..end])
+        }
+
+        fn skip_str(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                let end = self.stop(self.i)?;
+                match self.b[end] {
+                    b'"' => {
+                        self.i = end + 1;
+                        return Some(());
+                    }
+                    b'\\' => match *self.b.get(end + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i = end + 2,
+                        _ => return None, // \u (surrogates) and invalid escapes: serde decides
+                    },
+                    _ => return None, // a control character
+                }
+            }
+        }
+
+        fn digits(&mut self) -> usize {
+            let s = self.i;
+            while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+            }
+            self.i - s
+        }
+
+        /// A JSON number (grammar only, as serde checks a skipped one).
+        fn skip_num(&mut self) -> Option<()> {
+            if self.b.get(self.i) == Some(&b'-') {
+                self.i += 1;
+            }
+            match *self.b.get(self.i)? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    self.digits();
+                }
+                _ => return None,
+            }
+            if self.b.get(self.i) == Some(&b'.') {
+                self.i += 1;
+                if self.digits() == 0 {
+                    return None;
+                }
+            }
+            if let Some(b'e' | b'E') = self.b.get(self.i) {
+                self.i += 1;
+                if let Some(b'+' | b'-') = self.b.get(self.i) {
+                    self.i += 1;
+                }
+                if self.digits() == 0 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+
+        /// `null` or a plain unsigned integer that fits a u32.
+        fn opt_u32(&mut self) -> Option<Option<u32>> {
+            if self.null()? {
+                return Some(None);
+            }
+            let s = self.i;
+            let n = self.digits();
+            if n == 0 || n > 10 || (n > 1 && self.b[s] == b'0') {
+                return None;
+            }
+            if let Some(b'.' | b'e' | b'E') = self.b.get(self.i) {
+                return None;
+            }
+            let v: u64 = self.s[s..self.i].parse().ok()?;
+            Some(Some(u32::try_from(v).ok()?))
+        }
+
+        fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+            if self.null()? {
+                return Some(None);
+            }
+            Some(Some(Cow::Borrowed(self.plain()?)))
+        }
+
+        fn skip(&mut self, depth: u32) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.skip_str(),
+                b'{' => {
+                    if depth >= MAX_DEPTH {
+                        return None;
+                    }
+                    self.object(|r, _| r.skip(depth + 1))
+                }
+                b'[' => {
+                    if depth >= MAX_DEPTH {
+                        return None;
+                    }
+                    self.array(|r| r.skip(depth + 1))
+                }
+                b't' => self.lit(b"true"),
+                b'f' => self.lit(b"false"),
+                b'n' => self.lit(b"null"),
+                b'-' | b'0'..=b'9' => self.skip_num(),
+                _ => None,
+            }
+        }
+
+        /// An object: `field` is called with each key, positioned at its value.
+        fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+            self.eat(b'{')?;
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some(());
+            }
+            loop {
+                let k = self.plain()?;
+                self.eat(b':')?;
+                field(self, k)?;
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+            self.eat(b'[')?;
+            if self.peek()? == b']' {
+                self.i += 1;
+                return Some(());
+            }
+            loop {
+                item(self)?;
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        fn chunk(&mut self) -> Option<OaiChunk<'a>> {
+            let mut c = OaiChunk::default();
+            let mut seen = Seen(0);
+            self.object(|r, k| match k {
+                "choices" => {
+                    seen.once(0)?;
+                    if !r.null()? {
+                        let mut v = Vec::with_capacity(1);
+                        r.array(|r| {
+                            v.push(r.choice()?);
+                            Some(())
+                        })?;
+                        c.choices = Some(v);
+                    }
+                    Some(())
+                }
+                "usage" => {
+                    seen.once(1)?;
+                    if !r.null()? {
+                        c.usage = Some(r.usage()?);
+                    }
+                    Some(())
+                }
+                // errors are rare and of any shape: serde reads them
+                "error" | "message" => {
+                    seen.once(if k == "error" { 2 } else { 3 })?;
+                    r.null()?.then_some(())
+                }
+                "object" => {
+                    seen.once(4)?;
+                    c.object = r.opt_str()?;
+                    Some(())
+                }
+                "event" => {
+                    seen.once(5)?;
+                    c.event = r.opt_str()?;
+                    Some(())
+                }
+                "text" => {
+                    seen.once(6)?;
+                    c.text = r.opt_str()?;
+                    Some(())
+                }
+                _ => r.skip(1),
+            })?;
+            Some(c)
+        }
+
+        fn choice(&mut self) -> Option<OaiChoice<'a>> {
+            let mut ch = OaiChoice::default();
+            let mut seen = Seen(0);
+            if self.peek()? != b'{' {
+                return None;
+            }
+            self.object(|r, k| match k {
+                "delta" => {
+                    seen.once(0)?;
+                    if !r.null()? {
+                        ch.delta = Some(r.delta()?);
+                    }
+                    Some(())
+                }
+                "text" => {
+                    seen.once(1)?;
+                    ch.text = r.opt_str()?;
+                    Some(())
+                }
+                "finish_reason" => {
+                    seen.once(2)?;
+                    ch.finish_reason = r.opt_str()?;
+                    Some(())
+                }
+                _ => r.skip(2),
+            })?;
+            Some(ch)
+        }
+
+        fn delta(&mut self) -> Option<Delta<'a>> {
+            let mut d = Delta::default();
+            let mut seen = Seen(0);
+            if self.peek()? != b'{' {
+                return None;
+            }
+            self.object(|r, k| match k {
+                "content" => {
+                    seen.once(0)?;
+                    d.content = r.opt_str()?;
+                    Some(())
+                }
+                "reasoning_content" => {
+                    seen.once(1)?;
+                    d.reasoning_content = r.opt_str()?;
+                    Some(())
+                }
+                "reasoning" => {
+                    seen.once(2)?;
+                    d.reasoning = r.opt_str()?;
+                    Some(())
+                }
+                "tool_calls" | "function_call" => {
+                    let tools = k == "tool_calls";
+                    seen.once(if tools { 3 } else { 4 })?;
+                    let v = if r.null()? {
+                        None
+                    } else {
+                        r.skip(3)?;
+                        Some(IgnoredAny)
+                    };
+                    if tools {
+                        d.tool_calls = v;
+                    } else {
+                        d.function_call = v;
+                    }
+                    Some(())
+                }
+                _ => r.skip(3),
+            })?;
+            Some(d)
+        }
+
+        fn usage(&mut self) -> Option<Usage> {
+            let mut u = Usage::default();
+            let mut seen = Seen(0);
+            if self.peek()? != b'{' {
+                return None;
+            }
+            self.object(|r, k| match k {
+                "prompt_tokens" => {
+                    seen.once(0)?;
+                    u.prompt_tokens = r.opt_u32()?;
+                    Some(())
+                }
+                "completion_tokens" => {
+                    seen.once(1)?;
+                    u.completion_tokens = r.opt_u32()?;
+                    Some(())
+                }
+                _ => r.skip(2),
+            })?;
+            Some(u)
+        }
+    }
+
+    /// Bytes that end a plain run inside a JSON string: `"`, `\\` and the control characters
+    /// JSON refuses there.
+    static STOP: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = true;
+            i += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
+
+    /// Known keys met in one object: serde refuses a repeated one, so the reader gives up.
+    struct Seen(u8);
+
+    impl Seen {
+        fn once(&mut self, bit: u8) -> Option<()> {
+            let m = 1 << bit;
+            (self.0 & m == 0).then(|| self.0 |= m)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -814,6 +1275,69 @@ mod tests {
         f.feed(body.as_bytes(), &mut cb).unwrap();
         f.finish(&mut cb).unwrap();
         st
+    }
+
+    /// The borrowed OpenAI reader reads every event of every fixture (whatever the API it was
+    /// recorded from) exactly as serde does, and takes the common ones itself.
+    #[test]
+    fn borrowed_reader_agrees_with_serde_on_every_fixture() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sse");
+        let (mut events, mut taken) = (0, 0);
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let p = f.unwrap().path();
+            let body = std::fs::read(&p).unwrap();
+            for framing in [super::super::sse::Framing::Sse, super::super::sse::Framing::JsonLines] {
+                let mut fr = super::super::sse::Framer::new(framing);
+                let mut cb = |e: Event<'_>| {
+                    events += 1;
+                    taken += usize::from(check_openai_reader(e.data));
+                };
+                fr.feed(&body, &mut cb).unwrap();
+                fr.finish(&mut cb).unwrap();
+            }
+        }
+        assert!(events > 200 && taken > 100, "{events} events, {taken} taken");
+    }
+
+    #[test]
+    fn borrowed_reader_edges() {
+        let take = [
+            r#"{"choices":[{"delta":{"content":"a"},"finish_reason":null}],"usage":{"prompt_tokens":1,"completion_tokens":4294967295}}"#,
+            r#" {"choices" : [ ] , "usage" : null , "x" : [1, -2.5e+3, 0.0, true, false, null, {"a":"\n\"\/"}] } "#,
+            r#"{"choices":null,"error":null,"message":null,"object":"chat.completion.chunk"}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"x"}],"function_call":null,"reasoning":"r"}}]}"#,
+            r#"{"event":"token_sampled","text":"é€😀","choices":[{"text":"t","delta":null}]}"#,
+            r#"{}"#,
+        ];
+        for e in take {
+            assert!(check_openai_reader(e.as_bytes()), "{e}");
+        }
+        let give_up = [
+            r#"{"choices":[{"delta":{"content":"a\nb"}}]}"#,
+            r#"{"x":"\u00e9"}"#,
+            r#"{"error":{"message":"m"}}"#,
+            r#"{"usage":{"completion_tokens":4294967296}}"#,
+            r#"{"usage":{"completion_tokens":1.0}}"#,
+            r#"{"usage":{"completion_tokens":01}}"#,
+            r#"{"usage":{"completion_tokens":-1}}"#,
+            r#"{"choices":[],"choices":[]}"#,
+            r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"x"} x"#,
+            r#"[1]"#,
+            r#"{"usage":[1,2]}"#,
+            r#"{"ch\u006fices":[]}"#,
+            "{\"a\":\"\u{1}\"}",
+        ];
+        for e in give_up {
+            assert!(!check_openai_reader(e.as_bytes()), "{e}");
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(40), "]".repeat(40));
+        assert!(!check_openai_reader(deep.as_bytes()));
+        assert!(!check_openai_reader(b"{\"a\":\"\xff\"}"));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::health::{Health, Tracker};
@@ -791,7 +790,7 @@ async fn measure(
 
     let hard_deadline = Instant::now() + plan.timeout;
     let started = tokio::select! {
-        r = plan.client.post(plan.api.path(), body) => r,
+        r = plan.client.stream(plan.api.path(), &body) => r,
         _ = tokio::time::sleep_until(hard_deadline.into()) => {
             let now = Instant::now();
             rec.status = Status::Timeout;
@@ -806,6 +805,7 @@ async fn measure(
             return (rec, None);
         }
     };
+    drop(body);
     let mut started = match started {
         Ok(s) => s,
         Err(e) => {
@@ -823,30 +823,17 @@ async fn measure(
     ctx.note_lag(lag);
     rec.sent_at_us = Some(ctx.us(sent));
     rec.sched_lag_ms = Some(lag);
-    let status = started.response.status().as_u16();
+    let status = started.status;
     rec.http_status = Some(status);
     let deadline = sent + plan.timeout;
     let ttft_deadline = plan.ttft_timeout.map(|t| sent + t);
 
     if !(200..300).contains(&status) {
         // Read a bounded error body.
-        let mut body = Vec::new();
-        let read = async {
-            while let Some(f) = started.response.body_mut().frame().await {
-                match f {
-                    Ok(f) => {
-                        if let Some(d) = f.data_ref() {
-                            body.extend_from_slice(&d[..d.len().min(65536usize.saturating_sub(body.len()))]);
-                            if body.len() >= 65536 {
-                                break;
-                            }
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        };
-        let _ = tokio::time::timeout_at(deadline.into(), read).await;
+        let body = tokio::time::timeout_at(deadline.into(), started.read_to_end(65536))
+            .await
+            .map(|(b, _)| b)
+            .unwrap_or_default();
         rec.status = Status::HttpError;
         rec.error = Some(http_error_text(status, &body));
         rec.done_at_us = Some(ctx.us(Instant::now()));
@@ -855,6 +842,7 @@ async fn measure(
 
     let mut framer = Framer::with_limit(plan.api.framing(), plan.max_event_bytes);
     let mut st = StreamState::new(capture);
+    st.reserve(row.output_tokens);
     let api = plan.api;
     let mut end_status = Status::Ok;
     let mut end_error: Option<String> = None;
@@ -877,7 +865,7 @@ async fn measure(
             sleep.as_mut().reset(limit.into());
         }
         let frame = tokio::select! {
-            f = started.response.body_mut().frame() => f,
+            f = started.data() => f,
             _ = &mut sleep => {
                 end_status = Status::Timeout;
                 end_error = Some(if !st.has_content() && ttft_deadline.is_some_and(|t| t <= deadline) {
@@ -901,17 +889,13 @@ async fn measure(
             Some(Err(e)) => {
                 if !st.done {
                     end_status = Status::StreamError;
-                    end_error = Some(format!(
-                        "connection failed mid-stream: {}",
-                        super::http::with_causes(&e)
-                    ));
+                    end_error = Some(format!("connection failed mid-stream: {e}"));
                 }
                 break;
             }
-            Some(Ok(f)) => {
-                let Ok(data) = f.into_data() else { continue };
+            Some(Ok(data)) => {
                 let t_ms = ms_between(sent, Instant::now());
-                let r = framer.feed(&data, &mut |ev| st.on_event(api, ev, t_ms));
+                let r = framer.feed(data, &mut |ev| st.on_event(api, ev, t_ms));
                 if let Err(e) = r {
                     end_status = Status::StreamError;
                     end_error = Some(e.to_string());
@@ -927,7 +911,7 @@ async fn measure(
     if clean_end {
         let t_ms = ms_between(sent, end);
         let _ = framer.finish(&mut |ev| st.on_event(api, ev, t_ms));
-        plan.client.release(&mut started);
+        plan.client.release_stream(&mut started);
     }
     drop(started);
     if end_status == Status::Ok {
@@ -947,7 +931,7 @@ async fn measure(
     rec.output_tokens_source = source;
     rec.server_input_tokens = st.usage_prompt;
     rec.finish_reason = st.finish_reason.take();
-    rec.chunk_tokens = st.chunk_tokens().map(|v| v.to_vec());
+    rec.chunk_tokens = st.take_chunk_tokens();
     if let (Some(&first), Some(&last)) = (st.chunk_ms.first(), st.chunk_ms.last()) {
         rec.ttft_ms = Some(first);
         rec.e2e_ms = Some(last);

@@ -627,6 +627,11 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/analysis/compare.rs", "b", "the verdict value \"b\" of Cmp::better"),
     ("src/chart/kinds.rs", "concurrency", "a chart file name's slug"),
     ("src/client/protocol.rs", "error", "engines' JSON key"),
+    (
+        "src/client/protocol.rs",
+        "finish_reason",
+        "OpenAI stream JSON key (the borrowed event reader)",
+    ),
     ("src/client/protocol.rs", "model", "OpenAI request JSON key"),
     ("src/client/protocol.rs", "prompt", "completions request JSON key"),
     ("src/cmd/enginemon.rs", "engine", "key of enginemon's closing JSON line"),
