@@ -32,7 +32,7 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 
 use self::fault::{FaultKind, Faults, Style};
@@ -110,7 +110,19 @@ impl std::error::Error for Abort {}
 
 /// Bind and serve until the process ends. Returns after binding: the address and the task.
 pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
+    // A deep accept queue: tokio's bind listens with a backlog of 1,024, and a closed loop of
+    // 1,024 users or more connects all at once; a connection dropped from a full queue is
+    // retried by the kernel one second later (TCP's initial SYN retransmission timeout), which
+    // showed as a one-second schedule lag of the client, not of the server. Real engines listen
+    // deeper (uvicorn's default backlog is 2,048); the kernel caps this at net.core.somaxconn.
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener: TcpListener = socket.listen(8192)?;
     let local = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
     if metrics.kv_total.load(Ordering::Relaxed) == 0 {
