@@ -1,6 +1,6 @@
-//! replay's HTTP/1.1 client, with keep-alive reuse: its own lean streaming path for the
-//! measured requests ([`Client::stream`]), and hyper's connection API for the rest (probes,
-//! engine warm-up).
+//! The one HTTP/1.1 client (replay's measured requests, probes, engine warm-up, metrics
+//! scrapes), with keep-alive reuse: the request is written and the response read in the
+//! caller's task from one small buffer ([`Client::stream`], [`Client::get`]).
 //!
 //! replay owns its connections instead of using a general pooled client so that it knows
 //! exactly when a request's first byte goes out (`sent_at`), never queues a request behind
@@ -9,12 +9,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Request, Response, body::Incoming};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::endpoint::Endpoint;
@@ -27,8 +22,6 @@ pub enum SendError {
     #[error("connection failed before the response headers: {0}")]
     BeforeHeaders(String),
 }
-
-type Sender = SendRequest<Full<Bytes>>;
 
 /// An error and its causes on one line ("connection error: Connection reset by peer (os
 /// error 104)"): hyper's own message alone rarely says what happened.
@@ -52,19 +45,11 @@ pub struct Client {
     /// The `Host` header, from the target.
     host: HeaderValue,
     headers: Vec<(HeaderName, HeaderValue)>,
-    idle: Mutex<Vec<Sender>>,
-    /// Kept-alive connections of the streaming path ([`Client::stream`]).
-    idle_lean: Mutex<Vec<Conn>>,
+    /// Kept-alive connections.
+    idle: Mutex<Vec<Conn>>,
     keep_alive: bool,
     /// Header values (and bearer tokens) never to be recorded, even when a server echoes them.
     secrets: Vec<String>,
-}
-
-/// A response whose headers have arrived; its body is read by the caller.
-pub struct Started {
-    pub sent_at: Instant,
-    pub response: Response<Incoming>,
-    sender: Option<Sender>,
 }
 
 impl Client {
@@ -88,7 +73,6 @@ impl Client {
             host,
             headers,
             idle: Mutex::new(Vec::new()),
-            idle_lean: Mutex::new(Vec::new()),
             keep_alive,
             secrets,
         }
@@ -104,124 +88,6 @@ impl Client {
             }
         }
         out
-    }
-
-    async fn connect(&self) -> Result<Sender, SendError> {
-        let addr = format!("{}:{}", self.target.host, self.target.port);
-        let stream = TcpStream::connect((self.target.host.as_str(), self.target.port))
-            .await
-            .map_err(|e| SendError::Connect {
-                addr: addr.clone(),
-                source: e,
-            })?;
-        let _ = stream.set_nodelay(true);
-        // A fixed 4 KiB read buffer: hyper's adaptive one starts at 8 KiB and grows with
-        // bursty streams, which costs tens of KiB per stream at thousands of streams.
-        let (sender, conn) = http1::Builder::new()
-            .read_buf_exact_size(Some(4096))
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Connect {
-                addr,
-                source: std::io::Error::other(e),
-            })?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
-    }
-
-    /// A ready connection: an idle one when there is one, else a new one. Returns whether it
-    /// was reused (a reused connection may have been closed by the server meanwhile).
-    async fn conn(&self) -> Result<(Sender, bool), SendError> {
-        loop {
-            let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            match s {
-                Some(mut s) => {
-                    if s.is_closed() {
-                        continue;
-                    }
-                    if s.ready().await.is_ok() {
-                        return Ok((s, true));
-                    }
-                }
-                None => return Ok((self.connect().await?, false)),
-            }
-        }
-    }
-
-    fn request(&self, method: hyper::Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(self.target.join(path))
-            .header(hyper::header::HOST, self.host.clone());
-        if !body.is_empty() {
-            b = b.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        if !self.keep_alive {
-            b = b.header(hyper::header::CONNECTION, "close");
-        }
-        let mut req = b.body(Full::new(body)).expect("valid request parts");
-        for (k, v) in &self.headers {
-            req.headers_mut().insert(k.clone(), v.clone());
-        }
-        req
-    }
-
-    /// Send a POST and wait for the response head. `on_sent` is the instant the request was
-    /// handed to the connection (after connecting), i.e. when its first byte goes out.
-    pub async fn post(&self, path: &str, body: Bytes) -> Result<Started, SendError> {
-        let mut retried = false;
-        loop {
-            let (mut sender, reused) = self.conn().await?;
-            let req = self.request(hyper::Method::POST, path, body.clone());
-            let sent_at = Instant::now();
-            match sender.send_request(req).await {
-                Ok(response) => {
-                    return Ok(Started {
-                        sent_at,
-                        response,
-                        sender: Some(sender),
-                    });
-                }
-                Err(e) => {
-                    // A kept-alive connection the server closed while idle: retry once, fresh.
-                    if reused && !retried && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) {
-                        retried = true;
-                        continue;
-                    }
-                    return Err(SendError::BeforeHeaders(with_causes(&e)));
-                }
-            }
-        }
-    }
-
-    /// Return a connection whose response body was read to its end.
-    pub fn release(&self, started: &mut Started) {
-        if !self.keep_alive {
-            return;
-        }
-        if let Some(s) = started.sender.take()
-            && !s.is_closed()
-        {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-        }
-    }
-
-    /// GET a small resource (probes): status and body, with a timeout.
-    pub async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
-        let fut = async {
-            let mut s = self.connect().await.map_err(|e| e.to_string())?;
-            let req = self.request(hyper::Method::GET, path, Bytes::new());
-            let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            Ok::<_, String>((status, body))
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {timeout:?}")),
-        }
     }
 }
 
@@ -244,7 +110,26 @@ const HEAD_LIMIT: usize = 64 * 1024;
 /// Longest chunk-size or trailer line.
 const LINE_LIMIT: usize = 4096;
 
-/// One connection of the streaming path.
+/// The largest body [`Client::get`] keeps (a Prometheus page of a busy engine is a few MiB).
+const GET_LIMIT: usize = 64 << 20;
+
+/// The methods this client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// One connection.
 struct Conn {
     tcp: TcpStream,
     buf: Vec<u8>,
@@ -541,7 +426,7 @@ async fn read_head(c: &mut Conn) -> Result<Head, (String, bool)> {
 }
 
 impl Client {
-    async fn connect_lean(&self) -> Result<Conn, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
             .await
             .map_err(|e| SendError::Connect {
@@ -557,12 +442,13 @@ impl Client {
         })
     }
 
-    /// The bytes of a POST of `body` to `path`: our Host, Content-Type and Connection unless
-    /// the run's own headers set them; Content-Length always ours.
-    fn request_bytes(&self, path: &str, body: &[u8]) -> Vec<u8> {
+    /// The bytes of a `method` request of `body` to `path`: our Host, Content-Type and
+    /// Connection unless the run's own headers set them; Content-Length always ours (a GET
+    /// without a body has none).
+    fn request_bytes(&self, method: Method, path: &str, body: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut r = Vec::with_capacity(256 + body.len());
-        let _ = write!(r, "POST {} HTTP/1.1\r\n", self.target.join(path));
+        let _ = write!(r, "{} {} HTTP/1.1\r\n", method.as_str(), self.target.join(path));
         let custom = |n: &HeaderName| self.headers.iter().any(|(k, _)| k == n);
         let mut header = |k: &[u8], v: &[u8]| {
             r.extend_from_slice(k);
@@ -584,22 +470,47 @@ impl Client {
                 header(k.as_str().as_bytes(), v.as_bytes());
             }
         }
-        header(b"content-length", body.len().to_string().as_bytes());
+        if method == Method::Post || !body.is_empty() {
+            header(b"content-length", body.len().to_string().as_bytes());
+        }
         r.extend_from_slice(b"\r\n");
         r.extend_from_slice(body);
         r
     }
 
-    /// Send a streamed POST and wait for the response head (replay's hot path). `sent_at` is
-    /// the instant the request is written (after connecting). A kept-alive connection the
-    /// server closed meanwhile is retried once on a fresh one.
+    /// Send a POST and wait for the response head (replay's hot path); read its body with
+    /// [`Stream::data`]. `sent_at` is the instant the request is written (after connecting).
+    /// A kept-alive connection the server closed meanwhile is retried once on a fresh one.
     pub async fn stream(&self, path: &str, body: &[u8]) -> Result<Stream, SendError> {
+        self.send(Method::Post, path, body).await
+    }
+
+    /// GET a small resource (probes, metrics): status and body (at most `limit` bytes kept),
+    /// all within `timeout`. The connection is kept for the next call when the client keeps
+    /// connections alive.
+    pub async fn get(&self, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+        let fut = async {
+            let mut s = self.send(Method::Get, path, b"").await.map_err(|e| e.to_string())?;
+            let (body, clean) = s.read_to_end(GET_LIMIT).await;
+            if !clean {
+                return Err("the connection failed while reading the response body".to_string());
+            }
+            self.release_stream(&mut s);
+            Ok((s.status, body))
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: &[u8]) -> Result<Stream, SendError> {
         use tokio::io::AsyncWriteExt;
-        let req = self.request_bytes(path, body);
+        let req = self.request_bytes(method, path, body);
         let mut retried = false;
         loop {
             let idle = loop {
-                let c = self.idle_lean.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
                 match c {
                     Some(c) if !c.idle_ok() => continue,
                     other => break other,
@@ -608,7 +519,7 @@ impl Client {
             let reused = idle.is_some();
             let mut c = match idle {
                 Some(c) => c,
-                None => self.connect_lean().await?,
+                None => self.connect().await?,
             };
             let sent_at = Instant::now();
             if let Err(e) = c.tcp.write_all(&req).await {
@@ -641,7 +552,7 @@ impl Client {
             && let Some(c) = s.conn.take()
             && c.pos == c.end
         {
-            self.idle_lean.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
         }
     }
 }
@@ -756,7 +667,7 @@ mod tests {
         assert_eq!(body(&mut s).await.unwrap(), b"data: a\n\ndata: b\n\n");
         c.release_stream(&mut s);
         assert!(
-            c.idle_lean.lock().unwrap().is_empty(),
+            c.idle.lock().unwrap().is_empty(),
             "a close-delimited body's connection is not reused"
         );
         let mut s = c.stream("/", b"{}").await.unwrap();
@@ -796,10 +707,14 @@ mod tests {
     #[test]
     fn requests_carry_the_base_path_and_host() {
         let c = Client::new(Endpoint::parse("http://[::1]:9/proxy/v1").unwrap(), Vec::new(), false);
-        let r = c.request(hyper::Method::GET, "/v1/models", Bytes::new());
-        assert_eq!(r.uri(), "/proxy/v1/models");
-        assert_eq!(r.headers()[hyper::header::HOST], "[::1]:9");
-        assert_eq!(r.headers()[hyper::header::CONNECTION], "close");
+        let r = String::from_utf8(c.request_bytes(Method::Get, "/v1/models", b"")).unwrap();
+        assert_eq!(
+            r,
+            "GET /proxy/v1/models HTTP/1.1\r\nhost: [::1]:9\r\nconnection: close\r\n\r\n"
+        );
+        let r = String::from_utf8(c.request_bytes(Method::Post, "/v1/completions", b"{}")).unwrap();
+        assert!(r.starts_with("POST /proxy/v1/completions HTTP/1.1\r\n"), "{r}");
+        assert!(r.ends_with("content-length: 2\r\n\r\n{}"), "{r}");
     }
 
     #[test]

@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
@@ -313,7 +311,7 @@ pub fn judge_ready(ready: &Ready, answer: Result<(u16, &[u8]), String>) -> Resul
 }
 
 /// GET a URL (path on `base`, or a full http:// URL).
-async fn get_url(base: &str, path_or_url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+async fn get_url(base: &str, path_or_url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
     let (target, path) = if endpoint::is_url(path_or_url) {
         // The whole path is requested from the bare server.
         let e = Endpoint::parse(path_or_url)?;
@@ -370,19 +368,19 @@ async fn served_model(base: &str) -> Option<String> {
     j["data"][0]["id"].as_str().map(str::to_string)
 }
 
+/// The most of a warm-up answer kept (it is only checked for an error).
+const WARMUP_BODY_LIMIT: usize = 16 << 20;
+
 async fn warmup(base: &str, w: &config::Warmup) -> Result<(), String> {
     let client = Client::new(Endpoint::parse(base)?, Vec::new(), false);
-    let body = Bytes::from(serde_json::to_vec(&w.body).map_err(|e| e.to_string())?);
+    let body = serde_json::to_vec(&w.body).map_err(|e| e.to_string())?;
     let fut = async {
-        let started = client.post(&w.path, body).await.map_err(|e| e.to_string())?;
-        let status = started.response.status().as_u16();
-        let body = started
-            .response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let mut started = client.stream(&w.path, &body).await.map_err(|e| e.to_string())?;
+        let status = started.status;
+        let (body, clean) = started.read_to_end(WARMUP_BODY_LIMIT).await;
+        if !clean {
+            return Err("the connection failed while reading the warm-up answer".to_string());
+        }
         let text = String::from_utf8_lossy(&body);
         if !(200..300).contains(&status) {
             return Err(format!(
