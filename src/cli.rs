@@ -102,6 +102,28 @@ pub struct OutArgs {
     pub print_schema: bool,
 }
 
+/// How an `https://` server is trusted (replay, enginemon, engine-up's readiness check).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Trust only the certificate authorities in this PEM file for https:// URLs (a private
+    /// CA), instead of the platform's root certificates
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// DANGEROUS: do not verify the https:// server's certificate or name (anyone on the path
+    /// can pose as the server); recorded in the output's provenance
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    pub fn options(&self) -> crate::client::tls::TlsOptions {
+        crate::client::tls::TlsOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
 /// Log a line to stderr with the tool's name (data never goes to stderr, talk never to stdout).
 #[macro_export]
 macro_rules! say {

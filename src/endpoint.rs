@@ -5,10 +5,9 @@
 //! all read here, by [`Endpoint::parse`], so that they follow one grammar and fail with one set
 //! of messages:
 //!
-//! - `http://HOST[:PORT][/BASE/PATH]`; the port defaults to 80; an IPv6 host is written in
-//!   brackets (`http://[::1]:8000`).
-//! - `https://` is refused (benchmark over plain http on the server's host or through a
-//!   tunnel), and so are credentials (`user:pw@`), because the URL is recorded in every output.
+//! - `http://HOST[:PORT][/BASE/PATH]` or `https://…`; the port defaults to 80 (http) or 443
+//!   (https); an IPv6 host is written in brackets (`http://[::1]:8000`).
+//! - Credentials (`user:pw@`) are refused, because the URL is recorded in every output.
 //! - The base path keeps no trailing slash, and a trailing `/v1` is dropped: base URLs are
 //!   often written the OpenAI way (`http://h:8000/v1`), and every request path servebench sends
 //!   carries its own version (`/v1/chat/completions`, `/metrics`, `/health`).
@@ -16,16 +15,18 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The scheme of an endpoint. Only plain HTTP is spoken.
+/// The scheme of an endpoint: plain HTTP/1.1, or HTTP/1.1 over TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     Http,
+    Https,
 }
 
 impl Scheme {
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
+            Scheme::Https => "https",
         }
     }
 
@@ -33,6 +34,7 @@ impl Scheme {
     pub fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
+            Scheme::Https => 443,
         }
     }
 }
@@ -40,9 +42,7 @@ impl Scheme {
 /// Why a URL is not an endpoint. Each message names the URL and says how to write it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
-    #[error("{0}: https is not supported; benchmark the server over plain http on its host or a tunnel")]
-    Https(String),
-    #[error("{0}: the URL must start with http://, e.g. http://127.0.0.1:8000")]
+    #[error("{0}: the URL must start with http:// or https://, e.g. http://127.0.0.1:8000")]
     NoScheme(String),
     #[error(
         "credentials in the URL are not supported (the URL is recorded in every output); pass them with --api-key-env, --api-key-file or --header"
@@ -109,13 +109,13 @@ impl Endpoint {
 
     /// Read a URL (see the module documentation for the grammar).
     pub fn parse(url: &str) -> Result<Endpoint, EndpointError> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            if url.starts_with("https://") {
-                EndpointError::Https(url.to_string())
-            } else {
-                EndpointError::NoScheme(url.to_string())
-            }
-        })?;
+        let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (Scheme::Https, r)
+        } else {
+            return Err(EndpointError::NoScheme(url.to_string()));
+        };
         let (auth, path) = match rest.find(['/', '?', '#']) {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -123,7 +123,6 @@ impl Endpoint {
         if auth.contains('@') {
             return Err(EndpointError::Credentials);
         }
-        let scheme = Scheme::Http;
         let (host, port) = if let Some(h) = auth.strip_prefix('[') {
             let (h, p) = h
                 .split_once(']')
@@ -272,8 +271,9 @@ mod tests {
     #[test]
     fn refuses_with_a_reason() {
         let msg = |u: &str| Endpoint::parse(u).unwrap_err().to_string();
-        assert!(msg("https://x").contains("https is not supported"));
+        assert!(msg("ftp://x").contains("must start with http:// or https://"));
         assert!(msg("127.0.0.1:80").contains("must start with http://"));
+        assert!(msg("https://user:pw@h").contains("credentials"));
         assert!(msg("http://h:99999").contains("bad port \"99999\""));
         assert!(msg("http://h:").contains("bad port"));
         assert!(msg("http://user:pw@h:80").contains("credentials"));
@@ -302,7 +302,19 @@ mod tests {
         assert_eq!(Endpoint::new("[::1]", 80).to_string(), "http://[::1]");
         assert_eq!(Endpoint::new("::1", 8000).url_for("/x"), "http://[::1]:8000/x");
         // parse(display(e)) == e
-        for u in ["http://h", "http://h:81/a/b", "http://[fe80::1]:8000/p"] {
+        // https: port 443 unless written, and the port is left out of the Host form at 443
+        let e = Endpoint::parse("https://gw.example.com/v1").unwrap();
+        assert_eq!((e.scheme, e.port, e.path.as_str()), (Scheme::Https, 443, ""));
+        assert_eq!(e.authority(), "gw.example.com");
+        assert_eq!(Endpoint::parse("https://h:8443").unwrap().authority(), "h:8443");
+        assert_eq!(Endpoint::parse("https://h:80").unwrap().authority(), "h:80");
+        for u in [
+            "http://h",
+            "http://h:81/a/b",
+            "http://[fe80::1]:8000/p",
+            "https://h",
+            "https://[::1]:8443/p",
+        ] {
             let e = Endpoint::parse(u).unwrap();
             assert_eq!(Endpoint::parse(&e.to_string()).unwrap(), e);
             assert_eq!(e.to_string(), u);

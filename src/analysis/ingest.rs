@@ -12,7 +12,7 @@ use super::options::{Defs, Options};
 use crate::io::DataError;
 use crate::io::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::schema::requests::col as rc;
-use crate::schema::{Metric, REQUESTS, Status, Summary};
+use crate::schema::{Connection, Metric, REQUESTS, Status, Summary};
 use crate::stats::{BIN_US, LoadAcc, Samples};
 
 /// A group's identity: the run's keys and the `--by` columns.
@@ -72,6 +72,11 @@ pub struct Acc {
     pub token_bins: BTreeMap<i64, f64>,
     /// The load the requests put on the server (in flight, due-to-sent, rates).
     pub load: LoadAcc,
+    /// Sent requests whose connection is known, those on a fresh (new or warm) one, and the
+    /// connect + TLS ms spent on the path of the new ones.
+    pub conn_known: u64,
+    pub conn_fresh: u64,
+    pub conn_setup_ms: f64,
 }
 
 impl Acc {
@@ -146,6 +151,9 @@ impl Acc {
             *self.token_bins.entry(k).or_default() += v;
         }
         self.load.merge(&o.load);
+        self.conn_known += o.conn_known;
+        self.conn_fresh += o.conn_fresh;
+        self.conn_setup_ms += o.conn_setup_ms;
     }
 }
 
@@ -168,6 +176,9 @@ pub const READ_COLUMNS: &[&str] = &[
     rc::TPOT_MS,
     rc::E2E_MS,
     rc::SCHED_LAG_MS,
+    rc::CONNECTION,
+    rc::CONNECT_MS,
+    rc::TLS_MS,
     rc::TTFT_SCHED_MS,
     rc::OUTPUT_TOKENS,
     rc::INPUT_TOKENS,
@@ -494,6 +505,15 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         if let Some(l) = v.lag.get(i) {
             acc.sched_lag.push(l);
         }
+        if let Some(kind) = v.conn.get(i) {
+            acc.conn_known += 1;
+            if kind != Connection::Reused.as_str() {
+                acc.conn_fresh += 1;
+            }
+            if kind == Connection::New.as_str() {
+                acc.conn_setup_ms += v.connect.get(i).unwrap_or(0.0) + v.tls.get(i).unwrap_or(0.0);
+            }
+        }
         if let Some(t) = v.done.get(i) {
             acc.last_done_us = Some(acc.last_done_us.map_or(t, |x| x.max(t)));
         }
@@ -596,6 +616,9 @@ struct View<'a> {
     tpot: F64Col<'a>,
     e2e: F64Col<'a>,
     lag: F64Col<'a>,
+    conn: StrCol<'a>,
+    connect: F64Col<'a>,
+    tls: F64Col<'a>,
     ttfts: F64Col<'a>,
     sched: TsCol<'a>,
     sent: TsCol<'a>,
@@ -625,6 +648,9 @@ impl<'a> View<'a> {
             tpot: cols::f64_col(c(rc::TPOT_MS)),
             e2e: cols::f64_col(c(rc::E2E_MS)),
             lag: cols::f64_col(c(rc::SCHED_LAG_MS)),
+            conn: StrCol::of(c(rc::CONNECTION)),
+            connect: cols::f64_col(c(rc::CONNECT_MS)),
+            tls: cols::f64_col(c(rc::TLS_MS)),
             ttfts: cols::f64_col(c(rc::TTFT_SCHED_MS)),
             sched: cols::ts_col(c(rc::SCHEDULED_AT)),
             sent: cols::ts_col(c(rc::SENT_AT)),

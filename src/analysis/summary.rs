@@ -145,6 +145,11 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         r.rate_pct = load.rate_pct;
         r.load_pct = load.load_pct;
         r.client_bound = load.load_pct.map(|_| load.client_bound);
+        if acc.conn_known > 0 {
+            let n = acc.conn_known as f64;
+            r.conn_fresh_pct = Some(100.0 * acc.conn_fresh as f64 / n);
+            r.conn_setup_mean_ms = Some(acc.conn_setup_ms / n);
+        }
         r.ttft_sched_p99_ms = acc.ttft_sched.percentile(0.99);
         rows.push(r);
     }

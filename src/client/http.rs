@@ -5,22 +5,45 @@
 //! replay owns its connections instead of using a general pooled client so that it knows
 //! exactly when a request's first byte goes out (`sent_at`), never queues a request behind
 //! another on a client-side pool limit, and keeps per-stream memory and CPU small.
+//!
+//! `https://` targets speak TLS (rustls, see [`super::tls`]) on the same connections. Every
+//! response says what its connection cost ([`ConnUse`]): opened for it (TCP connect and TLS
+//! handshake times, spent before `sent_at`), opened ahead by the warm pool
+//! ([`Client::prewarm`], [`Client::keep_spare`]) off the request's path, or kept alive.
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
-use crate::endpoint::Endpoint;
+use super::tls::{self, TlsError, TlsOptions};
+use crate::endpoint::{Endpoint, Scheme};
+use crate::schema::Connection as ConnKind;
 
 /// Why a request could not get a response head.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: String, source: std::io::Error },
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("connection failed before the response headers: {0}")]
     BeforeHeaders(String),
+}
+
+/// What a request's connection cost: its kind, and for a connection opened for it or ahead
+/// of it, the TCP connect and TLS handshake times (ms; TLS None over plain HTTP).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnUse {
+    pub kind: ConnKind,
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
 }
 
 /// An error and its causes on one line ("connection error: Connection reset by peer (os
@@ -45,15 +68,35 @@ pub struct Client {
     /// The `Host` header, from the target.
     host: HeaderValue,
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// Kept-alive connections.
-    idle: Mutex<Vec<Conn>>,
+    /// Kept-alive connections, and the warm pool's.
+    pool: Arc<Pool>,
     keep_alive: bool,
     /// Header values (and bearer tokens) never to be recorded, even when a server echoes them.
     secrets: Vec<String>,
 }
 
+/// Where connections come from and wait between requests.
+struct Pool {
+    host: String,
+    port: u16,
+    /// For `https://` targets: the connector and the name the certificate must carry.
+    tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    idle: Mutex<Vec<Conn>>,
+    /// Connections the warm pool keeps ready (0: none).
+    spare: AtomicUsize,
+    /// Warm connections being opened now.
+    opening: AtomicUsize,
+}
+
 impl Client {
-    pub fn new(target: Endpoint, headers: Vec<(HeaderName, HeaderValue)>, keep_alive: bool) -> Client {
+    /// A client of `target`; `tls` says how an `https://` target is trusted (unused over
+    /// plain HTTP, so a machine without root certificates still speaks http).
+    pub fn new(
+        target: Endpoint,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        keep_alive: bool,
+        tls: &TlsOptions,
+    ) -> Result<Client, TlsError> {
         let mut secrets: Vec<String> = Vec::new();
         for (_, v) in &headers {
             let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
@@ -68,14 +111,29 @@ impl Client {
         // Endpoint::parse admits no byte a header value refuses; a hand-made host that holds
         // one is sent as an empty Host rather than a panic.
         let host = HeaderValue::from_str(&target.authority()).unwrap_or_else(|_| HeaderValue::from_static(""));
-        Client {
+        let tls = match target.scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some((
+                TlsConnector::from(tls::client_config(tls)?),
+                tls::server_name(&target.host)?,
+            )),
+        };
+        let pool = Arc::new(Pool {
+            host: target.host.clone(),
+            port: target.port,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            spare: AtomicUsize::new(0),
+            opening: AtomicUsize::new(0),
+        });
+        Ok(Client {
             target,
             host,
             headers,
-            idle: Mutex::new(Vec::new()),
+            pool,
             keep_alive,
             secrets,
-        }
+        })
     }
 
     /// `s` with every header value this client sends (and bearer token) replaced by
@@ -129,18 +187,61 @@ impl Method {
     }
 }
 
+/// A connection's byte stream: plain TCP or TLS over TCP.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Io {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Plain(t) => t.read(buf).await,
+            Io::Tls(t) => t.read(buf).await,
+        }
+    }
+
+    /// Write all of `b` and flush it (TLS buffers records until flushed).
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Io::Plain(t) => t.write_all(b).await,
+            Io::Tls(t) => {
+                t.write_all(b).await?;
+                t.flush().await
+            }
+        }
+    }
+
+    /// Open and quiet: a read that would wait. Over TLS this also takes in what a server
+    /// sends between requests (TLS 1.3 session tickets) without losing a byte; a close
+    /// (EOF or close_notify) or unexpected data make the connection unusable.
+    fn quiet(&mut self) -> bool {
+        let mut one = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut one);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let r = match self {
+            Io::Plain(t) => Pin::new(t).poll_read(&mut cx, &mut rb),
+            Io::Tls(t) => Pin::new(t.as_mut()).poll_read(&mut cx, &mut rb),
+        };
+        r.is_pending()
+    }
+}
+
 /// One connection.
 struct Conn {
-    tcp: TcpStream,
+    io: Io,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
+    /// Requests sent on it so far.
+    uses: u32,
+    connect_ms: f64,
+    tls_ms: Option<f64>,
 }
 
 impl Conn {
     /// Read more bytes after `end` (compacting or growing the buffer first); 0 at EOF.
     async fn fill(&mut self) -> std::io::Result<usize> {
-        use tokio::io::AsyncReadExt;
         if self.pos == self.end {
             self.pos = 0;
             self.end = 0;
@@ -157,7 +258,7 @@ impl Conn {
                 self.buf.resize((self.buf.len() * 2).min(HEAD_LIMIT), 0);
             }
         }
-        let n = self.tcp.read(&mut self.buf[self.end..]).await?;
+        let n = self.io.read(&mut self.buf[self.end..]).await?;
         self.end += n;
         if self.end == self.buf.len() && self.buf.len() < BURST_BUF {
             self.buf.resize(self.buf.len() * 2, 0);
@@ -177,12 +278,30 @@ impl Conn {
     }
 
     /// Usable again: nothing unread and the peer has not closed (checked without waiting).
-    fn idle_ok(&self) -> bool {
-        if self.pos != self.end {
-            return false;
+    fn idle_ok(&mut self) -> bool {
+        self.pos == self.end && self.io.quiet()
+    }
+
+    /// What using it for the next request costs that request.
+    fn take_use(&mut self, opened_now: bool) -> ConnUse {
+        let kind = match (opened_now, self.uses) {
+            (true, _) => ConnKind::New,
+            (false, 0) => ConnKind::Warm,
+            (false, _) => ConnKind::Reused,
+        };
+        self.uses += 1;
+        match kind {
+            ConnKind::Reused => ConnUse {
+                kind,
+                connect_ms: None,
+                tls_ms: None,
+            },
+            _ => ConnUse {
+                kind,
+                connect_ms: Some(self.connect_ms),
+                tls_ms: self.tls_ms,
+            },
         }
-        let mut b = [0u8; 1];
-        matches!(self.tcp.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 }
 
@@ -201,6 +320,8 @@ enum BodyState {
 pub struct Stream {
     pub sent_at: Instant,
     pub status: u16,
+    /// What the connection cost this request.
+    pub conn_use: ConnUse,
     conn: Option<Conn>,
     state: BodyState,
     reusable: bool,
@@ -399,6 +520,13 @@ async fn read_head(c: &mut Conn) -> Result<Head, (String, bool)> {
                     });
                 }
                 Ok(httparse::Status::Partial) => {}
+                // A TLS record (alert 0x15, handshake 0x16) where a status line belongs.
+                Err(_) if matches!(c.buf.get(c.pos), Some(0x15 | 0x16)) => {
+                    return Err((
+                        "the server answered in TLS: it speaks https; use https:// in the URL".to_string(),
+                        false,
+                    ));
+                }
                 Err(e) => return Err((format!("invalid response head: {e}"), false)),
             }
         }
@@ -425,21 +553,111 @@ async fn read_head(c: &mut Conn) -> Result<Head, (String, bool)> {
     }
 }
 
-impl Client {
+impl Pool {
+    fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Open a connection: TCP, then the TLS handshake for https.
     async fn connect(&self) -> Result<Conn, SendError> {
-        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
+        let t0 = Instant::now();
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| SendError::Connect {
-                addr: format!("{}:{}", self.target.host, self.target.port),
+                addr: self.addr(),
                 source: e,
             })?;
         let _ = tcp.set_nodelay(true);
+        let t1 = Instant::now();
+        let connect_ms = (t1 - t0).as_secs_f64() * 1e3;
+        let (io, tls_ms) = match &self.tls {
+            None => (Io::Plain(tcp), None),
+            Some((connector, name)) => {
+                let s = connector.connect(name.clone(), tcp).await.map_err(|e| SendError::Tls {
+                    addr: self.addr(),
+                    reason: tls::explain(&e),
+                })?;
+                (Io::Tls(Box::new(s)), Some(t1.elapsed().as_secs_f64() * 1e3))
+            }
+        };
         Ok(Conn {
-            tcp,
+            io,
             buf: vec![0; READ_BUF],
             pos: 0,
             end: 0,
+            uses: 0,
+            connect_ms,
+            tls_ms,
         })
+    }
+
+    /// A kept or warm connection that is still usable, if any.
+    fn pop_idle(&self) -> Option<Conn> {
+        loop {
+            let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match c {
+                Some(mut c) => {
+                    if c.idle_ok() {
+                        return Some(c);
+                    }
+                }
+                None => return None,
+            }
+        }
+    }
+
+    fn put(&self, c: Conn) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+
+    /// Open warm connections in the background until `spare` wait idle (or are opening).
+    fn top_up(self: &Arc<Self>) {
+        let want = self.spare.load(Ordering::Relaxed);
+        if want == 0 {
+            return;
+        }
+        let have = self.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let opening = self.opening.load(Ordering::Relaxed);
+        for _ in have + opening..want {
+            self.opening.fetch_add(1, Ordering::Relaxed);
+            let pool = self.clone();
+            tokio::spawn(async move {
+                if let Ok(c) = pool.connect().await {
+                    pool.put(c);
+                }
+                pool.opening.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+}
+
+impl Client {
+    /// Open `n` connections at once and keep them for the first requests, so that their
+    /// set-up is off the run's schedule. The first failure is returned (a TLS failure here
+    /// is the clearest place to say it, before any request is sent).
+    pub async fn prewarm(&self, n: usize) -> Result<(), SendError> {
+        let opened = futures_util::future::join_all((0..n).map(|_| self.pool.connect())).await;
+        let mut first_err = None;
+        for c in opened {
+            match c {
+                Ok(c) => self.pool.put(c),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Keep `n` connections open ahead of need during the run (the warm pool): whenever a
+    /// request takes one, another is opened in the background. A request that finds none
+    /// opens its own, and that set-up shows in its due→sent time.
+    pub fn keep_spare(&self, n: usize) {
+        self.pool.spare.store(n, Ordering::Relaxed);
     }
 
     /// The bytes of a `method` request of `body` to `path`: our Host, Content-Type and
@@ -505,24 +723,19 @@ impl Client {
     }
 
     async fn send(&self, method: Method, path: &str, body: &[u8]) -> Result<Stream, SendError> {
-        use tokio::io::AsyncWriteExt;
         let req = self.request_bytes(method, path, body);
         let mut retried = false;
         loop {
-            let idle = loop {
-                let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                match c {
-                    Some(c) if !c.idle_ok() => continue,
-                    other => break other,
-                }
-            };
+            let idle = self.pool.pop_idle();
+            self.pool.top_up();
             let reused = idle.is_some();
             let mut c = match idle {
                 Some(c) => c,
-                None => self.connect().await?,
+                None => self.pool.connect().await?,
             };
+            let conn_use = c.take_use(!reused);
             let sent_at = Instant::now();
-            if let Err(e) = c.tcp.write_all(&req).await {
+            if let Err(e) = c.io.write_all(&req).await {
                 if reused && !retried {
                     retried = true;
                     continue;
@@ -534,6 +747,7 @@ impl Client {
                     return Ok(Stream {
                         sent_at,
                         status: h.status,
+                        conn_use,
                         conn: Some(c),
                         state: h.state,
                         reusable: h.keep_alive && self.keep_alive,
@@ -552,7 +766,7 @@ impl Client {
             && let Some(c) = s.conn.take()
             && c.pos == c.end
         {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            self.pool.put(c);
         }
     }
 }
@@ -631,7 +845,9 @@ mod tests {
             ep,
             vec![(HeaderName::from_static("x-key"), HeaderValue::from_static("v"))],
             true,
-        );
+            &TlsOptions::default(),
+        )
+        .unwrap();
         let mut s = c.stream("/v1/x", b"{}").await.unwrap();
         assert_eq!(s.status, 200);
         assert_eq!(body(&mut s).await.unwrap(), b"hello ");
@@ -662,12 +878,12 @@ mod tests {
             vec![vec![]],
         ])
         .await;
-        let c = Client::new(ep, Vec::new(), true);
+        let c = Client::new(ep, Vec::new(), true, &TlsOptions::default()).unwrap();
         let mut s = c.stream("/", b"{}").await.unwrap();
         assert_eq!(body(&mut s).await.unwrap(), b"data: a\n\ndata: b\n\n");
         c.release_stream(&mut s);
         assert!(
-            c.idle.lock().unwrap().is_empty(),
+            c.pool.idle.lock().unwrap().is_empty(),
             "a close-delimited body's connection is not reused"
         );
         let mut s = c.stream("/", b"{}").await.unwrap();
@@ -694,7 +910,7 @@ mod tests {
             vec![vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]],
         ])
         .await;
-        let c = Client::new(ep, Vec::new(), true);
+        let c = Client::new(ep, Vec::new(), true, &TlsOptions::default()).unwrap();
         let mut s = c.stream("/", b"{}").await.unwrap();
         assert_eq!(body(&mut s).await.unwrap(), b"a");
         c.release_stream(&mut s);
@@ -706,7 +922,13 @@ mod tests {
 
     #[test]
     fn requests_carry_the_base_path_and_host() {
-        let c = Client::new(Endpoint::parse("http://[::1]:9/proxy/v1").unwrap(), Vec::new(), false);
+        let c = Client::new(
+            Endpoint::parse("http://[::1]:9/proxy/v1").unwrap(),
+            Vec::new(),
+            false,
+            &TlsOptions::default(),
+        )
+        .unwrap();
         let r = String::from_utf8(c.request_bytes(Method::Get, "/v1/models", b"")).unwrap();
         assert_eq!(
             r,
@@ -727,7 +949,7 @@ mod tests {
             ),
             (HeaderName::from_static("x-id"), HeaderValue::from_static("ab")),
         ];
-        let c = Client::new(t, h, true);
+        let c = Client::new(t, h, true, &TlsOptions::default()).unwrap();
         assert_eq!(
             c.redact("HTTP 401: invalid key sk-secret-123 (Bearer sk-secret-123) ab"),
             "HTTP 401: invalid key <redacted> (<redacted>) ab"

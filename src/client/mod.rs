@@ -7,3 +7,4 @@ pub mod probe;
 pub mod protocol;
 pub mod run;
 pub mod sse;
+pub mod tls;

@@ -810,7 +810,7 @@ async fn measure(
         Ok(s) => s,
         Err(e) => {
             rec.status = match e {
-                SendError::Connect { .. } => Status::ConnectError,
+                SendError::Connect { .. } | SendError::Tls { .. } => Status::ConnectError,
                 SendError::BeforeHeaders(_) => Status::StreamError,
             };
             rec.error = Some(e.to_string());
@@ -819,6 +819,10 @@ async fn measure(
         }
     };
     let sent = started.sent_at;
+    let cu = started.conn_use;
+    rec.connection = Some(cu.kind);
+    rec.connect_ms = cu.connect_ms;
+    rec.tls_ms = cu.tls_ms;
     let lag = ms_between(scheduled, sent).max(0.0);
     ctx.note_lag(lag);
     rec.sent_at_us = Some(ctx.us(sent));

@@ -55,6 +55,8 @@ pub struct Args {
     /// Allow binding a non-loopback address
     #[arg(long)]
     pub allow_remote: bool,
+    #[command(flatten)]
+    pub tls: crate::cli::TlsArgs,
     /// Engines file [default: the built-in configs/engines.toml]
     #[arg(long, env = "SERVEBENCH_ENGINES")]
     pub config: Option<PathBuf>,
@@ -145,6 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             stop: halt.clone(),
             ready_timeout: args.timeout,
             allow_remote: args.allow_remote,
+            tls: args.tls.options(),
             verbose: true,
         },
     ) {

@@ -64,6 +64,8 @@ pub struct Args {
     #[arg(long)]
     common_only: bool,
     #[command(flatten)]
+    tls: crate::cli::TlsArgs,
+    #[command(flatten)]
     mon: super::MonitorArgs,
 }
 
@@ -107,6 +109,9 @@ fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result
     let clock = RunClock::global();
     let mut meta = Meta::for_output(&ENGINE_METRICS, false);
     meta.set("servebench.metrics_url", shown.clone());
+    if target.scheme == crate::endpoint::Scheme::Https {
+        meta.set("servebench.tls", cli.tls.options().describe());
+    }
     if let Some(s) = &state {
         meta.set("servebench.engine", s.name.clone());
         if let Some(v) = &s.version {
@@ -124,7 +129,7 @@ fn enginemon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result
         .build()
         .context("starting the async runtime")?;
     let scrape = Scrape {
-        client: Client::new(target, Vec::new(), false),
+        client: Client::new(target, Vec::new(), false, &cli.tls.options())?,
         path,
         shown: shown.clone(),
         interval: cli.interval,

@@ -114,6 +114,12 @@ pub struct Args {
     /// slow-drip: milliseconds between bytes
     #[arg(long, default_value_t = 1000)]
     pub fault_drip_ms: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -155,6 +161,10 @@ impl Args {
             }),
             owned_by: self.owned_by.clone(),
             faults: std::sync::Arc::new(faults),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(c), Some(k)) => Some(crate::mock::tls::server_config(c, k)?),
+                _ => None,
+            },
             ..Config::default()
         };
         let addr: SocketAddr = format!(
@@ -191,7 +201,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::fs::write(p, local.port().to_string()).with_context(|| format!("writing {}", p.display()))?;
         }
         eprintln!(
-            "mock-engine: listening on http://{local} ({} mode)",
+            "mock-engine: listening on {}://{local} ({} mode)",
+            if args.tls_cert.is_some() { "https" } else { "http" },
             if args.sim { "simulated" } else { "exact" }
         );
         tokio::select! {

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::OutArgs;
-use crate::client::http::Client;
+use crate::cli::{OutArgs, TlsArgs};
+use crate::client::http::{Client, SendError};
 use crate::client::output::{self, Tally, summary_line};
 use crate::client::probe::probe;
 use crate::client::protocol::{Api, RequestOpts};
 use crate::client::run::{self as scheduler, ApproxPrompter, Mode, Plan, Prompter, TokenizerPrompter, Warmup};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Scheme};
 use crate::engine::state::EngineState;
 use crate::meta::{Meta, RunClock};
 use crate::recorder::{self, Dest, Recorder};
@@ -142,6 +142,13 @@ pub struct Args {
     /// Open a new connection for every request
     #[arg(long)]
     no_keep_alive: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Connections kept open ahead of need (the warm pool), so that a request rarely waits
+    /// for a TCP connect or TLS handshake; 0 turns it off (then every new connection's set-up
+    /// shows in that request's due→sent time) [default: the users, up to 16; open loop 16]
+    #[arg(long, value_name = "N")]
+    warm_pool: Option<usize>,
     /// Largest stream event accepted, in bytes (bigger is a stream_error)
     #[arg(long, default_value_t = 16 << 20)]
     max_event_bytes: usize,
@@ -414,6 +421,9 @@ async fn facts(args: &Args, p: &Prepared, client: &Client) -> Facts {
     };
     let mut meta = Meta::for_output(&REQUESTS, false);
     meta.set("servebench.url", target.base_url());
+    if target.scheme == Scheme::Https {
+        meta.set("servebench.tls", args.tls.options().describe());
+    }
     meta.set("servebench.api", api.name());
     meta.set("servebench.label", labels.label.clone());
     if let Some(m) = &model {
@@ -582,6 +592,11 @@ fn achieved_text(l: &Load, users: Option<u32>) -> String {
     }
 }
 
+/// Spare connections the warm pool keeps by default (see `--warm-pool`).
+const WARM_POOL: usize = 16;
+/// Most connections opened before the start in a closed loop (one per user).
+const PREWARM_MAX: usize = 1024;
+
 /// What to do about a client that ran short of CPU.
 const DO_MORE_CLIENT: &str = "do: give the client more cores (or fewer busy neighbours), split the run with --shard across hosts, or raise --threads";
 
@@ -632,7 +647,18 @@ fn client_bound_line(l: &Load, args: &Args, h: &crate::client::health::Health, t
 
 async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<ExitCode> {
     let clock = RunClock::global();
-    let client = Arc::new(Client::new(p.target.clone(), p.headers.clone(), !args.no_keep_alive));
+    let client = Arc::new(Client::new(
+        p.target.clone(),
+        p.headers.clone(),
+        !args.no_keep_alive,
+        &args.tls.options(),
+    )?);
+    // An https server this client does not trust is said first, in one line, and nothing is
+    // sent (exit 2); the connection is kept for the first request.
+    let https = p.target.scheme == Scheme::Https;
+    if https && let Err(e @ SendError::Tls { .. }) = client.prewarm(1).await {
+        bail!("{e}");
+    }
     let Facts {
         api,
         model,
@@ -695,6 +721,24 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
     if let Some(d) = args.duration {
         stop.stop_after(d, StopReason::Duration);
     }
+
+    // Connections for the first requests, opened before the clock starts, and the warm pool
+    // that keeps some ready during the run. A TLS failure stops here, before any request is
+    // sent; a server that is not up yet is left to the run (its rows say connect_error).
+    let spare = args
+        .warm_pool
+        .unwrap_or_else(|| args.concurrency.map_or(WARM_POOL, |u| (u as usize).min(WARM_POOL)));
+    let first = match args.warm_pool {
+        Some(0) => 0,
+        _ => args
+            .concurrency
+            .map_or(spare, |u| (u as usize).min(PREWARM_MAX))
+            .max(spare),
+    };
+    if let Err(e @ SendError::Tls { .. }) = plan.client.prewarm(first.saturating_sub(usize::from(https))).await {
+        bail!("{e}");
+    }
+    plan.client.keep_spare(spare);
 
     let (rows_tx, rows_rx) = tokio::sync::mpsc::channel(4);
     let feeder = spawn_feeder(p.reader, p.shard, rows_tx, stop.clone());

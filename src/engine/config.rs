@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::expand::{expand, expand_json};
-use crate::endpoint::{self, Endpoint};
+use crate::endpoint::{self, Endpoint, Scheme};
 
 /// The built-in engines file.
 pub const BUILTIN: &str = include_str!("../../configs/engines.toml");
@@ -118,6 +118,11 @@ pub struct EngineConfig {
     /// Prometheus endpoint: a path on the engine's port, or a full URL with placeholders.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// The engine serves HTTPS (its own TLS flags are in `command`, e.g. vLLM's
+    /// `--ssl-certfile`/`--ssl-keyfile`): its URL is `https://`, and engine-up checks
+    /// readiness over TLS (trusting what `--cacert`/`--insecure` say).
+    #[serde(default)]
+    pub tls: bool,
     #[serde(default = "default_signal")]
     pub stop_signal: String,
     /// Seconds to wait after the stop signal before SIGKILL (and `docker stop -t`).
@@ -631,7 +636,10 @@ impl EngineConfig {
         } else {
             host.as_str()
         };
-        let endpoint = Endpoint::new(url_host, port);
+        let mut endpoint = Endpoint::new(url_host, port);
+        if self.tls {
+            endpoint.scheme = Scheme::Https;
+        }
         let url = endpoint.to_string();
         let (argv, container) = match form {
             Form::Process => {

@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 use self::config::{Launch, Ready, VersionSpec};
 use self::state::EngineState;
 use crate::client::http::Client;
+use crate::client::tls::TlsOptions;
 use crate::endpoint::{self, Endpoint};
 use crate::prom;
 
@@ -311,7 +312,7 @@ pub fn judge_ready(ready: &Ready, answer: Result<(u16, &[u8]), String>) -> Resul
 }
 
 /// GET a URL (path on `base`, or a full http:// URL).
-async fn get_url(base: &str, path_or_url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+async fn get_url(base: &str, path_or_url: &str, timeout: Duration, tls: &TlsOptions) -> Result<(u16, Vec<u8>), String> {
     let (target, path) = if endpoint::is_url(path_or_url) {
         // The whole path is requested from the bare server.
         let e = Endpoint::parse(path_or_url)?;
@@ -320,7 +321,10 @@ async fn get_url(base: &str, path_or_url: &str, timeout: Duration) -> Result<(u1
     } else {
         (Endpoint::parse(base)?, path_or_url.to_string())
     };
-    Client::new(target, Vec::new(), false).get(&path, timeout).await
+    Client::new(target, Vec::new(), false, tls)
+        .map_err(|e| e.to_string())?
+        .get(&path, timeout)
+        .await
 }
 
 /// Read a dotted field from a JSON document.
@@ -342,8 +346,8 @@ pub fn prometheus_label(text: &str, metric: &str, label: &str) -> Option<String>
 }
 
 /// The version an engine reports, per its `version` spec.
-pub async fn read_version(base: &str, spec: &VersionSpec) -> Option<String> {
-    let (status, body) = get_url(base, &spec.path, Duration::from_secs(5)).await.ok()?;
+pub async fn read_version(base: &str, spec: &VersionSpec, tls: &TlsOptions) -> Option<String> {
+    let (status, body) = get_url(base, &spec.path, Duration::from_secs(5), tls).await.ok()?;
     if status != 200 {
         return None;
     }
@@ -359,8 +363,8 @@ pub async fn read_version(base: &str, spec: &VersionSpec) -> Option<String> {
 }
 
 /// The served model name from /v1/models, if the engine has that endpoint.
-async fn served_model(base: &str) -> Option<String> {
-    let (status, body) = get_url(base, "/v1/models", Duration::from_secs(5)).await.ok()?;
+async fn served_model(base: &str, tls: &TlsOptions) -> Option<String> {
+    let (status, body) = get_url(base, "/v1/models", Duration::from_secs(5), tls).await.ok()?;
     if status != 200 {
         return None;
     }
@@ -371,8 +375,8 @@ async fn served_model(base: &str) -> Option<String> {
 /// The most of a warm-up answer kept (it is only checked for an error).
 const WARMUP_BODY_LIMIT: usize = 16 << 20;
 
-async fn warmup(base: &str, w: &config::Warmup) -> Result<(), String> {
-    let client = Client::new(Endpoint::parse(base)?, Vec::new(), false);
+async fn warmup(base: &str, w: &config::Warmup, tls: &TlsOptions) -> Result<(), String> {
+    let client = Client::new(Endpoint::parse(base)?, Vec::new(), false, tls).map_err(|e| e.to_string())?;
     let body = serde_json::to_vec(&w.body).map_err(|e| e.to_string())?;
     let fut = async {
         let mut started = client.stream(&w.path, &body).await.map_err(|e| e.to_string())?;
@@ -415,6 +419,8 @@ pub struct UpOptions {
     pub stop: std::sync::Arc<crate::stop::Stop>,
     pub ready_timeout: Option<Duration>,
     pub allow_remote: bool,
+    /// How an engine that serves https is trusted (readiness, warm-up, version).
+    pub tls: TlsOptions,
     /// Print progress to stderr.
     pub verbose: bool,
 }
@@ -579,7 +585,7 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
                 tail: tail(&log, 20),
             });
         }
-        let answer = rt.block_on(get_url(&launch.url, &launch.ready.path, check_timeout));
+        let answer = rt.block_on(get_url(&launch.url, &launch.ready.path, check_timeout, &o.tls));
         match judge_ready(
             &launch.ready,
             answer.as_ref().map(|(s, b)| (*s, &b[..])).map_err(Clone::clone),
@@ -612,7 +618,7 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
         if o.verbose {
             eprintln!("engine-up: {name}: ready; warming up with POST {}", w.path);
         }
-        if let Err(what) = rt.block_on(warmup(&launch.url, w)) {
+        if let Err(what) = rt.block_on(warmup(&launch.url, w, &o.tls)) {
             fail(&mut tracker, &mut child);
             return Err(EngineError::Warmup {
                 name,
@@ -623,10 +629,10 @@ pub fn up(launch: &Launch, o: &UpOptions) -> Result<EngineState, EngineError> {
     }
     st.ready_after_s = started.elapsed().as_secs_f64();
     st.version = match &launch.version {
-        Some(v) => rt.block_on(read_version(&launch.url, v)),
+        Some(v) => rt.block_on(read_version(&launch.url, v, &o.tls)),
         None => None,
     };
-    if let Some(s) = rt.block_on(served_model(&launch.url)) {
+    if let Some(s) = rt.block_on(served_model(&launch.url, &o.tls)) {
         st.served_model = Some(s);
     }
     st.ready = true;

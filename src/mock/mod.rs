@@ -15,6 +15,7 @@ pub mod format;
 mod read_back;
 pub mod sim;
 pub mod sse;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -54,6 +55,8 @@ pub struct Config {
     pub version: String,
     /// Faults to inject (none by default).
     pub faults: Arc<Faults>,
+    /// Serve HTTPS with this configuration (see [`tls::server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             owned_by: "servebench".into(),
             version: format!("mock-{}", crate::meta::VERSION),
             faults: Arc::new(Faults::default()),
+            tls: None,
         }
     }
 }
@@ -131,6 +135,7 @@ pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr
             .store(cfg.sim.map(|s| s.kv_tokens).unwrap_or(262_144), Ordering::Relaxed);
     }
     let sim = cfg.sim.map(|p| sim::start(p, metrics.clone()));
+    let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let shared = Arc::new(Shared {
         cfg,
         metrics,
@@ -151,15 +156,25 @@ pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr
             let _ = stream.set_nodelay(true);
             let fd = stream.as_raw_fd();
             let shared = shared.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
                     async move { handle(shared, req, fd).await }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.keep_alive(true);
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    // A failed handshake (an untrusting client) just ends the connection.
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                    }
+                }
             });
         }
     });

@@ -19,7 +19,7 @@ mod value;
 pub use comparison::{COMPARISON, Cmp};
 pub use engine_metrics::{ENGINE_METRICS, EngineRow};
 pub use gpu::{GPU, GPU_PROCESSES, GpuRow, ProcRow, Reading};
-pub use requests::{REQUESTS, Record, RunLabels, Status, tpot};
+pub use requests::{Connection, REQUESTS, Record, RunLabels, Status, tpot};
 pub use summary::{LatencyStats, Metric, SUMMARY, Stat, StatusCounts, Summary};
 pub use trace::{TRACE, TraceRow};
 pub use value::{Cell, CellError, NullAppend, Ts, Value};
@@ -318,6 +318,9 @@ mod tests {
             first_token_at_us: None,
             done_at_us: None,
             sched_lag_ms: None,
+            connection: None,
+            connect_ms: None,
+            tls_ms: None,
             ttft_ms: Some(1.0),
             e2e_ms: None,
             tpot_ms: None,

@@ -45,6 +45,27 @@ impl Status {
     }
 }
 
+/// How a request got its connection (the `connection` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Connection {
+    /// Opened for this request, on its path: its set-up delayed `sent_at`.
+    New,
+    /// Opened ahead by replay's warm pool and first used by this request.
+    Warm,
+    /// Kept alive from an earlier request.
+    Reused,
+}
+
+impl Connection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::New => "new",
+            Connection::Warm => "warm",
+            Connection::Reused => "reused",
+        }
+    }
+}
+
 /// Labels shared by every row of a run (the encoder's context).
 #[derive(Debug, Clone, Default)]
 pub struct RunLabels {
@@ -67,6 +88,10 @@ pub struct Record {
     pub first_token_at_us: Option<i64>,
     pub done_at_us: Option<i64>,
     pub sched_lag_ms: Option<f64>,
+    /// How the request got its connection (`new`, `warm`, `reused`); None if never sent.
+    pub connection: Option<Connection>,
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub e2e_ms: Option<f64>,
     pub tpot_ms: Option<f64>,
@@ -99,6 +124,9 @@ impl Record {
             first_token_at_us: None,
             done_at_us: None,
             sched_lag_ms: None,
+            connection: None,
+            connect_ms: None,
+            tls_ms: None,
             ttft_ms: None,
             e2e_ms: None,
             tpot_ms: None,
@@ -149,6 +177,9 @@ crate::contract! {
     FIRST_TOKEN_AT "first_token_at": Option<Ts>, opt, "", "arrival of the first chunk carrying generated content", get(|r, _| r.first_token_at_us);
     DONE_AT "done_at": Option<Ts>, opt, "", "when the response ended (last byte, error or cancel)", get(|r, _| r.done_at_us);
     SCHED_LAG_MS "sched_lag_ms": Option<f64>, opt, "ms", "sent_at - scheduled_at", field(sched_lag_ms);
+    CONNECTION "connection": Option<String>, opt, "", "how the request got its connection: new (opened for it, so its set-up is inside sched_lag_ms), warm (opened ahead by replay's warm pool, off the schedule), reused (kept alive); a gateway that closes connections shows as few reused; null if never sent", get(|r, _| r.connection.map(Connection::as_str));
+    CONNECT_MS "connect_ms": Option<f64>, opt, "ms", "TCP connect time of the request's connection when new or warm; null when reused", field(connect_ms);
+    TLS_MS "tls_ms": Option<f64>, opt, "ms", "TLS handshake time of the request's connection when new or warm over https; null over http or when reused", field(tls_ms);
     TTFT_MS "ttft_ms": Option<f64>, opt, "ms", "first content chunk - sent_at", field(ttft_ms);
     E2E_MS "e2e_ms": Option<f64>, opt, "ms", "last content chunk - sent_at", field(e2e_ms);
     TPOT_MS "tpot_ms": Option<f64>, opt, "ms", "(e2e_ms - ttft_ms) / (output_tokens - 1), when output_tokens > 1", field(tpot_ms);

@@ -234,6 +234,8 @@ pub struct Summary {
     pub rate_pct: Option<f64>,
     pub load_pct: Option<f64>,
     pub client_bound: Option<bool>,
+    pub conn_fresh_pct: Option<f64>,
+    pub conn_setup_mean_ms: Option<f64>,
     pub gpu_mem_idle_mib: Option<f64>,
     pub gpu_mem_peak_mib: Option<f64>,
     pub gpu_util_mean_pct: Option<f64>,
@@ -358,6 +360,8 @@ crate::contract! {
     RATE_PCT "rate_pct": Option<f64>, opt, "%", "open loop: achieved_rate_rps / target_rate_rps", field(rate_pct);
     LOAD_PCT "load_pct": Option<f64>, opt, "%", "share of the asked load delivered: closed loop, in-flight time / (in-flight + due-but-unsent time); open loop, rate_pct", field(load_pct);
     CLIENT_BOUND "client_bound": Option<bool>, opt, "", "load_pct below 95: the client, not the server, set the pace (more client cores, shards, --threads); null without load_pct", field(client_bound);
+    CONN_FRESH_PCT "conn_fresh_pct": Option<f64>, opt, "%", "share of sent requests on a connection not kept alive from an earlier request (connection new or warm): near 100 when the server or a gateway closes connections after each request; null without the connection column", field(conn_fresh_pct);
+    CONN_SETUP_MEAN_MS "conn_setup_mean_ms": Option<f64>, opt, "ms", "what connection set-up added per sent request, on average: TCP connect + TLS handshake of the connections opened on a request's path (connection new; already inside sched_lag_ms, never inside TTFT); warm and reused add none", field(conn_setup_mean_ms);
     GPU_MEM_IDLE_MIB "gpu_mem_idle_mib": Option<f64>, opt, "MiB", "GPU memory in use before the group's first request (sum over GPUs)", field(gpu_mem_idle_mib);
     GPU_MEM_PEAK_MIB "gpu_mem_peak_mib": Option<f64>, opt, "MiB", "peak GPU memory in use during the group (sum over GPUs)", field(gpu_mem_peak_mib);
     GPU_UTIL_MEAN_PCT "gpu_util_mean_pct": Option<f64>, opt, "%", "mean GPU utilisation during the group", field(gpu_util_mean_pct);
