@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{OutArgs, TlsArgs};
+use crate::cli::{CheckFailed, OutArgs, TlsArgs};
 use crate::client::http::{Client, SendError};
-use crate::client::output::{self, Tally, summary_line};
+use crate::client::output::{self, Tally, connections_text, fresh_connections_line, summary_line};
 use crate::client::probe::probe;
 use crate::client::protocol::{Api, RequestOpts};
 use crate::client::run::{self as scheduler, ApproxPrompter, Mode, Plan, Prompter, TokenizerPrompter, Warmup};
@@ -144,6 +144,10 @@ pub struct Args {
     no_keep_alive: bool,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Exit 1 when more than this share (0-1) of the measured requests sent did not end ok
+    /// (agg's error_rate); without it, replay exits 1 only when none ended ok
+    #[arg(long, value_name = "RATE", value_parser = rate_0_1)]
+    max_error_rate: Option<f64>,
     /// Connections kept open ahead of need (the warm pool), so that a request rarely waits
     /// for a TCP connect or TLS handshake; 0 turns it off (then every new connection's set-up
     /// shows in that request's due→sent time) [default: the users, up to 16; open loop 16]
@@ -345,6 +349,16 @@ fn launch(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<ExitCode> 
 }
 
 /// `--start-at`: RFC 3339 (UTC offset allowed) or Unix seconds; returns Unix microseconds.
+/// A share from 0 to 1 (`--max-error-rate`).
+fn rate_0_1(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a share from 0 to 1 (0.01 allows 1% of requests to fail)"
+        )),
+    }
+}
+
 fn parse_start_at(t: &str) -> anyhow::Result<i64> {
     if let Ok(secs) = t.trim().parse::<f64>()
         && secs.is_finite()
@@ -765,14 +779,20 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
     let load = health.load;
     if !args.quiet {
         eprintln!(
-            "replay: {} | client: {:.1} s CPU over {:.1} s, peak {} in flight, max sched lag {:.2} ms | {}",
+            "replay: {} | connections: {} | client: {:.1} s CPU over {:.1} s, peak {} in flight, max sched lag {:.2} ms | {}",
             summary_line(&tally),
+            connections_text(&tally).unwrap_or_else(|| "none".into()),
             health.cpu_user_s + health.cpu_sys_s,
             health.wall_s,
             health.peak_in_flight,
             health.max_sched_lag_ms,
             achieved_text(&load, users),
         );
+    }
+    if !args.quiet
+        && let Some(l) = fresh_connections_line(&tally, !args.no_keep_alive)
+    {
+        eprintln!("{l}");
     }
     // Said even with --quiet: the numbers in the file describe a lighter load than asked.
     if load.client_bound {
@@ -783,8 +803,27 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
     }
     // Interrupted runs wrote a valid file; the exit status says they were interrupted
     // (130 for SIGINT, 143 for SIGTERM, as shells report them).
-    match stop.reason() {
-        Some(StopReason::Signal(s)) => Ok(ExitCode::from((128 + s).clamp(0, 255) as u8)),
-        _ => Ok(ExitCode::SUCCESS),
+    if let Some(StopReason::Signal(s)) = stop.reason() {
+        return Ok(ExitCode::from((128 + s).clamp(0, 255) as u8));
     }
+    // The file is written either way; the status tells a script whether it measured anything.
+    let measured = tally.rows - tally.warmup;
+    if tally.ok == 0 && measured > 0 {
+        return Err(CheckFailed(format!(
+            "no request succeeded ({}); the file holds every row and its error",
+            summary_line(&tally)
+        ))
+        .into());
+    }
+    if let Some(max) = args.max_error_rate
+        && tally.error_rate() > max
+    {
+        return Err(CheckFailed(format!(
+            "error rate {:.2}% is above --max-error-rate {max} ({})",
+            100.0 * tally.error_rate(),
+            summary_line(&tally)
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
 }

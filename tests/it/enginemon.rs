@@ -360,7 +360,7 @@ fn bad_usage_is_one_line_and_exit_2() {
     let d = tmp();
     for args in [
         vec!["--format", "csv"],
-        vec!["--url", "https://x", "--format", "csv"],
+        vec!["--url", "ftp://x", "--format", "csv"],
         vec!["--url", "http://127.0.0.1:1", "--interval", "1ms", "--format", "csv"],
         vec!["--engine", "nosuch", "--state-dir", "/nonexistent", "--format", "csv"],
         vec![

@@ -626,6 +626,7 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/analysis/compare.rs", "a", "the verdict value \"a\" of Cmp::better"),
     ("src/analysis/compare.rs", "b", "the verdict value \"b\" of Cmp::better"),
     ("src/chart/kinds.rs", "concurrency", "a chart file name's slug"),
+    ("src/client/http.rs", "connection", "the HTTP header"),
     ("src/client/protocol.rs", "error", "engines' JSON key"),
     (
         "src/client/protocol.rs",

@@ -21,5 +21,6 @@ mod replay;
 mod report;
 mod shard;
 mod spark;
+mod tls;
 mod tracegen;
 mod traces;

@@ -177,9 +177,9 @@ fn bad_inputs_exit_2_with_one_line() {
         assert_eq!(o.status.code(), Some(2), "agg {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"));
     }
-    let o = run(cmd("replay").arg(&t).args(["--url", "https://x", "--format", "csv"]));
+    let o = run(cmd("replay").arg(&t).args(["--url", "ftp://x", "--format", "csv"]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("https"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("must start with http:// or https://"), "{}", stderr(&o));
 }
 
 #[test]
@@ -692,4 +692,76 @@ fn a_turn_held_back_by_max_in_flight_is_not_sent_after_stop() {
 
 fn metric_started(url: &str) -> f64 {
     metric(url, "servebench_mock_requests_started_total", None)
+}
+
+#[test]
+fn exit_status_says_whether_anything_was_measured() {
+    let d = tmp();
+    let t = trace(d.path(), "t.parquet", &["batch", "--count", "20", "--output-len", "4"]);
+    // nothing listening: every row connect_error, the file written, exit 1
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = d.path().join("none.parquet");
+    let o = run(cmd("replay")
+        .arg(&t)
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--api",
+            "chat",
+            "--concurrency",
+            "2",
+            "-o",
+        ])
+        .arg(&out));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("check failed: no request succeeded") && err.contains("20 connect_error"),
+        "{err}"
+    );
+    assert_eq!(rows(&out), 20, "every row recorded");
+
+    // a quarter failing: fine without a threshold, exit 1 above --max-error-rate, 0 below
+    let m = Mock::start(&[
+        "--ttft-ms",
+        "1",
+        "--itl-ms",
+        "1",
+        "--fault",
+        "http-500:0.25",
+        "--fault-seed",
+        "3",
+    ]);
+    let go = |extra: &[&str]| {
+        let out = d.path().join("part.parquet");
+        let o = run(cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--concurrency", "2", "--quiet"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out));
+        let failed = column_text(&out, servebench::schema::requests::col::STATUS)
+            .iter()
+            .filter(|s| *s != "ok")
+            .count();
+        (o, failed)
+    };
+    let (o, failed) = go(&[]);
+    assert!(failed > 0 && failed < 20, "the fault draw failed {failed} of 20");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // (the mock draws its faults anew for every request, so each run is judged on its own count)
+    let (o, failed) = go(&["--max-error-rate", "0"]);
+    assert_eq!(o.status.code(), Some(if failed > 0 { 1 } else { 0 }), "{}", stderr(&o));
+    if failed > 0 {
+        assert!(stderr(&o).contains("above --max-error-rate 0"), "{}", stderr(&o));
+    }
+    let (o, failed) = go(&["--max-error-rate", "0.9"]);
+    assert!(failed < 18);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(cmd("replay").arg(&t).args(["--url", &m.url, "--max-error-rate", "5"]));
+    assert_eq!(o.status.code(), Some(2));
 }
