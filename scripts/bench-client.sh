@@ -251,6 +251,7 @@ echo "### (g) TLS beside plain HTTP: the same mock-engine over https and over ht
 echo
 # A private CA and a server certificate for 127.0.0.1 (EC P-256), made now in the temp dir
 # (removed at exit): no key is ever checked in.
+command -v openssl >/dev/null || { echo "section (g) makes its certificate with openssl: install it (apt-get install openssl) or leave g out of SECTIONS" >&2; exit 2; }
 T="$W/tls"; mkdir -p "$T"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -subj /CN=servebench-bench-ca -addext basicConstraints=critical,CA:TRUE \
