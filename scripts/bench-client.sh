@@ -283,26 +283,40 @@ f = lambda v: "-" if v is None else f"{v:.3f}"
 print(f"{wall:.2f}", ev, tok, conns, f(con), f(hs))
 PY
 }
-echo "CPU: mock-engine --ttft-ms 0 --itl-ms 0, 128 output tokens, closed loop, 256 users; CPU per"
-echo "token and per event is user+sys CPU over output tokens and over content events (chunk"
-echo "times). Handshakes: connections opened (new or warm), with their mean TCP connect and TLS"
-echo "handshake times."
+echo "CPU: mock-engine --ttft-ms 0 --itl-ms 0, closed loop, 256 users. CPU per token and per event"
+echo "is user+sys CPU (the whole process: start, handshakes, streams, writing the file) over output"
+echo "tokens and over content events (chunk times). Connections: those opened (new or warm), with"
+echo "their mean TCP connect and TLS handshake times. The last case (1-token requests with"
+echo "--warm-pool 0, so every connection is opened on a request's path and recorded) is mostly"
+echo "set-up: its https-minus-http CPU over its https connections is the cost of one handshake."
 echo
-echo "| tokens/event | scheme | requests | events | wall (s) | replay CPU/token (µs) | replay CPU/event (µs) | mock-engine CPU/event (µs) | connections | connect mean (ms) | TLS handshake mean (ms) |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-c=256; n=$(( QUICK == 1 ? 4096 : 16384 ))
-"$BIN/tracegen" batch --count $n --input-len 8 --output-len 128 -o "$W/t.parquet" 2>/dev/null
-for tpc in 1 8; do
+echo "| case | scheme | requests | events | wall (s) | replay CPU/token (µs) | replay CPU/event (µs) | mock-engine CPU/event (µs) | connections | connect mean (ms) | TLS handshake mean (ms) |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+c=256
+for spec in "1 128 $(( QUICK == 1 ? 4096 : 16384 ))" "8 128 $(( QUICK == 1 ? 4096 : 16384 ))" "1 1 $(( QUICK == 1 ? 1024 : 4096 ))"; do
+  set -- $spec; tpc=$1; tok=$2; n=$3
+  case "$tpc/$tok" in
+    1/128) label="128 tokens, 1 per event"; pool=() ;;
+    8/128) label="128 tokens, 8 per event"; pool=() ;;
+    *) label="1 token, --warm-pool 0"; pool=(--warm-pool 0) ;;
+  esac
+  "$BIN/tracegen" batch --count $n --input-len 8 --output-len $tok -o "$W/t.parquet" 2>/dev/null
   for scheme in http https; do
     mockx $scheme --ttft-ms 0 --itl-ms 0 --tokens-per-chunk $tpc --threads 1
-    "$BIN/replay" "$W/t.parquet" --url "$URL" "${TLSARGS[@]}" --concurrency $c --quiet -o "$W/g.parquet"
+    "$BIN/replay" "$W/t.parquet" --url "$URL" "${TLSARGS[@]}" "${pool[@]}" --concurrency $c --quiet -o "$W/g.parquet"
     mcpu=$(mock_cpu); stop_mock
-    read -r wall ev tok conns con hs < <(gstats "$W/g.parquet")
+    cpu=$(rcpu "$W/g.parquet")
+    read -r wall ev tokens conns con hs < <(gstats "$W/g.parquet")
     python3 -c "
-cpu, mcpu, ev, tok = $(rcpu "$W/g.parquet"), $mcpu, $ev, $tok
-print(f'| $tpc | $scheme | $n | {ev} | $wall | {cpu / tok * 1e6:.2f} | {cpu / ev * 1e6:.2f} | {mcpu / ev * 1e6:.2f} | $conns | $con | $hs |')"
+cpu, mcpu, ev, tok = $cpu, $mcpu, $ev, $tokens
+print(f'| $label | $scheme | $n | {ev} | $wall | {cpu / tok * 1e6:.2f} | {cpu / ev * 1e6:.2f} | {mcpu / ev * 1e6:.2f} | $conns | $con | $hs |')"
+    eval "hcpu_$scheme=$cpu; hmcpu_$scheme=$mcpu; hconns_$scheme=$conns"
   done
 done
+echo
+python3 -c "
+c = $hconns_https
+print(f'One TLS handshake (the last case: {c} https connections): replay {($hcpu_https - $hcpu_http) / c * 1e6:.0f} µs of CPU, mock-engine {($hmcpu_https - $hmcpu_http) / c * 1e6:.0f} µs (CPU times to 10 ms).')"
 echo
 echo "Accuracy: mock-engine --ttft-ms 50 --itl-ms 10, 128 tokens one per event; 1 stream is a closed"
 echo "loop, 256 an open-loop constant-rate trace as in (a). \"fresh\": requests on a connection not"
