@@ -48,8 +48,9 @@ report: build
 	$(BIN)/report runs --slo ttft=500ms,tpot=50ms -o runs/report
 
 # How exact and how fast replay (and mock-engine) are on this machine; see BENCHMARKS.md.
-# QUICK=1 shorter; SECTIONS=f only replay beside the bare reader; BASE_BIN=dir adds an earlier
-# build's replay to section (f) for a before/after in one run.
+# QUICK=1 shorter; SECTIONS=f only replay beside the bare reader, SECTIONS=g only https beside
+# http (needs openssl for the run's certificate); BASE_BIN=dir adds an earlier build's replay to
+# section (f) for a before/after in one run.
 bench-client: venv
 	$(CARGO) build --release --bins --example bare_reader
 	chmod +x scripts/bench-client.sh

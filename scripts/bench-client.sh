@@ -10,6 +10,10 @@
 #       recording) on the same mock-engine: client CPU per output token, delivered concurrency
 #       and wall at 256 and 1,024 closed-loop users, with the server at normal priority and at
 #       real-time priority on every core (client starved), and the TTFT/E2E error at 1,024 users
+#   (g) TLS beside plain HTTP: replay against the same mock-engine over https (a certificate
+#       made with openssl at run time, in the temp dir, trusted with --cacert) and over http,
+#       back to back: client and server CPU per token and per event, handshakes, and the
+#       TTFT/ITL error against the exact mock at 1 and 256 streams
 # Release binaries; results on stdout as Markdown. Set QUICK=1 for a shorter run.
 # SECTIONS=f runs only the named sections (letters, e.g. SECTIONS=af); BASE_BIN=dir adds the
 # replay binary in dir (an earlier build) to section (f), so a change is measured before and
@@ -22,7 +26,7 @@ QUICK=${QUICK:-0}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
-SECTIONS=${SECTIONS:-abcdef}
+SECTIONS=${SECTIONS:-abcdefg}
 want() { [[ $SECTIONS == *$1* ]]; }
 
 mock() { # args... ; sets URL, records the pid (not in a subshell: the pid must stay known)
@@ -238,4 +242,112 @@ for r in "${REPLAYS[@]}"; do
   echo "| $rl | $c | $(rrow "$W/f.parquet" | err) |"
 done
 stop_mock
+fi
+
+
+if want g; then
+echo
+echo "### (g) TLS beside plain HTTP: the same mock-engine over https and over http"
+echo
+# A private CA and a server certificate for 127.0.0.1 (EC P-256), made now in the temp dir
+# (removed at exit): no key is ever checked in.
+command -v openssl >/dev/null || { echo "section (g) makes its certificate with openssl: install it (apt-get install openssl) or leave g out of SECTIONS" >&2; exit 2; }
+T="$W/tls"; mkdir -p "$T"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=servebench-bench-ca -addext basicConstraints=critical,CA:TRUE \
+  -addext keyUsage=critical,keyCertSign -keyout "$T/ca.key" -out "$T/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -keyout "$T/srv.key" -out "$T/srv.csr" 2>/dev/null
+openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
+  -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n') \
+  -out "$T/srv.pem" 2>/dev/null
+# mockx SCHEME args...: mock-engine over that scheme; sets URL and TLSARGS (replay's options)
+mockx() {
+  local scheme=$1; shift
+  if [ "$scheme" = https ]; then
+    mock "$@" --tls-cert "$T/srv.pem" --tls-key "$T/srv.key"
+    URL="https://${URL#http://}"; TLSARGS=(--cacert "$T/ca.pem")
+  else
+    mock "$@"; TLSARGS=()
+  fi
+}
+# wall (first send to last done), events, tokens, connections opened (new or warm) and their
+# mean TCP connect and TLS handshake times, of a requests file
+gstats() { "$PY" - "$1" <<'PY'
+import sys, duckdb
+wall, ev, tok, conns, con, hs = duckdb.sql(f"""SELECT
+  (max(epoch_us(done_at)) - min(epoch_us(sent_at))) / 1e6, sum(len(chunk_times_ms)),
+  sum(output_tokens), count(connect_ms), avg(connect_ms), avg(tls_ms)
+  FROM '{sys.argv[1]}' WHERE NOT warmup""").fetchall()[0]
+f = lambda v: "-" if v is None else f"{v:.3f}"
+print(f"{wall:.2f}", ev, tok, conns, f(con), f(hs))
+PY
+}
+echo "CPU: mock-engine --ttft-ms 0 --itl-ms 0, closed loop, 256 users. CPU per token and per event"
+echo "is user+sys CPU (the whole process: start, handshakes, streams, writing the file) over output"
+echo "tokens and over content events (chunk times). Connections: those opened (new or warm), with"
+echo "their mean TCP connect and TLS handshake times. The last case (1-token requests with"
+echo "--warm-pool 0, so every connection is opened on a request's path and recorded) is mostly"
+echo "set-up: its https-minus-http CPU over its https connections is the cost of one handshake."
+echo
+echo "| case | scheme | requests | events | wall (s) | replay CPU/token (µs) | replay CPU/event (µs) | mock-engine CPU/event (µs) | connections | connect mean (ms) | TLS handshake mean (ms) |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+c=256
+for spec in "1 128 $(( QUICK == 1 ? 4096 : 16384 ))" "8 128 $(( QUICK == 1 ? 4096 : 16384 ))" "1 1 $(( QUICK == 1 ? 1024 : 4096 ))"; do
+  set -- $spec; tpc=$1; tok=$2; n=$3
+  case "$tpc/$tok" in
+    1/128) label="128 tokens, 1 per event"; pool=() ;;
+    8/128) label="128 tokens, 8 per event"; pool=() ;;
+    *) label="1 token, --warm-pool 0"; pool=(--warm-pool 0) ;;
+  esac
+  "$BIN/tracegen" batch --count $n --input-len 8 --output-len $tok -o "$W/t.parquet" 2>/dev/null
+  for scheme in http https; do
+    mockx $scheme --ttft-ms 0 --itl-ms 0 --tokens-per-chunk $tpc --threads 1
+    "$BIN/replay" "$W/t.parquet" --url "$URL" "${TLSARGS[@]}" "${pool[@]}" --concurrency $c --quiet -o "$W/g.parquet"
+    mcpu=$(mock_cpu); stop_mock
+    cpu=$(rcpu "$W/g.parquet")
+    read -r wall ev tokens conns con hs < <(gstats "$W/g.parquet")
+    python3 -c "
+cpu, mcpu, ev, tok = $cpu, $mcpu, $ev, $tokens
+print(f'| $label | $scheme | $n | {ev} | $wall | {cpu / tok * 1e6:.2f} | {cpu / ev * 1e6:.2f} | {mcpu / ev * 1e6:.2f} | $conns | $con | $hs |')"
+    eval "hcpu_$scheme=$cpu; hmcpu_$scheme=$mcpu; hconns_$scheme=$conns"
+  done
+done
+echo
+python3 -c "
+c = $hconns_https
+print(f'One TLS handshake (the last case: {c} https connections): replay {($hcpu_https - $hcpu_http) / c * 1e6:.0f} µs of CPU, mock-engine {($hmcpu_https - $hmcpu_http) / c * 1e6:.0f} µs (CPU times to 10 ms).')"
+echo
+echo "Accuracy: mock-engine --ttft-ms 50 --itl-ms 10, 128 tokens one per event; 1 stream is a closed"
+echo "loop, 256 an open-loop constant-rate trace as in (a). \"fresh\": requests on a connection not"
+echo "kept alive from an earlier one (conn_fresh_pct); set-up: what connection set-up added per"
+echo "request on the schedule's path (conn_setup_mean_ms; the warm pool keeps it off)."
+echo
+echo "| streams (peak in flight) | scheme | requests | TTFT p50 (ms) | TTFT error | ITL p50 (ms) | ITL error | TTFT p99 (ms) | ITL p99 (ms) | sched lag p99 (ms) | fresh (%) | set-up (ms) | replay CPU (s) | mock-engine CPU (s) |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in 1 256; do
+  if [ $c = 1 ]; then
+    "$BIN/tracegen" batch --count $(( QUICK == 1 ? 8 : 20 )) --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+    conc=(--concurrency 1)
+  else
+    rate=$(python3 -c "print($c / 1.32)")
+    "$BIN/tracegen" constant --rate "$rate" --duration $(( QUICK == 1 ? 4 : 8 ))s --input-len 32 --output-len 128 -o "$W/t.parquet" 2>/dev/null
+    conc=()
+  fi
+  for scheme in http https; do
+    mockx $scheme --ttft-ms 50 --itl-ms 10 --threads "${MOCK_THREADS:-1}"
+    "$BIN/replay" "$W/t.parquet" --url "$URL" "${TLSARGS[@]}" "${conc[@]}" --quiet -o "$W/g.parquet"
+    mcpu=$(mock_cpu); stop_mock
+    J="$(summ "$W/g.parquet")" C=$c S=$scheme PEAK=$(client "$W/g.parquet" peak_in_flight) CPU=$(rcpu "$W/g.parquet") MCPU=$mcpu python3 -c '
+import json, os
+e = os.environ
+d = json.loads(e["J"]); t = d["ttft_p50_ms"]; i = d["itl_p50_ms"]
+c, s, peak, cpu, mcpu, n = e["C"], e["S"], e["PEAK"], e["CPU"], e["MCPU"], d["n_requests"]
+t99, i99, lag = d["ttft_p99_ms"], d["itl_p99_ms"], d["sched_lag_p99_ms"]
+fresh, setup = d.get("conn_fresh_pct"), d.get("conn_setup_mean_ms")
+fresh = "-" if fresh is None else f"{fresh:.1f}"
+setup = "-" if setup is None else f"{setup:.3f}"
+print(f"| {c} ({peak}) | {s} | {n} | {t:.3f} | {t-50:+.3f} | {i:.4f} | {i-10:+.4f} | {t99:.2f} | {i99:.2f} | {lag:.3f} | {fresh} | {setup} | {cpu} | {mcpu} |")'
+  done
+done
 fi

@@ -12,6 +12,7 @@ mod engine;
 mod enginemon;
 mod faults;
 mod fixtures;
+mod gateway;
 mod gpumon;
 mod layers;
 mod readme;
