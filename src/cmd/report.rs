@@ -143,12 +143,10 @@ fn write_summary(path: &Path, rows: &[Summary]) -> anyhow::Result<()> {
 }
 
 /// Provenance of the first gpumon file, with device names from its data when its metadata
-/// has none.
+/// has none, marked synthetic when any of the gpumon files is.
 fn gpu_meta(gpu: &[String]) -> Option<Meta> {
-    let p = crate::io::expand_inputs_of(gpu, Some(crate::schema::GPU.name))
-        .ok()?
-        .first()
-        .cloned()?;
+    let files = crate::io::expand_inputs_of(gpu, Some(crate::schema::GPU.name)).ok()?;
+    let p = files.first().cloned()?;
     let mut i = crate::io::open(&p).ok()?;
     let mut m = i.meta.clone();
     if m.get("servebench.gpu.devices").is_none()
@@ -161,6 +159,12 @@ fn gpu_meta(gpu: &[String]) -> Option<Meta> {
         names.sort();
         names.dedup();
         m.set("servebench.gpu.devices", names.join("; "));
+    }
+    let synthetic = files
+        .iter()
+        .any(|f| crate::io::open(f).is_ok_and(|i| crate::report::is_synthetic(&i.meta)));
+    if synthetic {
+        m.set(crate::report::SYNTHETIC_KEY, "true");
     }
     Some(m)
 }

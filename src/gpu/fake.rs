@@ -17,6 +17,9 @@ pub const ENGINE_MIB: f64 = 70_000.0;
 pub const TOTAL_MIB: f64 = 81_559.0;
 /// Seconds before the fake engine starts.
 pub const IDLE_S: f64 = 2.0;
+/// The provenance key (Parquet metadata) that marks a file's data synthetic; gpumon --fake
+/// sets it to `true`, and `report` keeps such data out of winners and recommendations.
+pub const SYNTHETIC_KEY: &str = "servebench.synthetic";
 
 pub struct FakeSource {
     devices: Vec<DeviceInfo>,
@@ -113,7 +116,10 @@ impl GpuSource for FakeSource {
     }
 
     fn facts(&self) -> Vec<(String, String)> {
-        vec![("servebench.gpu.source".into(), "fake (scripted devices)".into())]
+        vec![
+            ("servebench.gpu.source".into(), "fake (scripted devices)".into()),
+            (SYNTHETIC_KEY.into(), "true".into()),
+        ]
     }
 }
 
