@@ -313,18 +313,44 @@ fn one_request_per_side_is_too_few_for_a_claim() {
     write(&runs.join("a1.parquet"), "a-fp16", 1, &[req(0, t0, 10.88, 5.0, 8)]);
     write(&runs.join("b1.parquet"), "b-fp16", 1, &[req(0, t0, 14.19, 6.0, 8)]);
     // 19 a side: one short of the minimum; 20 a side: enough (TTFT 50 vs 100 ms)
-    write(&runs.join("a5.parquet"), "a-fp16", 5, &noisy(19, t0 + 10_000_000, 50.0, 5.0, 1));
-    write(&runs.join("b5.parquet"), "b-fp16", 5, &noisy(19, t0 + 10_000_000, 100.0, 5.0, 2));
-    write(&runs.join("a10.parquet"), "a-fp16", 10, &noisy(20, t0 + 20_000_000, 50.0, 5.0, 3));
-    write(&runs.join("b10.parquet"), "b-fp16", 10, &noisy(20, t0 + 20_000_000, 100.0, 5.0, 4));
+    write(
+        &runs.join("a5.parquet"),
+        "a-fp16",
+        5,
+        &noisy(19, t0 + 10_000_000, 50.0, 5.0, 1),
+    );
+    write(
+        &runs.join("b5.parquet"),
+        "b-fp16",
+        5,
+        &noisy(19, t0 + 10_000_000, 100.0, 5.0, 2),
+    );
+    write(
+        &runs.join("a10.parquet"),
+        "a-fp16",
+        10,
+        &noisy(20, t0 + 20_000_000, 50.0, 5.0, 3),
+    );
+    write(
+        &runs.join("b10.parquet"),
+        "b-fp16",
+        10,
+        &noisy(20, t0 + 20_000_000, 100.0, 5.0, 4),
+    );
     let md = report_md(&runs, &[]);
     let row = ranking_row(&md, "1 user", "median TTFT");
     assert!(row.contains("too few requests (n = 1 vs 1;"), "{row}");
     assert!(!row.contains("**"), "no winner from one request a side: {row}");
     let row = ranking_row(&md, "1 user", "output throughput");
-    assert!(row.contains("too few requests (n = 1 vs 1;"), "the real reason, not 'no samples': {row}");
+    assert!(
+        row.contains("too few requests (n = 1 vs 1;"),
+        "the real reason, not 'no samples': {row}"
+    );
     let row = ranking_row(&md, "5 users", "median TTFT");
-    assert!(row.contains("too few requests (n = 19 vs 19;") && !row.contains("**"), "{row}");
+    assert!(
+        row.contains("too few requests (n = 19 vs 19;") && !row.contains("**"),
+        "{row}"
+    );
     let row = ranking_row(&md, "10 users", "median TTFT");
     assert!(row.contains("| **a-fp16** |") && row.contains("**yes**"), "{row}");
     assert!(row.contains("| 20 vs 20 |"), "n per side shown: {row}");
@@ -366,8 +392,14 @@ fn a_tie_names_no_winner() {
         assert!(row.contains("no winner: tie"), "{row}");
         assert!(!row.contains("**"), "a tie has no winner: {row}");
     }
-    let dec = md.lines().find(|l| l.starts_with("| all requests | 10 users |")).unwrap();
-    assert!(!dec.contains("**") && dec.contains("no winner: tie (n = 30 vs 30)"), "{dec}");
+    let dec = md
+        .lines()
+        .find(|l| l.starts_with("| all requests | 10 users |"))
+        .unwrap();
+    assert!(
+        !dec.contains("**") && dec.contains("no winner: tie (n = 30 vs 30)"),
+        "{dec}"
+    );
 }
 
 /// A gpu file over the windows of two runs: `mib_a` during [t_a, t_a + 2 s), `mib_b` during
@@ -422,17 +454,29 @@ fn synthetic_gpu_data_decides_nothing() {
     let g = d.path().join("gpu.parquet");
     gpu_file(&g, (t0, 30_000.0), (t1, 20_000.0), true);
     let md = report_md(&runs, &["--gpu", g.to_str().unwrap()]);
-    assert!(!md.contains("lowest memory") && !md.contains("lowest peak GPU memory"), "{md}");
+    assert!(
+        !md.contains("lowest memory") && !md.contains("lowest peak GPU memory"),
+        "{md}"
+    );
     assert!(!md.contains("lowest energy"), "{md}");
-    let rec = md.lines().find(|l| l.contains("memory and energy")).expect("the sentence");
+    let rec = md
+        .lines()
+        .find(|l| l.contains("memory and energy"))
+        .expect("the sentence");
     assert!(rec.contains("synthetic") && rec.contains("no recommendation"), "{rec}");
-    assert!(md.contains("peak GPU memory (synthetic)") && md.contains("-10000 MiB (synthetic)"), "{md}");
+    assert!(
+        md.contains("peak GPU memory (synthetic)") && md.contains("-10000 MiB (synthetic)"),
+        "{md}"
+    );
     let summary = &md[..md.find("## Setup and provenance").unwrap()];
     assert!(summary.contains("synthetic here (`gpumon --fake`)"), "{summary}");
     // the same samples from a real source
     gpu_file(&g, (t0, 30_000.0), (t1, 20_000.0), false);
     let md = report_md(&runs, &["--gpu", g.to_str().unwrap()]);
-    assert!(md.contains("- **lowest peak GPU memory: a-fp8**, at every load."), "{md}");
+    assert!(
+        md.contains("- **lowest peak GPU memory: a-fp8**, at every load."),
+        "{md}"
+    );
     assert!(!md.contains("(synthetic)"), "{md}");
 }
 
@@ -453,10 +497,16 @@ fn no_winner_from_a_mean_across_loads() {
     let md = report_md(&runs, &[]);
     let row = ranking_row(&md, "10 users", "median TPOT");
     assert!(row.contains("| **b-fp16** |"), "b is faster at 10 users: {row}");
-    let rec = md.lines().find(|l| l.contains("smooth streaming to few users")).unwrap();
+    let rec = md
+        .lines()
+        .find(|l| l.contains("smooth streaming to few users"))
+        .unwrap();
     assert!(!rec.contains("**smooth streaming to few users: a-fp16**"), "{rec}");
     assert!(rec.contains("no label wins at every such load"), "{rec}");
-    assert!(rec.contains("1 user: a-fp16") && rec.contains("10 users: b-fp16"), "{rec}");
+    assert!(
+        rec.contains("1 user: a-fp16") && rec.contains("10 users: b-fp16"),
+        "{rec}"
+    );
     let rec = md.lines().find(|l| l.contains("responsive to few users")).unwrap();
     assert!(
         rec.starts_with("- **responsive to few users: a-fp16**, at every such load."),
@@ -501,10 +551,15 @@ fn summary_comes_first_with_its_warnings() {
     let warn = |what: &str| -> Vec<&str> { summary.lines().filter(|l| l.contains(what)).collect() };
     let cliffs = warn("**saturation cliff**");
     assert!(
-        cliffs.iter().any(|l| l.contains("x-fp16's p99 TTFT grows") && l.contains("at 10 users") && l.contains("at 50 users")),
+        cliffs
+            .iter()
+            .any(|l| l.contains("x-fp16's p99 TTFT grows") && l.contains("at 10 users") && l.contains("at 50 users")),
         "{summary}"
     );
-    assert!(cliffs.iter().all(|l| !l.contains("y-fp16")), "2× is no cliff: {cliffs:?}");
+    assert!(
+        cliffs.iter().all(|l| !l.contains("y-fp16")),
+        "2× is no cliff: {cliffs:?}"
+    );
     let good = warn("**goodput far below throughput**");
     assert!(good.len() == 1 && good[0].contains("x-fp16 at 50 users"), "{good:?}");
     let err = warn("**errors**");
