@@ -19,11 +19,13 @@ Examples:
   report runs/demo/requests --slo ttft=500ms,tpot=50ms -o runs/demo/report --title 'Demo'
 
 Writes DIR/report.md and DIR/report.html, DIR/summary.parquet (and summary-by-category.parquet
-when the requests carry prompt categories) and DIR/charts/. Winners per load level (and per
-category), the quantization section and the recommendations all follow from the numbers by
-stated rules; a margin is called significant only when the 95% bootstrap CI of the ratio
-excludes 1. Metrics follow vLLM's definitions, and SLOs are judged on them (as agg's default
---defs vllm does).";
+when the requests carry prompt categories) and DIR/charts/. The report opens with a summary (the
+decision table per load level and workload, warnings, what was not measured); winners, the
+quantization section and the recommendations follow from the numbers by stated rules. A winner
+is named only when the 95% bootstrap CI of the ratio excludes 1 and each side has enough
+requests (n*min(q,1-q) >= 10: 20 for a median, 1000 for a p99), never from a tie, from a mean
+across load levels, or from synthetic data (gpumon --fake). Metrics follow vLLM's definitions,
+and SLOs are judged on them (as agg's default --defs vllm does).";
 
 /// report's command line.
 #[derive(Parser, Debug)]
