@@ -789,7 +789,7 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
         s.push_str("\n## Charts\n\n");
         for c in &inp.charts {
             let name = c.rsplit('/').next().unwrap_or(c).trim_end_matches(".png");
-            if inp.gpu_synthetic() && name.starts_with("gpu") {
+            if inp.gpu_synthetic() && name.starts_with("gpu-") {
                 let _ = writeln!(
                     s,
                     "*Synthetic GPU data (`gpumon --fake`): for the demo's timelines only.*\n"

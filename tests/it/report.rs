@@ -617,3 +617,53 @@ fn min_samples_follows_from_the_bootstrap() {
     assert!(cover(100, 300) < 0.75);
     assert!(cover(1000, 300) > 0.85);
 }
+
+/// `gpumon --fake 1 --fake-load URL`: the fake device follows the engine's running requests
+/// (read from its metrics) instead of the scripted sine, which is idle for its first 2 s, so
+/// the demo's GPU timeline moves with the load; the file stays marked synthetic.
+#[test]
+fn fake_gpus_follow_the_engines_load() {
+    let m = Mock::start(&["--ttft-ms", "10", "--itl-ms", "5"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "20", "--count", "40", "--output-len", "20"],
+    );
+    let g = d.path().join("g.parquet");
+    ok(std::process::Command::new(bin("gpumon"))
+        .args(["--fake", "1", "--fake-load", &m.url, "--interval", "50ms", "-o"])
+        .arg(&g)
+        .arg("--")
+        .arg(bin("replay"))
+        .arg(&t)
+        .args(["--url", &m.url, "--label", "x", "--quiet", "-o"])
+        .arg(d.path().join("r.parquet")));
+    let util: Vec<f64> = column_f64(&g, "util_pct").into_iter().flatten().collect();
+    let mem: Vec<f64> = column_f64(&g, "mem_used_mib").into_iter().flatten().collect();
+    // 50 ms apart: the first 1.5 s are the first 30 samples; requests ran from the start
+    let early = &util[..util.len().min(30)];
+    assert!(early.iter().any(|u| *u > 0.0), "busy while requests run: {util:?}");
+    assert!(
+        mem.iter().all(|m| *m > 70_000.0),
+        "the engine answers: its memory is held: {mem:?}"
+    );
+    let meta = servebench::io::open(g.to_str().unwrap()).unwrap().meta;
+    assert_eq!(meta.get("servebench.synthetic"), Some("true"));
+    assert!(meta.get("servebench.gpu.source").unwrap().contains("following"));
+    // without an engine to follow the device is idle
+    let g2 = d.path().join("g2.parquet");
+    ok(std::process::Command::new(bin("gpumon")).args([
+        "--fake",
+        "1",
+        "--fake-load",
+        "http://127.0.0.1:9",
+        "--interval",
+        "50ms",
+        "--duration",
+        "300ms",
+        "-o",
+        g2.to_str().unwrap(),
+    ]));
+    assert!(column_f64(&g2, "util_pct").into_iter().all(|u| u == Some(0.0)));
+}
