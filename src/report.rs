@@ -826,7 +826,11 @@ fn summary(inp: &ReportInput<'_>, ranks: &[Ranking], cat_ranks: &[(String, Vec<R
     );
     let mut workloads = vec![("all requests".to_string(), ranks.to_vec())];
     workloads.extend(cat_ranks.iter().cloned());
-    s.push_str(&decision_table(&workloads));
+    if ranks.is_empty() {
+        s.push_str("No load level was measured for two labels or more: there is nothing to decide between.\n");
+    } else {
+        s.push_str(&decision_table(&workloads));
+    }
     if inp.gpu_synthetic() {
         s.push_str(
             "\nGPU memory, power and energy are synthetic here (`gpumon --fake`): they decide no winner and no \

@@ -250,6 +250,8 @@ fn follow_engine(
     let load = EngineLoad::default();
     let out = load.clone();
     let timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(1));
+    // the first reading is waited for, so the first sample does not show a running engine idle
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
     let h = std::thread::Builder::new()
         .name("gpumon-fake-load".into())
         .spawn(move || {
@@ -270,11 +272,13 @@ fn follow_engine(
                     _ => None,
                 };
                 out.set(running);
+                let _ = first_tx.send(());
                 k = k.saturating_add(1);
                 if stop.wait_until(start + interval.saturating_mul(k)) {
                     break;
                 }
             }
         })?;
+    let _ = first_rx.recv_timeout(timeout + Duration::from_millis(500));
     Ok((load, h))
 }
