@@ -1060,8 +1060,14 @@ fn across_loads(s: &mut String, ranks: &[Ranking], column: &str, name: &str, rul
         .iter()
         .map(|k| {
             let m = metric(k.metric);
+            // the verdict on too few requests carries n itself
+            let n = if k.verdict == Verdict::TooFew {
+                String::new()
+            } else {
+                format!(" ({})", k.n_text())
+            };
             format!(
-                "{}: {} {} vs {} {} for {} — {}",
+                "{}: {} {} vs {} {} for {}{n} — {}",
                 k.load.text(),
                 k.winner,
                 fmt_num(k.winner_value),
