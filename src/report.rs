@@ -760,13 +760,18 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
     }
     s.push_str("\n## Results\n\n");
     s.push_str(&analysis::markdown(inp.rows, slo.any()));
-    if !analysis::client_bound_lines(inp.rows).is_empty() {
+    let bound = analysis::client_bound_lines(inp.rows);
+    if !bound.is_empty() {
         s.push_str(
-            "\n> **⚠ Client-bound** (listed in the summary). In these groups the load generator, not the server, set \
-             the pace: it delivered less than 95% of the load asked for, so their latencies and throughputs describe \
-             a lighter load than their label says. Likely causes: too little client CPU, `--max-in-flight`, the \
-             file-descriptor limit. Rerun with more client cores, `--shard` across hosts, or more `--threads`.\n",
+            "\n> **⚠ Client-bound** (also in the summary's warnings). In these groups the load generator, not the \
+             server, set the pace: it delivered less than 95% of the load asked for, so their latencies and \
+             throughputs describe a lighter load than their label says. Likely causes: too little client CPU, \
+             `--max-in-flight`, the file-descriptor limit. Rerun with more client cores, `--shard` across hosts, or \
+             more `--threads`.\n>\n",
         );
+        for l in &bound {
+            let _ = writeln!(s, "> - {l}");
+        }
     }
 
     s.push_str("\n## Winners by load level\n\n");
