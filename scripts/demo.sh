@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole pipeline on the built-in mock engine: two simulated engines, two quantizations
 # each, a concurrency sweep (1, 10, 50, 100 users) and a Poisson run per setting, with
-# enginemon and gpumon (scripted GPUs) beside them; then agg, the report (charts, winners,
-# quantization, recommendations) and the summary table. Output under runs/demo/.
+# enginemon and gpumon (scripted GPUs following the mock's load) beside them; then agg, the
+# report (summary, charts, winners, quantization, recommendations) and the summary table.
+# Output under runs/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug}
@@ -21,9 +22,10 @@ for setting in "mock fp16" "mock fp8" "mock-b fp16" "mock-b fp8"; do
   URL=$("$BIN/engine-up" "$engine" --quant "$quant" --port 0)
   echo "demo: $label at $URL" >&2
   # the engine's own view (mock-engine serves /metrics in vLLM's names) and GPU samples
-  # (scripted devices: this machine has no GPU; on a GPU host drop --fake)
+  # (scripted devices that follow the mock's running requests, marked synthetic: this
+  # machine has no GPU; on a GPU host drop --fake and --fake-load)
   "$BIN/enginemon" --engine "$engine" --interval 250ms -o "$OUT/monitors/engine-$label.parquet" 2>/dev/null & MON+=($!)
-  "$BIN/gpumon" --fake 1 --interval 200ms -o "$OUT/monitors/gpu-$label.parquet" 2>/dev/null & MON+=($!)
+  "$BIN/gpumon" --fake 1 --fake-load "$URL" --interval 200ms -o "$OUT/monitors/gpu-$label.parquet" 2>/dev/null & MON+=($!)
   for c in 1 10 50 100; do
     n=$(( c == 1 ? 8 : 3 * c ))
     "$BIN/tracegen" batch --count $n --prompts --output-len "$OUT_LEN" --seed $c \

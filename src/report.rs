@@ -1,14 +1,22 @@
 //! report: from runs to a written recommendation, every claim derived from the numbers by a
-//! stated rule, with its margin and whether it survives the noise (95% bootstrap CIs).
+//! stated rule, with its margin, its 95% bootstrap interval and the requests it rests on.
+//!
+//! The answer comes first (a summary: the decision table, the warnings, what was not
+//! measured), the details and the method after. No winner is named from fewer requests than
+//! [`min_samples`] asks, from a tie within the measurement's resolution, from a difference
+//! within the noise, or from synthetic data (`gpumon --fake`); a metric is never averaged
+//! across load levels into a winner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use crate::analysis::compare::sample_count;
 use crate::analysis::{self, Cmp, Groups, Options};
 use crate::io::fmt_num;
 use crate::meta::Meta;
-use crate::schema::Summary;
 use crate::schema::summary::col;
+use crate::schema::{Status, Summary};
+use crate::stats::min_samples;
 
 /// Direction of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +35,18 @@ pub struct Metric {
     pub name: &'static str,
     pub unit: &'static str,
     pub better: Better,
+    /// The percentile a claim on it rests on (rates: 0.5, as a median's sample).
+    pub quantile: f64,
+    /// The finest difference the measurement resolves, in the metric's unit (see [`tied`]).
+    pub resolution: f64,
 }
+
+/// Relative resolution of every metric: 0.1%, what agg keeps when a run is too large for
+/// exact samples (an HDR histogram of 3 significant digits).
+pub const REL_RESOLUTION: f64 = 1e-3;
+
+/// Timestamps are microseconds: 1 µs in milliseconds.
+const US_IN_MS: f64 = 1e-3;
 
 pub const RANKED: &[Metric] = &[
     Metric {
@@ -36,6 +55,8 @@ pub const RANKED: &[Metric] = &[
         name: "output throughput",
         unit: "tok/s",
         better: Better::Higher,
+        quantile: 0.5,
+        resolution: 0.0,
     },
     Metric {
         column: col::GOODPUT_REQ_PER_S,
@@ -43,6 +64,8 @@ pub const RANKED: &[Metric] = &[
         name: "goodput",
         unit: "req/s",
         better: Better::Higher,
+        quantile: 0.5,
+        resolution: 0.0,
     },
     Metric {
         column: col::TTFT_P50_MS,
@@ -50,6 +73,8 @@ pub const RANKED: &[Metric] = &[
         name: "median TTFT",
         unit: "ms",
         better: Better::Lower,
+        quantile: 0.5,
+        resolution: US_IN_MS,
     },
     Metric {
         column: col::TTFT_P99_MS,
@@ -57,6 +82,8 @@ pub const RANKED: &[Metric] = &[
         name: "p99 TTFT",
         unit: "ms",
         better: Better::Lower,
+        quantile: 0.99,
+        resolution: US_IN_MS,
     },
     Metric {
         column: col::TPOT_P50_MS,
@@ -64,6 +91,8 @@ pub const RANKED: &[Metric] = &[
         name: "median TPOT",
         unit: "ms",
         better: Better::Lower,
+        quantile: 0.5,
+        resolution: US_IN_MS,
     },
     Metric {
         column: col::E2E_P99_MS,
@@ -71,8 +100,36 @@ pub const RANKED: &[Metric] = &[
         name: "p99 E2E latency",
         unit: "ms",
         better: Better::Lower,
+        quantile: 0.99,
+        resolution: US_IN_MS,
     },
 ];
+
+/// The metrics of the summary's decision table (goodput has no interval, so it decides
+/// nothing).
+const DECIDING: [&str; 5] = [
+    col::OUTPUT_TOK_PER_S,
+    col::TTFT_P50_MS,
+    col::TTFT_P99_MS,
+    col::TPOT_P50_MS,
+    col::E2E_P99_MS,
+];
+
+/// Two values of `m` are a tie: they differ by no more than the measurement resolves (1 µs
+/// for latencies, and 0.1% of the larger).
+pub fn tied(m: &Metric, a: f64, b: f64) -> bool {
+    let d = (a - b).abs();
+    d <= m.resolution || d <= REL_RESOLUTION * a.abs().max(b.abs())
+}
+
+/// The provenance key a file carries when its data is synthetic (`gpumon --fake`).
+pub use crate::gpu::fake::SYNTHETIC_KEY;
+
+/// Whether a file's provenance marks its data synthetic: [`SYNTHETIC_KEY`] set to `true`, or a
+/// gpumon file of scripted devices (files written before the key existed).
+pub fn is_synthetic(m: &Meta) -> bool {
+    m.get(SYNTHETIC_KEY) == Some("true") || m.get("servebench.gpu.source").is_some_and(|s| s.starts_with("fake"))
+}
 
 /// A load level: closed-loop users or open-loop rate.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
@@ -104,6 +161,25 @@ impl Load {
     }
 }
 
+fn by_load(a: &Load, b: &Load) -> std::cmp::Ordering {
+    a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal)
+}
+
+/// What the numbers allow to be said of the best label against the runner-up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The 95% interval of the ratio excludes 1 and both sides have enough samples.
+    Winner,
+    /// The interval contains 1.
+    Noise,
+    /// A side has fewer samples than [`min_samples`] asks for this metric.
+    TooFew,
+    /// The two values are equal within the measurement's resolution ([`tied`]).
+    Tie,
+    /// No interval could be computed (why).
+    Untested(&'static str),
+}
+
 /// The outcome of ranking labels on one metric at one load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranking {
@@ -112,16 +188,61 @@ pub struct Ranking {
     pub category: Option<String>,
     pub winner: String,
     pub winner_value: f64,
-    pub runner_up: Option<(String, f64)>,
-    /// Relative advantage of the winner over the runner-up (0.12 = 12% better).
+    pub runner_up: (String, f64),
+    /// Relative advantage of the best over the runner-up (0.12 = 12% better).
     pub margin: Option<f64>,
-    /// The runner-up / winner ratio's 95% CI, and whether it excludes 1.
+    /// The runner-up / best ratio's 95% CI.
     pub ci: Option<(f64, f64)>,
-    pub significant: Option<bool>,
+    /// Samples each side rests on: (best, runner-up).
+    pub n: (u64, u64),
+    /// The samples per side a claim on this metric needs.
+    pub min_n: u64,
+    pub verdict: Verdict,
+}
+
+impl Ranking {
+    /// Whether this ranking names a winner.
+    pub fn decides(&self) -> bool {
+        self.verdict == Verdict::Winner
+    }
+
+    /// The margin's 95% interval (fractions, as `margin`), from the ratio's.
+    fn margin_ci(&self) -> Option<(f64, f64)> {
+        let (lo, hi) = self.ci?;
+        match metric(self.metric).better {
+            Better::Lower => Some((lo - 1.0, hi - 1.0)),
+            Better::Higher if lo > 0.0 => Some((1.0 / hi - 1.0, 1.0 / lo - 1.0)),
+            Better::Higher => None,
+        }
+    }
+
+    fn n_text(&self) -> String {
+        format!("n = {} vs {}", self.n.0, self.n.1)
+    }
 }
 
 fn value(r: &Summary, m: &Metric) -> Option<f64> {
     (m.get)(r).filter(|v| v.is_finite())
+}
+
+/// The verdict on a difference between two groups: a tie, too few samples, no interval,
+/// noise, or a winner (in that order of precedence).
+fn judge(m: &Metric, va: f64, vb: f64, n: (u64, u64), c: Option<&Cmp>) -> Verdict {
+    if tied(m, va, vb) {
+        return Verdict::Tie;
+    }
+    if n.0.min(n.1) < min_samples(m.quantile) {
+        return Verdict::TooFew;
+    }
+    match c.and_then(|c| c.ci.map(|_| c.significant())) {
+        Some(true) => Verdict::Winner,
+        Some(false) => Verdict::Noise,
+        None if m.column == col::GOODPUT_REQ_PER_S => Verdict::Untested("goodput has no confidence interval"),
+        None if m.column == col::OUTPUT_TOK_PER_S => {
+            Verdict::Untested("runs shorter than 1 s have no throughput interval")
+        }
+        None => Verdict::Untested("no per-request samples for this metric"),
+    }
 }
 
 /// Rank every label on every metric at every load (and category) present in `rows`.
@@ -137,10 +258,7 @@ pub fn rankings(rows: &[Summary], groups: &Groups, o: &Options) -> Vec<Ranking> 
     for ((_, cat), rs) in by {
         let load = Load::of(rs[0]).expect("grouped by load");
         for m in RANKED {
-            let mut vals: Vec<(String, f64)> = rs
-                .iter()
-                .filter_map(|r| value(r, m).map(|v| (r.label.clone(), v)))
-                .collect();
+            let mut vals: Vec<(&Summary, f64)> = rs.iter().filter_map(|r| value(r, m).map(|v| (*r, v))).collect();
             if vals.len() < 2 {
                 continue;
             }
@@ -148,13 +266,25 @@ pub fn rankings(rows: &[Summary], groups: &Groups, o: &Options) -> Vec<Ranking> 
                 Better::Lower => a.1.total_cmp(&b.1),
                 Better::Higher => b.1.total_cmp(&a.1),
             });
-            let (w, wv) = vals[0].clone();
-            let (r, rv) = vals[1].clone();
+            let ((wr, wv), (rr, rv)) = (vals[0], vals[1]);
+            let (w, r) = (wr.label.clone(), rr.label.clone());
             let margin = match m.better {
                 Better::Lower if wv > 0.0 => Some(rv / wv - 1.0),
                 Better::Higher if rv > 0.0 => Some(wv / rv - 1.0),
                 _ => None,
             };
+            let count = |s: &Summary| {
+                sample_count(
+                    groups,
+                    &s.label,
+                    s.concurrency,
+                    s.rate_rps,
+                    s.category.as_deref(),
+                    m.column,
+                )
+                .unwrap_or(0)
+            };
+            let n = (count(wr), count(rr));
             // Confidence from the bootstrap comparison of the two (goodput has none).
             let cmps = cmp_cache
                 .entry((w.clone(), r.clone()))
@@ -168,10 +298,12 @@ pub fn rankings(rows: &[Summary], groups: &Groups, o: &Options) -> Vec<Ranking> 
                 category: cat.clone(),
                 winner: w,
                 winner_value: wv,
-                runner_up: Some((r, rv)),
+                runner_up: (r, rv),
                 margin,
                 ci: c.and_then(|c| c.ci),
-                significant: c.and_then(|c| c.ci.map(|_| c.significant())),
+                n,
+                min_n: min_samples(m.quantile),
+                verdict: judge(m, wv, rv, n, c),
             });
         }
     }
@@ -182,11 +314,59 @@ fn metric(col: &str) -> &'static Metric {
     RANKED.iter().find(|m| m.column == col).expect("ranked metric")
 }
 
+/// A signed percentage: "+12.3%".
+fn pct(x: f64) -> String {
+    format!("{:+.1}%", 100.0 * x)
+}
+
+/// An unsigned percentage: "12.3%".
+fn pct_abs(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+/// "[+5.1%, +20.0%]"
+fn pct_ci((lo, hi): (f64, f64)) -> String {
+    format!("[{}, {}]", pct(lo), pct(hi))
+}
+
+/// The claim a ranking supports, with its evidence.
 fn verdict(r: &Ranking) -> String {
-    match (r.significant, r.ci) {
-        (Some(true), Some((lo, hi))) => format!("yes (runner-up/winner 95% CI [{lo:.3}, {hi:.3}])"),
-        (Some(false), Some((lo, hi))) => format!("**no: within noise** (CI [{lo:.3}, {hi:.3}] contains 1)"),
-        _ => "not tested (no per-request samples for this metric)".into(),
+    let m = metric(r.metric);
+    match &r.verdict {
+        Verdict::Winner => format!(
+            "**yes**: {} better, 95% CI {}",
+            r.margin.map(pct_abs).unwrap_or_default(),
+            r.margin_ci().map(pct_ci).unwrap_or_default()
+        ),
+        Verdict::Noise => format!(
+            "no winner: within noise (95% CI {} includes 0)",
+            r.margin_ci().map(pct_ci).unwrap_or_default()
+        ),
+        Verdict::TooFew => format!(
+            "no winner: too few requests ({}; a claim on {} needs ≥ {} per side)",
+            r.n_text(),
+            m.name,
+            r.min_n
+        ),
+        Verdict::Tie => "no winner: tie (equal within the measurement's resolution)".into(),
+        Verdict::Untested(why) => format!("no winner: untested ({why})"),
+    }
+}
+
+/// The decision table's cell: the winner with margin, interval and n, or why there is none.
+fn decision_cell(r: &Ranking) -> String {
+    match &r.verdict {
+        Verdict::Winner => format!(
+            "**{}** {} better {} ({})",
+            r.winner,
+            r.margin.map(pct_abs).unwrap_or_default(),
+            r.margin_ci().map(pct_ci).unwrap_or_default(),
+            r.n_text()
+        ),
+        Verdict::Noise => format!("no winner: within noise ({})", r.n_text()),
+        Verdict::TooFew => format!("too few requests ({})", r.n_text()),
+        Verdict::Tie => format!("no winner: tie ({})", r.n_text()),
+        Verdict::Untested(_) => format!("no winner: untested ({})", r.n_text()),
     }
 }
 
@@ -200,14 +380,22 @@ pub struct ReportInput<'a> {
     pub opts: &'a Options,
     /// Chart files, relative to the report.
     pub charts: Vec<String>,
-    /// Metadata of a gpu file, when one was given.
+    /// Metadata of the gpu files, when any were given ([`SYNTHETIC_KEY`] set when any of them
+    /// is synthetic).
     pub gpu_meta: Option<Meta>,
+}
+
+impl ReportInput<'_> {
+    /// Whether the GPU numbers (memory, power, energy) are synthetic.
+    pub fn gpu_synthetic(&self) -> bool {
+        self.gpu_meta.as_ref().is_some_and(is_synthetic)
+    }
 }
 
 fn meta_table(inp: &ReportInput<'_>) -> String {
     // One line per label: what ran, from the requests files' provenance.
     let mut by: BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> = BTreeMap::new();
-    for (path, m) in &inp.groups.metas {
+    for (_, m) in &inp.groups.metas {
         let label = m.get("servebench.label").unwrap_or("?").to_string();
         let e = by.entry(label).or_default();
         let mut put = |k: &'static str, v: Option<&str>| {
@@ -228,7 +416,9 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
             m.get("servebench.trace.sha256").map(|s| &s[..s.len().min(12)]),
         );
         put("servebench", m.get("servebench.git_sha"));
-        let _ = path;
+        if is_synthetic(m) {
+            put("data", Some("synthetic"));
+        }
         e.entry("runs").or_default().insert(
             inp.groups
                 .metas
@@ -273,97 +463,403 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
     s
 }
 
-/// The report, as Markdown.
+/// A p99 that grows more than this between neighbouring load levels is a saturation cliff.
+pub const CLIFF_FACTOR: f64 = 5.0;
+/// Below this share of completed requests meeting the SLO, goodput is "far below" throughput.
+pub const GOODPUT_SHARE: f64 = 0.9;
+
+/// The summary's warnings, one Markdown bullet each: client-bound runs, saturation cliffs,
+/// goodput far below throughput, failed requests, groups too small for any claim.
+pub fn warnings(rows: &[Summary], slo: bool) -> Vec<String> {
+    let mut w = Vec::new();
+    for l in analysis::client_bound_lines(rows) {
+        w.push(format!("**client-bound**: {l}"));
+    }
+    // saturation cliffs: per label, neighbouring closed-loop loads (and open-loop rates)
+    let labels: BTreeSet<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    for label in &labels {
+        let mut own: Vec<(&Summary, Load)> = rows
+            .iter()
+            .filter(|r| r.label == *label && r.category.is_none() && r.turn.is_none())
+            .filter_map(|r| Load::of(r).map(|l| (r, l)))
+            .collect();
+        own.sort_by(|a, b| by_load(&a.1, &b.1));
+        for pair in own.windows(2) {
+            let ((a, la), (b, lb)) = (pair[0], pair[1]);
+            if matches!(
+                (la, lb),
+                (Load::Users(_), Load::Rate(_)) | (Load::Rate(_), Load::Users(_))
+            ) {
+                continue;
+            }
+            for (name, get) in [
+                ("p99 TTFT", (|r: &Summary| r.ttft.p99) as fn(&Summary) -> Option<f64>),
+                ("p99 TPOT", |r: &Summary| r.tpot.p99),
+                ("p99 E2E latency", |r: &Summary| r.e2e.p99),
+            ] {
+                if let (Some(x), Some(y)) = (get(a), get(b))
+                    && x > 0.0
+                    && y / x > CLIFF_FACTOR
+                {
+                    w.push(format!(
+                        "**saturation cliff**: {label}'s {name} grows {:.1}× from {} ms at {} to {} ms at {} \
+                         (n = {} and {} requests)",
+                        y / x,
+                        fmt_num(x),
+                        la.text(),
+                        fmt_num(y),
+                        lb.text(),
+                        a.n.ok,
+                        b.n.ok
+                    ));
+                }
+            }
+        }
+    }
+    for r in rows.iter().filter(|r| r.category.is_none() && r.turn.is_none()) {
+        let at = Load::of(r).map(|l| format!(" at {}", l.text())).unwrap_or_default();
+        if slo
+            && let (Some(g), Some(t)) = (r.goodput_req_per_s, r.req_per_s)
+            && t > 0.0
+            && g < GOODPUT_SHARE * t
+        {
+            w.push(format!(
+                "**goodput far below throughput**: {}{at}: {} of {} completed req/s ({:.0}%) met the SLO",
+                r.label,
+                fmt_num(g),
+                fmt_num(t),
+                100.0 * g / t
+            ));
+        }
+        let sent = r.n_requests - r.n.get(Status::NotSent);
+        let failed = sent - r.n.get(Status::Ok).min(sent);
+        if failed > 0 {
+            let kinds: Vec<String> = Status::ALL
+                .iter()
+                .filter(|s| !matches!(s, Status::Ok | Status::NotSent) && r.n.get(**s) > 0)
+                .map(|s| format!("{} {}", r.n.get(*s), s.as_str()))
+                .collect();
+            w.push(format!(
+                "**errors**: {}{at}: {failed} of {sent} requests failed ({:.1}%: {}); failed requests count in no \
+                 latency",
+                r.label,
+                100.0 * r.error_rate,
+                kinds.join(", ")
+            ));
+        }
+    }
+    // groups too small for a median claim, by load
+    let need = min_samples(0.5);
+    let mut small: BTreeMap<String, (Load, Vec<String>)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.category.is_none() && r.n.ok < need) {
+        if let Some(l) = Load::of(r) {
+            small
+                .entry(format!("{l:?}"))
+                .or_insert((l, Vec::new()))
+                .1
+                .push(format!("{} {}", r.label, r.n.ok));
+        }
+    }
+    let mut small: Vec<(Load, Vec<String>)> = small.into_values().collect();
+    small.sort_by(|a, b| by_load(&a.0, &b.0));
+    for (l, who) in small {
+        w.push(format!(
+            "**small samples**: at {} the successful requests are {} (fewer than the {need} a median claim needs): no \
+             winner is named there",
+            l.text(),
+            who.join(", ")
+        ));
+    }
+    w
+}
+
+/// What the report could not measure, one Markdown bullet each.
+fn not_measured(inp: &ReportInput<'_>) -> Vec<String> {
+    let rows = inp.rows;
+    let mut v = vec![
+        "Output quality: servebench measures speed, not what the engines answer; a quantized variant's accuracy \
+         against fp16 is not measured here."
+            .to_string(),
+    ];
+    if inp.gpu_meta.is_none() {
+        v.push("GPU memory, power and energy: no gpumon file was given.".into());
+    } else if inp.gpu_synthetic() {
+        v.push(
+            "GPU memory, power and energy: the GPU samples are synthetic (`gpumon --fake`, scripted devices), so \
+             they are shown marked *synthetic* and decide no winner or recommendation."
+                .into(),
+        );
+    }
+    if rows
+        .iter()
+        .all(|r| r.running_peak.is_none() && r.kv_usage_peak_pct.is_none())
+    {
+        v.push("The engine's own view (running and waiting requests, KV cache): no enginemon file was given.".into());
+    }
+    if !inp.opts.slo.any() {
+        v.push("Goodput: no `--slo` was given.".into());
+    }
+    // loads some labels were measured at and others not
+    let labels: BTreeSet<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    let mut loads: Vec<Load> = rows.iter().filter_map(Load::of).collect();
+    loads.sort_by(by_load);
+    loads.dedup();
+    for l in &loads {
+        let missing: Vec<&str> = labels
+            .iter()
+            .filter(|lab| !rows.iter().any(|r| r.label == **lab && Load::of(r) == Some(*l)))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            v.push(format!("{}: not measured for {}.", l.text(), missing.join(", ")));
+        }
+    }
+    let p99 = min_samples(0.99);
+    if !rows.iter().any(|r| r.n.ok >= p99) {
+        v.push(format!(
+            "Tail latency claims: no group has the {p99} successful requests a p99 claim needs, so p99s are shown \
+             but no p99 winner is named."
+        ));
+    }
+    let rates: BTreeSet<u64> = rows.iter().filter_map(|r| r.rate_rps.map(f64::to_bits)).collect();
+    if rates.len() == 1 {
+        v.push("Open loop: one offered rate only, so how latency grows with the offered rate is not measured.".into());
+    }
+    v.push(
+        "Variation between runs: the intervals describe request-to-request noise within each run; a repeat on \
+         another day, host or engine restart may differ by more."
+            .into(),
+    );
+    v
+}
+
+/// The summary's decision table: per workload and load level, the winner on each deciding
+/// metric with margin, interval and n, or why there is none. A metric no group has enough
+/// requests for, and rows where no claim is possible at all, are named in a line under it.
+fn decision_table(workloads: &[(String, Vec<Ranking>)]) -> String {
+    let all = || workloads.iter().flat_map(|(_, r)| r.iter());
+    let (shown, dropped): (Vec<&str>, Vec<&str>) = DECIDING.iter().partition(|c| {
+        let mut on = all().filter(|r| r.metric == **c).peekable();
+        on.peek().is_none() || on.any(|r| r.verdict != Verdict::TooFew)
+    });
+    let mut s = String::from("| workload | load |");
+    for c in &shown {
+        let _ = write!(s, " {} |", metric(c).name);
+    }
+    s.push_str("\n|---|---|");
+    for _ in &shown {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    let mut none = Vec::new();
+    let mut any = false;
+    for (wl, ranks) in workloads {
+        let mut loads: Vec<Load> = ranks.iter().map(|r| r.load).collect();
+        loads.sort_by(by_load);
+        loads.dedup();
+        for l in loads {
+            let at: Vec<Option<&Ranking>> = shown
+                .iter()
+                .map(|c| ranks.iter().find(|r| r.load == l && r.metric == *c))
+                .collect();
+            if at.iter().flatten().all(|r| r.verdict == Verdict::TooFew) {
+                let most = at.iter().flatten().map(|r| r.n.0.max(r.n.1)).max().unwrap_or(0);
+                none.push(format!("{wl} at {} (n ≤ {most} per side)", l.text()));
+                continue;
+            }
+            any = true;
+            let _ = write!(s, "| {wl} | {} |", l.text());
+            for r in at {
+                let _ = write!(s, " {} |", r.map(decision_cell).unwrap_or_else(|| "-".into()));
+            }
+            s.push('\n');
+        }
+    }
+    let mut out = if any { s } else { String::new() };
+    for c in dropped {
+        let most = all()
+            .filter(|r| r.metric == c)
+            .map(|r| r.n.0.min(r.n.1))
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\n{}: no claim anywhere: too few requests (at most {most} per side; it needs ≥ {}).",
+            metric(c).name,
+            min_samples(metric(c).quantile)
+        );
+    }
+    if !none.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nToo few requests for any claim (a median needs ≥ {} per side, a p99 ≥ {}): {}.",
+            min_samples(0.5),
+            min_samples(0.99),
+            none.join("; ")
+        );
+    }
+    out
+}
+
+/// The report, as Markdown: the summary first, then the details and the method.
 pub fn markdown(inp: &ReportInput<'_>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", inp.title);
     let _ = writeln!(
         s,
         "Generated by servebench {} from {} requests file(s), {} requests ({} warm-up rows left out). \
-         Every number below comes from the requests files; every recommendation follows from a stated rule; a \
-         difference counts only if the 95% bootstrap confidence interval of the ratio excludes 1.\n",
+         Every number below comes from the requests files; a winner is named only when the 95% bootstrap interval of \
+         the ratio excludes 1 **and** each side has the requests the claim needs (see Method).\n",
         crate::meta::VERSION,
         inp.groups.files.len(),
         inp.groups.rows - inp.groups.warmup_skipped,
         inp.groups.warmup_skipped
     );
-    s.push_str("## Setup and provenance\n\n");
+    let ranks = rankings(inp.rows, inp.groups, inp.opts);
+    let cat_ranks: Vec<(String, Vec<Ranking>)> = match inp.cat {
+        Some((crow, cgroups)) => {
+            let cr = rankings(crow, cgroups, inp.opts);
+            let cats: BTreeSet<String> = cr.iter().filter_map(|r| r.category.clone()).collect();
+            cats.into_iter()
+                .map(|c| {
+                    let sub = cr
+                        .iter()
+                        .filter(|r| r.category.as_deref() == Some(&c))
+                        .cloned()
+                        .collect();
+                    (c, sub)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    s.push_str(&summary(inp, &ranks, &cat_ranks));
+
+    s.push_str("\n## Setup and provenance\n\n");
     s.push_str(&meta_table(inp));
     if let Some(g) = &inp.gpu_meta {
         let _ = writeln!(
             s,
-            "\nGPU: {} (source: {}; driver {}; sampled every {} ms by gpumon).",
+            "\nGPU: {} (source: {}; driver {}; sampled every {} ms by gpumon){}.",
             g.get("servebench.gpu.devices").unwrap_or("?"),
             g.get("servebench.gpu.source").unwrap_or("?"),
             g.get("servebench.gpu.driver").unwrap_or("n/a"),
-            g.get("servebench.gpumon.interval_ms").unwrap_or("?")
+            g.get("servebench.gpumon.interval_ms").unwrap_or("?"),
+            if is_synthetic(g) {
+                ": **synthetic** data, shown marked and excluded from winners and recommendations"
+            } else {
+                ""
+            }
         );
     } else {
         s.push_str("\nNo GPU samples were given (run gpumon beside replay and pass its file to see memory, power and energy).\n");
     }
     let slo = inp.opts.slo;
     if slo.any() {
-        let mut parts = Vec::new();
-        if let Some(v) = slo.ttft_ms {
-            parts.push(format!("TTFT ≤ {v} ms"));
-        }
-        if let Some(v) = slo.tpot_ms {
-            parts.push(format!("TPOT ≤ {v} ms"));
-        }
-        if let Some(v) = slo.e2e_ms {
-            parts.push(format!("E2E ≤ {v} ms"));
-        }
-        let _ = writeln!(s, "\nSLO for goodput: {}.", parts.join(", "));
+        let _ = writeln!(s, "\nSLO for goodput: {}.", slo_text(inp.opts));
     }
     s.push_str("\n## Results\n\n");
     s.push_str(&analysis::markdown(inp.rows, slo.any()));
     let bound = analysis::client_bound_lines(inp.rows);
     if !bound.is_empty() {
         s.push_str(
-            "\n> **⚠ Client-bound.** In these groups the load generator, not the server, set the pace: it delivered \
-             less than 95% of the load asked for, so their latencies and throughputs describe a lighter load than \
-             their label says. Likely causes: too little client CPU, `--max-in-flight`, the file-descriptor limit. \
-             Rerun with more client cores, `--shard` across hosts, or more `--threads`.\n>\n",
+            "\n> **⚠ Client-bound** (also in the summary's warnings). In these groups the load generator, not the \
+             server, set the pace: it delivered less than 95% of the load asked for, so their latencies and \
+             throughputs describe a lighter load than their label says. Likely causes: too little client CPU, \
+             `--max-in-flight`, the file-descriptor limit. Rerun with more client cores, `--shard` across hosts, or \
+             more `--threads`.\n>\n",
         );
         for l in &bound {
             let _ = writeln!(s, "> - {l}");
         }
     }
 
-    let ranks = rankings(inp.rows, inp.groups, inp.opts);
     s.push_str("\n## Winners by load level\n\n");
     s.push_str(
-        "For each load level and metric: the best label, its margin over the runner-up, and whether the margin is \
-         larger than the noise.\n\n",
+        "For each load level and metric: the best label, its margin over the runner-up, the requests each side rests \
+         on, and whether the margin is a claim (bold) or not (and why).\n\n",
     );
     s.push_str(&ranking_table(&ranks));
-    if let Some((crow, cgroups)) = inp.cat {
-        let cr = rankings(crow, cgroups, inp.opts);
-        let cats: BTreeSet<String> = cr.iter().filter_map(|r| r.category.clone()).collect();
-        if !cats.is_empty() {
-            s.push_str("\n## Winners by workload (prompt category)\n\n");
-            for c in cats {
-                let _ = writeln!(s, "### {c}\n");
-                let sub: Vec<Ranking> = cr
-                    .iter()
-                    .filter(|r| r.category.as_deref() == Some(&c))
-                    .cloned()
-                    .collect();
-                s.push_str(&ranking_table(&sub));
-                s.push('\n');
-            }
+    if !cat_ranks.is_empty() {
+        s.push_str("\n## Winners by workload (prompt category)\n\n");
+        for (c, sub) in &cat_ranks {
+            let _ = writeln!(s, "### {c}\n");
+            s.push_str(&ranking_table(sub));
+            s.push('\n');
         }
     }
-    s.push_str(&quantization(inp.rows, inp.groups, inp.opts));
-    s.push_str(&recommendations(inp.rows, &ranks));
+    s.push_str(&quantization(inp));
+    s.push_str(&recommendations(inp, &ranks));
     if !inp.charts.is_empty() {
         s.push_str("\n## Charts\n\n");
         for c in &inp.charts {
             let name = c.rsplit('/').next().unwrap_or(c).trim_end_matches(".png");
+            if inp.gpu_synthetic() && name.starts_with("gpu-") {
+                let _ = writeln!(
+                    s,
+                    "*Synthetic GPU data (`gpumon --fake`): for the demo's timelines only.*\n"
+                );
+            }
             let _ = writeln!(s, "![{name}]({c})\n");
         }
     }
+    s.push_str(&method());
+    s
+}
+
+fn slo_text(o: &Options) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = o.slo.ttft_ms {
+        parts.push(format!("TTFT ≤ {v} ms"));
+    }
+    if let Some(v) = o.slo.tpot_ms {
+        parts.push(format!("TPOT ≤ {v} ms"));
+    }
+    if let Some(v) = o.slo.e2e_ms {
+        parts.push(format!("E2E ≤ {v} ms"));
+    }
+    parts.join(", ")
+}
+
+/// The summary: the decision table, the warnings, what was not measured.
+fn summary(inp: &ReportInput<'_>, ranks: &[Ranking], cat_ranks: &[(String, Vec<Ranking>)]) -> String {
+    let mut s = String::from("## Summary\n\n### Decision\n\n");
     s.push_str(
+        "The best label per workload and load level on each metric: its margin over the runner-up with the 95% \
+         interval of that margin, and the successful requests each side rests on (best vs runner-up). \"No winner\" \
+         where the difference is within the noise, a tie, or rests on too few requests.\n\n",
+    );
+    let mut workloads = vec![("all requests".to_string(), ranks.to_vec())];
+    workloads.extend(cat_ranks.iter().cloned());
+    if ranks.is_empty() {
+        s.push_str("No load level was measured for two labels or more: there is nothing to decide between.\n");
+    } else {
+        s.push_str(&decision_table(&workloads));
+    }
+    if inp.gpu_synthetic() {
+        s.push_str(
+            "\nGPU memory, power and energy are synthetic here (`gpumon --fake`): they decide no winner and no \
+             recommendation.\n",
+        );
+    }
+    s.push_str("\n### Warnings\n\n");
+    let w = warnings(inp.rows, inp.opts.slo.any());
+    if w.is_empty() {
+        s.push_str("None: no client-bound run, saturation cliff, SLO shortfall, failed request or small sample.\n");
+    }
+    for l in w {
+        let _ = writeln!(s, "- {l}");
+    }
+    s.push_str("\n### Not measured\n\n");
+    for l in not_measured(inp) {
+        let _ = writeln!(s, "- {l}");
+    }
+    s
+}
+
+fn method() -> String {
+    let (med, p99) = (min_samples(0.5), min_samples(0.99));
+    format!(
         "\n## Method\n\n\
          - TTFT: first chunk carrying generated content − the request's first byte (`sent_at`); E2E: last content chunk \
          − `sent_at`; TPOT: (E2E − TTFT) / (output tokens − 1); ITL: gaps between content chunks (vLLM's definitions).\n\
@@ -372,37 +868,69 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
          time windows. Failed requests count in totals, never in latency statistics.\n\
          - Percentiles: linear interpolation between closest ranks (numpy's default, DuckDB's `quantile_cont`). CIs: 95% \
          bootstrap, computed exactly from order statistics, seeded (reproducible).\n\
+         - **When a difference is a claim.** The best label and the runner-up are compared by the 95% bootstrap \
+         interval of their ratio (each side resampled independently); a winner is named only when that interval \
+         excludes 1, the two values differ by more than the measurement resolves, and each side has enough samples.\n\
+         - **Minimum sample: n · min(q, 1 − q) ≥ {tail} per side** for a claim on percentile q, i.e. at least {tail} \
+         samples expected beyond the percentile on its thin side: **{med} requests per side for a median** (and for \
+         throughput), **{p99} for a p99**. Derived from the bootstrap's own behaviour (simulated with this code's \
+         bootstrap, 1,000 resamples, on exponential-tailed latencies): with 1 request per side the ratio's interval \
+         has zero width and excludes 1 whenever the values differ (100% false positives), with 2 per side 33%, with 3 \
+         10%; a median's interval reaches its nominal coverage (93–95%) from about 5 per side, and {med} leaves room \
+         for requests of one run sharing the server's batches (not independent). A p99's interval is set by the few \
+         largest values: it covered the true p99 in 63% of runs at n = 100 (one value beyond it), 85% at 200 and 93% \
+         at 1,000. Below the minimum the verdict is \"too few requests (n = a vs b)\". (`crate::stats::min_samples`; \
+         `tests/it/report.rs` re-runs the simulation.)\n\
+         - **Ties**: values that differ by no more than 1 µs (latencies) or {rel}% of the larger (the resolution agg \
+         keeps in histogram mode) are a tie: no winner.\n\
+         - **One load level at a time**: a winner is picked per load level (and workload); a recommendation names a \
+         label \"at every load\" only when it wins at each such load, never from a mean across loads.\n\
+         - **Synthetic data** (`gpumon --fake`, or any file whose provenance sets `{key}=true`) is marked synthetic \
+         wherever it is shown and decides no winner or recommendation.\n\
+         - **Warnings**: client-bound (the client delivered < 95% of the asked load); saturation cliff (a p99 that \
+         grows more than {cliff}× between neighbouring load levels of one label); goodput far below throughput (under \
+         {good}% of completed requests met the SLO); any failed request.\n\
          - Achieved load: requests in flight (`sent_at` … `done_at`), time-weighted over first `sent_at` … last \
          `done_at`. A request is due at `scheduled_at` (closed loop: when its user's previous request ended); \
          due→sent is the time it waited on the client. Load delivered: closed loop, in-flight time / (in-flight + \
          due→sent time); open loop, achieved rate / the schedule's rate. Below 95%: client-bound.\n",
-    );
-    s
+        tail = crate::stats::MIN_TAIL,
+        rel = 100.0 * REL_RESOLUTION,
+        key = SYNTHETIC_KEY,
+        cliff = CLIFF_FACTOR,
+        good = 100.0 * GOODPUT_SHARE,
+    )
 }
 
 fn ranking_table(ranks: &[Ranking]) -> String {
     let mut s = String::from(
-        "| load | metric | winner | value | runner-up | value | margin | significant? |\n|---|---|---|---:|---|---:|---:|---|\n",
+        "| load | metric | best | value | runner-up | value | margin | n (best vs runner-up) | winner? |\n\
+         |---|---|---|---:|---|---:|---:|---:|---|\n",
     );
     let mut sorted: Vec<&Ranking> = ranks.iter().collect();
-    sorted.sort_by(|a, b| a.load.partial_cmp(&b.load).unwrap_or(std::cmp::Ordering::Equal));
+    sorted.sort_by(|a, b| by_load(&a.load, &b.load));
     for r in sorted {
         let m = metric(r.metric);
-        let (rn, rv) = r.runner_up.clone().unwrap_or_default();
+        let (rn, rv) = &r.runner_up;
+        let best = if r.decides() {
+            format!("**{}**", r.winner)
+        } else {
+            r.winner.clone()
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | **{}** | {} {} | {} | {} {} | {} | {} |",
+            "| {} | {} | {best} | {} {} | {rn} | {} {} | {} | {} vs {} | {} |",
             r.load.text(),
             m.name,
-            r.winner,
             fmt_num(r.winner_value),
             m.unit,
-            rn,
-            fmt_num(rv),
+            fmt_num(*rv),
             m.unit,
             r.margin
                 .map(|x| format!("{:.1}%", 100.0 * x))
                 .unwrap_or_else(|| "-".into()),
+            r.n.0,
+            r.n.1,
             verdict(r)
         );
     }
@@ -410,7 +938,9 @@ fn ranking_table(ranks: &[Ranking]) -> String {
 }
 
 /// FP16 vs AWQ vs FP8 within each engine: throughput gained, latency changed, memory saved.
-fn quantization(rows: &[Summary], groups: &Groups, o: &Options) -> String {
+fn quantization(inp: &ReportInput<'_>) -> String {
+    let (rows, groups, o) = (inp.rows, inp.groups, inp.opts);
+    let synthetic = inp.gpu_synthetic();
     // engine -> quant -> label
     let mut eq: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for r in rows {
@@ -426,8 +956,12 @@ fn quantization(rows: &[Summary], groups: &Groups, o: &Options) -> String {
     }
     let mut s = String::from(
         "\n## Quantization\n\nEach variant against its engine's baseline (fp16 where measured, else the first \
-         variant), per load level. Ratios in **bold** are significant (95% CI excludes 1).\n",
+         variant), per load level: the change of each metric, in **bold** where it is a claim (interval excludes 0, \
+         enough requests per side); otherwise why not. n: successful requests (baseline vs variant).\n",
     );
+    if synthetic {
+        s.push_str("GPU memory here is *synthetic* (`gpumon --fake`): shown for the pipeline, it says nothing of the variants.\n");
+    }
     for (engine, qs) in eq {
         let base_q = if qs.contains_key("fp16") {
             "fp16".to_string()
@@ -440,7 +974,12 @@ fn quantization(rows: &[Summary], groups: &Groups, o: &Options) -> String {
                 continue;
             }
             let _ = writeln!(s, "\n### {engine}: {q} vs {base_q}\n");
-            s.push_str("| load | throughput | median TTFT | p99 TTFT | median TPOT | p99 E2E | peak GPU memory |\n|---|---:|---:|---:|---:|---:|---:|\n");
+            let _ = writeln!(
+                s,
+                "| load | n | throughput | median TTFT | p99 TTFT | median TPOT | p99 E2E | peak GPU memory{} |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|",
+                if synthetic { " (synthetic)" } else { "" }
+            );
             let cmps = analysis::compare(groups, &base, label, o);
             let mut loads: Vec<Load> = cmps
                 .iter()
@@ -450,43 +989,50 @@ fn quantization(rows: &[Summary], groups: &Groups, o: &Options) -> String {
                     _ => None,
                 })
                 .collect();
-            loads.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            loads.sort_by(by_load);
             loads.dedup();
             for l in loads {
+                let find = |lab: &str| {
+                    rows.iter()
+                        .find(|r| r.label == lab && Load::of(r) == Some(l) && r.category.is_none())
+                };
+                let (ra, rb) = (find(&base), find(label));
                 let cell = |m: &str| -> String {
-                    match cmps
+                    let Some(c) = cmps
                         .iter()
                         .find(|c| c.metric == m && l.matches(c) && c.category.is_none())
-                    {
-                        Some(c) => match c.ratio {
-                            Some(r) => {
-                                let t = format!("{:+.1}%", 100.0 * (r - 1.0));
-                                if c.significant() {
-                                    format!("**{t}**")
-                                } else {
-                                    format!("{t} (noise)")
-                                }
-                            }
-                            None => "-".into(),
-                        },
-                        None => "-".into(),
+                    else {
+                        return "-".into();
+                    };
+                    let (Some(r), Some(va), Some(vb)) = (c.ratio, c.value_a, c.value_b) else {
+                        return "-".into();
+                    };
+                    let mm = metric(m);
+                    let count = |s: Option<&Summary>| {
+                        s.and_then(|s| sample_count(groups, &s.label, s.concurrency, s.rate_rps, None, m))
+                            .unwrap_or(0)
+                    };
+                    let n = (count(ra), count(rb));
+                    let t = pct(r - 1.0);
+                    match judge(mm, va, vb, n, Some(c)) {
+                        Verdict::Winner => format!("**{t}**"),
+                        Verdict::Noise => format!("{t} (noise)"),
+                        Verdict::TooFew => format!("{t} (too few)"),
+                        Verdict::Tie => "0% (tie)".into(),
+                        Verdict::Untested(_) => format!("{t} (untested)"),
                     }
                 };
-                let mem = {
-                    let find = |lab: &str| {
-                        rows.iter()
-                            .find(|r| r.label == lab && Load::of(r) == Some(l))
-                            .and_then(|r| r.gpu_mem_peak_mib)
-                    };
-                    match (find(&base), find(label)) {
-                        (Some(a), Some(b)) => format!("{:+.0} MiB", b - a),
-                        _ => "-".into(),
-                    }
+                let mem = match (ra.and_then(|r| r.gpu_mem_peak_mib), rb.and_then(|r| r.gpu_mem_peak_mib)) {
+                    (Some(a), Some(b)) if synthetic => format!("{:+.0} MiB (synthetic)", b - a),
+                    (Some(a), Some(b)) => format!("{:+.0} MiB", b - a),
+                    _ => "-".into(),
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} vs {} | {} | {} | {} | {} | {} | {} |",
                     l.text(),
+                    ra.map(|r| r.n.ok).unwrap_or(0),
+                    rb.map(|r| r.n.ok).unwrap_or(0),
                     cell(col::OUTPUT_TOK_PER_S),
                     cell(col::TTFT_P50_MS),
                     cell(col::TTFT_P99_MS),
@@ -500,144 +1046,193 @@ fn quantization(rows: &[Summary], groups: &Groups, o: &Options) -> String {
     s
 }
 
-/// Recommendations, each from a stated rule.
-fn recommendations(rows: &[Summary], ranks: &[Ranking]) -> String {
-    let mut s = String::from("\n## Recommendations\n\nEach line applies the rule in italics to the numbers above.\n\n");
-    let labels: BTreeSet<String> = rows.iter().map(|r| r.label.clone()).collect();
-    // Rule 1 and 2: latency at low concurrency (mean over loads <= 10 users measured for every label).
-    for (get, column, name, rule) in [
-        (
-            (|r: &Summary| r.ttft.p99) as fn(&Summary) -> Option<f64>,
-            col::TTFT_P99_MS,
-            "latency-sensitive use",
-            "lowest mean p99 TTFT over the closed-loop loads of ≤ 10 users",
-        ),
-        (
-            |r: &Summary| r.tpot.p50,
-            col::TPOT_P50_MS,
-            "smooth streaming to few users",
-            "lowest mean median TPOT over the closed-loop loads of ≤ 10 users",
-        ),
-    ] {
-        let mut score: Vec<(String, f64, usize)> = labels
-            .iter()
-            .filter_map(|l| {
-                let v: Vec<f64> = rows
-                    .iter()
-                    .filter(|r| &r.label == l && r.category.is_none())
-                    .filter(|r| r.concurrency.is_some_and(|c| c <= 10))
-                    .filter_map(get)
-                    .collect();
-                (!v.is_empty()).then(|| (l.clone(), v.iter().sum::<f64>() / v.len() as f64, v.len()))
-            })
-            .collect();
-        score.sort_by(|a, b| a.1.total_cmp(&b.1));
-        match score.as_slice() {
-            [w, r, ..] => {
-                let sig = ranks
-                    .iter()
-                    .filter(|k| {
-                        k.metric == column && matches!(k.load, Load::Users(u) if u <= 10) && k.category.is_none()
-                    })
-                    .all(|k| k.winner == w.0 && k.significant == Some(true));
-                let _ = writeln!(
-                    s,
-                    "- **{name}: {}**. *Rule: {rule}.* {} ms vs {} ms for {} ({:.1}% lower){}.",
-                    w.0,
-                    fmt_num(w.1),
-                    fmt_num(r.1),
-                    r.0,
-                    100.0 * (1.0 - w.1 / r.1),
-                    if sig {
-                        "; it wins significantly at every such load"
-                    } else {
-                        "; not a significant win at every such load"
-                    }
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    s,
-                    "- {name}: no label was measured at ≤ 10 users with a competitor (*rule: {rule}*)."
-                );
-            }
+/// One recommendation from the per-load rankings of `column` at the loads `at` admits: the
+/// label that wins at every such load, or, when none does, each load's verdict.
+fn across_loads(s: &mut String, ranks: &[Ranking], column: &str, name: &str, rule: &str, at: &dyn Fn(Load) -> bool) {
+    let mut here: Vec<&Ranking> = ranks
+        .iter()
+        .filter(|k| k.metric == column && k.category.is_none() && at(k.load))
+        .collect();
+    here.sort_by(|a, b| by_load(&a.load, &b.load));
+    let Some(first) = here.first() else {
+        let _ = writeln!(
+            s,
+            "- {name}: no recommendation; no such load was measured for two labels (*rule: {rule}*)."
+        );
+        return;
+    };
+    let each: Vec<String> = here
+        .iter()
+        .map(|k| {
+            let m = metric(k.metric);
+            // the verdict on too few requests carries n itself
+            let n = if k.verdict == Verdict::TooFew {
+                String::new()
+            } else {
+                format!(" ({})", k.n_text())
+            };
+            format!(
+                "{}: {} {} vs {} {} for {}{n} — {}",
+                k.load.text(),
+                k.winner,
+                fmt_num(k.winner_value),
+                fmt_num(k.runner_up.1),
+                m.unit,
+                k.runner_up.0,
+                verdict(k)
+            )
+        })
+        .collect();
+    if here.iter().all(|k| k.decides() && k.winner == first.winner) {
+        let _ = writeln!(
+            s,
+            "- **{name}: {}**, at every such load. *Rule: {rule}.* {}.",
+            first.winner,
+            each.join("; ")
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "- {name}: **no recommendation**: no label wins at every such load. *Rule: {rule}.* {}.",
+            each.join("; ")
+        );
+    }
+}
+
+/// Memory or energy (no interval): the label lowest at every load, beyond the 0.1%
+/// resolution, or each load's lowest and why no label is named.
+fn lowest_at_every_load(rows: &[Summary], get: fn(&Summary) -> Option<f64>, name: &str, unit: &str) -> String {
+    let mut by: BTreeMap<String, (Load, Vec<(String, f64)>)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.category.is_none()) {
+        if let (Some(l), Some(v)) = (Load::of(r), get(r).filter(|v| v.is_finite())) {
+            by.entry(format!("{l:?}"))
+                .or_insert((l, Vec::new()))
+                .1
+                .push((r.label.clone(), v));
         }
     }
-    // Rule 3: throughput at the highest concurrency measured.
-    let max_c = rows
-        .iter()
-        .filter_map(|r| r.concurrency.map(f64::from))
-        .fold(f64::NAN, f64::max);
-    if max_c.is_finite()
-        && let Some(k) = ranks
-            .iter()
-            .find(|k| k.metric == col::OUTPUT_TOK_PER_S && k.load == Load::Users(max_c as u32) && k.category.is_none())
-    {
-        let _ = writeln!(
-            s,
-            "- **throughput at scale: {}**. *Rule: highest output tokens/s at the highest measured concurrency ({}).* {} tok/s, {} ahead of {}; significant: {}.",
-            k.winner,
-            Load::Users(max_c as u32).text(),
-            fmt_num(k.winner_value),
-            k.margin.map(|m| format!("{:.1}%", 100.0 * m)).unwrap_or_default(),
-            k.runner_up.as_ref().map(|r| r.0.as_str()).unwrap_or("-"),
-            k.significant
-                .map(|b| if b { "yes" } else { "no (within noise)" })
-                .unwrap_or("not tested")
-        );
+    let mut loads: Vec<(Load, Vec<(String, f64)>)> = by.into_values().filter(|(_, v)| v.len() >= 2).collect();
+    loads.sort_by(|a, b| by_load(&a.0, &b.0));
+    if loads.is_empty() {
+        return String::new();
     }
-    // Rule 4: goodput under the SLO, best at any load.
-    let best_good = rows
-        .iter()
-        .filter(|r| r.category.is_none())
-        .filter_map(|r| r.goodput_req_per_s.map(|g| (r, g)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    if let Some((r, g)) = best_good {
-        let _ = writeln!(
-            s,
-            "- **highest goodput under the SLO: {}**. *Rule: the largest goodput (requests/s meeting every SLO) at any measured load.* {} req/s at {}.",
-            r.label,
-            fmt_num(g),
-            Load::of(r).map(|l| l.text()).unwrap_or_default()
-        );
-    }
-    // Rule 5 and 6: memory and energy, when measured.
-    // (value, name, rule, unit, peak over loads rather than mean)
-    for (get, name, rule, unit, peak) in [
-        (
-            (|r: &Summary| r.gpu_mem_peak_mib) as fn(&Summary) -> Option<f64>,
-            "lowest memory",
-            "the smallest peak GPU memory under load",
-            "MiB",
-            true,
-        ),
-        (
-            |r: &Summary| r.energy_per_output_token_j,
-            "lowest energy",
-            "the fewest joules per output token, averaged over loads",
-            "J/token",
-            false,
-        ),
-    ] {
-        let mut v: Vec<(String, f64)> = labels
-            .iter()
-            .filter_map(|l| {
-                let x: Vec<f64> = rows.iter().filter(|r| &r.label == l).filter_map(get).collect();
-                (!x.is_empty()).then(|| {
-                    (
-                        l.clone(),
-                        if peak {
-                            x.iter().cloned().fold(0.0, f64::max)
-                        } else {
-                            x.iter().sum::<f64>() / x.len() as f64
-                        },
-                    )
-                })
-            })
-            .collect();
+    let mut each = Vec::new();
+    let mut winners = BTreeSet::new();
+    let mut tie = false;
+    for (l, v) in &mut loads {
         v.sort_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some(w) = v.first() {
-            let _ = writeln!(s, "- **{name}: {}**. *Rule: {rule}.* {} {unit}.", w.0, fmt_num(w.1));
+        let (w, r) = (&v[0], &v[1]);
+        if (w.1 - r.1).abs() <= REL_RESOLUTION * w.1.abs().max(r.1.abs()) {
+            tie = true;
+            each.push(format!("{}: tie, {} = {} {unit}", l.text(), w.0, r.0));
+        } else {
+            winners.insert(w.0.clone());
+            each.push(format!(
+                "{}: {} {} vs {} {unit} for {}",
+                l.text(),
+                w.0,
+                fmt_num(w.1),
+                fmt_num(r.1),
+                r.0
+            ));
+        }
+    }
+    let rule = "the lowest value at each load, beyond the 0.1% resolution (no interval: one run per load)";
+    match (tie, winners.len()) {
+        (false, 1) => format!(
+            "- **{name}: {}**, at every load. *Rule: {rule}.* {}.\n",
+            winners.iter().next().expect("one"),
+            each.join("; ")
+        ),
+        _ => format!(
+            "- {name}: **no recommendation**: no label is lowest at every load. *Rule: {rule}.* {}.\n",
+            each.join("; ")
+        ),
+    }
+}
+
+/// Recommendations, each from a stated rule applied one load level at a time.
+fn recommendations(inp: &ReportInput<'_>, ranks: &[Ranking]) -> String {
+    let rows = inp.rows;
+    let mut s = String::from(
+        "\n## Recommendations\n\nEach line applies the rule in italics to the rankings above, one load level at a \
+         time; a label is recommended only where it wins (a claim, in bold above) at every load the rule names.\n\n",
+    );
+    let few = |l: Load| matches!(l, Load::Users(u) if u <= 10);
+    across_loads(
+        &mut s,
+        ranks,
+        col::TTFT_P99_MS,
+        "latency-sensitive use",
+        "the lowest p99 TTFT at each closed-loop load of ≤ 10 users",
+        &few,
+    );
+    across_loads(
+        &mut s,
+        ranks,
+        col::TTFT_P50_MS,
+        "responsive to few users",
+        "the lowest median TTFT at each closed-loop load of ≤ 10 users",
+        &few,
+    );
+    across_loads(
+        &mut s,
+        ranks,
+        col::TPOT_P50_MS,
+        "smooth streaming to few users",
+        "the lowest median TPOT at each closed-loop load of ≤ 10 users",
+        &few,
+    );
+    let max_c = rows.iter().filter_map(|r| r.concurrency).max();
+    if let Some(c) = max_c {
+        across_loads(
+            &mut s,
+            ranks,
+            col::OUTPUT_TOK_PER_S,
+            "throughput at scale",
+            &format!(
+                "the highest output tokens/s at the highest measured concurrency ({})",
+                Load::Users(c).text()
+            ),
+            &|l| l == Load::Users(c),
+        );
+    }
+    if inp.opts.slo.any() {
+        across_loads(
+            &mut s,
+            ranks,
+            col::GOODPUT_REQ_PER_S,
+            "goodput under the SLO",
+            &format!(
+                "the highest goodput (requests/s meeting {}) at each load",
+                slo_text(inp.opts)
+            ),
+            &|_| true,
+        );
+    }
+    // Memory and energy: no interval; synthetic data decides nothing.
+    let has_gpu = rows
+        .iter()
+        .any(|r| r.gpu_mem_peak_mib.is_some() || r.energy_per_output_token_j.is_some());
+    if has_gpu && inp.gpu_synthetic() {
+        s.push_str(
+            "- memory and energy: **no recommendation**: the GPU samples are synthetic (`gpumon --fake`), and \
+             synthetic data decides nothing.\n",
+        );
+    } else if has_gpu {
+        for (get, name, unit) in [
+            (
+                (|r: &Summary| r.gpu_mem_peak_mib) as fn(&Summary) -> Option<f64>,
+                "lowest peak GPU memory",
+                "MiB",
+            ),
+            (
+                |r: &Summary| r.energy_per_output_token_j,
+                "lowest energy per output token",
+                "J/token",
+            ),
+        ] {
+            s.push_str(&lowest_at_every_load(rows, get, name, unit));
         }
     }
     s

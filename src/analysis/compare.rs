@@ -96,6 +96,45 @@ pub fn compare(groups: &Groups, a: &str, b: &str, o: &Options) -> Vec<Cmp> {
     out
 }
 
+/// How many values a comparison of `metric` (a column `--compare` compares) rests on in
+/// label's group at a load (and category): the samples of a latency metric, the successful
+/// requests for output throughput and any other rate. None when no such group exists.
+pub fn sample_count(
+    groups: &Groups,
+    label: &str,
+    concurrency: Option<u32>,
+    rate_rps: Option<f64>,
+    category: Option<&str>,
+    metric: &str,
+) -> Option<u64> {
+    let latency = COMPARED
+        .iter()
+        .flatten()
+        .find(|(m, st, _)| m.column(*st) == metric)
+        .map(|(m, _, _)| *m);
+    let rate_bits = rate_rps.map(f64::to_bits);
+    let mut found = None;
+    for (k, acc) in &groups.groups {
+        if k.label != label
+            || k.concurrency != concurrency
+            || k.rate_bits != rate_bits
+            || k.category.as_deref() != category
+        {
+            continue;
+        }
+        let n = match latency {
+            Some(m) => acc.samples(m).len() as u64,
+            None => acc
+                .by_status
+                .get(crate::schema::Status::Ok.as_str())
+                .copied()
+                .unwrap_or(0),
+        };
+        *found.get_or_insert(0) += n;
+    }
+    found
+}
+
 /// Comparison rows as a batch of the comparison contract.
 pub fn comparison_batch(rows: &[Cmp]) -> RecordBatch {
     crate::schema::Rows::encode(rows, &())

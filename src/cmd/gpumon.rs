@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::gpu::fake::FakeSource;
+use crate::gpu::fake::{EngineLoad, FakeSource};
 use crate::gpu::nvml::NvmlSource;
 use crate::gpu::{GpuRow, GpuSource, ProcRow, SamplerConfig, parse_gpu_list};
 use crate::meta::{Meta, RunClock};
@@ -63,6 +63,11 @@ pub struct Args {
     /// idle for 2 s, then an engine holding 70 GB at 25-95% utilisation
     #[arg(long, value_name = "N")]
     fake: Option<u32>,
+    /// With --fake: the scripted devices follow this engine's running requests (its Prometheus
+    /// metrics, read every --interval; a URL as enginemon's --url) instead of a scripted sine:
+    /// idle while it does not answer, utilisation rising with its batch. Still marked synthetic
+    #[arg(long, value_name = "URL", requires = "fake")]
+    fake_load: Option<String>,
     #[command(flatten)]
     mon: super::MonitorArgs,
 }
@@ -111,9 +116,20 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
         .map(parse_gpu_list)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let mut follower = None;
     let mut src: Box<dyn GpuSource> = match cli.fake {
         Some(0) => bail!("--fake 0: give the number of scripted devices, e.g. --fake 2"),
-        Some(n) => Box::new(FakeSource::new(n, only.as_deref())?),
+        Some(n) => {
+            let f = FakeSource::new(n, only.as_deref())?;
+            match &cli.fake_load {
+                Some(url) => {
+                    let (load, h) = follow_engine(url, cli.interval, stop.clone())?;
+                    follower = Some(h);
+                    Box::new(f.following(load))
+                }
+                None => Box::new(f),
+            }
+        }
         None => Box::new(NvmlSource::open(only.as_deref())?),
     };
     let dest = Dest::new(cli.mon.out.output.as_deref(), cli.mon.out.format);
@@ -169,6 +185,9 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
             stop.request(StopReason::OutputFailed);
         }
     });
+    if let Some(h) = follower {
+        let _ = h.join();
+    }
     let process_cpu_s = crate::monitor::cpu_seconds(false);
     let reason = stop.reason();
     let summary = serde_json::json!({
@@ -217,4 +236,49 @@ fn gpumon(cli: Args, stop: Arc<Stop>, signals: SignalWatch) -> anyhow::Result<Ex
         );
     }
     Ok(stop::exit_code(reason.as_ref()))
+}
+
+/// `--fake-load URL`: a thread reading the engine's running requests from its metrics every
+/// `interval` until `stop`, for the fake devices to follow.
+fn follow_engine(
+    url: &str,
+    interval: Duration,
+    stop: Arc<Stop>,
+) -> anyhow::Result<(EngineLoad, std::thread::JoinHandle<()>)> {
+    let (origin, path) =
+        crate::monitor::scrape::metrics_endpoint(url).map_err(|e| anyhow::anyhow!("--fake-load {url}: {e}"))?;
+    let load = EngineLoad::default();
+    let out = load.clone();
+    let timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(1));
+    // the first reading is waited for, so the first sample does not show a running engine idle
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let h = std::thread::Builder::new()
+        .name("gpumon-fake-load".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            let client = rt.block_on(async { crate::client::http::Client::new(origin, Vec::new(), true) });
+            let start = std::time::Instant::now();
+            let mut k: u32 = 0;
+            loop {
+                let running = match rt.block_on(client.get(&path, timeout)) {
+                    Ok((200, body)) => {
+                        let e = crate::prom::parse(&String::from_utf8_lossy(&body));
+                        crate::enginemon::common_values(&e)
+                            .get(crate::enginemon::RUNNING)
+                            .map(|v| v.1)
+                    }
+                    _ => None,
+                };
+                out.set(running);
+                let _ = first_tx.send(());
+                k = k.saturating_add(1);
+                if stop.wait_until(start + interval.saturating_mul(k)) {
+                    break;
+                }
+            }
+        })?;
+    let _ = first_rx.recv_timeout(timeout + Duration::from_millis(500));
+    Ok((load, h))
 }

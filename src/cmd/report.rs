@@ -19,11 +19,13 @@ Examples:
   report runs/demo/requests --slo ttft=500ms,tpot=50ms -o runs/demo/report --title 'Demo'
 
 Writes DIR/report.md and DIR/report.html, DIR/summary.parquet (and summary-by-category.parquet
-when the requests carry prompt categories) and DIR/charts/. Winners per load level (and per
-category), the quantization section and the recommendations all follow from the numbers by
-stated rules; a margin is called significant only when the 95% bootstrap CI of the ratio
-excludes 1. Metrics follow vLLM's definitions, and SLOs are judged on them (as agg's default
---defs vllm does).";
+when the requests carry prompt categories) and DIR/charts/. The report opens with a summary (the
+decision table per load level and workload, warnings, what was not measured); winners, the
+quantization section and the recommendations follow from the numbers by stated rules. A winner
+is named only when the 95% bootstrap CI of the ratio excludes 1 and each side has enough
+requests (n*min(q,1-q) >= 10: 20 for a median, 1000 for a p99), never from a tie, from a mean
+across load levels, or from synthetic data (gpumon --fake). Metrics follow vLLM's definitions,
+and SLOs are judged on them (as agg's default --defs vllm does).";
 
 /// report's command line.
 #[derive(Parser, Debug)]
@@ -143,12 +145,10 @@ fn write_summary(path: &Path, rows: &[Summary]) -> anyhow::Result<()> {
 }
 
 /// Provenance of the first gpumon file, with device names from its data when its metadata
-/// has none.
+/// has none, marked synthetic when any of the gpumon files is.
 fn gpu_meta(gpu: &[String]) -> Option<Meta> {
-    let p = crate::io::expand_inputs_of(gpu, Some(crate::schema::GPU.name))
-        .ok()?
-        .first()
-        .cloned()?;
+    let files = crate::io::expand_inputs_of(gpu, Some(crate::schema::GPU.name)).ok()?;
+    let p = files.first().cloned()?;
     let mut i = crate::io::open(&p).ok()?;
     let mut m = i.meta.clone();
     if m.get("servebench.gpu.devices").is_none()
@@ -161,6 +161,12 @@ fn gpu_meta(gpu: &[String]) -> Option<Meta> {
         names.sort();
         names.dedup();
         m.set("servebench.gpu.devices", names.join("; "));
+    }
+    let synthetic = files
+        .iter()
+        .any(|f| crate::io::open(f).is_ok_and(|i| crate::report::is_synthetic(&i.meta)));
+    if synthetic {
+        m.set(crate::report::SYNTHETIC_KEY, "true");
     }
     Some(m)
 }

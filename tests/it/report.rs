@@ -1,5 +1,6 @@
 //! agg statistics against hand-computed values, the --defs formulas, --compare, and the
-//! report's winners and recommendations following from the numbers.
+//! report's winners and recommendations following from the numbers: never from too few
+//! requests, a tie, synthetic data or a mean across loads; the summary first, with warnings.
 
 use servebench::schema::{Record, Rows, RunLabels, Status, tpot};
 use servebench::trace::TraceRow;
@@ -31,6 +32,7 @@ fn write(path: &std::path::Path, label: &str, conc: u32, recs: &[Record]) {
         run_id: "r".into(),
         api: "chat".into(),
         engine: Some(label.split('-').next().unwrap().into()),
+        quant: label.rsplit('-').next().map(str::to_string),
         concurrency: Some(conc),
         ..Default::default()
     };
@@ -168,16 +170,22 @@ fn compare_and_report_winners_follow_from_the_numbers() {
         .arg(&out)
         .args(["--bootstrap", "500"]));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    // p99 TTFT at 10 users: the winner is fast-fp16 or same-fp16 (a tie), never slow-fp16
+    // median TTFT at 10 users: the best is fast-fp16 or same-fp16 (a tie), never slow-fp16
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| 10 users | median TTFT |"))
+        .expect("ranking row");
+    assert!(!row.contains("slow-fp16 |"), "{row}");
+    assert!(
+        row.contains("within noise") && !row.contains("**"),
+        "fast and same differ only by noise: {row}"
+    );
+    // a p99 from 200 requests a side is no claim (it needs 1,000)
     let row = md
         .lines()
         .find(|l| l.starts_with("| 10 users | p99 TTFT |"))
         .expect("ranking row");
-    assert!(!row.contains("**slow-fp16**"), "{row}");
-    assert!(
-        row.contains("within noise"),
-        "fast and same differ only by noise: {row}"
-    );
+    assert!(row.contains("too few requests (n = 200 vs 200"), "{row}");
     let rec = md
         .lines()
         .find(|l| l.contains("latency-sensitive use"))
@@ -257,4 +265,405 @@ fn gpu_and_engine_samples_join_the_summary_and_draw_timelines() {
     for f in ["gpu-timeline.png", "engine-timeline.png", "gpu-memory.png"] {
         assert!(cd.join(f).exists(), "{f}");
     }
+}
+
+/// `n` ok requests from `t0`, 20 ms apart: TTFT = `ttft` + an exponential of mean 10 ms, then
+/// 8 chunks `gap` ms apart (± 1%), all pseudo-random from `seed`.
+fn noisy(n: u64, t0: i64, ttft: f64, gap: f64, seed: u64) -> Vec<Record> {
+    let mut rng = servebench::trace::tokens::SplitMix(seed);
+    let mut u = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (0..n)
+        .map(|i| {
+            let t = ttft - 10.0 * (1.0 - u()).ln();
+            let g = gap * (1.0 + 0.02 * (u() - 0.5));
+            req(i, t0 + i as i64 * 20_000, t, g, 8)
+        })
+        .collect()
+}
+
+/// report on `runs` (with `args`); its Markdown.
+fn report_md(runs: &std::path::Path, args: &[&str]) -> String {
+    let out = runs.parent().unwrap().join("report");
+    ok(cmd("report")
+        .arg(runs)
+        .arg("-o")
+        .arg(&out)
+        .args(["--bootstrap", "500"])
+        .args(args));
+    std::fs::read_to_string(out.join("report.md")).unwrap()
+}
+
+/// The ranking row of a metric at a load.
+fn ranking_row<'a>(md: &'a str, load: &str, metric: &str) -> &'a str {
+    let head = format!("| {load} | {metric} |");
+    md.lines()
+        .find(|l| l.starts_with(&head))
+        .unwrap_or_else(|| panic!("no row {head} in\n{md}"))
+}
+
+/// The report's old defect: one request a side, a zero-width interval, called significant.
+/// Now: "too few requests" with the count, below 20 a side for a median; at 20 a side a real
+/// difference is a claim.
+#[test]
+fn one_request_per_side_is_too_few_for_a_claim() {
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    write(&runs.join("a1.parquet"), "a-fp16", 1, &[req(0, t0, 10.88, 5.0, 8)]);
+    write(&runs.join("b1.parquet"), "b-fp16", 1, &[req(0, t0, 14.19, 6.0, 8)]);
+    // 19 a side: one short of the minimum; 20 a side: enough (TTFT 50 vs 100 ms)
+    write(
+        &runs.join("a5.parquet"),
+        "a-fp16",
+        5,
+        &noisy(19, t0 + 10_000_000, 50.0, 5.0, 1),
+    );
+    write(
+        &runs.join("b5.parquet"),
+        "b-fp16",
+        5,
+        &noisy(19, t0 + 10_000_000, 100.0, 5.0, 2),
+    );
+    write(
+        &runs.join("a10.parquet"),
+        "a-fp16",
+        10,
+        &noisy(20, t0 + 20_000_000, 50.0, 5.0, 3),
+    );
+    write(
+        &runs.join("b10.parquet"),
+        "b-fp16",
+        10,
+        &noisy(20, t0 + 20_000_000, 100.0, 5.0, 4),
+    );
+    let md = report_md(&runs, &[]);
+    let row = ranking_row(&md, "1 user", "median TTFT");
+    assert!(row.contains("too few requests (n = 1 vs 1;"), "{row}");
+    assert!(!row.contains("**"), "no winner from one request a side: {row}");
+    let row = ranking_row(&md, "1 user", "output throughput");
+    assert!(
+        row.contains("too few requests (n = 1 vs 1;"),
+        "the real reason, not 'no samples': {row}"
+    );
+    let row = ranking_row(&md, "5 users", "median TTFT");
+    assert!(
+        row.contains("too few requests (n = 19 vs 19;") && !row.contains("**"),
+        "{row}"
+    );
+    let row = ranking_row(&md, "10 users", "median TTFT");
+    assert!(row.contains("| **a-fp16** |") && row.contains("**yes**"), "{row}");
+    assert!(row.contains("| 20 vs 20 |"), "n per side shown: {row}");
+    // the summary's decision table: a claim at 10 users with n, none at 1 or 5 users
+    let summary = &md[..md.find("## Setup and provenance").unwrap()];
+    let dec = summary
+        .lines()
+        .find(|l| l.starts_with("| all requests | 10 users |"))
+        .expect("decision row");
+    assert!(dec.contains("**a-fp16**") && dec.contains("(n = 20 vs 20)"), "{dec}");
+    assert!(!summary.contains("| all requests | 1 user |"), "{summary}");
+    assert!(
+        summary.contains("all requests at 1 user (n ≤ 1 per side)") && summary.contains("all requests at 5 users"),
+        "{summary}"
+    );
+    // and the recommendation at ≤ 10 users cannot say "at every such load"
+    let rec = md.lines().find(|l| l.contains("responsive to few users")).unwrap();
+    assert!(rec.contains("no recommendation") && rec.contains("n = 1 vs 1"), "{rec}");
+}
+
+/// Equal values (within the 1 µs / 0.1% resolution) are a tie: no winner, whatever the order
+/// the sort left them in.
+#[test]
+fn a_tie_names_no_winner() {
+    use servebench::report::{RANKED, tied};
+    let ttft = RANKED.iter().find(|m| m.name == "median TTFT").unwrap();
+    assert!(tied(ttft, 10.0, 10.0) && tied(ttft, 10.0, 10.0005) && tied(ttft, 0.0, 0.0009));
+    assert!(!tied(ttft, 10.0, 10.02));
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    let same = noisy(30, t0, 50.0, 5.0, 7);
+    write(&runs.join("a.parquet"), "a-fp16", 10, &same);
+    write(&runs.join("b.parquet"), "b-fp16", 10, &same);
+    let md = report_md(&runs, &[]);
+    for m in ["median TTFT", "median TPOT", "output throughput"] {
+        let row = ranking_row(&md, "10 users", m);
+        assert!(row.contains("no winner: tie"), "{row}");
+        assert!(!row.contains("**"), "a tie has no winner: {row}");
+    }
+    let dec = md
+        .lines()
+        .find(|l| l.starts_with("| all requests | 10 users |"))
+        .unwrap();
+    assert!(
+        !dec.contains("**") && dec.contains("no winner: tie (n = 30 vs 30)"),
+        "{dec}"
+    );
+}
+
+/// A gpu file over the windows of two runs: `mib_a` during [t_a, t_a + 2 s), `mib_b` during
+/// [t_b, t_b + 2 s), every 50 ms; provenance `source` (and synthetic when asked).
+fn gpu_file(path: &std::path::Path, (t_a, mib_a): (i64, f64), (t_b, mib_b): (i64, f64), synthetic: bool) {
+    use servebench::schema::{GpuRow, Reading};
+    let mut rows = Vec::new();
+    let mut e = 0.0;
+    for (t0, mib, w) in [(t_a, mib_a, 100.0), (t_b, mib_b, 200.0)] {
+        for k in 0..40 {
+            e += w * 0.05;
+            rows.push(GpuRow {
+                t_us: t0 - 100_000 + k * 50_000,
+                gpu: 0,
+                uuid: "GPU-0".into(),
+                name: "a GPU".into(),
+                reading: Reading {
+                    util_pct: Some(50.0),
+                    mem_used_mib: Some(mib),
+                    mem_total_mib: Some(81_559.0),
+                    power_w: Some(w),
+                    energy_j: Some(e),
+                    ..Reading::default()
+                },
+                missed_ticks: 0,
+            });
+        }
+    }
+    let b = GpuRow::encode(&rows, &());
+    let mut meta = servebench::meta::Meta::for_output(&servebench::schema::GPU, false);
+    if synthetic {
+        meta.set("servebench.gpu.source", "fake (scripted devices)");
+        meta.set("servebench.synthetic", "true");
+    } else {
+        meta.set("servebench.gpu.source", "nvml");
+    }
+    servebench::io::write_all(Some(path), None, b.schema(), &meta, &[b]).unwrap();
+}
+
+/// GPU numbers from gpumon --fake (or any file marked synthetic) decide nothing: no memory or
+/// energy recommendation, a "synthetic" mark where they are shown. The same numbers from a
+/// real source do decide (so the exclusion comes from the mark, not from the data).
+#[test]
+fn synthetic_gpu_data_decides_nothing() {
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    let t1 = t0 + 10_000_000;
+    write(&runs.join("a.parquet"), "a-fp16", 10, &noisy(30, t0, 50.0, 5.0, 1));
+    write(&runs.join("b.parquet"), "a-fp8", 10, &noisy(30, t1, 40.0, 4.0, 2));
+    let g = d.path().join("gpu.parquet");
+    gpu_file(&g, (t0, 30_000.0), (t1, 20_000.0), true);
+    let md = report_md(&runs, &["--gpu", g.to_str().unwrap()]);
+    assert!(
+        !md.contains("lowest memory") && !md.contains("lowest peak GPU memory"),
+        "{md}"
+    );
+    assert!(!md.contains("lowest energy"), "{md}");
+    let rec = md
+        .lines()
+        .find(|l| l.contains("memory and energy"))
+        .expect("the sentence");
+    assert!(rec.contains("synthetic") && rec.contains("no recommendation"), "{rec}");
+    assert!(
+        md.contains("peak GPU memory (synthetic)") && md.contains("-10000 MiB (synthetic)"),
+        "{md}"
+    );
+    let summary = &md[..md.find("## Setup and provenance").unwrap()];
+    assert!(summary.contains("synthetic here (`gpumon --fake`)"), "{summary}");
+    // the same samples from a real source
+    gpu_file(&g, (t0, 30_000.0), (t1, 20_000.0), false);
+    let md = report_md(&runs, &["--gpu", g.to_str().unwrap()]);
+    assert!(
+        md.contains("- **lowest peak GPU memory: a-fp8**, at every load."),
+        "{md}"
+    );
+    assert!(!md.contains("(synthetic)"), "{md}");
+}
+
+/// A metric is never averaged across loads into a winner: a-fp16 has the lower mean TPOT over
+/// 1 and 10 users (20 vs 24 ms) but b-fp16 is faster at 10 users, so no label is recommended
+/// for it; TTFT, where a-fp16 wins at each load, is recommended "at every such load".
+#[test]
+fn no_winner_from_a_mean_across_loads() {
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    let t1 = t0 + 10_000_000;
+    write(&runs.join("a1.parquet"), "a-fp16", 1, &noisy(30, t0, 50.0, 10.0, 1));
+    write(&runs.join("b1.parquet"), "b-fp16", 1, &noisy(30, t0, 100.0, 20.0, 2));
+    write(&runs.join("a10.parquet"), "a-fp16", 10, &noisy(30, t1, 50.0, 30.0, 3));
+    write(&runs.join("b10.parquet"), "b-fp16", 10, &noisy(30, t1, 100.0, 28.0, 4));
+    let md = report_md(&runs, &[]);
+    let row = ranking_row(&md, "10 users", "median TPOT");
+    assert!(row.contains("| **b-fp16** |"), "b is faster at 10 users: {row}");
+    let rec = md
+        .lines()
+        .find(|l| l.contains("smooth streaming to few users"))
+        .unwrap();
+    assert!(!rec.contains("**smooth streaming to few users: a-fp16**"), "{rec}");
+    assert!(rec.contains("no label wins at every such load"), "{rec}");
+    assert!(
+        rec.contains("1 user: a-fp16") && rec.contains("10 users: b-fp16"),
+        "{rec}"
+    );
+    let rec = md.lines().find(|l| l.contains("responsive to few users")).unwrap();
+    assert!(
+        rec.starts_with("- **responsive to few users: a-fp16**, at every such load."),
+        "{rec}"
+    );
+}
+
+/// The report opens with the summary (decision, warnings, not measured) before any detail,
+/// and warns of a p99 that grows more than 5× between neighbouring loads, goodput far below
+/// throughput and failed requests; a 2× growth is no cliff.
+#[test]
+fn summary_comes_first_with_its_warnings() {
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    let t1 = t0 + 10_000_000;
+    // x: p99 TTFT ~96 ms at 10 users, ~1,046 ms at 50 users (a cliff); y: ~96 then ~196 ms
+    write(&runs.join("x10.parquet"), "x-fp16", 10, &noisy(30, t0, 50.0, 5.0, 1));
+    let mut x50 = noisy(30, t1, 1000.0, 5.0, 2);
+    for i in 0..2u64 {
+        let mut r = Record::not_sent(&TraceRow::new(100 + i, 0.0, 100, 8), Some(t1), "");
+        r.status = Status::HttpError;
+        r.http_status = Some(500);
+        r.error = Some("HTTP 500".into());
+        r.sent_at_us = Some(t1 + 1000);
+        r.done_at_us = Some(t1 + 2000);
+        x50.push(r);
+    }
+    write(&runs.join("x50.parquet"), "x-fp16", 50, &x50);
+    write(&runs.join("y10.parquet"), "y-fp16", 10, &noisy(30, t0, 50.0, 5.0, 3));
+    write(&runs.join("y50.parquet"), "y-fp16", 50, &noisy(30, t1, 150.0, 5.0, 4));
+    let md = report_md(&runs, &["--slo", "ttft=500ms"]);
+    let heads: Vec<&str> = md.lines().filter(|l| l.starts_with("## ")).collect();
+    assert_eq!(heads.first(), Some(&"## Summary"), "{heads:?}");
+    let at = |h: &str| md.find(h).unwrap_or_else(|| panic!("{h} missing"));
+    assert!(at("### Decision") < at("### Warnings") && at("### Warnings") < at("### Not measured"));
+    assert!(at("### Not measured") < at("## Setup and provenance"));
+    assert!(at("## Setup and provenance") < at("## Results") && at("## Results") < at("## Winners by load level"));
+    assert!(at("## Recommendations") < at("## Method"));
+    let summary = &md[..at("## Setup and provenance")];
+    let warn = |what: &str| -> Vec<&str> { summary.lines().filter(|l| l.contains(what)).collect() };
+    let cliffs = warn("**saturation cliff**");
+    assert!(
+        cliffs
+            .iter()
+            .any(|l| l.contains("x-fp16's p99 TTFT grows") && l.contains("at 10 users") && l.contains("at 50 users")),
+        "{summary}"
+    );
+    assert!(
+        cliffs.iter().all(|l| !l.contains("y-fp16")),
+        "2× is no cliff: {cliffs:?}"
+    );
+    let good = warn("**goodput far below throughput**");
+    assert!(good.len() == 1 && good[0].contains("x-fp16 at 50 users"), "{good:?}");
+    let err = warn("**errors**");
+    assert!(
+        err.len() == 1 && err[0].contains("2 of 32 requests failed") && err[0].contains("2 http_error"),
+        "{err:?}"
+    );
+    assert!(summary.contains("Output quality"), "{summary}");
+    // the method states the minimum-sample rule
+    assert!(md.contains("**20 requests per side for a median**") && md.contains("**1000 for a p99**"));
+}
+
+/// The minimum sample follows from the bootstrap's behaviour (the simulation the Method
+/// section cites, smaller): one request a side gives a zero-width interval that calls any
+/// difference significant; two a side still do often; at 20 a side the median's false-positive
+/// rate is near its nominal 5%. A p99's interval from 100 samples misses the true p99 far more
+/// often than its 95% says, and from 1,000 it is near nominal.
+#[test]
+fn min_samples_follows_from_the_bootstrap() {
+    use servebench::stats::{Samples, bootstrap_ci, min_samples, ratio_ci};
+    assert_eq!(min_samples(0.5), 20);
+    assert_eq!(min_samples(0.99), 1000);
+    assert_eq!(min_samples(0.9), 100);
+    let mut rng = servebench::trace::tokens::SplitMix(42);
+    let mut u = move || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let mut draw = |n: usize| -> Vec<f64> {
+        let mut v: Vec<f64> = (0..n).map(|_| 50.0 - 10.0 * (1.0 - u()).ln()).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
+    // false positives of the ratio test when both sides come from one distribution
+    let mut fp = |n: usize, trials: u64| -> f64 {
+        let hits = (0..trials)
+            .filter(|t| {
+                let (a, b) = (Samples::Exact(draw(n)), Samples::Exact(draw(n)));
+                ratio_ci(&a, &b, 0.5, 500, *t, 0.95).is_some_and(|(_, lo, hi)| lo > 1.0 || hi < 1.0)
+            })
+            .count();
+        hits as f64 / trials as f64
+    };
+    assert_eq!(fp(1, 50), 1.0, "one a side: every difference is 'significant'");
+    assert!(fp(2, 300) > 0.2);
+    assert!(fp(20, 300) < 0.1);
+    // coverage of the true p99 (50 + 10 ln 100 ms) by a p99's 95% interval
+    let truth = 50.0 + 10.0 * 100f64.ln();
+    let mut cover = |n: usize, trials: u64| -> f64 {
+        let hits = (0..trials)
+            .filter(|t| {
+                let (lo, hi) = bootstrap_ci(&draw(n), 0.99, 500, *t, 0.95);
+                lo <= truth && truth <= hi
+            })
+            .count();
+        hits as f64 / trials as f64
+    };
+    assert!(cover(100, 300) < 0.75);
+    assert!(cover(1000, 300) > 0.85);
+}
+
+/// `gpumon --fake 1 --fake-load URL`: the fake device follows the engine's running requests
+/// (read from its metrics) instead of the scripted sine, which is idle for its first 2 s, so
+/// the demo's GPU timeline moves with the load; the file stays marked synthetic.
+#[test]
+fn fake_gpus_follow_the_engines_load() {
+    let m = Mock::start(&["--ttft-ms", "10", "--itl-ms", "5"]);
+    let d = tmp();
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["constant", "--rate", "20", "--count", "40", "--output-len", "20"],
+    );
+    let g = d.path().join("g.parquet");
+    ok(std::process::Command::new(bin("gpumon"))
+        .args(["--fake", "1", "--fake-load", &m.url, "--interval", "50ms", "-o"])
+        .arg(&g)
+        .arg("--")
+        .arg(bin("replay"))
+        .arg(&t)
+        .args(["--url", &m.url, "--label", "x", "--quiet", "-o"])
+        .arg(d.path().join("r.parquet")));
+    let util: Vec<f64> = column_f64(&g, "util_pct").into_iter().flatten().collect();
+    let mem: Vec<f64> = column_f64(&g, "mem_used_mib").into_iter().flatten().collect();
+    // 50 ms apart: the first 1.5 s are the first 30 samples; requests ran from the start
+    let early = &util[..util.len().min(30)];
+    assert!(early.iter().any(|u| *u > 0.0), "busy while requests run: {util:?}");
+    assert!(
+        mem.iter().all(|m| *m > 70_000.0),
+        "the engine answers: its memory is held: {mem:?}"
+    );
+    let meta = servebench::io::open(g.to_str().unwrap()).unwrap().meta;
+    assert_eq!(meta.get("servebench.synthetic"), Some("true"));
+    assert!(meta.get("servebench.gpu.source").unwrap().contains("following"));
+    // without an engine to follow the device is idle
+    let g2 = d.path().join("g2.parquet");
+    ok(std::process::Command::new(bin("gpumon")).args([
+        "--fake",
+        "1",
+        "--fake-load",
+        "http://127.0.0.1:9",
+        "--interval",
+        "50ms",
+        "--duration",
+        "300ms",
+        "-o",
+        g2.to_str().unwrap(),
+    ]));
+    assert!(column_f64(&g2, "util_pct").into_iter().all(|u| u == Some(0.0)));
 }
