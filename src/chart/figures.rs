@@ -640,14 +640,9 @@ impl Figure for Bars {
             }
         }
         if !entries.is_empty() {
-            geom.legend = Some(draw_legend(&legend_area, legend_at, &entries, 15)?);
-            geom.legend_entries = entries
-                .iter()
-                .filter_map(|(g, _)| match g {
-                    Glyph::Series(s) => Some(s.clone()),
-                    Glyph::Ring => None,
-                })
-                .collect();
+            let (rect, drawn) = draw_legend(&legend_area, legend_at, &entries, 15)?;
+            geom.legend = Some(rect);
+            geom.legend_entries = drawn;
         }
         Ok(vec![geom])
     }

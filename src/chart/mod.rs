@@ -284,6 +284,7 @@ pub struct PlotGeom {
     /// The plotting area (inside the axes).
     pub area: Option<Rect>,
     pub legend: Option<Rect>,
+    /// What each legend glyph drew (line pieces: dashed when more than one; width; marker).
     pub legend_entries: Vec<Style>,
     /// Legend lines that are not series (the heat map's colour scale).
     pub legend_notes: Vec<String>,
@@ -493,9 +494,31 @@ pub fn inspect<F: Figure>(f: &F) -> Result<Geometry, ChartError> {
     Ok(Geometry { size, plots, texts })
 }
 
+thread_local! {
+    static RECORDED: RefCell<Option<Vec<(PathBuf, Geometry)>>> = const { RefCell::new(None) };
+}
+
+/// Run `f`, and return beside its result the geometry of every figure [`save`] wrote meanwhile
+/// on this thread (with the base path each was written to): how tests check every chart a
+/// command draws.
+pub fn recording<T>(f: impl FnOnce() -> T) -> (T, Vec<(PathBuf, Geometry)>) {
+    RECORDED.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let got = RECORDED.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    (out, got)
+}
+
 /// Render a figure to PNG and SVG at `base` (extension replaced). Returns both paths.
 pub fn save<F: Figure>(f: &F, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
     init_fonts();
+    if RECORDED.with(|r| r.borrow().is_some()) {
+        let g = inspect(f)?;
+        RECORDED.with(|r| {
+            if let Some(v) = r.borrow_mut().as_mut() {
+                v.push((base.to_path_buf(), g));
+            }
+        });
+    }
     // The backends borrow their path for the chart's whole life (figures draw on 'static
     // backends); a few bytes per chart are leaked on purpose.
     let png: &'static Path = Box::leak(base.with_extension("png").into_boxed_path());
@@ -695,8 +718,10 @@ pub fn draw_legend<DB: DrawingBackend>(
     at: (i32, i32),
     entries: &[(Glyph, String)],
     font: u32,
-) -> Result<Rect, String> {
+) -> Result<(Rect, Vec<Style>), String> {
     let (bw, bh) = legend_size(entries, font);
+    // what each series glyph really drew: pieces of line, their width, the marker
+    let mut drawn = Vec::new();
     let (ox, oy) = area.get_base_pixel();
     let (x0, y0) = (at.0 - ox, at.1 - oy);
     area.draw(&Rectangle::new([(x0, y0), (x0 + bw, y0 + bh)], WHITE.filled()))
@@ -721,23 +746,42 @@ pub fn draw_legend<DB: DrawingBackend>(
                     s.color.filled(),
                 ))
                 .map_err(err)?;
+                drawn.push(Style {
+                    name: t.clone(),
+                    color: s.color,
+                    line: false,
+                    dashed: false,
+                    marker: None,
+                    width: 0,
+                });
             }
             Glyph::Series(s) => {
                 let st = s.color.stroke_width(s.width);
+                let mut pieces = 0;
                 if s.dashed {
                     let mut x = gx;
                     while x < gx + GLYPH_W {
                         let e = (x + DASH.0 as i32).min(gx + GLYPH_W);
                         area.draw(&PathElement::new(vec![(x, cy), (e, cy)], st)).map_err(err)?;
+                        pieces += 1;
                         x += (DASH.0 + DASH.1) as i32;
                     }
                 } else {
                     area.draw(&PathElement::new(vec![(gx, cy), (gx + GLYPH_W, cy)], st))
                         .map_err(err)?;
+                    pieces += 1;
                 }
                 if let Some(m) = s.marker {
                     draw_marker(area, (gx + GLYPH_W / 2, cy), m, s.color)?;
                 }
+                drawn.push(Style {
+                    name: t.clone(),
+                    color: s.color,
+                    line: true,
+                    dashed: pieces > 1,
+                    marker: s.marker,
+                    width: st.stroke_width,
+                });
             }
         }
         area.draw(&Text::new(
@@ -750,7 +794,7 @@ pub fn draw_legend<DB: DrawingBackend>(
         ))
         .map_err(err)?;
     }
-    Ok(Rect::new(at.0, at.1, at.0 + bw, at.1 + bh))
+    Ok((Rect::new(at.0, at.1, at.0 + bw, at.1 + bh), drawn))
 }
 
 /// A marker at a pixel position of `area`'s parent canvas-relative coordinates.
@@ -786,7 +830,8 @@ pub fn free_corner(g: &PlotGeom, plot: Rect, size: (i32, i32)) -> Option<(i32, i
     ];
     corners
         .into_iter()
-        .filter(|(x, y)| !g.hits(&Rect::new(*x, *y, x + w, y + h), 6))
+        // 12 pixels: a marker's radius (6, client-bound rings 12) and a little air
+        .filter(|(x, y)| !g.hits(&Rect::new(*x, *y, x + w, y + h), 12))
         .max_by_key(|(x, y)| {
             // clearance: distance from the box to the nearest point
             let r = Rect::new(*x, *y, x + w, y + h);
@@ -1084,13 +1129,8 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
             .draw(&Circle::new((px.0 - ox, px.1 - oy), 12, RED.stroke_width(3)))
             .map_err(err)?;
     }
-    geom.legend = Some(draw_legend(&legend_area, legend_at, &entries, font)?);
-    geom.legend_entries = entries
-        .iter()
-        .filter_map(|(g, _)| match g {
-            Glyph::Series(s) => Some(s.clone()),
-            Glyph::Ring => None,
-        })
-        .collect();
+    let (rect, drawn) = draw_legend(&legend_area, legend_at, &entries, font)?;
+    geom.legend = Some(rect);
+    geom.legend_entries = drawn;
     Ok(geom)
 }
