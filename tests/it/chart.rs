@@ -107,7 +107,7 @@ use servebench::chart::{self, Geometry, PlotGeom, kinds};
 /// Requests files like the demo's: two engines by two quantizations, a closed-loop sweep of
 /// 1, 10, 50 and 100 users and one open-loop rate (25 req/s), run one after another. Latency
 /// grows with load; mock-b-fp8 is fastest at low load and collapses at 100 users.
-fn demo_like_requests(dir: &std::path::Path) -> Vec<String> {
+pub fn demo_like_requests(dir: &std::path::Path) -> Vec<String> {
     use servebench::schema::{Record, Rows, RunLabels, Status, tpot};
     use servebench::trace::TraceRow;
     let mut paths = Vec::new();
