@@ -805,7 +805,6 @@ fn header_tip(h: &str) -> Option<&'static str> {
             "Whether the 95% bootstrap interval of the runner-up/winner ratio excludes 1.",
         ),
         ("runs", "Requests files (replay runs) with this label."),
-        ("value", "The metric's value for the label to its left."),
         ("load", "Closed-loop users or open-loop request rate (offered)."),
     ];
     if let Some((_, t)) = exact.iter().find(|(k, _)| *k == l) {
