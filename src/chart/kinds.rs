@@ -300,6 +300,16 @@ pub fn pareto(rows: &[Summary], dir: &Path, context: &str, gpus: f64) -> Result<
             ),
         );
         plot.subtitle = context.to_string();
+        if series.iter().all(|s| s.points.len() < 2) {
+            plot.subtitle = format!(
+                "{context}{}one {} measured: a point per label, no curve",
+                if context.is_empty() { "" } else { " · " },
+                match load {
+                    Load::Concurrency => "concurrency",
+                    Load::Rate => "request rate",
+                }
+            );
+        }
         plot.series = series;
         out.extend(save(&plot, &dir.join(format!("pareto-{}", load.slug())))?);
     }
