@@ -442,3 +442,30 @@ fn chart_timelines_label_runs_and_synthetic_data_is_marked() {
             .any(|t| t.text.contains("SYNTHETIC"))
     );
 }
+
+/// `chart --gpu` on a gpumon --fake file: its provenance says scripted devices, so the GPU
+/// charts carry the SYNTHETIC DATA banner (in the SVG text too); other charts do not.
+#[test]
+fn chart_marks_gpumon_fake_data_synthetic() {
+    let d = tmp();
+    let g = d.path().join("g.parquet");
+    ok(cmd("gpumon")
+        .args(["--fake", "1", "--interval", "50ms", "--duration", "500ms", "-o"])
+        .arg(&g));
+    assert!(chart::gpu_files_synthetic(&[g.display().to_string()]));
+    let paths = demo_like_requests(d.path());
+    let s = d.path().join("s.parquet");
+    ok(cmd("agg").args(&paths[..2]).arg("--gpu").arg(&g).arg("-o").arg(&s));
+    let cd = d.path().join("charts");
+    ok(cmd("chart")
+        .arg(&s)
+        .args(["--requests", &paths[0], "--requests", &paths[1]])
+        .arg("--gpu")
+        .arg(&g)
+        .arg("-o")
+        .arg(&cd));
+    let svg = std::fs::read_to_string(cd.join("gpu-timeline.svg")).unwrap();
+    assert!(svg.contains("SYNTHETIC DATA"), "gpu-timeline.svg lacks the banner");
+    let svg = std::fs::read_to_string(cd.join("ttft-p99-vs-concurrency.svg")).unwrap();
+    assert!(!svg.contains("SYNTHETIC"));
+}
