@@ -467,7 +467,24 @@ impl Figure for Bars {
         let ns = self.series.len().max(1);
         let (bw, _) = body.dim_in_pixel();
         let slot = (bw as i32 - 120) / nc.max(1) as i32 - 8;
-        let cats: Vec<String> = self.categories.iter().map(|c| fit(c, 15, slot)).collect();
+        // category names that do not fit their slot are written vertically
+        let widest = self
+            .categories
+            .iter()
+            .map(|c| super::text_size(c, 15).0)
+            .max()
+            .unwrap_or(0);
+        let rotate = widest > slot;
+        let cats: Vec<String> = if rotate {
+            self.categories.iter().map(|c| fit(c, 13, 240)).collect()
+        } else {
+            self.categories.clone()
+        };
+        let xarea = if rotate {
+            (cats.iter().map(|c| super::text_size(c, 13).0).max().unwrap_or(0) + 16).clamp(48, 256) as u32
+        } else {
+            48
+        };
         let flagged = self.cat_flagged.iter().any(|f| *f);
         let mut entries: Vec<(Glyph, String)> = Vec::new();
         if self.series.len() > 1 || self.cat_colors.is_empty() {
@@ -495,7 +512,7 @@ impl Figure for Bars {
         let build = |area: &DrawingArea<DB, Shift>| {
             ChartBuilder::on(area)
                 .margin(14)
-                .x_label_area_size(48)
+                .x_label_area_size(xarea)
                 .y_label_area_size(80)
                 .build_cartesian_2d(-0.5f64..(nc as f64 - 0.5), 0.0..ymax.max(1.0))
                 .map_err(err)
@@ -571,19 +588,44 @@ impl Figure for Bars {
                 String::new()
             }
         };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(nc * 2 + 1)
-            .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
-            .x_label_formatter(&xfmt)
-            .y_label_formatter(&|v| fmt_tick(*v))
-            .y_desc(self.y_label.as_str())
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
+        {
+            let mut mesh = chart.configure_mesh();
+            mesh.disable_x_mesh()
+                .x_labels(nc * 2 + 1)
+                .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
+                .x_label_formatter(&xfmt)
+                .y_label_formatter(&|v| fmt_tick(*v))
+                .y_desc(self.y_label.as_str())
+                .label_style(("sans-serif", 15))
+                .axis_desc_style(("sans-serif", 16))
+                .light_line_style(RGBColor(235, 235, 235));
+            if rotate {
+                mesh.x_labels(0);
+            }
+            mesh.draw().map_err(err)?;
+        }
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let (ox, oy) = chart_area.get_base_pixel();
+        if rotate {
+            // vertical names, reading downwards from just under each group
+            for (ci, c) in cats.iter().enumerate() {
+                let (px, _) = chart.backend_coord(&(ci as f64, 0.0));
+                chart_area
+                    .draw(&Text::new(
+                        c.clone(),
+                        (px - ox, yr.end - oy + 6),
+                        TextStyle::from(("sans-serif", 13).into_font().transform(FontTransform::Rotate90))
+                            .color(&BLACK)
+                            .pos(Pos::new(HPos::Left, VPos::Center)),
+                    ))
+                    .map_err(err)?;
+            }
+        }
+        // value labels only where they fit over their bar
+        let bar_px = (xr.end - xr.start) as f64 / nc.max(1) as f64 * w;
+        let labels_fit = all
+            .iter()
+            .all(|v| super::text_size(&fmt_tick(*v), 13).0 as f64 <= bar_px + 2.0);
         for (si, (_, color, vals)) in self.series.iter().enumerate() {
             for (ci, v) in vals.iter().enumerate() {
                 let Some(v) = v else { continue };
@@ -627,6 +669,9 @@ impl Figure for Bars {
                     }
                 }
                 let label_y = ci_hi.map_or(*v, |c| c.1.max(*v));
+                if !labels_fit {
+                    continue;
+                }
                 chart
                     .draw_series(std::iter::once(Text::new(
                         fmt_tick(*v),
