@@ -252,7 +252,13 @@ impl Heatmap {
                             f * slo,
                             format!(
                                 "{} {} {}",
-                                if *f >= 2.0 { "≥" } else { "" },
+                                if *f >= 2.0 {
+                                    "≥"
+                                } else if *f <= 0.5 {
+                                    "≤"
+                                } else {
+                                    ""
+                                },
                                 fmt_tick(f * slo),
                                 self.unit
                             )
