@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # pyspark runs docs/queries.md's Spark SQL, with a Java runtime from spark-deps).
 PY_PKGS := duckdb==2.0.0 pytz==2025.2 numpy==2.4.6 pyspark==4.3.0 py4j==0.10.9.9
 
-.PHONY: all build demo test test-fast lint fmt clean venv spark-deps report bench-client bench-agg fuzz
+.PHONY: all build demo test test-fast lint fmt clean venv spark-deps chromium report bench-client bench-agg fuzz
 .PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
@@ -28,12 +28,18 @@ venv: $(VENV)/.ok
 spark-deps: venv
 	scripts/install-jre.sh
 
+# What the report's browser test needs (tests/it/browser.rs): Debian's Chromium, installed
+# with apt-get when `chromium` does not run (nothing to do otherwise; ~300 MB).
+chromium:
+	scripts/install-chromium.sh
+
 demo: build
 	scripts/demo.sh
 
-# Every test: unit tests, the integration binary, DuckDB and Spark checks; timing-accuracy
-# tests run last and alone so that other tests do not disturb them.
-test: venv spark-deps real-vllm
+# Every test: unit tests, the integration binary, DuckDB and Spark checks, the report in a
+# headless Chromium; timing-accuracy tests run last and alone so that other tests do not
+# disturb them.
+test: venv spark-deps chromium real-vllm
 	export SERVEBENCH_PYTHON=$(abspath $(PY)); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/) and not test(/real_/)' && \

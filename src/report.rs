@@ -454,7 +454,18 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
         for c in cols {
             let v = m
                 .get(c)
-                .map(|v| v.iter().cloned().collect::<Vec<_>>().join(", "))
+                .map(|v| {
+                    // numbers (seeds, run counts) in numeric order: 1, 7, 10, 50, 100
+                    let mut v: Vec<String> = v.iter().cloned().collect();
+                    if v.iter().all(|x| x.parse::<f64>().is_ok()) {
+                        v.sort_by(|a, b| {
+                            a.parse::<f64>()
+                                .unwrap_or(0.0)
+                                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+                        });
+                    }
+                    v.join(", ")
+                })
                 .unwrap_or_else(|| "-".into());
             let _ = write!(s, " {v} |");
         }
@@ -1238,18 +1249,294 @@ fn recommendations(inp: &ReportInput<'_>, ranks: &[Ranking]) -> String {
     s
 }
 
-/// The report as a self-contained HTML page (images referenced beside it).
+/// The report as a self-contained HTML page (images referenced beside it; nothing fetched
+/// from the network). Tables read as tables: text columns left, number columns right (a
+/// column is numeric when every filled cell is a number, possibly with a unit, a sign or a
+/// note in parentheses), labels never broken at their hyphens, headers that could be misread
+/// (offered vs achieved rate, ...) explained in a tooltip, and a click on a header sorts the
+/// rows (numerically for number columns).
 pub fn html(md: &str, title: &str) -> String {
-    use pulldown_cmark::{Options as MdOptions, Parser, html};
+    use pulldown_cmark::{Event, Options as MdOptions, Parser, Tag, TagEnd, html};
+    let events: Vec<Event> = Parser::new_ext(md, MdOptions::ENABLE_TABLES).collect();
     let mut body = String::new();
-    html::push_html(&mut body, Parser::new_ext(md, MdOptions::ENABLE_TABLES));
+    let mut i = 0;
+    while i < events.len() {
+        if matches!(events[i], Event::Start(Tag::Table(_))) {
+            let end = (i..events.len())
+                .find(|&k| matches!(events[k], Event::End(TagEnd::Table)))
+                .unwrap_or(events.len());
+            body.push_str(&html_table(&events[i + 1..end.min(events.len())]));
+            i = end + 1;
+        } else {
+            let start = i;
+            while i < events.len() && !matches!(events[i], Event::Start(Tag::Table(_))) {
+                i += 1;
+            }
+            html::push_html(&mut body, events[start..i].iter().cloned());
+        }
+    }
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title>\n<style>\
          body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px}}\
-         th{{background:#f2f2f2}}td:nth-child(n+2){{text-align:right}}img{{max-width:100%;border:1px solid #eee}}\
-         </style></head><body>\n{}\n</body></html>\n",
-        title.replace('<', "&lt;"),
-        body
+         .tw{{max-width:100%;overflow-x:auto}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;vertical-align:top}}\
+         th{{background:#f2f2f2;cursor:pointer;user-select:none}}th.num,td.num{{text-align:right;font-variant-numeric:tabular-nums}}td.num{{white-space:nowrap}}\
+         th.txt,td.txt{{text-align:left}}.nw{{white-space:nowrap}}\
+         th[title]{{text-decoration:underline dotted;text-underline-offset:3px}}\
+         th[aria-sort=ascending]::after{{content:\" \\25B2\"}}th[aria-sort=descending]::after{{content:\" \\25BC\"}}\
+         img{{max-width:100%;border:1px solid #eee}}\
+         </style></head><body>\n{}\n<p><small>Headers with a dotted underline explain themselves on hover; \
+         click a header to sort its table.</small></p>\n<script>\n{}</script>\n</body></html>\n",
+        escape_html(title),
+        body,
+        SORT_JS
     )
+}
+
+/// Click-to-sort for every table: numbers by value (a "-" last), text in natural order.
+const SORT_JS: &str = r#"(function () {
+  function key(td, num) {
+    var s = td.textContent.trim();
+    if (!num) return s.toLowerCase();
+    var v = parseFloat(s.replace(/,/g, '').replace(/^[^0-9+\-.]*/, ''));
+    return isNaN(v) ? null : v;
+  }
+  function sortBy(t, i, th) {
+    var num = th.classList.contains('num');
+    var dir = th.getAttribute('aria-sort') === 'ascending' ? -1 : 1;
+    Array.prototype.forEach.call(th.parentElement.cells, function (c) { c.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', dir === 1 ? 'ascending' : 'descending');
+    var tb = t.tBodies[0];
+    var rows = Array.prototype.slice.call(tb.rows);
+    rows.sort(function (a, b) {
+      var x = key(a.cells[i], num), y = key(b.cells[i], num);
+      if (x === null && y === null) return 0;
+      if (x === null) return 1;
+      if (y === null) return -1;
+      return (num ? x - y : x.localeCompare(y, undefined, { numeric: true })) * dir;
+    });
+    rows.forEach(function (r) { tb.appendChild(r); });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('table'), function (t) {
+    if (!t.tHead || !t.tBodies.length) return;
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+      th.addEventListener('click', function () { sortBy(t, i, th); });
+    });
+  });
+})();
+"#;
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Whether a cell's text is a number: an optional sign or comparison, a number (thousands
+/// separators allowed), then nothing, a unit, and/or a note in parentheses.
+fn numeric_cell(t: &str) -> bool {
+    let t = t.trim();
+    let t = t
+        .trim_start_matches(['+', '-', '−', '~', '≈', '<', '>', '≤', '≥'])
+        .trim_start();
+    let num_end = t
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.' || *c == ','))
+        .map_or(t.len(), |(k, _)| k);
+    let (n, rest) = t.split_at(num_end);
+    if n.is_empty() || n.replace(',', "").parse::<f64>().is_err() {
+        return false;
+    }
+    let rest = rest.trim_start_matches(['%', '×', 'x']).trim();
+    let rest = match rest.find('(') {
+        Some(k) if rest.ends_with(')') => rest[..k].trim(),
+        _ => rest,
+    };
+    const UNITS: &[&str] = &[
+        "", "ms", "s", "%", "req/s", "tok/s", "tokens/s", "MiB", "GiB", "W", "J", "J/token", "Wh",
+    ];
+    UNITS.contains(&rest)
+}
+
+/// What a header means, for the ones a reader could take for something else.
+fn header_tip(h: &str) -> Option<&'static str> {
+    let l = h.trim().to_ascii_lowercase();
+    let exact: &[(&str, &str)] = &[
+        (
+            "rate req/s",
+            "Offered load: the request rate the trace asked for (open loop). What the server achieved is req/s.",
+        ),
+        (
+            "req/s",
+            "Achieved: requests completed per second over the run's window (not the rate asked for).",
+        ),
+        (
+            "users",
+            "Closed loop: simulated users, each sending its next request when its previous one ends.",
+        ),
+        ("ok", "Requests that succeeded."),
+        ("n", "Requests counted in this group (warm-up left out)."),
+        ("out tok/s", "Achieved output tokens per second (successful requests)."),
+        (
+            "goodput req/s",
+            "Requests per second that met every SLO (see the SLO line above).",
+        ),
+        (
+            "in flight",
+            "Achieved concurrency: requests in flight, averaged over time.",
+        ),
+        (
+            "load %",
+            "Share of the asked load the client delivered; below 95% the run was client-bound.",
+        ),
+        (
+            "margin",
+            "How much better the winner is than the runner-up, relative to the runner-up.",
+        ),
+        (
+            "significant?",
+            "Whether the 95% bootstrap interval of the runner-up/winner ratio excludes 1.",
+        ),
+        ("runs", "Requests files (replay runs) with this label."),
+        ("load", "Closed-loop users or open-loop request rate (offered)."),
+    ];
+    if let Some((_, t)) = exact.iter().find(|(k, _)| *k == l) {
+        return Some(t);
+    }
+    let prefixes: &[(&str, &str)] = &[
+        (
+            "due",
+            "How long a request waited on the client after it was due (client-side delay, not server latency).",
+        ),
+        (
+            "ttft",
+            "Time to first token: first content chunk − the request's first byte.",
+        ),
+        (
+            "tpot",
+            "Time per output token after the first: (E2E − TTFT) / (output tokens − 1).",
+        ),
+        ("itl", "Inter-token latency: gaps between content chunks."),
+        (
+            "e2e",
+            "End-to-end latency: last content chunk − the request's first byte.",
+        ),
+        ("median ttft", "Time to first token, median."),
+        ("p99 ttft", "Time to first token, 99th percentile."),
+        ("median tpot", "Time per output token after the first, median."),
+        ("p99 e2e", "End-to-end latency, 99th percentile."),
+    ];
+    prefixes.iter().find(|(k, _)| l.starts_with(k)).map(|(_, t)| *t)
+}
+
+/// One Markdown table (the events between its start and end) as HTML.
+fn html_table(evs: &[pulldown_cmark::Event<'_>]) -> String {
+    use pulldown_cmark::{Event, Tag, TagEnd, html};
+    // rows of cells; each cell its inline events
+    let mut head: Vec<Vec<pulldown_cmark::Event<'_>>> = Vec::new();
+    let mut rows: Vec<Vec<Vec<pulldown_cmark::Event<'_>>>> = Vec::new();
+    let (mut in_head, mut cell): (bool, Option<Vec<pulldown_cmark::Event<'_>>>) = (false, None);
+    for e in evs {
+        match e {
+            Event::Start(Tag::TableHead) => in_head = true,
+            Event::End(TagEnd::TableHead) => in_head = false,
+            Event::Start(Tag::TableRow) => rows.push(Vec::new()),
+            Event::Start(Tag::TableCell) => cell = Some(Vec::new()),
+            Event::End(TagEnd::TableCell) => {
+                let c = cell.take().unwrap_or_default();
+                if in_head {
+                    head.push(c);
+                } else if let Some(r) = rows.last_mut() {
+                    r.push(c);
+                }
+            }
+            other => {
+                if let Some(c) = cell.as_mut() {
+                    c.push(other.clone());
+                }
+            }
+        }
+    }
+    let text = |c: &[pulldown_cmark::Event<'_>]| -> String {
+        c.iter()
+            .filter_map(|e| match e {
+                Event::Text(t) | Event::Code(t) => Some(t.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let ncols = head.len().max(rows.iter().map(|r| r.len()).max().unwrap_or(0));
+    let numeric: Vec<bool> = (0..ncols)
+        .map(|k| {
+            let vals: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.get(k))
+                .map(|c| text(c).trim().to_string())
+                .filter(|t| !t.is_empty() && t != "-" && t != "–" && t != "n/a")
+                .collect();
+            !vals.is_empty() && vals.iter().all(|t| numeric_cell(t))
+        })
+        .collect();
+    // a cell's HTML, with hyphenated words kept whole
+    let cell_html = |c: &[pulldown_cmark::Event<'_>]| -> String {
+        let evs: Vec<Event> = c
+            .iter()
+            .map(|e| match e {
+                Event::Text(t) if t.contains('-') => {
+                    let parts: Vec<String> = t
+                        .split(' ')
+                        .map(|w| {
+                            if w.contains('-') {
+                                format!("<span class=\"nw\">{}</span>", escape_html(w))
+                            } else {
+                                escape_html(w)
+                            }
+                        })
+                        .collect();
+                    Event::InlineHtml(parts.join(" ").into())
+                }
+                other => other.clone(),
+            })
+            .collect();
+        let mut s = String::new();
+        html::push_html(&mut s, evs.into_iter());
+        s
+    };
+    let class = |k: usize| {
+        if numeric.get(k).copied().unwrap_or(false) {
+            "num"
+        } else {
+            "txt"
+        }
+    };
+    let mut s = String::from("<div class=\"tw\"><table>\n<thead><tr>");
+    for (k, h) in head.iter().enumerate() {
+        let t = text(h);
+        match header_tip(&t) {
+            Some(tip) => {
+                let _ = write!(
+                    s,
+                    "<th class=\"{}\" title=\"{}\">{}</th>",
+                    class(k),
+                    escape_html(tip),
+                    cell_html(h)
+                );
+            }
+            None => {
+                let _ = write!(s, "<th class=\"{}\">{}</th>", class(k), cell_html(h));
+            }
+        }
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for r in &rows {
+        s.push_str("<tr>");
+        for (k, c) in r.iter().enumerate() {
+            let _ = write!(s, "<td class=\"{}\">{}</td>", class(k), cell_html(c));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody></table></div>\n");
+    s
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::figures::{Bars, BoxGroup, BoxPanel, BoxPlot, BoxStats, Heatmap};
 use super::{ChartError, LinePlot, Panels, Pt, Series, XAxis, engine_color, quant_marker, save};
+use crate::analysis::Slo;
 use crate::analysis::{Groups, Key};
 use crate::schema::requests::col as rc;
 use crate::schema::{LatencyStats, Metric, Stat, Summary};
@@ -43,7 +44,7 @@ impl Load {
             Load::Rate => k.rate(),
         }
     }
-    fn caption(self, v: f64) -> String {
+    pub fn caption(self, v: f64) -> String {
         match self {
             Load::Concurrency => format!("{} user{}", super::fmt_tick(v), if v == 1.0 { "" } else { "s" }),
             Load::Rate => format!("{} req/s", super::fmt_tick(v)),
@@ -207,14 +208,62 @@ pub fn load_curves(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<Pa
             if series.is_empty() {
                 continue;
             }
+            let base = dir.join(format!("{slug}-vs-{}", load.slug()));
+            if let [x] = xs.as_slice() {
+                // one load level: a line would join nothing; bars per label, with the note
+                out.extend(save(
+                    &single_level_bars(&title, context, &ylab, load, *x, &series),
+                    &base,
+                )?);
+                continue;
+            }
             let mut plot = LinePlot::new(title, load.axis(), ylab);
             plot.subtitle = context.to_string();
-            plot.x_axis = XAxis::Categorical(xs);
+            plot.x_axis = XAxis::Measured(xs);
             plot.series = series;
-            out.extend(save(&plot, &dir.join(format!("{slug}-vs-{}", load.slug())))?);
+            out.extend(save(&plot, &base)?);
         }
     }
     Ok(out)
+}
+
+/// A "vs load" chart with a single load level measured: one bar per series (its engine's
+/// colour, its 95% CI, a red outline when client-bound), titled by the level, since a line
+/// through one x value would show nothing.
+pub fn single_level_bars(title: &str, context: &str, ylab: &str, load: Load, x: f64, series: &[Series]) -> Bars {
+    let title = match title.find(" vs ") {
+        Some(i) => format!("{} at {}{}", &title[..i], load.caption(x), {
+            let rest = &title[i + 4..];
+            rest.rfind(" (").map_or(String::new(), |j| rest[j..].to_string())
+        }),
+        None => title.to_string(),
+    };
+    let mut b = Bars::new(
+        title,
+        format!(
+            "{}{}only one {} was measured ({}): bars per label instead of a curve",
+            context,
+            if context.is_empty() { "" } else { " · " },
+            match load {
+                Load::Concurrency => "concurrency",
+                Load::Rate => "request rate",
+            },
+            load.caption(x)
+        ),
+        ylab,
+    );
+    let pick = |s: &Series| s.points.iter().find(|p| (p.x - x).abs() < 1e-9).copied();
+    b.categories = series.iter().map(|s| s.name.clone()).collect();
+    b.series = vec![(
+        load.caption(x),
+        plotters::style::RGBColor(90, 90, 90),
+        series.iter().map(|s| pick(s).map(|p| p.y)).collect(),
+    )];
+    b.cat_colors = series.iter().map(|s| s.color).collect();
+    b.cat_light = series.iter().map(|s| s.dashed).collect();
+    b.cat_ci = series.iter().map(|s| pick(s).and_then(|p| p.lo.zip(p.hi))).collect();
+    b.cat_flagged = series.iter().map(|s| pick(s).is_some_and(|p| p.flagged)).collect();
+    b
 }
 
 /// The Pareto chart the field uses: output tokens/s per GPU against tokens/s per user
@@ -251,14 +300,25 @@ pub fn pareto(rows: &[Summary], dir: &Path, context: &str, gpus: f64) -> Result<
             ),
         );
         plot.subtitle = context.to_string();
+        if series.iter().all(|s| s.points.len() < 2) {
+            plot.subtitle = format!(
+                "{context}{}one {} measured: a point per label, no curve",
+                if context.is_empty() { "" } else { " · " },
+                match load {
+                    Load::Concurrency => "concurrency",
+                    Load::Rate => "request rate",
+                }
+            );
+        }
         plot.series = series;
         out.extend(save(&plot, &dir.join(format!("pareto-{}", load.slug())))?);
     }
     Ok(out)
 }
 
-/// Heat maps of latency by engine (label) x load level.
-pub fn heatmaps(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+/// Heat maps of latency by engine (label) x load level, coloured against the SLO on that
+/// metric when `slo` has one.
+pub fn heatmaps(rows: &[Summary], dir: &Path, context: &str, slo: &Slo) -> Result<Vec<PathBuf>, ChartError> {
     let mut out = Vec::new();
     for load in loads_present(rows) {
         let mut labels: Vec<String> = rows
@@ -271,11 +331,11 @@ pub fn heatmaps(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathB
         let mut xs: Vec<f64> = rows.iter().filter_map(|r| load.of_row(r)).collect();
         xs.sort_by(|a, b| a.total_cmp(b));
         xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
-        let heat: [(Getter, &str, &str); 2] = [
-            (|r| r.ttft.p99, "p99 TTFT", "ttft-p99"),
-            (|r| r.tpot.p50, "median TPOT", "tpot-p50"),
+        let heat: [(Getter, &str, &str, Option<f64>); 2] = [
+            (|r| r.ttft.p99, "p99 TTFT", "ttft-p99", slo.ttft_ms),
+            (|r| r.tpot.p50, "median TPOT", "tpot-p50", slo.tpot_ms),
         ];
-        for (metric, what, slug) in heat {
+        for (metric, what, slug, slo_ms) in heat {
             let values: Vec<Vec<Option<f64>>> = labels
                 .iter()
                 .map(|l| {
@@ -297,6 +357,7 @@ pub fn heatmaps(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathB
                 values,
                 lower_is_better: true,
                 unit: "ms".into(),
+                slo: slo_ms,
             };
             match save(&h, &dir.join(format!("heatmap-{slug}-{}", load.slug()))) {
                 Ok(f) => out.extend(f),
@@ -309,7 +370,7 @@ pub fn heatmaps(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathB
 }
 
 /// GPU memory at idle and under load, per label (needs agg --gpu).
-pub fn gpu_memory(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<PathBuf>, ChartError> {
+pub fn gpu_memory(rows: &[Summary], dir: &Path, context: &str, synthetic: bool) -> Result<Vec<PathBuf>, ChartError> {
     let mut by: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
     for r in rows {
         let e = by.entry(label_or_run(&r.label).to_string()).or_default();
@@ -325,24 +386,25 @@ pub fn gpu_memory(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<Pat
         return Ok(Vec::new());
     }
     let cats: Vec<String> = by.keys().cloned().collect();
-    let b = Bars {
-        title: "GPU memory in use: idle before the run vs peak under load (lower is better)".into(),
-        subtitle: context.to_string(),
-        y_label: "MiB (sum over GPUs)".into(),
-        categories: cats.clone(),
-        series: vec![
-            (
-                "idle".into(),
-                plotters::style::RGBColor(150, 170, 200),
-                by.values().map(|v| v.0).collect(),
-            ),
-            (
-                "peak under load".into(),
-                plotters::style::RGBColor(31, 119, 180),
-                by.values().map(|v| v.1).collect(),
-            ),
-        ],
-    };
+    let mut b = Bars::new(
+        "GPU memory in use: idle before the run vs peak under load (lower is better)",
+        context,
+        "MiB (sum over GPUs)",
+    );
+    b.mark = synthetic.then(|| super::synthetic_banner("GPU readings from gpumon --fake (scripted devices)"));
+    b.categories = cats.clone();
+    b.series = vec![
+        (
+            "idle".into(),
+            plotters::style::RGBColor(150, 170, 200),
+            by.values().map(|v| v.0).collect(),
+        ),
+        (
+            "peak under load".into(),
+            plotters::style::RGBColor(31, 119, 180),
+            by.values().map(|v| v.1).collect(),
+        ),
+    ];
     save(&b, &dir.join("gpu-memory"))
 }
 
@@ -388,13 +450,13 @@ pub fn percentiles(rows: &[Summary], dir: &Path, context: &str) -> Result<Vec<Pa
         })
         .collect();
         let (slug, name) = (metric.name(), metric_words(metric));
-        let bars = Bars {
-            title: format!("Percentiles of {name} by group (lower is better)"),
-            subtitle: context.to_string(),
-            y_label: format!("{} (ms)", slug.to_uppercase()),
-            categories: cats.clone(),
-            series,
-        };
+        let mut bars = Bars::new(
+            format!("Percentiles of {name} by group (lower is better)"),
+            context,
+            format!("{} (ms)", slug.to_uppercase()),
+        );
+        bars.categories = cats.clone();
+        bars.series = series;
         match save(&bars, &dir.join(format!("percentiles-{slug}"))) {
             Ok(f) => out.extend(f),
             Err(ChartError::NoData(_)) => {}
@@ -455,13 +517,7 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
                     let pts: Vec<Pt> = (0..=400)
                         .filter_map(|i| {
                             let q = i as f64 / 400.0;
-                            data.percentile(q).map(|x| Pt {
-                                x,
-                                y: 100.0 * q,
-                                lo: None,
-                                hi: None,
-                                flagged: false,
-                            })
+                            data.percentile(q).map(|x| Pt::at(x, 100.0 * q))
                         })
                         .collect();
                     series.push(Series {
@@ -503,7 +559,8 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
                     subtitle: context.to_string(),
                     cols: cdfs.len().min(2),
                     plots: cdfs,
-                    size: (1200, 80 + 420 * rows),
+                    size: (1200, 100 + 420 * rows),
+                    mark: None,
                 };
                 out.extend(save(&p, &dir.join(format!("cdf-{metric}-{}", slug)))?);
             }
@@ -512,7 +569,7 @@ pub fn distributions(groups: &Groups, dir: &Path, context: &str) -> Result<Vec<P
     Ok(out)
 }
 
-/// A named, coloured series of (seconds since start, value).
+/// A named, coloured series of (seconds since start, value); a NaN value breaks the line.
 pub type TrackSeries = (String, plotters::style::RGBColor, Vec<(f64, f64)>);
 
 /// A timeline panel.
@@ -522,14 +579,133 @@ pub struct Track {
     pub series: Vec<TrackSeries>,
 }
 
-/// Stacked timelines sharing the time axis.
-pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> Result<Vec<PathBuf>, ChartError> {
+/// One replay run (a requests file): its label, the send times (µs) of its non-warm-up
+/// requests, and its window (first send .. last response).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub label: String,
+    pub sends: Vec<i64>,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// The runs of requests files (paths, directories or globs resolved by the caller), in time
+/// order; files without a sent request are left out.
+pub fn runs_of(paths: &[String]) -> Result<Vec<Run>, crate::io::DataError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let input = crate::io::open_projected(p, Some(&[rc::SENT_AT, rc::DONE_AT, rc::WARMUP, rc::LABEL]))?;
+        let mut label = input.meta.get("servebench.label").unwrap_or("").to_string();
+        let (mut sends, mut end) = (Vec::new(), i64::MIN);
+        for b in input {
+            let b = b?;
+            let (Some(s), w, d) = (
+                crate::io::cols::get(&b, rc::SENT_AT),
+                crate::io::cols::get(&b, rc::WARMUP),
+                crate::io::cols::get(&b, rc::DONE_AT),
+            ) else {
+                continue;
+            };
+            if label.is_empty()
+                && let Some(l) = crate::io::cols::get(&b, rc::LABEL)
+                && b.num_rows() > 0
+            {
+                label = crate::io::cols::str_at(l.as_ref(), 0).unwrap_or("").to_string();
+            }
+            for i in 0..b.num_rows() {
+                let warm = w
+                    .and_then(|w| w.as_any().downcast_ref::<arrow_array::BooleanArray>())
+                    .is_some_and(|w| !arrow_array::Array::is_null(w, i) && w.value(i));
+                if let (false, Some(t)) = (warm, crate::io::cols::ts_us(s.as_ref(), i)) {
+                    sends.push(t);
+                    end = end.max(t);
+                }
+                if let Some(t) = d.and_then(|d| crate::io::cols::ts_us(d.as_ref(), i)) {
+                    end = end.max(t);
+                }
+            }
+        }
+        sends.sort_unstable();
+        if let Some(&start) = sends.first() {
+            out.push(Run {
+                label,
+                sends,
+                start_us: start,
+                end_us: end,
+            });
+        }
+    }
+    out.sort_by_key(|r| r.start_us);
+    Ok(out)
+}
+
+/// Send times (µs) of the non-warm-up rows of requests files, for request-rate overlays.
+pub fn send_times(paths: &[String]) -> Result<Vec<i64>, crate::io::DataError> {
+    let mut out: Vec<i64> = runs_of(paths)?.into_iter().flat_map(|r| r.sends).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Consecutive runs of one label merged into one band: (start µs, end µs, label).
+pub fn run_bands(runs: &[Run]) -> Vec<(i64, i64, String)> {
+    let mut out: Vec<(i64, i64, String)> = Vec::new();
+    for r in runs {
+        let label = if r.label.is_empty() {
+            "run".to_string()
+        } else {
+            r.label.clone()
+        };
+        match out.last_mut() {
+            Some(last) if last.2 == label => last.1 = last.1.max(r.end_us),
+            _ => out.push((r.start_us, r.end_us, label)),
+        }
+    }
+    out
+}
+
+/// (seconds, value) samples with a NaN inserted wherever the line must break: between two
+/// samples in different runs, or across a gap longer than 3 sampling intervals (and 2 s).
+fn break_between_runs(pts: Vec<(f64, f64)>, bands: &[(f64, f64, String)]) -> Vec<(f64, f64)> {
+    let band = |t: f64| bands.iter().position(|b| t >= b.0 && t <= b.1);
+    let mut gaps: Vec<f64> = pts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    gaps.sort_by(|a, b| a.total_cmp(b));
+    let limit = gaps.get(gaps.len() / 2).map_or(f64::INFINITY, |m| (3.0 * m).max(2.0));
+    let mut out = Vec::with_capacity(pts.len());
+    // the previous sample's time, and the last run a sample fell in
+    let (mut prev_t, mut last_band): (Option<f64>, Option<usize>) = (None, None);
+    for (t, v) in pts {
+        let b = band(t);
+        let other_run = matches!((last_band, b), (Some(x), Some(y)) if x != y);
+        if let Some(pt) = prev_t
+            && (other_run || t - pt > limit)
+        {
+            out.push(((pt + t) / 2.0, f64::NAN));
+        }
+        prev_t = Some(t);
+        last_band = b.or(last_band);
+        out.push((t, v));
+    }
+    out
+}
+
+/// Stacked timelines sharing the time axis, with every run shaded and labelled (its label
+/// above the plot) and lines broken between runs. `mark`: a synthetic-data banner.
+pub fn timeline(
+    title: &str,
+    context: &str,
+    tracks: Vec<Track>,
+    bands: &[(f64, f64, String)],
+    mark: Option<String>,
+    base: &Path,
+) -> Result<Vec<PathBuf>, ChartError> {
     let plots: Vec<LinePlot> = tracks
         .into_iter()
         .filter(|t| t.series.iter().any(|s| !s.2.is_empty()))
         .map(|t| {
             let mut p = LinePlot::new(t.title, "seconds since the first sample", t.y_label);
             p.markers = false;
+            p.legend_outside = true;
+            p.bands = bands.to_vec();
             p.series = t
                 .series
                 .into_iter()
@@ -538,15 +714,9 @@ pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> 
                     color,
                     marker: super::Marker::Circle,
                     dashed: false,
-                    points: pts
+                    points: break_between_runs(pts, bands)
                         .into_iter()
-                        .map(|(x, y)| Pt {
-                            x,
-                            y,
-                            lo: None,
-                            hi: None,
-                            flagged: false,
-                        })
+                        .map(|(x, y)| Pt::at(x, y))
                         .collect(),
                 })
                 .collect();
@@ -562,35 +732,10 @@ pub fn timeline(title: &str, context: &str, tracks: Vec<Track>, base: &Path) -> 
         subtitle: context.to_string(),
         cols: 1,
         plots,
-        size: (1200, 70 + 300 * n),
+        size: (1200, 110 + 320 * n),
+        mark,
     };
     save(&p, base)
-}
-
-/// Send times (µs) of the non-warm-up rows of requests files, for request-rate overlays.
-pub fn send_times(paths: &[String]) -> Result<Vec<i64>, crate::io::DataError> {
-    let mut out = Vec::new();
-    for p in paths {
-        for b in crate::io::open_projected(p, Some(&[rc::SENT_AT, rc::WARMUP]))? {
-            let b = b?;
-            let (Some(s), w) = (
-                crate::io::cols::get(&b, rc::SENT_AT),
-                crate::io::cols::get(&b, rc::WARMUP),
-            ) else {
-                continue;
-            };
-            for i in 0..b.num_rows() {
-                let warm = w
-                    .and_then(|w| w.as_any().downcast_ref::<arrow_array::BooleanArray>())
-                    .is_some_and(|w| !arrow_array::Array::is_null(w, i) && w.value(i));
-                if let (false, Some(t)) = (warm, crate::io::cols::ts_us(s.as_ref(), i)) {
-                    out.push(t);
-                }
-            }
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
 }
 
 const GPU_COLORS: [plotters::style::RGBColor; 8] = [
@@ -604,27 +749,39 @@ const GPU_COLORS: [plotters::style::RGBColor; 8] = [
     plotters::style::RGBColor(23, 190, 207),
 ];
 
-/// Requests sent per second, as a track series relative to `t0`.
-fn rate_series(sends: &[i64], t0: i64) -> TrackSeries {
-    let mut per: BTreeMap<i64, f64> = BTreeMap::new();
-    for t in sends {
-        *per.entry((t - t0).div_euclid(1_000_000)).or_default() += 1.0;
+/// Requests sent per second, as a track series relative to `t0`: per run (a run's seconds
+/// only, so the line breaks between runs).
+fn rate_series(runs: &[Run], t0: i64) -> TrackSeries {
+    let mut pts = Vec::new();
+    for r in runs {
+        let mut per: BTreeMap<i64, f64> = BTreeMap::new();
+        for t in &r.sends {
+            *per.entry((t - t0).div_euclid(1_000_000)).or_default() += 1.0;
+        }
+        if let (Some(&a), Some(&b)) = (per.keys().next(), per.keys().last()) {
+            pts.extend((a..=b).map(|s| (s as f64 + 0.5, per.get(&s).copied().unwrap_or(0.0))));
+        }
     }
-    let pts = match (per.keys().next(), per.keys().last()) {
-        (Some(&a), Some(&b)) => (a..=b)
-            .map(|s| (s as f64 + 0.5, per.get(&s).copied().unwrap_or(0.0)))
-            .collect(),
-        _ => Vec::new(),
-    };
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     ("requests sent/s".into(), plotters::style::RGBColor(90, 90, 90), pts)
 }
 
-/// GPU memory, utilisation and power over the run, with the request rate beneath.
+/// Bands in seconds since `t0`.
+fn bands_since(runs: &[Run], t0: i64) -> Vec<(f64, f64, String)> {
+    run_bands(runs)
+        .into_iter()
+        .map(|(a, b, l)| ((a - t0) as f64 / 1e6, (b - t0) as f64 / 1e6, l))
+        .collect()
+}
+
+/// GPU memory, utilisation and power over the runs, with the request rate beneath; each run
+/// shaded and labelled. `synthetic`: the samples came from scripted devices (a banner says so).
 pub fn gpu_timeline(
     gpu: &[crate::gpu::window::GpuSample],
-    sends: &[i64],
+    runs: &[Run],
     dir: &Path,
     context: &str,
+    synthetic: bool,
 ) -> Result<Vec<PathBuf>, ChartError> {
     if gpu.is_empty() {
         return Ok(Vec::new());
@@ -632,7 +789,7 @@ pub fn gpu_timeline(
     let t0 = gpu
         .iter()
         .map(|s| s.t_us)
-        .chain(sends.first().copied())
+        .chain(runs.first().map(|r| r.start_us))
         .min()
         .unwrap_or(0);
     let ids: std::collections::BTreeSet<u32> = gpu.iter().map(|s| s.gpu).collect();
@@ -667,22 +824,24 @@ pub fn gpu_timeline(
         Track {
             title: "Requests sent per second".into(),
             y_label: "req/s".into(),
-            series: vec![rate_series(sends, t0)],
+            series: vec![rate_series(runs, t0)],
         },
     ];
     timeline(
-        "GPU timeline: memory, utilisation and power over the run",
+        "GPU timeline: memory, utilisation and power over the runs",
         context,
         tracks,
+        &bands_since(runs, t0),
+        synthetic.then(|| super::synthetic_banner("GPU readings from gpumon --fake (scripted devices)")),
         &dir.join("gpu-timeline"),
     )
 }
 
-/// The engine's own view over the run: running and waiting requests, KV-cache usage, with
-/// the request rate beneath.
+/// The engine's own view over the runs: running and waiting requests, KV-cache usage, with
+/// the request rate beneath; each run shaded and labelled.
 pub fn engine_timeline(
     eng: &[crate::enginemon::EngineRow],
-    sends: &[i64],
+    runs: &[Run],
     dir: &Path,
     context: &str,
 ) -> Result<Vec<PathBuf>, ChartError> {
@@ -693,7 +852,7 @@ pub fn engine_timeline(
     let t0 = eng
         .iter()
         .map(|r| r.t_us)
-        .chain(sends.first().copied())
+        .chain(runs.first().map(|r| r.start_us))
         .min()
         .unwrap_or(0);
     // per scrape, sum the rows of a common series (data-parallel engines expose several)
@@ -722,13 +881,15 @@ pub fn engine_timeline(
         Track {
             title: "Requests sent per second".into(),
             y_label: "req/s".into(),
-            series: vec![rate_series(sends, t0)],
+            series: vec![rate_series(runs, t0)],
         },
     ];
     timeline(
-        "Engine timeline: queue and KV cache over the run",
+        "Engine timeline: queue and KV cache over the runs",
         context,
         tracks,
+        &bands_since(runs, t0),
+        None,
         &dir.join("engine-timeline"),
     )
 }

@@ -6,23 +6,27 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::analysis::{self, Monitors, Options, read_summary};
+use crate::analysis::{self, Monitors, Options, Slo, read_summary};
 use crate::chart::kinds;
 
 const EXAMPLES: &str = "\
 Examples:
   chart summary.parquet -o charts/
   chart runs/demo/summary.parquet --requests runs/demo/requests -o runs/demo/charts \\
-        --title 'mock-engine, 512 in / 128 out'
+        --title 'mock-engine, 512 in / 128 out' --slo ttft=500ms,tpot=50ms
 
 From summaries: percentiles of TTFT, TPOT, ITL and E2E per group (any summary); throughput
 (output tokens/s with 95% CIs, requests/s, goodput) and TTFT/TPOT/E2E percentiles against
-concurrency and against request rate; heat maps of latency by engine and load; the Pareto chart
+concurrency and against request rate (load levels on a log axis, ticks only at measured levels; a
+single measured level is drawn as bars); heat maps of latency by engine and load (coloured
+against --slo when given); the Pareto chart
 (output tokens/s per GPU against tokens/s per user); GPU memory idle vs under load (when agg had
 --gpu). From requests (--requests): box plots and CDFs of TTFT, TPOT and E2E per load level (or
 of all requests, for runs without one). From gpumon (--gpu) and enginemon (--engine-metrics)
-files: the GPU and engine timelines with the request rate beneath. PNG and SVG each; colours
-follow engines, markers quantization.";
+files: the GPU and engine timelines with the request rate beneath, each run shaded and
+labelled. Charts of synthetic data (gpumon --fake) carry a SYNTHETIC DATA banner. PNG and SVG
+each; colours follow engines, markers and dashes quantization; legends sit where they cover no
+data.";
 
 /// chart's command line.
 #[derive(Parser, Debug)]
@@ -40,6 +44,10 @@ pub struct Args {
     /// enginemon files: the engine timeline (running, waiting, KV cache; request rate)
     #[arg(long, value_name = "PATH")]
     pub engine_metrics: Vec<String>,
+    /// SLOs the heat maps colour against (`ttft=500ms,tpot=50ms`; agg's --slo grammar);
+    /// without one a heat map colours each cell relative to the others
+    #[arg(long, value_name = "SLO")]
+    pub slo: Option<Slo>,
     /// GPUs per engine, for throughput per GPU in the Pareto chart
     #[arg(long, default_value_t = 1.0)]
     pub gpus: f64,
@@ -65,8 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut files = kinds::percentiles(&rows, dir, title)?;
     files.extend(kinds::load_curves(&rows, dir, title)?);
     files.extend(kinds::pareto(&rows, dir, title, args.gpus)?);
-    files.extend(kinds::heatmaps(&rows, dir, title)?);
-    files.extend(kinds::gpu_memory(&rows, dir, title)?);
+    files.extend(kinds::heatmaps(&rows, dir, title, &args.slo.unwrap_or_default())?);
+    // GPU figures from scripted devices (gpumon --fake) carry a synthetic-data banner
+    let synthetic = crate::chart::gpu_files_synthetic(&args.gpu);
+    files.extend(kinds::gpu_memory(&rows, dir, title, synthetic)?);
     let requests = crate::io::expand_inputs_of(&args.requests, Some("requests"))?;
     if !requests.is_empty() {
         let o = Options {
@@ -77,10 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         files.extend(kinds::distributions(&an.groups, dir, title)?);
     }
     if !args.gpu.is_empty() || !args.engine_metrics.is_empty() {
-        let sends = kinds::send_times(&requests)?;
+        let runs = kinds::runs_of(&requests)?;
         let mons = Monitors::load(&args.gpu, &args.engine_metrics)?;
-        files.extend(kinds::gpu_timeline(&mons.gpu, &sends, dir, title)?);
-        files.extend(kinds::engine_timeline(&mons.engine, &sends, dir, title)?);
+        files.extend(kinds::gpu_timeline(&mons.gpu, &runs, dir, title, synthetic)?);
+        files.extend(kinds::engine_timeline(&mons.engine, &runs, dir, title)?);
     }
     if files.is_empty() {
         anyhow::bail!(

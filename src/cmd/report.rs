@@ -97,13 +97,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rows = &all.rows;
     let mut charts = kinds::load_curves(rows, &cdir, &ctx)?;
     charts.extend(kinds::pareto(rows, &cdir, &ctx, args.gpus)?);
-    charts.extend(kinds::heatmaps(rows, &cdir, &ctx)?);
-    charts.extend(kinds::gpu_memory(rows, &cdir, &ctx)?);
+    charts.extend(kinds::heatmaps(rows, &cdir, &ctx, &o.slo)?);
+    let synthetic = crate::chart::gpu_files_synthetic(&args.gpu);
+    charts.extend(kinds::gpu_memory(rows, &cdir, &ctx, synthetic)?);
     charts.extend(kinds::distributions(&all.groups, &cdir, &ctx)?);
     if !mons.gpu.is_empty() || !mons.engine.is_empty() {
-        let sends = kinds::send_times(&inputs)?;
-        charts.extend(kinds::gpu_timeline(&mons.gpu, &sends, &cdir, &ctx)?);
-        charts.extend(kinds::engine_timeline(&mons.engine, &sends, &cdir, &ctx)?);
+        let runs = kinds::runs_of(&inputs)?;
+        charts.extend(kinds::gpu_timeline(&mons.gpu, &runs, &cdir, &ctx, synthetic)?);
+        charts.extend(kinds::engine_timeline(&mons.engine, &runs, &cdir, &ctx)?);
     }
     let pngs: Vec<String> = charts
         .iter()

@@ -6,6 +6,7 @@ mod common;
 mod achieved_load;
 mod agg;
 mod bench;
+mod browser;
 mod chart;
 mod duckdb;
 mod engine;
