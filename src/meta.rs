@@ -12,7 +12,22 @@ pub const GIT_SHA: &str = env!("SERVEBENCH_GIT_SHA");
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta(pub BTreeMap<String, String>);
 
+/// The provenance key a file carries when its data is synthetic (`gpumon --fake`): such data
+/// is marked on every chart and table and decides nothing.
+pub const SYNTHETIC_KEY: &str = "servebench.synthetic";
+
 impl Meta {
+    /// Whether this provenance marks the data synthetic: [`SYNTHETIC_KEY`] set to `true`, or a
+    /// gpumon file of scripted devices (`servebench.gpu.source` "fake ...", files written
+    /// before the key existed).
+    pub fn is_synthetic(&self) -> bool {
+        self.get(SYNTHETIC_KEY)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+            || self
+                .get("servebench.gpu.source")
+                .is_some_and(|s| s.to_ascii_lowercase().starts_with("fake"))
+    }
+
     /// Metadata for a file of `contract` written by the current process.
     ///
     /// `reproducible` files (traces) carry no clock time and no random id, so the same

@@ -122,14 +122,7 @@ pub fn tied(m: &Metric, a: f64, b: f64) -> bool {
     d <= m.resolution || d <= REL_RESOLUTION * a.abs().max(b.abs())
 }
 
-/// The provenance key a file carries when its data is synthetic (`gpumon --fake`).
-pub use crate::gpu::fake::SYNTHETIC_KEY;
-
-/// Whether a file's provenance marks its data synthetic: [`SYNTHETIC_KEY`] set to `true`, or a
-/// gpumon file of scripted devices (files written before the key existed).
-pub fn is_synthetic(m: &Meta) -> bool {
-    m.get(SYNTHETIC_KEY) == Some("true") || m.get("servebench.gpu.source").is_some_and(|s| s.starts_with("fake"))
-}
+pub use crate::meta::SYNTHETIC_KEY;
 
 /// A load level: closed-loop users or open-loop rate.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
@@ -388,7 +381,7 @@ pub struct ReportInput<'a> {
 impl ReportInput<'_> {
     /// Whether the GPU numbers (memory, power, energy) are synthetic.
     pub fn gpu_synthetic(&self) -> bool {
-        self.gpu_meta.as_ref().is_some_and(is_synthetic)
+        self.gpu_meta.as_ref().is_some_and(Meta::is_synthetic)
     }
 }
 
@@ -416,7 +409,7 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
             m.get("servebench.trace.sha256").map(|s| &s[..s.len().min(12)]),
         );
         put("servebench", m.get("servebench.git_sha"));
-        if is_synthetic(m) {
+        if m.is_synthetic() {
             put("data", Some("synthetic"));
         }
         e.entry("runs").or_default().insert(
@@ -756,7 +749,7 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
             g.get("servebench.gpu.source").unwrap_or("?"),
             g.get("servebench.gpu.driver").unwrap_or("n/a"),
             g.get("servebench.gpumon.interval_ms").unwrap_or("?"),
-            if is_synthetic(g) {
+            if g.is_synthetic() {
                 ": **synthetic** data, shown marked and excluded from winners and recommendations"
             } else {
                 ""

@@ -630,16 +630,6 @@ pub fn synthetic_banner(what: &str) -> String {
     format!("SYNTHETIC DATA: {what}. Not a measurement; decides nothing.")
 }
 
-/// Whether a file's provenance marks its data synthetic: `servebench.synthetic` = true, or
-/// GPU samples from scripted devices (`servebench.gpu.source` "fake ...", `gpumon --fake`).
-pub fn is_synthetic(meta: &crate::meta::Meta) -> bool {
-    meta.get("servebench.synthetic")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-        || meta
-            .get("servebench.gpu.source")
-            .is_some_and(|s| s.to_ascii_lowercase().starts_with("fake"))
-}
-
 /// Whether any gpumon file among `paths` (files, directories, globs) holds synthetic data.
 pub fn gpu_files_synthetic(paths: &[String]) -> bool {
     let Ok(files) = crate::io::expand_inputs_of(paths, Some(crate::schema::GPU.name)) else {
@@ -647,7 +637,7 @@ pub fn gpu_files_synthetic(paths: &[String]) -> bool {
     };
     files
         .iter()
-        .any(|p| crate::io::open(p).is_ok_and(|i| is_synthetic(&i.meta)))
+        .any(|p| crate::io::open(p).is_ok_and(|i| i.meta.is_synthetic()))
 }
 
 impl Figure for LinePlot {

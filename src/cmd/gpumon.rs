@@ -247,6 +247,8 @@ fn follow_engine(
 ) -> anyhow::Result<(EngineLoad, std::thread::JoinHandle<()>)> {
     let (origin, path) =
         crate::monitor::scrape::metrics_endpoint(url).map_err(|e| anyhow::anyhow!("--fake-load {url}: {e}"))?;
+    let client = crate::client::http::Client::new(origin, Vec::new(), true, &crate::client::tls::TlsOptions::default())
+        .map_err(|e| anyhow::anyhow!("--fake-load {url}: {e}"))?;
     let load = EngineLoad::default();
     let out = load.clone();
     let timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(1));
@@ -258,7 +260,6 @@ fn follow_engine(
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
-            let client = rt.block_on(async { crate::client::http::Client::new(origin, Vec::new(), true) });
             let start = std::time::Instant::now();
             let mut k: u32 = 0;
             loop {

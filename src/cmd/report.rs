@@ -165,7 +165,7 @@ fn gpu_meta(gpu: &[String]) -> Option<Meta> {
     }
     let synthetic = files
         .iter()
-        .any(|f| crate::io::open(f).is_ok_and(|i| crate::report::is_synthetic(&i.meta)));
+        .any(|f| crate::io::open(f).is_ok_and(|i| i.meta.is_synthetic()));
     if synthetic {
         m.set(crate::report::SYNTHETIC_KEY, "true");
     }

@@ -25,9 +25,9 @@ pub const ENGINE_MIB: f64 = 70_000.0;
 pub const TOTAL_MIB: f64 = 81_559.0;
 /// Seconds before the fake engine starts.
 pub const IDLE_S: f64 = 2.0;
-/// The provenance key (Parquet metadata) that marks a file's data synthetic; gpumon --fake
+/// The provenance key that marks a file's data synthetic (declared in `meta`); gpumon --fake
 /// sets it to `true`, and `report` keeps such data out of winners and recommendations.
-pub const SYNTHETIC_KEY: &str = "servebench.synthetic";
+pub use crate::meta::SYNTHETIC_KEY;
 
 /// The engine load a following fake device reads: requests running, as f64 bits (NaN while
 /// the engine does not answer). Written by whoever watches the engine.

@@ -179,7 +179,11 @@ fn bad_inputs_exit_2_with_one_line() {
     }
     let o = run(cmd("replay").arg(&t).args(["--url", "ftp://x", "--format", "csv"]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("must start with http:// or https://"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("must start with http:// or https://"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
