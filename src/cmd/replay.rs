@@ -150,7 +150,8 @@ pub struct Args {
     max_error_rate: Option<f64>,
     /// Connections kept open ahead of need (the warm pool), so that a request rarely waits
     /// for a TCP connect or TLS handshake; 0 turns it off (then every new connection's set-up
-    /// shows in that request's due→sent time) [default: the users, up to 16; open loop 16]
+    /// shows in that request's due→sent time) [default: the users, up to 16; open loop 16;
+    /// 0 with --no-keep-alive]
     #[arg(long, value_name = "N")]
     warm_pool: Option<usize>,
     /// Largest stream event accepted, in bytes (bigger is a stream_error)
@@ -739,11 +740,17 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
     // Connections for the first requests, opened before the clock starts, and the warm pool
     // that keeps some ready during the run. A TLS failure stops here, before any request is
     // sent; a server that is not up yet is left to the run (its rows say connect_error).
+    // --no-keep-alive asks for a connection per request, opened on its path: no pool unless
+    // --warm-pool asks for one.
     let spare = args
         .warm_pool
-        .unwrap_or_else(|| args.concurrency.map_or(WARM_POOL, |u| (u as usize).min(WARM_POOL)));
-    let first = match args.warm_pool {
-        Some(0) => 0,
+        .unwrap_or_else(|| match (args.no_keep_alive, args.concurrency) {
+            (true, _) => 0,
+            (false, None) => WARM_POOL,
+            (false, Some(u)) => (u as usize).min(WARM_POOL),
+        });
+    let first = match spare {
+        0 => 0,
         _ => args
             .concurrency
             .map_or(spare, |u| (u as usize).min(PREWARM_MAX))

@@ -148,7 +148,7 @@ fn error_rate_gate_exits_1() {
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["batch", "--count", "4"]);
     let out = d.path().join("r.parquet");
-    ok(cmd("replay")
+    let o = run(cmd("replay")
         .arg(&t)
         .args([
             "--url",
@@ -159,6 +159,7 @@ fn error_rate_gate_exits_1() {
             "-o",
         ])
         .arg(&out));
+    assert_eq!(o.status.code(), Some(1), "nothing succeeded: {}", stderr(&o));
     let o = run(cmd("agg")
         .arg(&out)
         .args(["--max-error-rate", "0.1", "--format", "json"]));

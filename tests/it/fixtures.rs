@@ -8,7 +8,7 @@ fn replay_fixture(file: &str, api: &str, script: Script) -> (std::path::PathBuf,
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["batch", "--count", "2", "--output-len", "4"]);
     let out = d.path().join("r.parquet");
-    ok(cmd("replay")
+    let o = run(cmd("replay")
         .arg(&t)
         .args([
             "--url",
@@ -23,6 +23,14 @@ fn replay_fixture(file: &str, api: &str, script: Script) -> (std::path::PathBuf,
             "-o",
         ])
         .arg(&out));
+    // exit 0 when a request succeeded, 1 when none did (the file holds the rows either way)
+    let any_ok = column_text(&out, "status").iter().any(|s| s == "ok");
+    assert_eq!(
+        o.status.code(),
+        Some(if any_ok { 0 } else { 1 }),
+        "{file}: {}",
+        stderr(&o)
+    );
     (out, d)
 }
 

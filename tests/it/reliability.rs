@@ -473,7 +473,8 @@ fn secrets_never_reach_outputs_journals_or_logs() {
         ..Default::default()
     });
     let out = d.path().join("echo.parquet");
-    ok(cmd("replay")
+    // every request refused (401): the file holds the rows, and replay exits 1
+    let o = run(cmd("replay")
         .arg(&t)
         .args([
             "--url",
@@ -491,6 +492,8 @@ fn secrets_never_reach_outputs_journals_or_logs() {
         ])
         .arg(&out)
         .env("SB_KEY", env_key));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    check(&o.stderr, "stderr of a refused run");
     check(&std::fs::read(&out).unwrap(), "the error column");
     let errors = column_text(&out, "error");
     assert!(
