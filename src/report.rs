@@ -401,6 +401,7 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
         put("model", m.get("servebench.model"));
         put("api", m.get("servebench.api"));
         put("url", m.get("servebench.url"));
+        put("tls", m.get("servebench.tls"));
         put("host", m.get("servebench.host"));
         put("trace", m.get("servebench.trace.process"));
         put("seed", m.get("servebench.trace.seed"));

@@ -47,6 +47,14 @@ pub fn ok(c: &mut Command) -> Output {
     o
 }
 
+/// Run a replay in which no request can succeed: it records every row and exits 1.
+pub fn nothing_succeeds(c: &mut Command) -> Output {
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no request succeeded"), "{}", stderr(&o));
+    o
+}
+
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }

@@ -74,7 +74,7 @@ fn every_row_recorded_when_the_server_is_down() {
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["poisson", "--rate", "200", "--count", "50"]);
     let out = d.path().join("r.parquet");
-    ok(cmd("replay")
+    nothing_succeeds(cmd("replay")
         .arg(&t)
         .args([
             "--url",
@@ -91,7 +91,7 @@ fn every_row_recorded_when_the_server_is_down() {
     ids.sort_by_key(|s| s.parse::<u64>().unwrap());
     assert_eq!(ids, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
     // closed loop too
-    ok(cmd("replay")
+    nothing_succeeds(cmd("replay")
         .arg(&t)
         .args([
             "--url",
@@ -351,13 +351,13 @@ fn timeouts_are_rows_with_status_timeout() {
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["batch", "--count", "3", "--output-len", "2"]);
     let out = d.path().join("r.parquet");
-    ok(cmd("replay")
+    nothing_succeeds(cmd("replay")
         .arg(&t)
         .args(["--url", &m.url, "--ttft-timeout", "200ms", "--quiet", "-o"])
         .arg(&out));
     assert!(column_text(&out, "status").iter().all(|s| s == "timeout"));
     assert!(column_text(&out, "error")[0].contains("ttft-timeout"));
-    ok(cmd("replay")
+    nothing_succeeds(cmd("replay")
         .arg(&t)
         .args(["--url", &m.url, "--timeout", "300ms", "--quiet", "-o"])
         .arg(&out));
