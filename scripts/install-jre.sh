@@ -14,26 +14,8 @@ if command -v java >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ]; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-jre: the Spark test needs Java 17 or later on PATH, and this is not a Debian-like system (no apt-get): install a JRE 17+ yourself" >&2
-  exit 2
-fi
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo)
-  else
-    echo "install-jre: the Spark test needs Java 17 or later: run as root, or install it: apt-get install default-jre-headless" >&2
-    exit 2
-  fi
-fi
 # default-jre-headless is OpenJDK 17 on Debian 12 and 21 on Debian 13; both run Spark 4.
-echo "install-jre: installing Debian's headless JRE (default-jre-headless) for the Spark test" >&2
-export DEBIAN_FRONTEND=noninteractive
-# slim images drop /usr/share/man, and the JRE's postinst fails without this directory
-"${SUDO[@]}" mkdir -p /usr/share/man/man1
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends default-jre-headless >&2
+"$(dirname "$0")/apt-install.sh" install-jre "the Spark test needs Java 17 or later on PATH" default-jre-headless
 if [ "$(java_major)" -lt 17 ]; then
   echo "install-jre: java is still older than 17 after the install ($(java -version 2>&1 | head -n1)); choose a newer one with update-alternatives --config java" >&2
   exit 2
