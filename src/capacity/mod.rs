@@ -405,7 +405,7 @@ impl Saturation {
 /// does not show the failure (saturated or client-bound with a score <= 1) puts it at `pass`.
 pub fn crossing(pass: f64, s_pass: f64, fail: f64, s_fail: f64) -> f64 {
     let w = fail - pass;
-    if !(s_fail > 1.0) || !s_fail.is_finite() {
+    if s_fail.is_nan() || s_fail <= 1.0 || !s_fail.is_finite() {
         return if s_pass <= 1.0 { pass } else { pass - w };
     }
     if s_fail <= s_pass {

@@ -189,7 +189,7 @@ impl Base {
             r.arrival_s -= t0;
         }
         let span_s = rows[rows.len() - 1].arrival_s;
-        if !(span_s > 0.0) {
+        if span_s.is_nan() || span_s <= 0.0 {
             bail!(
                 "the trace's arrivals span no time (every request at t=0, a batch trace): give sweep one with arrival times (tracegen poisson, constant, gamma or an import)"
             );
