@@ -51,8 +51,8 @@ not end ok misses every limit. The search grows the rate by --grow from --start-
 step fails (or shrinks it until one passes), then bisects until (failing - passing) / passing
 <= --tolerance. A step is stopped early, counted as failing, when its backlog (requests due
 minus requests done) climbs steadily: a least-squares slope over at least 1.5 s of at least
-10% of the offered rate, a rise of 5 requests or more and a t statistic of 4 or more
-(saturated); or when more requests have missed than the SLO allows of the planned ones
+10% of the offered rate, a rise of 5 requests or more, a t statistic of 4 or more, while the
+server finished under 95% of the offered rate (saturated); or when more requests have missed than the SLO allows of the planned ones
 (decided). A client-bound step (under 95% of the asked rate sent) never counts as passing.
 The capacity is where the SLO score (worst percentile / limit, or missed share / allowed
 share; <= 1 meets) crosses 1 between the final passing and failing steps; its 95% interval
@@ -208,7 +208,11 @@ impl Base {
         let k = ((rate * len_s).ceil() as usize).max(1);
         let arrival = |j: usize| self.rows[j % n].arrival_s + (j / n) as f64 * period;
         // arrivals all at t=0 up to k (a burst at the start): the trace's own rate instead
-        let scale = if arrival(k) > 0.0 { len_s / arrival(k) } else { self.rate / rate };
+        let scale = if arrival(k) > 0.0 {
+            len_s / arrival(k)
+        } else {
+            self.rate / rate
+        };
         let sessions = self.rows.iter().filter_map(|r| r.session_id).max().map_or(0, |m| m + 1);
         (0..k)
             .map(|j| {
@@ -401,7 +405,7 @@ impl Ctx {
                         };
                         let due = arrivals.partition_point(|a| *a <= e) as u64;
                         if e >= warmup_s {
-                            sat.push(e, due.saturating_sub(done) as f64);
+                            sat.push(e, due.saturating_sub(done) as f64, done as f64);
                         }
                         let why = if halt.is_stopped() {
                             Some("interrupted")
