@@ -92,8 +92,8 @@ pub struct Args {
     pub quant: Option<String>,
     /// The SLO: percentile limits (ttft_p99=500ms,tpot_p99=50ms) or, with --attainment,
     /// limits every request must meet (ttft=500ms,tpot=50ms); latencies ttft, tpot, e2e
-    #[arg(long, value_name = "LIMITS")]
-    pub slo: String,
+    #[arg(long, value_name = "LIMITS", required_unless_present = "print_schema")]
+    pub slo: Option<String>,
     /// With per-request limits: the share (0-1) of requests that must meet every limit
     #[arg(long, value_name = "SHARE")]
     pub attainment: Option<f64>,
@@ -545,7 +545,10 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
     let Some(dir) = args.output.clone() else {
         bail!("say where to write: -o DIR (DIR/step=N/requests.parquet and DIR/capacity.parquet)");
     };
-    let slo = Slo::parse(&args.slo, args.attainment)?;
+    let Some(slo_text) = args.slo.as_deref() else {
+        bail!("say what to meet: --slo ttft_p99=500ms,tpot_p99=50ms (or --slo ttft=500ms --attainment 0.99)");
+    };
+    let slo = Slo::parse(slo_text, args.attainment)?;
     for (n, v) in [
         ("--start-rate", args.start_rate),
         ("--min-rate", args.min_rate),
