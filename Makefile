@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # pyspark runs docs/queries.md's Spark SQL, with a Java runtime from spark-deps).
 PY_PKGS := duckdb==2.0.0 pytz==2025.2 numpy==2.4.6 pyspark==4.3.0 py4j==0.10.9.9
 
-.PHONY: all build demo test test-fast lint fmt clean venv spark-deps chromium report bench-client bench-agg fuzz
+.PHONY: all build demo test test-fast lint fmt clean venv spark-deps chromium report bench-client bench-agg bench-sweep fuzz
 .PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
@@ -68,6 +68,12 @@ bench-agg: venv
 	$(CARGO) build --release --bins
 	chmod +x scripts/bench-agg.sh
 	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-agg.sh
+
+# A capacity search (sweep) against a fixed 10-point rate grid of the same step length, on
+# mock-engine --slots; STEP/WARMUP (8s/2s) and START (sweep --start-rate); see BENCHMARKS.md.
+bench-sweep:
+	chmod +x scripts/bench-sweep.sh
+	START=$(or $(START),1) scripts/bench-sweep.sh $(or $(STEP),8s) $(or $(WARMUP),2s)
 
 # Fuzz the parsers of outside input (not in CI; needs `cargo install cargo-fuzz`):
 # FUZZ_SECONDS per target (default 60), or FUZZ_RUNS executions per target (FUZZ_RUNS=10000000
