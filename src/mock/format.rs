@@ -231,8 +231,8 @@ impl Fmt {
 
     /// `servebench_true_kl` on the last content chunk of a scored response.
     fn true_kl_inline(&self, out: &mut Vec<u8>, last: bool) {
-        if let Some(lp) = self.lp.as_ref().filter(|_| last) {
-            let _ = write!(out, ",\"servebench_true_kl\":{}", lp.true_kl());
+        if let Some(kl) = self.lp.as_ref().filter(|_| last).and_then(|l| l.true_kl()) {
+            let _ = write!(out, ",\"servebench_true_kl\":{kl}");
         }
     }
 
@@ -294,8 +294,10 @@ impl Fmt {
                 }
                 _ => {}
             }
-            if matches!(self.proto, Proto::Chat | Proto::Completions) {
-                v["servebench_true_kl"] = lp.true_kl();
+            if matches!(self.proto, Proto::Chat | Proto::Completions)
+                && let Some(kl) = lp.true_kl()
+            {
+                v["servebench_true_kl"] = kl;
             }
         }
         self.sent = k;

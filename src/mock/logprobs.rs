@@ -25,7 +25,8 @@
 //!   decoded_token}` with the top k and the prompt's own token (non-streamed responses);
 //! - chat, `choices[0].logprobs.content[]` = `{token, logprob, bytes, top_logprobs: [{token,
 //!   logprob, bytes}]}` (OpenAI's `ChatCompletionTokenLogprob`), top_logprobs best first;
-//! - both: `servebench_true_kl` (top level, not in any engine's format) = `{prompt: [null,
+//! - both, when log probabilities were asked for (not for `temperature: 0` alone):
+//!   `servebench_true_kl` (top level, not in any engine's format) = `{prompt: [null,
 //!   KL...], completion: [KL...], mean}`: the exact KL(baseline ‖ this server's variant), in
 //!   nats, of every distribution served, by summation over the whole vocabulary; `prompt` only
 //!   when the prompt was scored; `mean` over all the non-null values. Streamed, it rides on the
@@ -53,6 +54,11 @@ impl Ask {
     /// Whether the model decides the generated tokens.
     pub fn engaged(&self) -> bool {
         self.greedy || self.logprobs.is_some() || self.prompt_logprobs.is_some()
+    }
+
+    /// Whether any log probability is served (else only the greedy tokens are needed).
+    fn scores(&self) -> bool {
+        self.logprobs.is_some() || self.prompt_logprobs.is_some()
     }
 
     fn scores_prompt(&self) -> bool {
@@ -177,6 +183,7 @@ impl Scored {
     /// Score the prompt (when asked) and decode `max_tokens` tokens greedily under `variant`.
     pub fn new(variant: Variant, ask: Ask, prompt: Vec<Token>, max_tokens: u32) -> Scored {
         let k = ask.logprobs.unwrap_or(0).max(ask.prompt_logprobs.unwrap_or(0));
+        let scores = ask.scores();
         let step = |ctx: u64, id: Option<u32>, text: Option<&str>| -> Step {
             let lp = variant.logprobs(ctx);
             let id = id.unwrap_or_else(|| model::argmax(&lp));
@@ -186,7 +193,8 @@ impl Scored {
                 logprob: lp[id as usize],
                 rank: model::rank(&lp, id),
                 top: model::top_k(&lp, k),
-                kl: if variant.noise == 0.0 {
+                // greedy decoding alone needs no KL (kept cheap for benchmark traffic)
+                kl: if variant.noise == 0.0 || !scores {
                     0.0
                 } else {
                     model::kl(&model::baseline(ctx), &lp)
@@ -333,8 +341,13 @@ impl Scored {
         json!({"content": content})
     }
 
-    /// `servebench_true_kl` (see the module documentation).
-    pub fn true_kl(&self) -> Value {
+    /// `servebench_true_kl` (see the module documentation); `None` when no log probability
+    /// was asked for (greedy decoding alone).
+    pub fn true_kl(&self) -> Option<Value> {
+        self.ask.scores().then(|| self.true_kl_value())
+    }
+
+    fn true_kl_value(&self) -> Value {
         let completion: Vec<f64> = self.generated.iter().map(|s| s.kl).collect();
         let mut all: Vec<f64> = completion.clone();
         let mut v = json!({"completion": completion});
@@ -467,7 +480,7 @@ mod tests {
             assert_eq!(t["logprob"].as_f64().unwrap(), top[0]);
             assert_eq!(t["bytes"].as_array().unwrap().len(), t["token"].as_str().unwrap().len());
         }
-        let kl = s.true_kl();
+        let kl = s.true_kl().unwrap();
         assert_eq!(kl["prompt"].as_array().unwrap().len(), 6);
         assert!(kl["prompt"][0].is_null());
         let k1 = kl["prompt"][1].as_f64().unwrap();
@@ -475,7 +488,7 @@ mod tests {
         let v = Variant { noise: 0.2, seed: 5 };
         assert_eq!(k1, model::kl(&model::baseline(ctx), &v.logprobs(ctx)));
         assert!(k1 > 0.0);
-        let zero = scored(0.0, 4).true_kl();
+        let zero = scored(0.0, 4).true_kl().unwrap();
         assert_eq!(zero["mean"].as_f64(), Some(0.0));
     }
 }

@@ -198,6 +198,9 @@ pub fn argmax(lp: &[f64]) -> u32 {
 /// The `k` most likely ids with their log probabilities and 1-based ranks, best first (ties
 /// by lower id).
 pub fn top_k(lp: &[f64], k: usize) -> Vec<(u32, f64)> {
+    if k == 0 {
+        return Vec::new();
+    }
     let mut idx: Vec<u32> = (0..lp.len() as u32).collect();
     idx.sort_by(|a, b| lp[*b as usize].total_cmp(&lp[*a as usize]).then(a.cmp(b)));
     idx.truncate(k);

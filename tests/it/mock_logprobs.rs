@@ -247,6 +247,15 @@ fn chat_logprobs_and_streams_carry_the_same_tokens() {
     assert_eq!(Value::Array(tokens), wl["tokens"]);
     assert_eq!(Value::Array(lps), wl["token_logprobs"]);
     assert_eq!(whole["choices"][0]["text"].as_str(), Some(text.as_str()));
+    // temperature 0 alone: the same greedy text, without log probabilities or the true KL
+    let mut greedy = completion(0);
+    for f in ["logprobs", "echo", "prompt_logprobs"] {
+        greedy.as_object_mut().unwrap().remove(f);
+    }
+    let g = post_json(&m, "/v1/completions", &greedy);
+    let full = whole["choices"][0]["text"].as_str().unwrap();
+    assert_eq!(full.strip_prefix(PROMPT), g["choices"][0]["text"].as_str());
+    assert!(g["choices"][0]["logprobs"].is_null() && g.get("servebench_true_kl").is_none());
     // without log probabilities or temperature 0, the mock's usual words and no logprobs
     let plain = post_json(&m, "/v1/completions", &json!({"prompt": PROMPT, "max_tokens": 3}));
     assert!(plain["choices"][0].get("logprobs").is_none_or(Value::is_null));
