@@ -654,6 +654,7 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/mock/fault.rs", "error", "the mock's JSON key"),
     ("src/mock/format.rs", "finish_reason", "the mock's JSON key"),
     ("src/mock/format.rs", "model", "the mock's JSON key"),
+    ("src/mock/logprobs.rs", "prompt", "the mock's JSON key"),
     ("src/mock/mod.rs", "error", "the mock's JSON key"),
     ("src/mock/mod.rs", "model", "the mock's JSON key"),
     ("src/mock/mod.rs", "prompt", "the mock's JSON key"),

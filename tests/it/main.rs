@@ -16,6 +16,7 @@ mod fixtures;
 mod gateway;
 mod gpumon;
 mod layers;
+mod mock_logprobs;
 mod readme;
 mod real_vllm;
 mod reliability;
