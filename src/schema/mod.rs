@@ -1,12 +1,13 @@
 //! The single source of truth for every column servebench writes or reads.
 //!
 //! Each data contract (trace, requests, gpu, gpu_processes, engine_metrics, summary,
-//! comparison) is declared once, with [`contract!`](crate::contract), as typed rows: the Rust
+//! comparison, capacity) is declared once, with [`contract!`](crate::contract), as typed rows: the Rust
 //! row struct, and per column its name constant, type, unit, doc and getter. From that one
 //! declaration come the [`Contract`] (Arrow schema, `--print-schema`, README's tables, checked
 //! by a test), the encoder ([`Rows::encode`]), the name constants (`schema::summary::col::*`)
 //! and, where declared, a typed reader. This module imports nothing of the project.
 
+pub mod capacity;
 pub mod comparison;
 mod declare;
 pub mod engine_metrics;
@@ -16,6 +17,7 @@ pub mod summary;
 pub mod trace;
 mod value;
 
+pub use capacity::{CAPACITY, Capacity, CapacityStep};
 pub use comparison::{COMPARISON, Cmp};
 pub use engine_metrics::{ENGINE_METRICS, EngineRow};
 pub use gpu::{GPU, GPU_PROCESSES, GpuRow, ProcRow, Reading};
@@ -196,7 +198,7 @@ impl Contract {
 }
 
 /// Every contract, in the order README documents them.
-pub fn all() -> [&'static Contract; 7] {
+pub fn all() -> [&'static Contract; 8] {
     [
         &TRACE,
         &REQUESTS,
@@ -205,6 +207,7 @@ pub fn all() -> [&'static Contract; 7] {
         &ENGINE_METRICS,
         &SUMMARY,
         &COMPARISON,
+        &CAPACITY,
     ]
 }
 
