@@ -15,8 +15,8 @@ use crate::analysis::{self, Cmp, Groups, Options};
 use crate::chart::capacity::{limits, slo_words, slos, who};
 use crate::io::fmt_num;
 use crate::meta::Meta;
-use crate::schema::summary::col;
 use crate::schema::capacity::Capacity;
+use crate::schema::summary::col;
 use crate::schema::{Status, Summary};
 use crate::stats::min_samples;
 
@@ -1619,9 +1619,12 @@ pub fn compare_capacity(a: &Capacity, b: &Capacity, synthetic: bool) -> Option<C
     if n.0.min(n.1) < min {
         return Some(CapacityVerdict::TooFew { n, min });
     }
-    let (Some(alo), Some(ahi), Some(blo), Some(bhi)) =
-        (a.capacity_rps_ci_lo, a.capacity_rps_ci_hi, b.capacity_rps_ci_lo, b.capacity_rps_ci_hi)
-    else {
+    let (Some(alo), Some(ahi), Some(blo), Some(bhi)) = (
+        a.capacity_rps_ci_lo,
+        a.capacity_rps_ci_hi,
+        b.capacity_rps_ci_lo,
+        b.capacity_rps_ci_hi,
+    ) else {
         return Some(CapacityVerdict::NoInterval);
     };
     if vb <= 0.0 || blo <= 0.0 {

@@ -59,7 +59,11 @@ fn parse_ms(v: &str) -> Option<f64> {
     } else {
         (v, 1.0)
     };
-    num.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(|x| x * scale)
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .map(|x| x * scale)
 }
 
 /// The limits of a capacity row's `slo` (limits it cannot read are left out).
@@ -190,9 +194,9 @@ pub fn attainment_vs_load(rows: &[Capacity], dir: &Path, context: &str) -> Resul
         // (label, colour, marker, dashed, steps)
         let mut labels = Vec::new();
         for r in &sub {
-            let steps = r.steps().map_err(|e| {
-                ChartError::NoData(format!("capacity row {}: steps_json unreadable ({e})", r.label))
-            })?;
+            let steps = r
+                .steps()
+                .map_err(|e| ChartError::NoData(format!("capacity row {}: steps_json unreadable ({e})", r.label)))?;
             let (color, marker, dashed) = style_of(r.engine.as_deref(), &r.label, r.quant.as_deref());
             labels.push((who(rows, r), color, marker, dashed, steps, r.capacity_rps));
         }
@@ -284,11 +288,7 @@ pub fn attainment_vs_load(rows: &[Capacity], dir: &Path, context: &str) -> Resul
                     .any(|s| s.percentiles.get(k.as_str()).is_none_or(|v| *v > c))
             });
             let words = format!("p{} {}", fmt_pct(pct), metric.to_uppercase());
-            let mut p = panel(
-                format!("{words} (lower is better)"),
-                &format!("{words} (ms)"),
-                &get,
-            );
+            let mut p = panel(format!("{words} (lower is better)"), &format!("{words} (ms)"), &get);
             if let Some(l) = limit {
                 p.refs.push(RefLine {
                     at: l.ms,
@@ -377,16 +377,20 @@ pub fn capacity_bars(rows: &[Capacity], dir: &Path, context: &str) -> Result<Vec
             if sub.iter().all(|r| get(r).0.is_none()) {
                 continue;
             }
-            let none: Vec<String> = sub.iter().filter(|r| get(r).0.is_none()).map(|r| who(rows, r)).collect();
+            let none: Vec<String> = sub
+                .iter()
+                .filter(|r| get(r).0.is_none())
+                .map(|r| who(rows, r))
+                .collect();
             let mut notes = vec!["whiskers: 95% interval".to_string()];
             if !none.is_empty() {
-                notes.push(format!("no capacity (failed at the lowest rate tried): {}", none.join(", ")));
+                notes.push(format!(
+                    "no capacity (failed at the lowest rate tried): {}",
+                    none.join(", ")
+                ));
             }
             let mut b = Bars::new(
-                format!(
-                    "{what} at {} (higher is better)",
-                    slo_words(slo, *attainment)
-                ),
+                format!("{what} at {} (higher is better)", slo_words(slo, *attainment)),
                 if context.is_empty() {
                     notes.join(" · ")
                 } else {
@@ -395,7 +399,11 @@ pub fn capacity_bars(rows: &[Capacity], dir: &Path, context: &str) -> Result<Vec
                 ylab,
             );
             b.categories = sub.iter().map(|r| who(rows, r)).collect();
-            b.series = vec![(what.to_string(), RGBColor(90, 90, 90), sub.iter().map(|r| get(r).0).collect())];
+            b.series = vec![(
+                what.to_string(),
+                RGBColor(90, 90, 90),
+                sub.iter().map(|r| get(r).0).collect(),
+            )];
             let styles: Vec<_> = sub
                 .iter()
                 .map(|r| style_of(r.engine.as_deref(), &r.label, r.quant.as_deref()))
@@ -437,10 +445,12 @@ pub fn files_among(inputs: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for a in inputs {
         if Path::new(a).is_dir() {
-            out.extend(crate::io::expand_inputs_of(std::slice::from_ref(a), Some(crate::schema::CAPACITY.name))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|p| is_capacity_file(p)));
+            out.extend(
+                crate::io::expand_inputs_of(std::slice::from_ref(a), Some(crate::schema::CAPACITY.name))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| is_capacity_file(p)),
+            );
         } else if is_capacity_file(a) {
             out.push(a.clone());
         }

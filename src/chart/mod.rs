@@ -947,7 +947,13 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
     // above the plot: a row for band labels, two for the labels of vertical reference lines
     let band_row = if p.bands.is_empty() { 0 } else { font as i32 + 8 };
     let ref_row = font as i32 + 6;
-    let top = 14 + band_row + if p.refs.iter().any(|r| r.vertical) { 2 * ref_row } else { 0 };
+    let top = 14
+        + band_row
+        + if p.refs.iter().any(|r| r.vertical) {
+            2 * ref_row
+        } else {
+            0
+        };
     let build = |area: &DrawingArea<DB, Shift>| {
         ChartBuilder::on(area)
             .margin(14)
@@ -1000,12 +1006,16 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
             let (w, h) = text_size(&r.label, font);
             if r.vertical {
                 let px = c.backend_coord(&(xpos(r.at), ymin)).0;
-                let x0 = (px - w / 2).clamp(plot.x0, (plot.x1 - w).max(plot.x0));
-                let label = (0..2).map(|row| {
-                    let y1 = plot.y0 - band_row - 3 - row * ref_row;
-                    Rect::new(x0, y1 - h, x0 + w, y1)
-                })
-                .find(|b| !above.iter().any(|o| o.grow(3).overlaps(b)));
+                // centred on the line, else just right or left of it; in the first row free
+                let label = (0..2)
+                    .flat_map(|row| {
+                        let y1 = plot.y0 - band_row - 3 - row * ref_row;
+                        [px - w / 2, px + 3, px - 3 - w].map(|x0| {
+                            let x0 = x0.clamp(plot.x0, (plot.x1 - w).max(plot.x0));
+                            Rect::new(x0, y1 - h, x0 + w, y1)
+                        })
+                    })
+                    .find(|b| !above.iter().any(|o| o.grow(3).overlaps(b)));
                 if let Some(b) = label {
                     above.push(b);
                 }
@@ -1156,7 +1166,8 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
     }
     // reference lines, dashed, under the data
     for (r, (label, a, b, at)) in p.refs.iter().filter(|r| ref_ok(r)).zip(geom.refs.clone()) {
-        let st = r.color.stroke_width(2);
+        // a limit bold, a level (capacity) thin
+        let st = r.color.stroke_width(if r.vertical { 1 } else { 2 });
         let (horizontal, len) = (a.1 == b.1, (b.0 - a.0).max(b.1 - a.1));
         let mut d = 0;
         while d < len {
@@ -1167,7 +1178,10 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
                 ((a.0, a.1 + d), (a.0, a.1 + e))
             };
             chart_area
-                .draw(&PathElement::new(vec![(p0.0 - ox, p0.1 - oy), (p1.0 - ox, p1.1 - oy)], st))
+                .draw(&PathElement::new(
+                    vec![(p0.0 - ox, p0.1 - oy), (p1.0 - ox, p1.1 - oy)],
+                    st,
+                ))
                 .map_err(err)?;
             d += (DASH.0 + DASH.1) as i32;
         }

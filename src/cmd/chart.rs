@@ -73,7 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // capacity files given as inputs (or with --capacity) draw the capacity charts
     let mut cap_files = crate::chart::capacity::files_among(&args.inputs);
-    cap_files.extend(crate::io::expand_inputs_of(&args.capacity, Some(crate::schema::CAPACITY.name))?);
+    cap_files.extend(crate::io::expand_inputs_of(
+        &args.capacity,
+        Some(crate::schema::CAPACITY.name),
+    )?);
     cap_files.sort();
     cap_files.dedup();
     let mut summaries = Vec::new();

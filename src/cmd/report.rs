@@ -78,7 +78,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // capacity files among the inputs (a sweep's directory holds one beside its steps)
     let mut cap_files = crate::chart::capacity::files_among(&args.inputs);
-    cap_files.extend(crate::io::expand_inputs_of(&args.capacity, Some(crate::schema::CAPACITY.name))?);
+    cap_files.extend(crate::io::expand_inputs_of(
+        &args.capacity,
+        Some(crate::schema::CAPACITY.name),
+    )?);
     cap_files.sort();
     cap_files.dedup();
     let (capacity, capacity_synthetic) =
