@@ -1,4 +1,5 @@
-//! scripts/bench.sh (make bench-ENGINE): the sweep on mock-engine, and Ctrl-C.
+//! scripts/bench.sh (make bench-ENGINE): the fixed grid (MODE=grid) and the capacity search (the
+//! default) on mock-engine, and Ctrl-C.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ fn bench_script_runs_a_small_sweep_on_mock() {
     let o = run(&mut bench(
         &run_dir,
         &[
+            ("MODE", "grid"),
             ("QUANTS", "fp16 fp8"),
             ("CONCURRENCY", "1 4"),
             ("RATES", "10"),
@@ -106,6 +108,7 @@ fn bench_script_ctrl_c_stops_the_engine() {
     let mut child = bench(
         &run_dir,
         &[
+            ("MODE", "grid"),
             ("QUANTS", "fp16"),
             ("CONCURRENCY", ""),
             ("RATES", "2"),
