@@ -18,7 +18,8 @@
 #        a free one), UP_ARGS (more engine-up arguments, e.g. "--container"), RUN_DIR, BIN
 #        (target/debug), the grid's variables (configs/sweep.env: SLO, CATEGORIES, OUTPUT_LEN,
 #        SEED... are shared) and the search's:
-#        SWEEP_STEP (length of a step: 30s, 3s on the mock), SWEEP_WARMUP (10s, 1s), SWEEP_START
+#        SWEEP_SLO (ttft_p99=500ms,tpot_p99=50ms), SWEEP_STEP (length of a step: 30s, 3s on
+#        the mock), SWEEP_WARMUP (10s, 1s), SWEEP_START
 #        (first rate, req/s: 1, 8), SWEEP_TOLERANCE (0.05), SWEEP_REPEATS (1), SWEEP_ARGS (more
 #        sweep arguments, e.g. "--attainment 0.99"), GPU_HOUR_COST (USD, for the cost line).
 set -euo pipefail
@@ -35,6 +36,8 @@ case "$ENGINE" in
   *) : "${SWEEP_STEP=30s}" "${SWEEP_WARMUP=10s}" "${SWEEP_START=1}" ;;
 esac
 : "${SWEEP_TOLERANCE=0.05}" "${SWEEP_REPEATS=1}"
+# the search's SLO: limits on percentiles (or per-request limits with SWEEP_ARGS="--attainment A")
+: "${SWEEP_SLO=ttft_p99=500ms,tpot_p99=50ms}"
 RUN="${RUN_DIR:-runs/$(date +%Y%m%d-%H%M%S)-$ENGINE}"
 mkdir -p "$RUN/requests" "$RUN/sweep" "$RUN/engine"
 # A state directory of its own: engine-down --all on exit touches only this run's engine.
@@ -70,7 +73,7 @@ for b in engine-up engine-down tracegen replay sweep agg chart report; do
 done
 [ -n "$QUANTS" ] || { say "no quantization variants for $ENGINE: set QUANTS or QUANTS_$ENGINE in configs/sweep.env"; exit 2; }
 if [ "$MODE" = sweep ]; then
-  say "$ENGINE: capacity search at $SLO, quants [$QUANTS], categories [$CATEGORIES], steps of $SWEEP_STEP from $SWEEP_START req/s to ${SWEEP_TOLERANCE} tolerance; files in $RUN"
+  say "$ENGINE: capacity search at $SWEEP_SLO, quants [$QUANTS], categories [$CATEGORIES], steps of $SWEEP_STEP from $SWEEP_START req/s to ${SWEEP_TOLERANCE} tolerance; files in $RUN"
 else
   say "$ENGINE: quants [$QUANTS], concurrency [$CONCURRENCY], rates [$RATES]/s, categories [$CATEGORIES]; files in $RUN"
 fi
@@ -116,7 +119,7 @@ for quant in "${QUANT_LIST[@]}"; do
       # the category's prompts, Poisson arrivals (sweep re-times them to each step's rate)
       "$BIN/tracegen" poisson --rate 1 --count 5000 --prompts --category "$cat" \
           --output-len "$OUTPUT_LEN" --seed "$SEED" \
-        | "$BIN/sweep" --engine "$ENGINE" --label "$label" --quant "$quant" --slo "$SLO" \
+        | "$BIN/sweep" --engine "$ENGINE" --label "$label" --quant "$quant" --slo "$SWEEP_SLO" \
             --step "$SWEEP_STEP" --warmup "$SWEEP_WARMUP" --start-rate "$SWEEP_START" \
             --tolerance "$SWEEP_TOLERANCE" --repeats "$SWEEP_REPEATS" --seed "$SEED" \
             "${cost_args[@]}" "${SWEEP_ARG_LIST[@]}" --quiet -o "$RUN/sweep/$label-$cat"

@@ -40,11 +40,20 @@ impl Limit {
 }
 
 fn fmt_pct(p: f64) -> String {
-    if (p - p.round()).abs() < 1e-9 {
+    if (p - p.round()).abs() < 1e-6 {
         format!("{}", p.round() as i64)
     } else {
-        format!("{p}")
+        format!("{}", (p * 1000.0).round() / 1000.0)
     }
+}
+
+/// The percentile of sweep's spelling: `99` is p99, `999` p99.9, `5` p50 (the digits after
+/// "0.", as a share).
+fn pct_of(digits: &str) -> Option<f64> {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    format!("0.{digits}").parse::<f64>().ok().map(|q| 100.0 * q)
 }
 
 /// A duration with its unit (`500ms`, `0.5s`, `800us`) in milliseconds.
@@ -74,7 +83,7 @@ pub fn limits(slo: &str) -> Vec<Limit> {
             let ms = parse_ms(v)?;
             let name = name.trim().to_ascii_lowercase();
             let (metric, pct) = match name.split_once("_p") {
-                Some((m, p)) => (m.to_string(), Some(p.replace('_', ".").parse::<f64>().ok()?)),
+                Some((m, p)) => (m.to_string(), Some(pct_of(p)?)),
                 None => (name, None),
             };
             Some(Limit { metric, pct, ms })
@@ -96,11 +105,14 @@ pub fn slo_words(slo: &str, attainment: Option<f64>) -> String {
     }
 }
 
-/// A step's percentile key (`ttft_p99_ms`) in words: "p99 TTFT", with its metric and percentile.
-fn key_parts(key: &str) -> Option<(String, f64)> {
+/// A step's percentile key: its metric and percentile (`ttft_p99_ms`: ttft, 99); in the
+/// attainment form (`ttft_ms`) the percentile is the attainment's.
+fn key_parts(key: &str, attainment: Option<f64>) -> Option<(String, f64)> {
     let k = key.strip_suffix("_ms")?;
-    let (m, p) = k.split_once("_p")?;
-    Some((m.to_string(), p.replace('_', ".").parse().ok()?))
+    match k.split_once("_p") {
+        Some((m, p)) => Some((m.to_string(), pct_of(p)?)),
+        None => Some((k.to_string(), 100.0 * attainment?)),
+    }
 }
 
 /// How a capacity row is named: "engine quant" when both are known and no other row has the
@@ -203,7 +215,7 @@ pub fn attainment_vs_load(rows: &[Capacity], dir: &Path, context: &str) -> Resul
         let mut keys: Vec<String> = labels
             .iter()
             .flat_map(|l| l.4.iter().flat_map(|s| s.percentiles.keys().cloned()))
-            .filter(|k| key_parts(k).is_some())
+            .filter(|k| key_parts(k, *attainment).is_some())
             .collect();
         keys.sort();
         keys.dedup();
@@ -265,11 +277,13 @@ pub fn attainment_vs_load(rows: &[Capacity], dir: &Path, context: &str) -> Resul
         }
         let mut clipped = false;
         for k in &keys {
-            let Some((metric, pct)) = key_parts(k) else { continue };
+            let Some((metric, pct)) = key_parts(k, *attainment) else {
+                continue;
+            };
             // the limit on this metric: at this percentile, else (attainment form) on every request
             let limit = lims
                 .iter()
-                .find(|l| l.metric == metric && l.pct.is_some_and(|p| (p - pct).abs() < 1e-9))
+                .find(|l| l.metric == metric && l.pct.is_some_and(|p| (p - pct).abs() < 1e-6))
                 .or_else(|| lims.iter().find(|l| l.metric == metric && l.pct.is_none()));
             let cap = limit.map(|l| CLIP * l.ms);
             let get = |s: &CapacityStep| -> Option<f64> {
