@@ -409,7 +409,7 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
         put("url", m.get("servebench.url"));
         put("host", m.get("servebench.host"));
         put("trace", m.get("servebench.trace.process"));
-        put("trace seed", m.get("servebench.trace.seed"));
+        put("seed", m.get("servebench.trace.seed"));
         put(
             "trace sha256",
             m.get("servebench.trace.sha256").map(|s| &s[..s.len().min(12)]),
@@ -433,7 +433,7 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
         "model",
         "api",
         "trace",
-        "trace seed",
+        "seed",
         "trace sha256",
         "host",
         "servebench",
