@@ -4,6 +4,7 @@
 //! nouns, one per concern; [`schema`] is the single source of truth for every column.
 
 pub mod analysis;
+pub mod capacity;
 pub mod chart;
 pub mod cli;
 pub mod client;

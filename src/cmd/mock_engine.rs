@@ -117,6 +117,11 @@ pub struct Args {
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
+    /// Exact mode: serve at most N requests at once, first in first out (a request's TTFT is
+    /// its wait for a slot plus --ttft-ms); the capacity is N / (ttft + (chunks - 1) x itl)
+    /// requests per second, a sharp knee for sweep
+    #[arg(long, value_name = "N")]
+    pub slots: Option<usize>,
     /// The private key of --tls-cert (PEM)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -164,6 +169,13 @@ impl Args {
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(c), Some(k)) => Some(crate::mock::tls::server_config(c, k)?),
                 _ => None,
+            },
+            slots: match self.slots {
+                Some(0) => anyhow::bail!("--slots must be at least 1"),
+                Some(n) if self.sim => {
+                    anyhow::bail!("--slots {n} is a knob of the exact mode; the simulated mode has --sim-max-batch")
+                }
+                n => n,
             },
             ..Config::default()
         };

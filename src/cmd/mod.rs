@@ -10,6 +10,7 @@ pub mod gpumon;
 pub mod mock_engine;
 pub mod replay;
 pub mod report;
+pub mod sweep;
 pub mod tracegen;
 
 use std::path::Path;

@@ -134,6 +134,10 @@ pub struct EngineConfig {
     pub default_model: String,
     #[serde(default)]
     pub default_quant: Option<String>,
+    /// Price of one GPU-hour in USD, for sweep's cost per million output tokens at capacity
+    /// (`sweep --gpu-hour-cost` overrides it).
+    #[serde(default)]
+    pub cost_per_gpu_hour: Option<f64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]

@@ -8,6 +8,18 @@
 //! k at `ttft_ms + k * itl_ms`, each carrying `tokens_per_chunk` tokens, on absolute
 //! deadlines (so nothing drifts), and exactly `max_tokens` tokens in all.
 //! Simulated mode: see [`sim`].
+//!
+//! Slots (`--slots N`, exact mode): at most N requests are served at once, admitted first in,
+//! first out; a request's first chunk goes out `ttft_ms` after its admission, and it holds
+//! its slot until its last chunk, `ttft_ms + (chunks - 1) * itl_ms` later. That service time
+//! S is the same for every request of a trace with fixed output length, so the server
+//! finishes at most N / S requests per second: an open loop below that rate keeps TTFT at
+//! `ttft_ms` (a constant-rate arrival never waits; a Poisson one waits in an M/D/N queue),
+//! and above it the queue, and with it TTFT, grows without bound (by (rate - N/S) requests
+//! every second). The capacity at any TTFT limit above `ttft_ms` is therefore N / S (exactly,
+//! as the step grows long): the sharp, known knee `sweep`'s tests search for. E.g. N = 4,
+//! ttft 50 ms, itl 10 ms, 16 tokens of one chunk each: S = 50 + 15 x 10 = 200 ms, 20 req/s.
+//! A client that goes away gives up its place in the queue or its slot.
 
 pub mod fault;
 pub mod format;
@@ -57,6 +69,8 @@ pub struct Config {
     pub faults: Arc<Faults>,
     /// Serve HTTPS with this configuration (see [`tls::server_config`]).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Exact mode: at most this many requests served at once, FIFO (see the module docs).
+    pub slots: Option<usize>,
 }
 
 impl Default for Config {
@@ -71,6 +85,7 @@ impl Default for Config {
             version: format!("mock-{}", crate::meta::VERSION),
             faults: Arc::new(Faults::default()),
             tls: None,
+            slots: None,
         }
     }
 }
@@ -94,6 +109,7 @@ struct Shared {
     cfg: Config,
     metrics: Arc<Metrics>,
     sim: Option<mpsc::UnboundedSender<SimReq>>,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
     next_id: AtomicU64,
     started: Instant,
 }
@@ -136,10 +152,12 @@ pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr
     }
     let sim = cfg.sim.map(|p| sim::start(p, metrics.clone()));
     let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let slots = cfg.slots.map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
     let shared = Arc::new(Shared {
         cfg,
         metrics,
         sim,
+        slots,
         next_id: AtomicU64::new(1),
         started: Instant::now(),
     });
@@ -482,8 +500,10 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
             }
             Source::Exact {
                 first: arrived + Duration::from_secs_f64(sh.cfg.ttft_ms / 1e3),
+                ttft: Duration::from_secs_f64(sh.cfg.ttft_ms / 1e3),
                 itl: Duration::from_secs_f64(sh.cfg.itl_ms / 1e3),
                 sleep: None,
+                admit: sh.slots.clone().map(|s| -> Admit { Box::pin(s.acquire_owned()) }),
             }
         }
     };
@@ -501,6 +521,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
             exact,
             done: false,
             pending_tokens: 0,
+            permit: None,
             fault: fault.map(|kind| FaultState {
                 kind,
                 // a mid-stream fault always fires, even in a response shorter than --fault-after
@@ -529,11 +550,17 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         .expect("valid response"))
 }
 
+/// Waiting for a slot (`--slots`): resolves, first in first out, when one is free.
+type Admit = Pin<Box<dyn Future<Output = Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>> + Send>>;
+
 enum Source {
     Exact {
         first: Instant,
+        ttft: Duration,
         itl: Duration,
         sleep: Option<timer::Sleep>,
+        /// With `--slots`: the wait for a slot; `first` counts from the admission.
+        admit: Option<Admit>,
     },
     Sim {
         rx: mpsc::UnboundedReceiver<u32>,
@@ -550,6 +577,8 @@ struct StreamBody {
     exact: bool,
     done: bool,
     pending_tokens: u32,
+    /// The slot held until the stream ends (`--slots`).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
     fault: Option<FaultState>,
 }
 
@@ -640,7 +669,23 @@ impl StreamBody {
         let total = self.fmt.max_tokens;
         // How many tokens the next write carries, once its time has come.
         let n = match &mut self.source {
-            Source::Exact { first, itl, sleep } => {
+            Source::Exact {
+                first,
+                ttft,
+                itl,
+                sleep,
+                admit,
+            } => {
+                if let Some(a) = admit {
+                    match a.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(p) => {
+                            self.permit = p.ok();
+                            *first = Instant::now() + *ttft;
+                            *admit = None;
+                        }
+                    }
+                }
                 let (at, n) = if self.stream {
                     (*first + *itl * self.chunk, self.per_chunk.min(total - self.fmt.sent))
                 } else {
@@ -731,6 +776,8 @@ impl StreamBody {
         };
         if self.fmt.sent >= total {
             self.done = true;
+            // the last chunk is out: the slot is free for the next in line
+            self.permit = None;
             if let Some(f) = &mut self.fault
                 && f.kind == FaultKind::NoDone
             {

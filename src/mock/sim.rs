@@ -13,6 +13,27 @@
 //! - when the KV tokens in use (prompt + generated, over the batch) exceed `kv_tokens`, the
 //!   newest sequence is preempted: it goes back to the head of the queue and must prefill
 //!   its prompt and what it had generated again (vLLM's recompute preemption).
+//!
+//! Capacity (what `sweep` should find; tested in `tests/it/sweep.rs`). Take requests of I
+//! prompt and O output tokens, a KV budget that never preempts and I <= max_prefill_tokens.
+//! A request spends O steps in the batch: its prefill step (which emits its first token) and
+//! O - 1 decode steps. With n sequences in the batch on average, a step admits n / O of them
+//! (their prefill, I tokens each) and decodes n (O - 1) / O, so it lasts
+//! t(n) = decode_base + decode_per_seq n (O - 1) / O + prefill_per_token I n / O, and
+//! requests finish at n / (O t(n)) per second. That grows with n, so the most the engine
+//! finishes is at a full batch, n = B (max_batch):
+//!
+//! ```text
+//! capacity = B / (O decode_base + B (decode_per_seq (O - 1) + prefill_per_token I))  req/s
+//! ```
+//!
+//! Below it the batch settles where arrivals equal completions (n = rate O t(n)), and TTFT
+//! is about one step and a half (the wait for the running step, then the prefill step), well
+//! under any TTFT limit of several steps; above it requests queue for a slot in the batch and
+//! TTFT grows by (rate - capacity) / capacity seconds every second. So for a TTFT limit of
+//! many steps and a TPOT limit above t(B), the SLO's capacity is this rate, and with
+//! constant-rate arrivals the knee is sharp. E.g. B = 8, O = 10, I = 100, decode_base 20 ms,
+//! decode_per_seq 1 ms, prefill_per_token 0.1 ms: 8 / (200 + 8 (9 + 10)) ms = 22.7 req/s.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -125,7 +125,7 @@ crate::contract! {
     CAPACITY_OUTPUT_TOK_S "capacity_output_tok_s": Option<f64>, opt, "tokens/s", "output tokens per second at capacity: capacity_rps x mean output tokens of the passing step's ok requests", field(capacity_output_tok_s);
     CAPACITY_OUTPUT_TOK_S_CI_LO "capacity_output_tok_s_ci_lo": Option<f64>, opt, "tokens/s", "95% interval of capacity_output_tok_s, low", field(capacity_output_tok_s_ci_lo);
     CAPACITY_OUTPUT_TOK_S_CI_HI "capacity_output_tok_s_ci_hi": Option<f64>, opt, "tokens/s", "95% interval of capacity_output_tok_s, high", field(capacity_output_tok_s_ci_hi);
-    INTERVAL "interval": String, opt, "", "how the interval was made: t (across repeats), bootstrap (one run), none", field(interval);
+    INTERVAL "interval": String, opt, "", "how the interval was made: t-interval (across repeats), bootstrap (one run), none", field(interval);
     REPEATS "repeats": u32, opt, "", "runs of the final bracket (--repeats)", field(repeats);
     PASSING_RPS "passing_rps": Option<f64>, opt, "req/s", "highest step rate that met the SLO", field(passing_rps);
     FAILING_RPS "failing_rps": Option<f64>, opt, "req/s", "lowest step rate above it that did not; null when --max-rate still passed", field(failing_rps);
@@ -133,7 +133,7 @@ crate::contract! {
     GPU_HOUR_COST_USD "gpu_hour_cost_usd": Option<f64>, opt, "USD", "price of one GPU-hour (--gpu-hour-cost, else engines.toml cost_per_gpu_hour); null when unknown", field(gpu_hour_cost_usd);
     COST_PER_M_OUTPUT_TOKENS_USD "cost_per_m_output_tokens_usd": Option<f64>, opt, "USD", "dollars per million output tokens at capacity: gpu_hour_cost_usd x gpu_count / (3600 x capacity_output_tok_s) x 1e6", field(cost_per_m_output_tokens_usd);
     TOLERANCE "tolerance": f64, opt, "", "the search stopped when (failing - passing) / passing <= this (--tolerance)", field(tolerance);
-    SEED "seed": u64, opt, "", "--seed: fixes the trace of every step and the bootstrap", field(seed);
+    SEARCH_SEED "search_seed": u64, opt, "", "sweep --seed: fixes the prompt text of every step and the bootstrap", field(seed);
     STEP_S "step_s": f64, opt, "s", "planned length of each step after warm-up (--step)", field(step_s);
     N_STEPS "n_steps": u32, opt, "", "steps run, repeats included", field(n_steps);
     SEARCH_S "search_s": f64, opt, "s", "wall time of the whole search", field(search_s);

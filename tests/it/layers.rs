@@ -38,6 +38,7 @@ const PARTS: &[(&str, &str)] = &[
     ("chart", "chart"),
     ("report", "report"),
     ("mock", "mock"),
+    ("capacity", "capacity"),
     // commands and the faces' shared module
     ("cmd", "cmd"),
     ("cli", "cli"),
@@ -51,7 +52,7 @@ const LEAVES: &[&str] = &[
 const MIDDLE: &[&str] = &["io", "recorder"];
 /// Parts that never reach the client, directly or through a module that does (analysis never
 /// knows HTTP; the mock never shares the client's code).
-const NO_CLIENT: &[&str] = &["analysis", "chart", "report", "trace", "mock"];
+const NO_CLIENT: &[&str] = &["analysis", "chart", "report", "trace", "mock", "capacity"];
 /// What the client never imports: it never draws or summarises.
 const CLIENT_NEVER: &[&str] = &["analysis", "chart", "report"];
 /// Only these call a command or the binaries' module.

@@ -23,6 +23,7 @@ mod replay;
 mod report;
 mod shard;
 mod spark;
+mod sweep;
 mod tls;
 mod tracegen;
 mod traces;
