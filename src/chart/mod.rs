@@ -325,9 +325,8 @@ pub struct PlotGeom {
     pub cells: Vec<(f64, RGBColor)>,
     /// Labels of shaded bands (runs of a timeline), with their pixel x range.
     pub bands: Vec<(String, i32, i32)>,
-    /// Reference lines drawn (SLO limits, capacities): label, the line's two ends, and the
-    /// label's box (None when it did not fit).
-    pub refs: Vec<(String, (i32, i32), (i32, i32), Option<Rect>)>,
+    /// Reference lines drawn (SLO limits, capacities).
+    pub refs: Vec<DrawnRef>,
 }
 
 impl PlotGeom {
@@ -339,6 +338,10 @@ impl PlotGeom {
             || self.boxes.iter().any(|b| g.overlaps(b))
     }
 }
+
+/// A reference line drawn: its label, the line's two ends, and the label's box (None when it
+/// did not fit).
+pub type DrawnRef = (String, (i32, i32), (i32, i32), Option<Rect>);
 
 /// A text drawn: its string and box on the canvas (measured with the embedded font).
 #[derive(Debug, Clone, PartialEq)]
