@@ -1645,13 +1645,15 @@ pub fn compare_capacity(a: &Capacity, b: &Capacity, synthetic: bool) -> Option<C
 /// each against the next below it, the pairs that cannot be told apart, and the table.
 pub fn capacity_section(rows: &[Capacity], synthetic: bool) -> String {
     let mut s = String::from("## Capacity at the SLO\n\n");
-    s.push_str(
+    let _ = writeln!(
+        s,
         "The highest open-loop request rate each label carried while meeting the SLO (sweep's search: latencies \
          from the schedule, saturated steps stopped early and counted as failing), with its 95% interval. One label \
          carries more than another only when the interval of their ratio excludes 1 (its bounds are the low end of \
          one interval over the high end of the other: the two intervals do not overlap) and each side rests on \
          enough requests at its knee (the steps at the highest passing and lowest failing rate; n · min(q, 1 − q) ≥ \
-         10 for the SLO's quantile q, as for every claim in this report).\n",
+         {} for the SLO's quantile q, as for every claim in this report).",
+        crate::stats::MIN_TAIL
     );
     if synthetic {
         s.push_str(
