@@ -1608,7 +1608,9 @@ pub enum CapacityVerdict {
     Synthetic,
 }
 
-/// Compare two capacities found at the same SLO (`a` the higher).
+/// Compare two capacities found at the same SLO (`a` the higher). Each interval is widened to
+/// span at least its search bracket (highest passing .. lowest failing rate), the finest the
+/// search resolved.
 pub fn compare_capacity(a: &Capacity, b: &Capacity, synthetic: bool) -> Option<CapacityVerdict> {
     let (va, vb) = (a.capacity_rps?, b.capacity_rps?);
     if synthetic {
@@ -1627,6 +1629,16 @@ pub fn compare_capacity(a: &Capacity, b: &Capacity, synthetic: bool) -> Option<C
     ) else {
         return Some(CapacityVerdict::NoInterval);
     };
+    // the search resolves a capacity no finer than its bracket: each interval spans at least
+    // the highest passing .. the lowest failing rate
+    let (alo, ahi) = (
+        alo.min(a.passing_rps.unwrap_or(alo)),
+        ahi.max(a.failing_rps.unwrap_or(ahi)),
+    );
+    let (blo, bhi) = (
+        blo.min(b.passing_rps.unwrap_or(blo)),
+        bhi.max(b.failing_rps.unwrap_or(bhi)),
+    );
     if vb <= 0.0 || blo <= 0.0 {
         return Some(CapacityVerdict::NoInterval);
     }
@@ -1650,7 +1662,9 @@ pub fn capacity_section(rows: &[Capacity], synthetic: bool) -> String {
         "The highest open-loop request rate each label carried while meeting the SLO (sweep's search: latencies \
          from the schedule, saturated steps stopped early and counted as failing), with its 95% interval. One label \
          carries more than another only when the interval of their ratio excludes 1 (its bounds are the low end of \
-         one interval over the high end of the other: the two intervals do not overlap) and each side rests on \
+         one interval over the high end of the other: the two intervals do not overlap; each interval is widened to \
+         span at least the search's final bracket, the highest passing to the lowest failing rate, the finest the \
+         search resolved) and each side rests on \
          enough requests at its knee (the steps at the highest passing and lowest failing rate; n · min(q, 1 − q) ≥ \
          {} for the SLO's quantile q, as for every claim in this report).",
         crate::stats::MIN_TAIL
