@@ -329,7 +329,10 @@ impl Search {
 /// 1. the slope b is at least `min_growth` (0.1) of the offered rate: the server finishes
 ///    fewer than ~91% of the arrivals, so the queue can only grow;
 /// 2. the rise b x window is at least `min_rise` (5) requests: not one burst;
-/// 3. the slope's t statistic is at least `min_t` (4): a steady climb, not noise.
+/// 3. the slope's t statistic is at least `min_t` (4): a steady climb, not noise;
+/// 4. the server finished fewer requests per second over the window than 95% of the offered
+///    rate: a queue that grows while the server keeps up with the rate asked is a burst of
+///    the trace (a Poisson stretch above its mean), not saturation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Saturation {
     pub min_window_s: f64,
@@ -337,6 +340,7 @@ pub struct Saturation {
     pub min_rise: f64,
     pub min_t: f64,
     samples: Vec<(f64, f64)>,
+    done: Vec<f64>,
 }
 
 impl Default for Saturation {
@@ -347,13 +351,16 @@ impl Default for Saturation {
             min_rise: 5.0,
             min_t: 4.0,
             samples: Vec::new(),
+            done: Vec::new(),
         }
     }
 }
 
 impl Saturation {
-    pub fn push(&mut self, t_s: f64, backlog: f64) {
+    /// One sample: `t_s` into the step, the backlog then and the requests done by then.
+    pub fn push(&mut self, t_s: f64, backlog: f64, done: f64) {
         self.samples.push((t_s, backlog));
+        self.done.push(done);
     }
 
     /// The fitted slope (requests per second) and its t statistic, with two samples or more.
@@ -393,8 +400,14 @@ impl Saturation {
         if window < self.min_window_s {
             return false;
         }
+        let finished = match (self.done.first(), self.done.last()) {
+            (Some(a), Some(b)) => (b - a) / window,
+            _ => 0.0,
+        };
         match self.slope() {
-            Some((b, t)) => b >= self.min_growth * rate && b * window >= self.min_rise && t >= self.min_t,
+            Some((b, t)) => {
+                b >= self.min_growth * rate && b * window >= self.min_rise && t >= self.min_t && finished < 0.95 * rate
+            }
             None => false,
         }
     }
@@ -548,18 +561,23 @@ mod tests {
     fn saturation_needs_a_steady_climb() {
         let mut grow = Saturation::default();
         let mut flat = Saturation::default();
+        let mut burst = Saturation::default();
         for i in 0..30 {
             let t = i as f64 * 0.1;
-            grow.push(t, 5.0 + 30.0 * t);
-            flat.push(t, 5.0 + if i % 2 == 0 { 3.0 } else { -3.0 });
+            // 40 req/s offered, 10 finished a second: the backlog climbs 30 a second
+            grow.push(t, 5.0 + 30.0 * t, 10.0 * t);
+            flat.push(t, 5.0 + if i % 2 == 0 { 3.0 } else { -3.0 }, 40.0 * t);
+            // the same climb while the server finishes the 40 a second asked: a burst
+            burst.push(t, 5.0 + 30.0 * t, 40.0 * t);
         }
         assert!(grow.saturated(40.0));
         assert!(!flat.saturated(40.0));
+        assert!(!burst.saturated(40.0));
         // a climb slower than 10% of the offered rate is not saturation
         assert!(!grow.saturated(400.0));
         let mut short = Saturation::default();
         for i in 0..10 {
-            short.push(i as f64 * 0.1, 30.0 * i as f64);
+            short.push(i as f64 * 0.1, 30.0 * i as f64, 0.0);
         }
         assert!(!short.saturated(40.0));
     }

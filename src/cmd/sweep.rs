@@ -51,8 +51,8 @@ not end ok misses every limit. The search grows the rate by --grow from --start-
 step fails (or shrinks it until one passes), then bisects until (failing - passing) / passing
 <= --tolerance. A step is stopped early, counted as failing, when its backlog (requests due
 minus requests done) climbs steadily: a least-squares slope over at least 1.5 s of at least
-10% of the offered rate, a rise of 5 requests or more and a t statistic of 4 or more
-(saturated); or when more requests have missed than the SLO allows of the planned ones
+10% of the offered rate, a rise of 5 requests or more, a t statistic of 4 or more, while the
+server finished under 95% of the offered rate (saturated); or when more requests have missed than the SLO allows of the planned ones
 (decided). A client-bound step (under 95% of the asked rate sent) never counts as passing.
 The capacity is where the SLO score (worst percentile / limit, or missed share / allowed
 share; <= 1 meets) crosses 1 between the final passing and failing steps; its 95% interval
@@ -198,27 +198,32 @@ impl Base {
         Ok(Base { rows, span_s, rate })
     }
 
-    /// The step's rows: arrivals scaled to `rate`, the trace repeated when too short, cut at
-    /// `len_s`; request ids 0, 1, 2, ... in arrival order.
+    /// The step's rows: the first k = ceil(rate x len_s) arrivals (the trace repeated when
+    /// too short), scaled so that the (k+1)-th would fall at `len_s`: the step offers
+    /// exactly `rate` on average over its length, whatever the trace's own rate over its
+    /// first rows. Request ids 0, 1, 2, ... in arrival order.
     fn at_rate(&self, rate: f64, len_s: f64) -> Vec<TraceRow> {
-        let scale = self.rate / rate;
         let period = self.span_s + 1.0 / self.rate;
+        let n = self.rows.len();
+        let k = ((rate * len_s).ceil() as usize).max(1);
+        let arrival = |j: usize| self.rows[j % n].arrival_s + (j / n) as f64 * period;
+        // arrivals all at t=0 up to k (a burst at the start): the trace's own rate instead
+        let scale = if arrival(k) > 0.0 {
+            len_s / arrival(k)
+        } else {
+            self.rate / rate
+        };
         let sessions = self.rows.iter().filter_map(|r| r.session_id).max().map_or(0, |m| m + 1);
-        let mut out = Vec::new();
-        'copies: for k in 0u64.. {
-            for r in &self.rows {
-                let t = (r.arrival_s + k as f64 * period) * scale;
-                if t >= len_s {
-                    break 'copies;
-                }
+        (0..k)
+            .map(|j| {
+                let r = &self.rows[j % n];
                 let mut row = r.clone();
-                row.arrival_s = t;
-                row.request_id = out.len() as u64;
-                row.session_id = r.session_id.map(|s| s + k * sessions);
-                out.push(row);
-            }
-        }
-        out
+                row.arrival_s = arrival(j) * scale;
+                row.request_id = j as u64;
+                row.session_id = r.session_id.map(|s| s + (j / n) as u64 * sessions);
+                row
+            })
+            .collect()
     }
 }
 
@@ -400,7 +405,7 @@ impl Ctx {
                         };
                         let due = arrivals.partition_point(|a| *a <= e) as u64;
                         if e >= warmup_s {
-                            sat.push(e, due.saturating_sub(done) as f64);
+                            sat.push(e, due.saturating_sub(done) as f64, done as f64);
                         }
                         let why = if halt.is_stopped() {
                             Some("interrupted")
@@ -783,7 +788,11 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
                         1000,
                         args.seed,
                     );
-                    (c, ci.map(|x| x.0.max(0.0)), ci.map(|x| x.1), "bootstrap")
+                    // a failing step stopped before its score showed the failure says only
+                    // that the crossing is below it: the interval reaches up to it
+                    let shown = counts && f.step.score.is_some_and(|x| x > 1.0);
+                    let hi = ci.map(|x| if shown { x.1 } else { x.1.max(f.step.rate_rps) });
+                    (c, ci.map(|x| x.0.max(0.0)), hi, "bootstrap")
                 }
                 None => (c, None, None, "none"),
             }
