@@ -33,6 +33,8 @@ spark-deps: venv
 chromium:
 	scripts/install-chromium.sh
 
+# The whole pipeline on mock-engine's simulated mode, the capacity search included (under 3
+# minutes after the build; README gives the measured figure).
 demo: build
 	scripts/demo.sh
 
@@ -109,8 +111,10 @@ test-real: real-vllm
 	  $(CARGO) test -- real_ --test-threads 1 --nocapture; \
 	fi
 
-# One engine through the sweep of configs/sweep.env (scripts/bench.sh); files in runs/DATE-ENGINE/.
-# MODEL=..., QUANTS="...", CONCURRENCY="...", RATES="..." and the like override the sweep.
+# One engine benchmarked by scripts/bench.sh, files in runs/DATE-ENGINE/: by default the capacity
+# search (sweep) per quant and prompt category; MODE=grid runs the fixed grid of configs/sweep.env
+# instead. MODEL=..., QUANTS="...", SWEEP_SLO=..., SWEEP_STEP=..., GPU_HOUR_COST=... (and for the
+# grid CONCURRENCY="...", RATES="...") override the defaults.
 bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp: bench-%: build
 	scripts/bench.sh $*
 

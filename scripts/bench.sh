@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# One engine through the sweep of configs/sweep.env (make bench-ENGINE): for each quantization
-# variant, engine-up, gpumon (when a GPU is present) and enginemon (when built) in the
-# background, replay over every concurrency level and Poisson rate for every prompt category,
-# engine-down; then agg and chart. Everything goes under runs/<date>-<engine>/:
-#   requests/LABEL-CATEGORY-cN.parquet, requests/LABEL-CATEGORY-rR.parquet   (replay)
+# One engine benchmarked (make bench-ENGINE): for each quantization variant, engine-up, gpumon
+# (when a GPU is present) and enginemon (when built) in the background, then for every prompt
+# category either
+#   MODE=sweep (the default): the capacity search (`sweep`): the highest open-loop request rate
+#        meeting $SLO, with its 95% interval (and its price with GPU_HOUR_COST), or
+#   MODE=grid: the fixed grid of configs/sweep.env (every concurrency level and Poisson rate);
+# engine-down; then agg, chart and report. Everything goes under runs/<date>-<engine>/:
+#   sweep/LABEL-CATEGORY/step=N/requests.parquet, sweep/LABEL-CATEGORY/capacity.parquet  (sweep)
+#   requests/LABEL-CATEGORY-cN.parquet, requests/LABEL-CATEGORY-rR.parquet   (grid: replay)
 #   engine/LABEL.json, engine/LABEL.log       (engine-up's state and the engine's log)
 #   engine/metrics-LABEL.parquet              (enginemon)   gpu.parquet (gpumon)
 #   summary.parquet, summary.md, charts/      (agg, chart)   report/ (report.md, report.html)
 # LABEL is ENGINE-QUANT. Ctrl-C (or SIGTERM) stops the monitors and the engine.
 #
 # usage: scripts/bench.sh ENGINE
-# env:   MODEL (engines.toml model variant or id), QUANTS, PORT (default 0: a free one),
-#        UP_ARGS (more engine-up arguments, e.g. "--container"), RUN_DIR, BIN (target/debug),
-#        and the sweep's variables (configs/sweep.env).
+# env:   MODE (sweep or grid), MODEL (engines.toml model variant or id), QUANTS, PORT (default 0:
+#        a free one), UP_ARGS (more engine-up arguments, e.g. "--container"), RUN_DIR, BIN
+#        (target/debug), the grid's variables (configs/sweep.env: SLO, CATEGORIES, OUTPUT_LEN,
+#        SEED... are shared) and the search's:
+#        SWEEP_SLO (ttft_p99=500ms,tpot_p99=50ms), SWEEP_STEP (length of a step: 30s, 3s on
+#        the mock), SWEEP_WARMUP (10s, 1s), SWEEP_START
+#        (first rate, req/s: 1, 8), SWEEP_TOLERANCE (0.05), SWEEP_REPEATS (1), SWEEP_ARGS (more
+#        sweep arguments, e.g. "--attainment 0.99"), GPU_HOUR_COST (USD, for the cost line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENGINE=${1:?usage: scripts/bench.sh ENGINE}
@@ -21,8 +30,16 @@ BIN=${BIN:-target/debug}
 qvar="QUANTS_${ENGINE//-/_}"
 QUANTS=${QUANTS:-${!qvar:-}}
 PORT=${PORT:-0}
+MODE=${MODE:-sweep}
+case "$ENGINE" in
+  mock | mock-b) : "${SWEEP_STEP=3s}" "${SWEEP_WARMUP=1s}" "${SWEEP_START=8}" ;;
+  *) : "${SWEEP_STEP=30s}" "${SWEEP_WARMUP=10s}" "${SWEEP_START=1}" ;;
+esac
+: "${SWEEP_TOLERANCE=0.05}" "${SWEEP_REPEATS=1}"
+# the search's SLO: limits on percentiles (or per-request limits with SWEEP_ARGS="--attainment A")
+: "${SWEEP_SLO=ttft_p99=500ms,tpot_p99=50ms}"
 RUN="${RUN_DIR:-runs/$(date +%Y%m%d-%H%M%S)-$ENGINE}"
-mkdir -p "$RUN/requests" "$RUN/engine"
+mkdir -p "$RUN/requests" "$RUN/sweep" "$RUN/engine"
 # A state directory of its own: engine-down --all on exit touches only this run's engine.
 export SERVEBENCH_STATE_DIR="$RUN/.engines"
 
@@ -47,11 +64,19 @@ trap 'say "interrupted; stopping the engine"; cleanup; exit 130' INT
 trap 'say "terminated; stopping the engine"; cleanup; exit 143' TERM
 trap cleanup EXIT
 
-for b in engine-up engine-down tracegen replay agg chart report; do
+case "$MODE" in
+  sweep | grid) ;;
+  *) say "MODE must be sweep (the capacity search, the default) or grid (the fixed grid), not '$MODE'"; exit 2 ;;
+esac
+for b in engine-up engine-down tracegen replay sweep agg chart report; do
   [ -x "$BIN/$b" ] || { say "$BIN/$b is missing; run 'make build' first"; exit 2; }
 done
 [ -n "$QUANTS" ] || { say "no quantization variants for $ENGINE: set QUANTS or QUANTS_$ENGINE in configs/sweep.env"; exit 2; }
-say "$ENGINE: quants [$QUANTS], concurrency [$CONCURRENCY], rates [$RATES]/s, categories [$CATEGORIES]; files in $RUN"
+if [ "$MODE" = sweep ]; then
+  say "$ENGINE: capacity search at $SWEEP_SLO, quants [$QUANTS], categories [$CATEGORIES], steps of $SWEEP_STEP from $SWEEP_START req/s to ${SWEEP_TOLERANCE} tolerance; files in $RUN"
+else
+  say "$ENGINE: quants [$QUANTS], concurrency [$CONCURRENCY], rates [$RATES]/s, categories [$CATEGORIES]; files in $RUN"
+fi
 
 # GPU samples for the whole run; gpumon exits 2 at once without an NVIDIA driver.
 if [ -x "$BIN/gpumon" ]; then
@@ -73,6 +98,9 @@ read -ra CATEGORY_LIST <<< "$CATEGORIES"
 read -ra CONCURRENCY_LIST <<< "$CONCURRENCY"
 read -ra RATE_LIST <<< "$RATES"
 read -ra UP_ARG_LIST <<< "${UP_ARGS:-}"
+read -ra SWEEP_ARG_LIST <<< "${SWEEP_ARGS:-}"
+cost_args=()
+[ -n "${GPU_HOUR_COST:-}" ] && cost_args=(--gpu-hour-cost "$GPU_HOUR_COST")
 for quant in "${QUANT_LIST[@]}"; do
   label="$ENGINE-$quant"
   say "$label: starting"
@@ -87,6 +115,17 @@ for quant in "${QUANT_LIST[@]}"; do
     ENGINEMON_PID=$!
   fi
   for cat in "${CATEGORY_LIST[@]}"; do
+    if [ "$MODE" = sweep ]; then
+      # the category's prompts, Poisson arrivals (sweep re-times them to each step's rate)
+      "$BIN/tracegen" poisson --rate 1 --count 5000 --prompts --category "$cat" \
+          --output-len "$OUTPUT_LEN" --seed "$SEED" \
+        | "$BIN/sweep" --engine "$ENGINE" --label "$label" --quant "$quant" --slo "$SWEEP_SLO" \
+            --step "$SWEEP_STEP" --warmup "$SWEEP_WARMUP" --start-rate "$SWEEP_START" \
+            --tolerance "$SWEEP_TOLERANCE" --repeats "$SWEEP_REPEATS" --seed "$SEED" \
+            "${cost_args[@]}" "${SWEEP_ARG_LIST[@]}" --quiet -o "$RUN/sweep/$label-$cat"
+      say "$label: $cat done"
+      continue
+    fi
     for c in "${CONCURRENCY_LIST[@]}"; do
       n=$(( c * REQS_PER_USER )); (( n < MIN_REQS )) && n=$MIN_REQS
       "$BIN/tracegen" batch --count "$n" --prompts --category "$cat" --output-len "$OUTPUT_LEN" --seed "$SEED" \
@@ -109,10 +148,16 @@ stop_pid "$GPUMON_PID"; GPUMON_PID=""
 mon_args=()
 [ -s "$RUN/gpu.parquet" ] && mon_args+=(--gpu "$RUN/gpu.parquet")
 ls "$RUN"/engine/metrics-*.parquet >/dev/null 2>&1 && mon_args+=(--engine-metrics "$RUN/engine")
-agg_args=("$RUN/requests" --by category --slo "$SLO" "${mon_args[@]}")
+if [ "$MODE" = sweep ]; then
+  # every step's requests (agg groups them by step rate), the capacity files beside them
+  data="$RUN/sweep"; cap_args=(--capacity "$RUN/sweep")
+else
+  data="$RUN/requests"; cap_args=()
+fi
+agg_args=("$data" --by category --slo "$SLO" "${mon_args[@]}")
 "$BIN/agg" "${agg_args[@]}" -o "$RUN/summary.parquet"
 "$BIN/agg" "${agg_args[@]}" --format md > "$RUN/summary.md"
 title="$ENGINE ${MODEL:-(default model)}: quants $QUANTS, output $OUTPUT_LEN tokens"
-"$BIN/chart" "$RUN/summary.parquet" --requests "$RUN/requests" "${mon_args[@]}" -o "$RUN/charts" --title "$title" 2>/dev/null
-"$BIN/report" "$RUN/requests" --slo "$SLO" "${mon_args[@]}" -o "$RUN/report" --title "servebench: $ENGINE" --subtitle "$title"
+"$BIN/chart" "$RUN/summary.parquet" "${cap_args[@]}" --requests "$data" "${mon_args[@]}" -o "$RUN/charts" --title "$title" 2>/dev/null
+"$BIN/report" "$data" --slo "$SLO" "${mon_args[@]}" -o "$RUN/report" --title "servebench: $ENGINE" --subtitle "$title"
 say "done: $RUN (summary.md, summary.parquet, charts/, report/report.html)"

@@ -12,8 +12,10 @@ use std::fmt::Write;
 
 use crate::analysis::compare::sample_count;
 use crate::analysis::{self, Cmp, Groups, Options};
+use crate::chart::capacity::{limits, slo_words, slos, who};
 use crate::io::fmt_num;
 use crate::meta::Meta;
+use crate::schema::capacity::Capacity;
 use crate::schema::summary::col;
 use crate::schema::{Status, Summary};
 use crate::stats::min_samples;
@@ -376,6 +378,10 @@ pub struct ReportInput<'a> {
     /// Metadata of the gpu files, when any were given ([`SYNTHETIC_KEY`] set when any of them
     /// is synthetic).
     pub gpu_meta: Option<Meta>,
+    /// Capacity rows (sweep's capacity files): when any, the report opens with them.
+    pub capacity: &'a [Capacity],
+    /// Whether any capacity file is synthetic.
+    pub capacity_synthetic: bool,
 }
 
 impl ReportInput<'_> {
@@ -720,6 +726,10 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
         inp.groups.rows - inp.groups.warmup_skipped,
         inp.groups.warmup_skipped
     );
+    if !inp.capacity.is_empty() {
+        s.push_str(&capacity_section(inp.capacity, inp.capacity_synthetic));
+        s.push('\n');
+    }
     let ranks = rankings(inp.rows, inp.groups, inp.opts);
     let cat_ranks: Vec<(String, Vec<Ranking>)> = match inp.cat {
         Some((crow, cgroups)) => {
@@ -1532,5 +1542,259 @@ fn html_table(evs: &[pulldown_cmark::Event<'_>]) -> String {
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody></table></div>\n");
+    s
+}
+
+// ---- capacity at an SLO (sweep's capacity rows) ----
+
+/// Three significant digits: 14.1, 3.27, 152.
+fn sig3(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// "14.1 req/s [13.6, 14.5]"
+fn with_ci(v: f64, ci: Option<(f64, f64)>, unit: &str) -> String {
+    match ci {
+        Some((lo, hi)) => format!("{} {unit} [{}, {}]", sig3(v), sig3(lo), sig3(hi)),
+        None => format!("{} {unit} (no interval)", sig3(v)),
+    }
+}
+
+/// The quantile a capacity claim rests on: the highest limited percentile (percentile form),
+/// or the attainment share (attainment form).
+pub fn capacity_quantile(r: &Capacity) -> f64 {
+    match r.attainment {
+        Some(a) => a,
+        None => limits(&r.slo)
+            .iter()
+            .filter_map(|l| l.pct)
+            .fold(0.5f64, |q, p| q.max(p / 100.0)),
+    }
+}
+
+/// Requests a capacity rests on: the measured requests sent in the steps that bracket the
+/// knee (every run at the highest passing and the lowest failing rate, repeats included).
+pub fn knee_requests(r: &Capacity) -> u64 {
+    let Ok(steps) = r.steps() else { return 0 };
+    let near = |x: f64, y: Option<f64>| y.is_some_and(|y| (x - y).abs() <= 1e-9 * y.abs().max(1.0));
+    steps
+        .iter()
+        .filter(|s| near(s.rate_rps, r.passing_rps) || near(s.rate_rps, r.failing_rps))
+        .map(|s| s.n_sent)
+        .sum()
+}
+
+/// What can be said of capacity `a` against a lower capacity `b`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CapacityVerdict {
+    /// `a` carries more: the interval of the ratio a / b excludes 1 (its bounds: a's low
+    /// over b's high and a's high over b's low, so the two 95% intervals do not overlap).
+    More { margin: f64, ci: (f64, f64) },
+    /// The intervals overlap: the ratio's interval contains 1.
+    NotDistinguishable { ci: (f64, f64) },
+    /// A side rests on fewer requests at its knee than a claim at this quantile needs.
+    TooFew { n: (u64, u64), min: u64 },
+    /// A side has no interval.
+    NoInterval,
+    /// Synthetic data decides nothing.
+    Synthetic,
+}
+
+/// Compare two capacities found at the same SLO (`a` the higher). Each interval is widened to
+/// span at least its search bracket (highest passing .. lowest failing rate), the finest the
+/// search resolved.
+pub fn compare_capacity(a: &Capacity, b: &Capacity, synthetic: bool) -> Option<CapacityVerdict> {
+    let (va, vb) = (a.capacity_rps?, b.capacity_rps?);
+    if synthetic {
+        return Some(CapacityVerdict::Synthetic);
+    }
+    let min = min_samples(capacity_quantile(a).max(capacity_quantile(b)));
+    let n = (knee_requests(a), knee_requests(b));
+    if n.0.min(n.1) < min {
+        return Some(CapacityVerdict::TooFew { n, min });
+    }
+    let (Some(alo), Some(ahi), Some(blo), Some(bhi)) = (
+        a.capacity_rps_ci_lo,
+        a.capacity_rps_ci_hi,
+        b.capacity_rps_ci_lo,
+        b.capacity_rps_ci_hi,
+    ) else {
+        return Some(CapacityVerdict::NoInterval);
+    };
+    // the search resolves a capacity no finer than its bracket: each interval spans at least
+    // the highest passing .. the lowest failing rate
+    let (alo, ahi) = (
+        alo.min(a.passing_rps.unwrap_or(alo)),
+        ahi.max(a.failing_rps.unwrap_or(ahi)),
+    );
+    let (blo, bhi) = (
+        blo.min(b.passing_rps.unwrap_or(blo)),
+        bhi.max(b.failing_rps.unwrap_or(bhi)),
+    );
+    if vb <= 0.0 || blo <= 0.0 {
+        return Some(CapacityVerdict::NoInterval);
+    }
+    let ci = (alo / bhi, ahi / blo);
+    Some(if ci.0 > 1.0 || ci.1 < 1.0 {
+        CapacityVerdict::More {
+            margin: va / vb - 1.0,
+            ci,
+        }
+    } else {
+        CapacityVerdict::NotDistinguishable { ci }
+    })
+}
+
+/// The capacity section: per SLO, one sentence per label from the highest capacity down,
+/// each against the next below it, the pairs that cannot be told apart, and the table.
+pub fn capacity_section(rows: &[Capacity], synthetic: bool) -> String {
+    let mut s = String::from("## Capacity at the SLO\n\n");
+    let _ = writeln!(
+        s,
+        "The highest open-loop request rate each label carried while meeting the SLO (sweep's search: latencies \
+         from the schedule, saturated steps stopped early and counted as failing), with its 95% interval. One label \
+         carries more than another only when the interval of their ratio excludes 1 (its bounds are the low end of \
+         one interval over the high end of the other: the two intervals do not overlap; each interval is widened to \
+         span at least the search's final bracket, the highest passing to the lowest failing rate, the finest the \
+         search resolved) and each side rests on \
+         enough requests at its knee (the steps at the highest passing and lowest failing rate; n · min(q, 1 − q) ≥ \
+         {} for the SLO's quantile q, as for every claim in this report).",
+        crate::stats::MIN_TAIL
+    );
+    if synthetic {
+        s.push_str(
+            "\n**Synthetic data**: these capacity files are marked synthetic; they are shown, and decide nothing.\n",
+        );
+    }
+    for (slo, attainment) in slos(rows) {
+        let words = slo_words(&slo, attainment);
+        let _ = writeln!(s, "\n### At {words}\n");
+        let mut sub: Vec<&Capacity> = rows
+            .iter()
+            .filter(|r| r.slo == slo && r.attainment == attainment)
+            .collect();
+        sub.sort_by(|a, b| {
+            b.capacity_rps
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.capacity_rps.unwrap_or(f64::NEG_INFINITY))
+                .then_with(|| a.label.cmp(&b.label))
+        });
+        let name = |r: &Capacity| who(rows, r);
+        for (i, r) in sub.iter().enumerate() {
+            let mut line = match r.capacity_rps {
+                Some(c) => format!(
+                    "- **{}** carries {} at {words}",
+                    name(r),
+                    with_ci(c, r.capacity_rps_ci_lo.zip(r.capacity_rps_ci_hi), "req/s")
+                ),
+                None => format!(
+                    "- **{}** met the SLO at no rate tried{}",
+                    name(r),
+                    r.failing_rps
+                        .map(|f| format!(" (it failed at {} req/s)", sig3(f)))
+                        .unwrap_or_default()
+                ),
+            };
+            if let Some(next) = sub.get(i + 1)
+                && let Some(v) = compare_capacity(r, next, synthetic)
+            {
+                let other = name(next);
+                line.push_str(&match v {
+                    CapacityVerdict::More { margin, ci } => format!(
+                        ", {} over {other} (ratio 95% interval [{}, {}], n = {} vs {})",
+                        pct(margin),
+                        sig3(ci.0),
+                        sig3(ci.1),
+                        knee_requests(r),
+                        knee_requests(next)
+                    ),
+                    CapacityVerdict::NotDistinguishable { .. } => {
+                        format!(", not distinguishable from {other} (the intervals overlap)")
+                    }
+                    CapacityVerdict::TooFew { n, min } => format!(
+                        ", no claim over {other}: too few requests at the knee (n = {} vs {}; ≥ {min} per side needed)",
+                        n.0, n.1
+                    ),
+                    CapacityVerdict::NoInterval => format!(", no claim over {other}: no interval"),
+                    CapacityVerdict::Synthetic => format!(", no claim over {other}: synthetic data"),
+                });
+            }
+            if let Some(c) = r.cost_per_m_output_tokens_usd {
+                let _ = write!(line, "; ${c:.2} per million output tokens");
+                if let Some(h) = r.gpu_hour_cost_usd {
+                    let _ = write!(
+                        line,
+                        " ({} GPU{} at ${h:.2}/GPU-hour)",
+                        r.gpu_count,
+                        if r.gpu_count == 1 { "" } else { "s" }
+                    );
+                }
+            }
+            if let Some(n) = r.note.as_deref().filter(|n| !n.is_empty()) {
+                let _ = write!(line, " ({n})");
+            }
+            line.push('.');
+            let _ = writeln!(s, "{line}");
+        }
+        // every pair that cannot be told apart, not only neighbours
+        let mut tied = Vec::new();
+        for (i, a) in sub.iter().enumerate() {
+            for b in &sub[i + 1..] {
+                if let Some(CapacityVerdict::NotDistinguishable { ci }) = compare_capacity(a, b, synthetic) {
+                    tied.push(format!(
+                        "{} and {} (ratio 95% interval [{}, {}] contains 1)",
+                        name(a),
+                        name(b),
+                        sig3(ci.0),
+                        sig3(ci.1)
+                    ));
+                }
+            }
+        }
+        if !tied.is_empty() {
+            let _ = writeln!(s, "\nNot distinguishable at this SLO: {}.", tied.join("; "));
+        }
+        s.push_str(
+            "\n| label | capacity (req/s) [95% CI] | output tok/s at capacity [95% CI] | passing / failing rate (req/s) | \
+             GPUs | $ per M output tokens | steps (saturated) | requests at the knee | interval |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &sub {
+            let steps = r.steps().unwrap_or_default();
+            let opt = |v: Option<f64>| v.map(sig3).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} / {} | {} | {} | {} ({}) | {} | {} |",
+                name(r),
+                r.capacity_rps
+                    .map(|c| with_ci(c, r.capacity_rps_ci_lo.zip(r.capacity_rps_ci_hi), ""))
+                    .unwrap_or_else(|| "none".into())
+                    .replace("  ", " "),
+                r.capacity_output_tok_s
+                    .map(|c| with_ci(c, r.capacity_output_tok_s_ci_lo.zip(r.capacity_output_tok_s_ci_hi), ""))
+                    .unwrap_or_else(|| "-".into())
+                    .replace("  ", " "),
+                opt(r.passing_rps),
+                opt(r.failing_rps),
+                r.gpu_count,
+                r.cost_per_m_output_tokens_usd
+                    .map(|c| format!("${c:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                steps.len(),
+                steps.iter().filter(|s| s.saturated).count(),
+                knee_requests(r),
+                if r.interval.is_empty() { "-" } else { &r.interval },
+            );
+        }
+    }
     s
 }

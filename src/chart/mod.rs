@@ -7,6 +7,7 @@
 //! measured with the embedded font), so tests check what a reader sees: legends drawn as their
 //! series are, legends clear of data, no text past the canvas.
 
+pub mod capacity;
 pub mod figures;
 pub mod kinds;
 
@@ -205,7 +206,25 @@ pub struct LinePlot {
     pub mark: Option<String>,
     /// The legend always right of the plot (stacked timelines keep their time axes aligned).
     pub legend_outside: bool,
+    /// Reference lines across the plot (an SLO's limit, a capacity), each labelled.
+    pub refs: Vec<RefLine>,
+    /// The legend text of the red ring around flagged points (default: client-bound).
+    pub ring_label: Option<String>,
 }
+
+/// A labelled reference line across a line plot: horizontal at a y value (a limit such as
+/// an SLO, labelled inside the plot at an end clear of data) or vertical at an x value (a
+/// capacity, labelled above the plot). Drawn dashed, under the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefLine {
+    pub at: f64,
+    pub vertical: bool,
+    pub color: RGBColor,
+    pub label: String,
+}
+
+/// The ring's legend text by default.
+pub const CLIENT_BOUND_RING: &str = "client-bound: client delivered < 95% of the asked load";
 
 impl LinePlot {
     pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> LinePlot {
@@ -221,6 +240,8 @@ impl LinePlot {
             bands: Vec::new(),
             mark: None,
             legend_outside: false,
+            refs: Vec::new(),
+            ring_label: None,
         }
     }
 }
@@ -304,6 +325,8 @@ pub struct PlotGeom {
     pub cells: Vec<(f64, RGBColor)>,
     /// Labels of shaded bands (runs of a timeline), with their pixel x range.
     pub bands: Vec<(String, i32, i32)>,
+    /// Reference lines drawn (SLO limits, capacities).
+    pub refs: Vec<DrawnRef>,
 }
 
 impl PlotGeom {
@@ -315,6 +338,10 @@ impl PlotGeom {
             || self.boxes.iter().any(|b| g.overlaps(b))
     }
 }
+
+/// A reference line drawn: its label, the line's two ends, and the label's box (None when it
+/// did not fit).
+pub type DrawnRef = (String, (i32, i32), (i32, i32), Option<Rect>);
 
 /// A text drawn: its string and box on the canvas (measured with the embedded font).
 #[derive(Debug, Clone, PartialEq)]
@@ -867,7 +894,13 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
         XAxis::Linear => (false, Vec::new()),
     };
     let xpos = move |x: f64| -> f64 { if log_x { x.log10() } else { x } };
-    let xs_drawn: Vec<f64> = pts.iter().map(|q| xpos(q.x)).collect();
+    // reference lines that can be drawn on these axes
+    let ref_ok = |r: &RefLine| r.at.is_finite() && !(r.vertical && log_x && r.at <= 0.0);
+    let xs_drawn: Vec<f64> = pts
+        .iter()
+        .map(|q| xpos(q.x))
+        .chain(p.refs.iter().filter(|r| r.vertical && ref_ok(r)).map(|r| xpos(r.at)))
+        .collect();
     let (xmin, xmax) = {
         let lo = xs_drawn.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = xs_drawn.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -882,7 +915,11 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
     let (ymin, ymax) = match p.y_range {
         Some(r) => r,
         None => {
-            let ymax = pts.iter().map(|q| q.hi.unwrap_or(q.y).max(q.y)).fold(0.0f64, f64::max);
+            let ymax = pts
+                .iter()
+                .map(|q| q.hi.unwrap_or(q.y).max(q.y))
+                .chain(p.refs.iter().filter(|r| !r.vertical && ref_ok(r)).map(|r| r.at))
+                .fold(0.0f64, f64::max);
             (0.0, if ymax > 0.0 { ymax * 1.12 } else { 1.0 })
         }
     };
@@ -906,11 +943,20 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
     if !flagged.is_empty() {
         entries.push((
             Glyph::Ring,
-            "client-bound: client delivered < 95% of the asked load".into(),
+            p.ring_label.clone().unwrap_or_else(|| CLIENT_BOUND_RING.into()),
         ));
     }
     let lsize = legend_size(&entries, font);
-    let top = if p.bands.is_empty() { 14 } else { 14 + font as i32 + 8 };
+    // above the plot: a row for band labels, two for the labels of vertical reference lines
+    let band_row = if p.bands.is_empty() { 0 } else { font as i32 + 8 };
+    let ref_row = font as i32 + 6;
+    let top = 14
+        + band_row
+        + if p.refs.iter().any(|r| r.vertical) {
+            2 * ref_row
+        } else {
+            0
+        };
     let build = |area: &DrawingArea<DB, Shift>| {
         ChartBuilder::on(area)
             .margin(14)
@@ -953,6 +999,53 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
         xv.sort_by(|a, b| a.total_cmp(b));
         xv.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
         g.x_values = xv;
+        // reference lines, and where their labels go: a horizontal line's inside the plot at
+        // the first end clear of data; a vertical line's above the plot, in the first of two
+        // rows where it overlaps no other label (else it is left out)
+        let plot = plot_rect(c);
+        let data = g.clone();
+        let mut above: Vec<Rect> = Vec::new();
+        for r in p.refs.iter().filter(|r| ref_ok(r)) {
+            let (w, h) = text_size(&r.label, font);
+            if r.vertical {
+                let px = c.backend_coord(&(xpos(r.at), ymin)).0;
+                // centred on the line, else just right or left of it; in the first row free
+                let label = (0..2)
+                    .flat_map(|row| {
+                        let y1 = plot.y0 - band_row - 3 - row * ref_row;
+                        [px - w / 2, px + 3, px - 3 - w].map(|x0| {
+                            let x0 = x0.clamp(plot.x0, (plot.x1 - w).max(plot.x0));
+                            Rect::new(x0, y1 - h, x0 + w, y1)
+                        })
+                    })
+                    .find(|b| !above.iter().any(|o| o.grow(3).overlaps(b)));
+                if let Some(b) = label {
+                    above.push(b);
+                }
+                g.refs.push((r.label.clone(), (px, plot.y0), (px, plot.y1), label));
+                g.segments.push(((px, plot.y0), (px, plot.y1)));
+            } else {
+                let py = c.backend_coord(&(xmin, r.at)).1;
+                let (l, rt) = (plot.x0 + 6, plot.x1 - 6 - w);
+                let spots = [
+                    Rect::new(rt, py - 3 - h, rt + w, py - 3),
+                    Rect::new(rt, py + 3, rt + w, py + 3 + h),
+                    Rect::new(l, py - 3 - h, l + w, py - 3),
+                    Rect::new(l, py + 3, l + w, py + 3 + h),
+                ];
+                let inside = |b: &Rect| b.y0 >= plot.y0 && b.y1 <= plot.y1 && b.x0 >= plot.x0;
+                let label = spots
+                    .iter()
+                    .copied()
+                    .find(|b| inside(b) && !data.hits(b, 4))
+                    .or_else(|| spots.iter().copied().find(inside));
+                if let Some(b) = label {
+                    g.boxes.push(b);
+                }
+                g.refs.push((r.label.clone(), (plot.x0, py), (plot.x1 - 1, py), label));
+                g.segments.push(((plot.x0, py), (plot.x1 - 1, py)));
+            }
+        }
         g
     };
     let probe = build(body)?;
@@ -1073,6 +1166,40 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
                 .map_err(err)?;
         }
         geom.bands.push((t, pa, pb));
+    }
+    // reference lines, dashed, under the data
+    for (r, (label, a, b, at)) in p.refs.iter().filter(|r| ref_ok(r)).zip(geom.refs.clone()) {
+        // a limit bold, a level (capacity) thin
+        let st = r.color.stroke_width(if r.vertical { 1 } else { 2 });
+        let (horizontal, len) = (a.1 == b.1, (b.0 - a.0).max(b.1 - a.1));
+        let mut d = 0;
+        while d < len {
+            let e = (d + DASH.0 as i32).min(len);
+            let (p0, p1) = if horizontal {
+                ((a.0 + d, a.1), (a.0 + e, a.1))
+            } else {
+                ((a.0, a.1 + d), (a.0, a.1 + e))
+            };
+            chart_area
+                .draw(&PathElement::new(
+                    vec![(p0.0 - ox, p0.1 - oy), (p1.0 - ox, p1.1 - oy)],
+                    st,
+                ))
+                .map_err(err)?;
+            d += (DASH.0 + DASH.1) as i32;
+        }
+        if let Some(at) = at {
+            chart_area
+                .draw(&Text::new(
+                    label,
+                    (at.x0 - ox, at.y0 - oy),
+                    ("sans-serif", font)
+                        .into_font()
+                        .color(&r.color)
+                        .pos(plotters::style::text_anchor::Pos::new(HPos::Left, VPos::Top)),
+                ))
+                .map_err(err)?;
+        }
     }
     for (s, st) in p.series.iter().zip(&styles) {
         let color = s.color;

@@ -14,6 +14,7 @@ Examples:
   chart summary.parquet -o charts/
   chart runs/demo/summary.parquet --requests runs/demo/requests -o runs/demo/charts \\
         --title 'mock-engine, 512 in / 128 out' --slo ttft=500ms,tpot=50ms
+  chart runs/sweep/capacity.parquet -o runs/sweep/charts     # a sweep's capacity charts
 
 From summaries: percentiles of TTFT, TPOT, ITL and E2E per group (any summary); throughput
 (output tokens/s with 95% CIs, requests/s, goodput) and TTFT/TPOT/E2E percentiles against
@@ -24,7 +25,10 @@ against --slo when given); the Pareto chart
 --gpu). From requests (--requests): box plots and CDFs of TTFT, TPOT and E2E per load level (or
 of all requests, for runs without one). From gpumon (--gpu) and enginemon (--engine-metrics)
 files: the GPU and engine timelines with the request rate beneath, each run shaded and
-labelled. Charts of synthetic data (gpumon --fake) carry a SYNTHETIC DATA banner. PNG and SVG
+labelled. From capacity files (sweep's capacity.parquet, as an input or with --capacity): SLO
+attainment and each limited percentile against the offered rate, each label's capacity (the
+knee) and the SLO drawn, saturated steps ringed; capacity per engine and quantization as bars with
+their 95% intervals (req/s and output tokens/s). Charts of synthetic data (gpumon --fake) carry a SYNTHETIC DATA banner. PNG and SVG
 each; colours follow engines, markers and dashes quantization; legends sit where they cover no
 data.";
 
@@ -32,9 +36,12 @@ data.";
 #[derive(Parser, Debug)]
 #[command(name = "chart", version, about = "Draw benchmark charts (PNG and SVG) from agg's summary files", after_help = EXAMPLES)]
 pub struct Args {
-    /// Summary files (from agg)
+    /// Summary files (from agg), or capacity files (from sweep)
     #[arg(required = true)]
     pub inputs: Vec<String>,
+    /// Capacity files (sweep's capacity.parquet): the capacity charts
+    #[arg(long, value_name = "PATH")]
+    pub capacity: Vec<String>,
     /// Requests files or directories, for distributions (box plots, CDFs)
     #[arg(long, value_name = "PATH")]
     pub requests: Vec<String>,
@@ -64,13 +71,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.gpus.is_finite() && args.gpus > 0.0) {
         anyhow::bail!("--gpus must be a positive number");
     }
+    // capacity files given as inputs (or with --capacity) draw the capacity charts
+    let mut cap_files = crate::chart::capacity::files_among(&args.inputs);
+    cap_files.extend(crate::io::expand_inputs_of(
+        &args.capacity,
+        Some(crate::schema::CAPACITY.name),
+    )?);
+    cap_files.sort();
+    cap_files.dedup();
+    let mut summaries = Vec::new();
+    for a in args.inputs.iter().filter(|p| !cap_files.contains(p)) {
+        match crate::io::expand_inputs_of(std::slice::from_ref(a), Some("summary")) {
+            Ok(v) => summaries.extend(v),
+            // a sweep's directory: its capacity file, and requests rather than summaries
+            Err(_) if std::path::Path::new(a).is_dir() && cap_files.iter().any(|c| c.starts_with(a.as_str())) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut rows = Vec::new();
-    for p in crate::io::expand_inputs_of(&args.inputs, Some("summary"))? {
-        rows.extend(read_summary(&p).with_context(|| format!("reading {p}"))?);
+    for p in summaries.iter().filter(|p| !cap_files.contains(p)) {
+        rows.extend(read_summary(p).with_context(|| format!("reading {p}"))?);
     }
     let (dir, title) = (&args.output, &args.title);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut files = kinds::percentiles(&rows, dir, title)?;
+    let (capacity, _) =
+        crate::chart::capacity::read(&cap_files).with_context(|| format!("reading {}", cap_files.join(" ")))?;
+    let mut files = crate::chart::capacity::charts(&capacity, dir, title)?;
+    files.extend(kinds::percentiles(&rows, dir, title)?);
     files.extend(kinds::load_curves(&rows, dir, title)?);
     files.extend(kinds::pareto(&rows, dir, title, args.gpus)?);
     files.extend(kinds::heatmaps(&rows, dir, title, &args.slo.unwrap_or_default())?);

@@ -17,6 +17,7 @@ const EXAMPLES: &str = "\
 Examples:
   report runs/ -o runs/report                             # everything under runs/
   report runs/demo/requests --slo ttft=500ms,tpot=50ms -o runs/demo/report --title 'Demo'
+  report runs/sweep -o runs/sweep/report             # a sweep's steps and its capacity.parquet
 
 Writes DIR/report.md and DIR/report.html, DIR/summary.parquet (and summary-by-category.parquet
 when the requests carry prompt categories) and DIR/charts/. The report opens with a summary (the
@@ -25,7 +26,13 @@ quantization section and the recommendations follow from the numbers by stated r
 is named only when the 95% bootstrap CI of the ratio excludes 1 and each side has enough
 requests (n*min(q,1-q) >= 10: 20 for a median, 1000 for a p99), never from a tie, from a mean
 across load levels, or from synthetic data (gpumon --fake). Metrics follow vLLM's definitions,
-and SLOs are judged on them (as agg's default --defs vllm does).";
+and SLOs are judged on them (as agg's default --defs vllm does).
+
+With a capacity file (sweep's capacity.parquet, found under the input directories or given with
+--capacity) the report opens with the capacity table: per SLO, each label's capacity with its 95%
+interval and cost, from the highest down, each against the next (a claim only when the ratio's
+interval excludes 1, i.e. the intervals do not overlap, and each side has enough requests at its
+knee), the pairs that are not distinguishable, and the capacity charts.";
 
 /// report's command line.
 #[derive(Parser, Debug)]
@@ -56,6 +63,9 @@ pub struct Args {
     /// GPUs per engine, for throughput per GPU in the Pareto chart
     #[arg(long, default_value_t = 1.0)]
     pub gpus: f64,
+    /// Capacity files (sweep's capacity.parquet) besides those found under the inputs
+    #[arg(long, value_name = "PATH")]
+    pub capacity: Vec<String>,
     /// Bootstrap resamples for confidence intervals
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -66,7 +76,20 @@ pub struct Args {
 
 /// Run report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let inputs = crate::io::expand_inputs_of(&args.inputs, Some("requests"))?;
+    // capacity files among the inputs (a sweep's directory holds one beside its steps)
+    let mut cap_files = crate::chart::capacity::files_among(&args.inputs);
+    cap_files.extend(crate::io::expand_inputs_of(
+        &args.capacity,
+        Some(crate::schema::CAPACITY.name),
+    )?);
+    cap_files.sort();
+    cap_files.dedup();
+    let (capacity, capacity_synthetic) =
+        crate::chart::capacity::read(&cap_files).with_context(|| format!("reading {}", cap_files.join(" ")))?;
+    let inputs: Vec<String> = crate::io::expand_inputs_of(&args.inputs, Some("requests"))?
+        .into_iter()
+        .filter(|p| !cap_files.contains(p))
+        .collect();
     let o = Options {
         slo: args.slo.unwrap_or_default(),
         bootstrap: args.bootstrap,
@@ -95,7 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cdir = args.output.join("charts");
     let ctx = args.subtitle.clone();
     let rows = &all.rows;
-    let mut charts = kinds::load_curves(rows, &cdir, &ctx)?;
+    let mut charts = crate::chart::capacity::charts(&capacity, &cdir, &ctx)?;
+    charts.extend(kinds::load_curves(rows, &cdir, &ctx)?);
     charts.extend(kinds::pareto(rows, &cdir, &ctx, args.gpus)?);
     charts.extend(kinds::heatmaps(rows, &cdir, &ctx, &o.slo)?);
     let synthetic = crate::chart::gpu_files_synthetic(&args.gpu);
@@ -123,6 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         opts: &o,
         charts: pngs,
         gpu_meta,
+        capacity: &capacity,
+        capacity_synthetic,
     };
     let md = markdown(&inp);
     std::fs::write(args.output.join("report.md"), &md)?;

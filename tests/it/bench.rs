@@ -1,4 +1,5 @@
-//! scripts/bench.sh (make bench-ENGINE): the sweep on mock-engine, and Ctrl-C.
+//! scripts/bench.sh (make bench-ENGINE): the fixed grid (MODE=grid) and the capacity search (the
+//! default) on mock-engine, and Ctrl-C.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ fn bench_script_runs_a_small_sweep_on_mock() {
     let o = run(&mut bench(
         &run_dir,
         &[
+            ("MODE", "grid"),
             ("QUANTS", "fp16 fp8"),
             ("CONCURRENCY", "1 4"),
             ("RATES", "10"),
@@ -106,6 +108,7 @@ fn bench_script_ctrl_c_stops_the_engine() {
     let mut child = bench(
         &run_dir,
         &[
+            ("MODE", "grid"),
             ("QUANTS", "fp16"),
             ("CONCURRENCY", ""),
             ("RATES", "2"),
@@ -146,4 +149,57 @@ fn bench_script_ctrl_c_stops_the_engine() {
     assert!(err.contains("stopping the engine"), "{err}");
     assert_eq!(processes_with(&format!("--port {port} ")), Vec::<String>::new());
     assert!(!state.exists());
+}
+
+/// By default bench.sh runs the capacity search: one sweep per quant and category (bounded
+/// here: 1 s steps, rates 16 to at most 64 req/s), every step's requests and the capacity row
+/// under sweep/LABEL-CATEGORY/, and a report that opens with the capacity table.
+#[test]
+fn bench_script_searches_capacity_by_default() {
+    let d = tmp();
+    let run_dir = d.path().join("run");
+    let o = run(&mut bench(
+        &run_dir,
+        &[
+            ("QUANTS", "fp16 fp8"),
+            ("CATEGORIES", "short"),
+            ("OUTPUT_LEN", "8"),
+            ("SWEEP_STEP", "1s"),
+            ("SWEEP_WARMUP", "500ms"),
+            ("SWEEP_START", "16"),
+            ("SWEEP_TOLERANCE", "0.5"),
+            ("SWEEP_ARGS", "--max-rate 64 --drain 5s"),
+            ("GPU_HOUR_COST", "2.5"),
+        ],
+    ));
+    assert!(o.status.success(), "bench.sh failed: {}", stderr(&o));
+    assert_eq!(files(&run_dir.join("sweep")), vec!["mock-fp16-short", "mock-fp8-short"]);
+    for q in ["fp16", "fp8"] {
+        let dir = run_dir.join(format!("sweep/mock-{q}-short"));
+        let cap = dir.join("capacity.parquet");
+        assert_eq!(rows(&cap), 1, "{q}");
+        assert_eq!(column_text(&cap, "label"), vec![format!("mock-{q}")]);
+        assert_eq!(column_text(&cap, "quant"), vec![q.to_string()]);
+        assert_eq!(column_f64(&cap, "gpu_hour_cost_usd"), vec![Some(2.5)]);
+        assert!(files(&dir).contains(&"step=1".to_string()), "{:?}", files(&dir));
+        let s1 = dir.join("step=1/requests.parquet");
+        assert!(column_text(&s1, "status").iter().all(|s| s == "ok"), "{q}");
+    }
+    // the grid did not run
+    assert!(files(&run_dir.join("requests")).is_empty());
+    let md = std::fs::read_to_string(run_dir.join("report/report.md")).unwrap();
+    assert_eq!(
+        md.lines().find(|l| l.starts_with("## ")),
+        Some("## Capacity at the SLO"),
+        "{md}"
+    );
+    assert!(md.contains("**mock fp16**") && md.contains("**mock fp8**"), "{md}");
+    let charts = files(&run_dir.join("charts"));
+    assert!(charts.contains(&"capacity-rps.png".to_string()), "{charts:?}");
+    let eng = files(&run_dir.join("engine"));
+    for q in ["fp16", "fp8"] {
+        let port = engine_port(&run_dir.join(format!("engine/mock-{q}.json")));
+        assert_eq!(processes_with(&format!("--port {port} ")), Vec::<String>::new());
+        assert!(eng.contains(&format!("mock-{q}.log")), "{eng:?}");
+    }
 }

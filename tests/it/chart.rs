@@ -469,3 +469,235 @@ fn chart_marks_gpumon_fake_data_synthetic() {
     let svg = std::fs::read_to_string(cd.join("ttft-p99-vs-concurrency.svg")).unwrap();
     assert!(!svg.contains("SYNTHETIC"));
 }
+
+// ---- capacity charts (sweep's capacity rows) ----
+
+/// Capacity rows as sweep writes them, by hand: three labels at p99 TTFT ≤ 500 ms and p99
+/// TPOT ≤ 50 ms, each bracketed (2, 4, 8, 16 req/s; 16 saturated, its percentiles infinite)
+/// then bisected to a passing and a failing rate 1 req/s apart (600 requests each). TTFT p99
+/// grows as 500 · (rate / capacity)³. mock-b fp8 carries clearly more than mock fp8; mock
+/// fp8 and mock fp16 overlap.
+pub fn capacity_rows() -> Vec<servebench::schema::Capacity> {
+    use servebench::schema::{Capacity, CapacityStep};
+    let mk = |label: &str, engine: &str, quant: &str, cap: f64, ci: (f64, f64), pass: f64, cost: Option<f64>| {
+        let rates = [2.0, 4.0, 8.0, 16.0, pass, pass + 1.0];
+        let steps: Vec<CapacityStep> = rates
+            .iter()
+            .enumerate()
+            .map(|(i, &rate)| {
+                let saturated = rate >= 16.0;
+                let ttft = 500.0 * (rate / cap).powi(3);
+                let mut percentiles = std::collections::BTreeMap::new();
+                if !saturated {
+                    percentiles.insert("ttft_p99_ms".to_string(), ttft);
+                    percentiles.insert("tpot_p99_ms".to_string(), 20.0 + 20.0 * rate / cap);
+                }
+                let meets = !saturated && ttft <= 500.0;
+                CapacityStep {
+                    step: i as u32 + 1,
+                    phase: if i < 4 { "bracket" } else { "bisect" }.into(),
+                    rate_rps: rate,
+                    achieved_rate_rps: Some(rate),
+                    planned_s: 20.0,
+                    duration_s: if saturated { 4.0 } else { 20.0 },
+                    n_sent: if i >= 4 { 600 } else { 100 },
+                    n_ok: if i >= 4 { 600 } else { 100 },
+                    attained_pct: Some(if saturated {
+                        35.0
+                    } else if meets {
+                        100.0
+                    } else {
+                        97.0
+                    }),
+                    percentiles,
+                    score: Some(ttft / 500.0),
+                    meets,
+                    saturated,
+                    client_bound: false,
+                    output_tok_per_s: Some(rate * 128.0),
+                    stopped: saturated.then(|| "saturated".into()),
+                }
+            })
+            .collect();
+        Capacity {
+            label: label.into(),
+            engine: Some(engine.into()),
+            model: Some("tiny".into()),
+            quant: Some(quant.into()),
+            slo: "ttft_p99<=500ms,tpot_p99<=50ms".into(),
+            attainment: None,
+            capacity_rps: Some(cap),
+            capacity_rps_ci_lo: Some(ci.0),
+            capacity_rps_ci_hi: Some(ci.1),
+            capacity_output_tok_s: Some(cap * 128.0),
+            capacity_output_tok_s_ci_lo: Some(ci.0 * 128.0),
+            capacity_output_tok_s_ci_hi: Some(ci.1 * 128.0),
+            interval: "bootstrap".into(),
+            repeats: 1,
+            passing_rps: Some(pass),
+            failing_rps: Some(pass + 1.0),
+            gpu_count: 1,
+            gpu_hour_cost_usd: cost.map(|_| 2.5),
+            cost_per_m_output_tokens_usd: cost,
+            tolerance: 0.05,
+            seed: 1,
+            step_s: 20.0,
+            n_steps: steps.len() as u32,
+            search_s: 100.0,
+            note: None,
+            steps_json: CapacityStep::to_json_list(&steps),
+        }
+    };
+    vec![
+        mk("mock-fp16", "mock", "fp16", 12.2, (11.7, 12.6), 12.0, None),
+        mk("mock-fp8", "mock", "fp8", 12.4, (11.9, 12.9), 12.0, None),
+        mk("mock-b-fp8", "mock-b", "fp8", 14.1, (13.6, 14.5), 14.0, Some(0.21)),
+    ]
+}
+
+/// Capacity rows to a capacity file through the contract's encoder.
+pub fn write_capacity(path: &std::path::Path, rows: &[servebench::schema::Capacity], synthetic: bool) {
+    use servebench::schema::Rows;
+    let b = servebench::schema::Capacity::encode(rows, &());
+    let mut meta = servebench::meta::Meta::for_output(&servebench::schema::CAPACITY, false);
+    if synthetic {
+        meta.set(servebench::meta::SYNTHETIC_KEY, "true");
+    }
+    servebench::io::write_all(Some(path), None, b.schema(), &meta, &[b]).unwrap();
+}
+
+/// Pixel x of data value `v` on a plot's x axis, from two of its labelled ticks.
+fn x_pixel(p: &PlotGeom, v: f64) -> f64 {
+    let f = |x: f64| if p.log_x { x.log10() } else { x };
+    let (a, b) = (p.x_ticks[0], *p.x_ticks.last().unwrap());
+    a.1 as f64 + (f(v) - f(a.0)) / (f(b.0) - f(a.0)) * (b.1 - a.1) as f64
+}
+
+/// The attainment chart draws every label's knee where its capacity is on the rate axis, and
+/// the SLO's limit where it is on the latency axis; ticks only at the rates tried; legends
+/// match their series, cover no data or label, and name the saturated ring; no text leaves
+/// the canvas. The bars carry one bar and one interval per label.
+#[test]
+fn capacity_charts_draw_the_knee_the_slo_and_the_intervals() {
+    use servebench::chart::capacity;
+    let d = tmp();
+    let rows = capacity_rows();
+    let (res, got) = chart::recording(|| capacity::charts(&rows, d.path(), "hand-made capacity rows"));
+    let files = res.unwrap();
+    assert!(
+        files.iter().any(|f| f.ends_with("capacity-attainment.png")),
+        "{files:?}"
+    );
+    let charts: Vec<(String, Geometry)> = got
+        .into_iter()
+        .map(|(p, g)| (p.file_name().unwrap().to_string_lossy().to_string(), g))
+        .collect();
+    for (name, g) in &charts {
+        let (w, h) = (g.size.0 as i32, g.size.1 as i32);
+        for t in &g.texts {
+            let r = t.rect;
+            assert!(
+                r.x0 >= 0 && r.y0 >= 0 && r.x1 <= w && r.y1 <= h,
+                "{name}: {:?} at {r:?} leaves the canvas",
+                t.text
+            );
+        }
+        for p in &g.plots {
+            // bars coloured per label carry their names on the axis, without a legend
+            let Some(l) = p.legend else {
+                assert_eq!(p.kind, "bars", "{name} / {}: no legend", p.title);
+                continue;
+            };
+            assert!(!p.hits(&l, 6), "{name} / {}: legend {l:?} covers data", p.title);
+            for (label, _, _, at) in &p.refs {
+                if let Some(at) = at {
+                    assert!(
+                        !at.overlaps(&l),
+                        "{name} / {}: legend covers the label {label}",
+                        p.title
+                    );
+                }
+            }
+        }
+    }
+    let att = named(&charts, "capacity-attainment");
+    assert_eq!(att.plots.len(), 3, "attainment, p99 TPOT and p99 TTFT");
+    for p in &att.plots {
+        assert_eq!(p.kind, "line");
+        assert_eq!(p.legend_entries.len(), 3, "{}: three labels", p.title);
+        assert_eq!(p.legend_entries, p.series, "{}", p.title);
+        let ticks: Vec<f64> = p.x_ticks.iter().map(|t| t.0).collect();
+        assert!(
+            ticks
+                .iter()
+                .all(|t| [2.0, 4.0, 8.0, 12.0, 13.0, 14.0, 15.0, 16.0].contains(t)),
+            "{ticks:?}"
+        );
+        assert!(p.log_x, "2 .. 16 req/s spans a factor of 8");
+        // a vertical line per label, at its capacity
+        let knees: Vec<_> = p.refs.iter().filter(|r| r.1.0 == r.2.0).collect();
+        assert_eq!(knees.len(), 3, "{}: {:?}", p.title, p.refs);
+        for (r, cap) in knees.iter().zip([12.2, 12.4, 14.1]) {
+            let want = x_pixel(p, cap);
+            assert!(
+                (r.1.0 as f64 - want).abs() <= 2.0,
+                "{}: knee {cap} at {} not {want}",
+                p.title,
+                r.1.0
+            );
+        }
+    }
+    // the ring names saturation, not client-boundness
+    let ring = att.texts.iter().filter(|t| t.text == capacity::SATURATED_RING).count();
+    assert_eq!(ring, 3, "a saturated ring entry in each panel's legend");
+    // the TTFT limit: a horizontal line at 500 ms, between mock-fp16's 12 req/s (459 ms) and
+    // 13 req/s (604 ms) points
+    let ttft = att.plots.iter().find(|p| p.title.contains("TTFT")).unwrap();
+    let limit = ttft
+        .refs
+        .iter()
+        .find(|r| r.0 == "limit 500 ms")
+        .expect("the TTFT limit");
+    assert_eq!(limit.1.1, limit.2.1, "horizontal");
+    let (v12, v13) = (500.0 * (12.0f64 / 12.2).powi(3), 500.0 * (13.0f64 / 12.2).powi(3));
+    // mock-fp16's points: 2, 4, 8, 12, 13, 16 req/s
+    let (p12, p13) = (ttft.points[3], ttft.points[4]);
+    let want = p12.1 as f64 + (500.0 - v12) / (v13 - v12) * (p13.1 - p12.1) as f64;
+    assert!(
+        (limit.1.1 as f64 - want).abs() <= 2.0,
+        "limit at y {} not {want}",
+        limit.1.1
+    );
+    assert!(limit.3.is_some(), "the limit is labelled");
+    // bars: a bar and an interval per label, coloured by engine, fp8 drawn light
+    for name in ["capacity-rps", "capacity-output-tok-s"] {
+        let b = &named(&charts, name).plots[0];
+        assert_eq!(b.kind, "bars", "{name}");
+        assert_eq!(b.boxes.len(), 3, "{name}");
+        assert_eq!(b.segments.len(), 3, "{name}: an interval per bar");
+    }
+    let b = &named(&charts, "capacity-rps").plots[0];
+    // mock-b fp8's interval [13.6, 14.5] spans 0.9 req/s, drawn 0.9/14.1 of its bar's height
+    let bar = b.boxes[2];
+    let (top, bottom) = (bar.y0 + 20, bar.y1);
+    let ci = b.segments[2];
+    let want = (0.9 / 14.1) * (bottom - top) as f64;
+    assert!(((ci.0.1 - ci.1.1).abs() as f64 - want).abs() <= 2.0, "{ci:?} vs {want}");
+}
+
+/// `chart` draws the capacity charts from a capacity file given as its input.
+#[test]
+fn chart_command_draws_a_capacity_file() {
+    let d = tmp();
+    let f = d.path().join("capacity.parquet");
+    write_capacity(&f, &capacity_rows(), false);
+    let cd = d.path().join("charts");
+    ok(cmd("chart").arg(&f).arg("-o").arg(&cd));
+    for n in ["capacity-attainment", "capacity-rps", "capacity-output-tok-s"] {
+        for e in ["png", "svg"] {
+            assert!(cd.join(format!("{n}.{e}")).exists(), "{n}.{e} missing");
+        }
+    }
+    let svg = std::fs::read_to_string(cd.join("capacity-attainment.svg")).unwrap();
+    assert!(svg.contains("p99 TTFT ≤ 500 ms"), "the SLO in the title");
+}

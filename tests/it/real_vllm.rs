@@ -156,3 +156,104 @@ fn real_vllm_cpu_tiny_serves_chat_and_completions_and_stops_cleanly() {
     );
     assert!(!sd.join("vllm.json").exists());
 }
+
+/// sweep finds a capacity for the real vLLM at a loose SLO (p99 TTFT ≤ 10 s, p99 TPOT ≤ 2 s),
+/// bounded in time: short steps (4 s after 1 s of warm-up, 15 s to drain), rates from 0.5 to at
+/// most 8 req/s, a coarse tolerance; every step's requests on disk beside the capacity row.
+#[test]
+fn real_vllm_cpu_tiny_has_a_capacity_at_a_loose_slo() {
+    let dir = real_dir();
+    if !dir.join(".ok").exists() {
+        assert!(
+            std::env::var_os("SERVEBENCH_REQUIRE_REAL_VLLM").is_none(),
+            "the real vLLM is not installed in {}: run `make real-vllm`",
+            dir.display()
+        );
+        eprintln!("SKIPPED real_vllm capacity: no real-vLLM install in {}", dir.display());
+        return;
+    }
+    let d = tmp();
+    let sd = d.path().join("state");
+    let up = run(cmd("engine-up")
+        .args([
+            "vllm",
+            "--model",
+            "cpu-tiny",
+            "--port",
+            "0",
+            "--timeout",
+            "900s",
+            "--state-dir",
+        ])
+        .arg(&sd)
+        .env_remove("SERVEBENCH_ROOT"));
+    assert!(
+        up.status.success(),
+        "engine-up vllm --model cpu-tiny failed: {}\n{}",
+        stderr(&up),
+        std::fs::read_to_string(sd.join("vllm.log")).unwrap_or_default()
+    );
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &[
+            "poisson",
+            "--rate",
+            "1",
+            "--count",
+            "400",
+            "--input-len",
+            "32",
+            "--output-len",
+            "16",
+            "--seed",
+            "1",
+        ],
+    );
+    let out = d.path().join("cap");
+    let t0 = Instant::now();
+    let o = run(cmd("sweep")
+        .arg(&t)
+        .args(["--engine", "vllm", "--state-dir"])
+        .arg(&sd)
+        .args([
+            "--slo",
+            "ttft_p99=10s,tpot_p99=2s",
+            "--step",
+            "4s",
+            "--warmup",
+            "1s",
+            "--drain",
+            "15s",
+            "--start-rate",
+            "0.5",
+            "--max-rate",
+            "8",
+            "--tolerance",
+            "0.5",
+            "--seed",
+            "1",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&out));
+    let took = t0.elapsed().as_secs_f64();
+    // stop the engine whatever the search did
+    let down = run(cmd("engine-down").args(["vllm", "--state-dir"]).arg(&sd));
+    assert!(o.status.success(), "sweep failed after {took:.0} s: {}", stderr(&o));
+    assert!(down.status.success(), "{}", stderr(&down));
+    eprintln!("real vLLM capacity search: {took:.0} s\n{}", stderr(&o).trim());
+    let cap = out.join("capacity.parquet");
+    assert_eq!(rows(&cap), 1);
+    let c = column_f64(&cap, "capacity_rps")[0];
+    assert!(c.is_some_and(|c| c > 0.0 && c <= 8.0 * 1.0001), "capacity {c:?}");
+    assert_eq!(column_text(&cap, "label")[0], "vllm");
+    let steps = column_f64(&cap, "n_steps")[0].unwrap() as usize;
+    assert!(steps >= 2, "{steps} steps");
+    for n in 1..=steps {
+        let f = out.join(format!("step={n}/requests.parquet"));
+        assert!(rows(&f) > 0, "{} is empty", f.display());
+    }
+    // bounded: steps of 5 s plus their drain
+    assert!(took < 300.0, "the search took {took:.0} s");
+}

@@ -667,3 +667,112 @@ fn fake_gpus_follow_the_engines_load() {
     ]));
     assert!(column_f64(&g2, "util_pct").into_iter().all(|u| u == Some(0.0)));
 }
+
+/// With a capacity file beside the requests (a sweep's directory), the report opens with the
+/// capacity table: each label's capacity with its interval and cost, a claim over the next one
+/// only when the intervals do not overlap and each side has the requests a p99 claim needs,
+/// and the pairs that cannot be told apart named.
+#[test]
+fn report_opens_with_the_capacity_table() {
+    use crate::chart::{capacity_rows, write_capacity};
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(runs.join("step=1")).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    write(
+        &runs.join("step=1/requests.parquet"),
+        "mock-fp8",
+        1,
+        &noisy(30, t0, 50.0, 5.0, 1),
+    );
+    write_capacity(&runs.join("capacity.parquet"), &capacity_rows(), false);
+    let md = report_md(&runs, &[]);
+    let first = md.lines().find(|l| l.starts_with("## ")).unwrap();
+    assert_eq!(first, "## Capacity at the SLO", "{md}");
+    assert!(md.find("## Capacity at the SLO") < md.find("## Summary"));
+    let line = |who: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("- **{who}** carries")))
+            .unwrap_or_else(|| panic!("no line for {who}: {md}"))
+            .to_string()
+    };
+    // 14.1 / 12.4 = +13.7%; the intervals widened to their brackets, [13.6, 15] and [11.9, 13]:
+    // ratio interval [13.6 / 13, 15 / 11.9] = [1.05, 1.26]
+    assert_eq!(
+        line("mock-b fp8"),
+        "- **mock-b fp8** carries 14.1 req/s [13.6, 14.5] at p99 TTFT ≤ 500 ms and p99 TPOT ≤ 50 ms, +13.7% over \
+         mock fp8 (ratio 95% interval [1.05, 1.26], n = 1200 vs 1200); $0.21 per million output tokens (1 GPU at \
+         $2.50/GPU-hour)."
+    );
+    // 12.4 [11.9, 13] and 12.2 [11.7, 13] (widened to their brackets) overlap
+    assert!(
+        line("mock fp8").contains("not distinguishable from mock fp16 (the intervals overlap)"),
+        "{}",
+        line("mock fp8")
+    );
+    assert!(
+        md.contains(
+            "Not distinguishable at this SLO: mock fp8 and mock fp16 (ratio 95% interval [0.915, 1.11] contains 1)."
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| mock-b fp8 | 14.1 [13.6, 14.5] | 1805 [1741, 1856] | 14.0 / 15.0 | 1 | $0.21 | 6 (1) | 1200 | bootstrap |"), "{md}");
+    for c in ["capacity-attainment.png", "capacity-rps.png"] {
+        assert!(d.path().join("report/charts").join(c).exists(), "{c} missing");
+    }
+    assert!(
+        md.contains("![capacity-attainment](charts/capacity-attainment.png)"),
+        "{md}"
+    );
+}
+
+/// A capacity claim needs the requests of a claim at the SLO's quantile on each side (1,000
+/// at the knee for a p99), and synthetic capacity files decide nothing.
+#[test]
+fn capacity_claims_need_requests_and_real_data() {
+    use crate::chart::{capacity_rows, write_capacity};
+    use servebench::report::{CapacityVerdict, compare_capacity, knee_requests};
+    let rows = capacity_rows();
+    let (b, a) = (&rows[2], &rows[1]);
+    assert_eq!(knee_requests(b), 1200);
+    assert!(matches!(
+        compare_capacity(b, a, false),
+        Some(CapacityVerdict::More { .. })
+    ));
+    assert_eq!(compare_capacity(b, a, true), Some(CapacityVerdict::Synthetic));
+    // 300 requests per knee step: 600 < 1000 per side
+    let thin = |r: &servebench::schema::Capacity| {
+        let mut r = r.clone();
+        let mut steps = r.steps().unwrap();
+        for s in &mut steps {
+            s.n_sent = s.n_sent.min(300);
+        }
+        r.steps_json = servebench::schema::CapacityStep::to_json_list(&steps);
+        r
+    };
+    let few: Vec<_> = rows.iter().map(thin).collect();
+    assert_eq!(
+        compare_capacity(&few[2], &few[1], false),
+        Some(CapacityVerdict::TooFew {
+            n: (600, 600),
+            min: 1000
+        })
+    );
+    let d = tmp();
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    write(&runs.join("r.parquet"), "mock-fp8", 1, &noisy(30, t0, 50.0, 5.0, 1));
+    let cap = d.path().join("cap.parquet");
+    write_capacity(&cap, &few, false);
+    let md = report_md(&runs, &["--capacity", cap.to_str().unwrap()]);
+    assert!(!md.contains("+13.7% over mock fp8"), "{md}");
+    assert!(
+        md.contains("no claim over mock fp8: too few requests at the knee (n = 600 vs 600; ≥ 1000 per side needed)"),
+        "{md}"
+    );
+    write_capacity(&cap, &rows, true);
+    let md = report_md(&runs, &["--capacity", cap.to_str().unwrap()]);
+    assert!(md.contains("no claim over mock fp8: synthetic data"), "{md}");
+    assert!(md.contains("**Synthetic data**"), "{md}");
+}
