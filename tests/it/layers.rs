@@ -38,6 +38,7 @@ const PARTS: &[(&str, &str)] = &[
     ("chart", "chart"),
     ("report", "report"),
     ("mock", "mock"),
+    ("quality", "quality"),
     // commands and the faces' shared module
     ("cmd", "cmd"),
     ("cli", "cli"),
@@ -636,6 +637,8 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/client/protocol.rs", "model", "OpenAI request JSON key"),
     ("src/client/protocol.rs", "prompt", "completions request JSON key"),
     ("src/cmd/enginemon.rs", "engine", "key of enginemon's closing JSON line"),
+    ("src/quality/logprobs.rs", "model", "OpenAI request JSON key"),
+    ("src/quality/logprobs.rs", "prompt", "completions request JSON key"),
     (
         "src/cmd/enginemon.rs",
         "missed_ticks",

@@ -16,6 +16,7 @@ mod fixtures;
 mod gateway;
 mod gpumon;
 mod layers;
+mod quality;
 mod readme;
 mod real_vllm;
 mod reliability;

@@ -74,36 +74,40 @@ fn every_row_recorded_when_the_server_is_down() {
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["poisson", "--rate", "200", "--count", "50"]);
     let out = d.path().join("r.parquet");
-    nothing_succeeds(cmd("replay")
-        .arg(&t)
-        .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}"),
-            "--api",
-            "chat",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&out));
+    nothing_succeeds(
+        cmd("replay")
+            .arg(&t)
+            .args([
+                "--url",
+                &format!("http://127.0.0.1:{port}"),
+                "--api",
+                "chat",
+                "--quiet",
+                "-o",
+            ])
+            .arg(&out),
+    );
     assert_eq!(rows(&out), 50);
     assert!(column_text(&out, "status").iter().all(|s| s == "connect_error"));
     let mut ids: Vec<String> = column_text(&out, "request_id");
     ids.sort_by_key(|s| s.parse::<u64>().unwrap());
     assert_eq!(ids, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
     // closed loop too
-    nothing_succeeds(cmd("replay")
-        .arg(&t)
-        .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}"),
-            "--api",
-            "chat",
-            "--concurrency",
-            "4",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&out));
+    nothing_succeeds(
+        cmd("replay")
+            .arg(&t)
+            .args([
+                "--url",
+                &format!("http://127.0.0.1:{port}"),
+                "--api",
+                "chat",
+                "--concurrency",
+                "4",
+                "--quiet",
+                "-o",
+            ])
+            .arg(&out),
+    );
     assert_eq!(rows(&out), 50);
 }
 
@@ -351,16 +355,20 @@ fn timeouts_are_rows_with_status_timeout() {
     let d = tmp();
     let t = trace(d.path(), "t.parquet", &["batch", "--count", "3", "--output-len", "2"]);
     let out = d.path().join("r.parquet");
-    nothing_succeeds(cmd("replay")
-        .arg(&t)
-        .args(["--url", &m.url, "--ttft-timeout", "200ms", "--quiet", "-o"])
-        .arg(&out));
+    nothing_succeeds(
+        cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--ttft-timeout", "200ms", "--quiet", "-o"])
+            .arg(&out),
+    );
     assert!(column_text(&out, "status").iter().all(|s| s == "timeout"));
     assert!(column_text(&out, "error")[0].contains("ttft-timeout"));
-    nothing_succeeds(cmd("replay")
-        .arg(&t)
-        .args(["--url", &m.url, "--timeout", "300ms", "--quiet", "-o"])
-        .arg(&out));
+    nothing_succeeds(
+        cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--timeout", "300ms", "--quiet", "-o"])
+            .arg(&out),
+    );
     assert!(column_text(&out, "status").iter().all(|s| s == "timeout"));
 }
 
