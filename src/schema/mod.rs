@@ -11,6 +11,7 @@ pub mod comparison;
 mod declare;
 pub mod engine_metrics;
 pub mod gpu;
+pub mod quality;
 pub mod requests;
 pub mod summary;
 pub mod trace;
@@ -19,6 +20,7 @@ mod value;
 pub use comparison::{COMPARISON, Cmp};
 pub use engine_metrics::{ENGINE_METRICS, EngineRow};
 pub use gpu::{GPU, GPU_PROCESSES, GpuRow, ProcRow, Reading};
+pub use quality::{QUALITY, QualityRow};
 pub use requests::{Connection, REQUESTS, Record, RunLabels, Status, tpot};
 pub use summary::{LatencyStats, Metric, SUMMARY, Stat, StatusCounts, Summary};
 pub use trace::{TRACE, TraceRow};
@@ -196,7 +198,7 @@ impl Contract {
 }
 
 /// Every contract, in the order README documents them.
-pub fn all() -> [&'static Contract; 7] {
+pub fn all() -> [&'static Contract; 8] {
     [
         &TRACE,
         &REQUESTS,
@@ -205,6 +207,7 @@ pub fn all() -> [&'static Contract; 7] {
         &ENGINE_METRICS,
         &SUMMARY,
         &COMPARISON,
+        &QUALITY,
     ]
 }
 
