@@ -30,6 +30,14 @@ KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives eve
 sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
 prefilled tokens; KV overflow preempts the newest sequence (recomputed later).
 
+Log probabilities (OpenAI routes): completions `logprobs: k`, `echo: true`, vLLM's
+`prompt_logprobs: k`; chat `logprobs: true, top_logprobs: k` (k up to the mock's vocabulary
+size). They come from a deterministic pseudo-model (a distribution per prompt and position);
+asking for them, or `temperature: 0`, makes the output its greedy continuation of the prompt.
+--quality-noise X adds X x seeded Gaussian noise (--quality-seed) to its logits, a stand-in
+quantized variant; `servebench_true_kl` in the response is the exact KL(baseline || variant).
+  mock-engine --port 8101 --quality-noise 0.1 --quality-seed 4
+
 Faults (--fault KIND[:RATE], repeatable; RATE is the share of requests, default all; the
 requests that fail are a seeded draw, --fault-seed; several faults share the requests):
   reset        read the request, then reset the connection before any header
@@ -120,6 +128,13 @@ pub struct Args {
     /// The private key of --tls-cert (PEM)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Log probabilities: standard deviation of the Gaussian noise added to the pseudo-model's
+    /// logits (a quantized variant); 0 serves the baseline model exactly
+    #[arg(long, default_value_t = 0.0)]
+    pub quality_noise: f64,
+    /// Log probabilities: seed of the noise (two variants with different seeds differ)
+    #[arg(long, default_value_t = 1)]
+    pub quality_seed: u64,
 }
 
 impl Args {
@@ -135,6 +150,12 @@ impl Args {
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("{n} must be a non-negative number of milliseconds, got {v}");
             }
+        }
+        if !(self.quality_noise.is_finite() && self.quality_noise >= 0.0) {
+            anyhow::bail!(
+                "--quality-noise must be a non-negative number (0 = the baseline model), got {}",
+                self.quality_noise
+            );
         }
         if self.sim_max_batch == 0 || self.sim_kv_tokens == 0 {
             anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
@@ -164,6 +185,10 @@ impl Args {
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(c), Some(k)) => Some(crate::mock::tls::server_config(c, k)?),
                 _ => None,
+            },
+            quality: crate::mock::model::Variant {
+                noise: self.quality_noise,
+                seed: self.quality_seed,
             },
             ..Config::default()
         };
@@ -233,5 +258,13 @@ mod tests {
         assert!(e.contains("--itl-ms"), "{e}");
         assert!(a(&["--host", "localhost"]).config().is_err());
         assert!(a(&["--fault", "reset:0.7", "--fault", "stall:0.7"]).config().is_err());
+        let q = a(&["--quality-noise", "0.05", "--quality-seed", "8"])
+            .config()
+            .unwrap()
+            .0
+            .quality;
+        assert_eq!((q.noise, q.seed), (0.05, 8));
+        let e = a(&["--quality-noise=-1"]).config().unwrap_err().to_string();
+        assert!(e.contains("--quality-noise"), "{e}");
     }
 }

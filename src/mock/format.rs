@@ -5,6 +5,9 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
+use super::logprobs::Scored;
 use super::sse::Writer;
 use crate::trace::tokens::{SplitMix, WORDS};
 
@@ -36,10 +39,16 @@ pub struct Fmt {
     pub sent: u32,
     /// Cumulative text so far (SGLang's default streaming mode only).
     pub text: String,
+    /// The pseudo-model's tokens and log probabilities, when the request asked for them or
+    /// for greedy decoding (see [`super::logprobs`]); `None` keeps the seeded words.
+    pub lp: Option<Arc<Scored>>,
 }
 
 impl Fmt {
     fn word(&self, i: u32) -> &'static str {
+        if let Some(lp) = &self.lp {
+            return lp.word(i);
+        }
         let mut m = SplitMix(self.seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
         WORDS[(m.next_u64() % WORDS.len() as u64) as usize]
     }
@@ -81,7 +90,8 @@ impl Fmt {
                 w.event(|o| {
                     let _ = write!(
                         o,
-                        "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"logprobs\":null,"
+                        "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"logprobs\":{},",
+                        self.lp.as_ref().map(|l| l.chat_logprobs(start, k)).unwrap_or_default()
                     );
                     if last {
                         o.extend_from_slice(b"\"finish_reason\":\"length\",\"stop_reason\":null,\"token_ids\":null,\"weight_versions\":null}]");
@@ -89,6 +99,7 @@ impl Fmt {
                         o.extend_from_slice(b"\"finish_reason\":null,\"token_ids\":null}]");
                     }
                     self.usage_inline(o);
+                    self.true_kl_inline(o, last);
                     o.extend_from_slice(b",\"kv_transfer_params\":null}");
                 });
                 if last {
@@ -96,13 +107,22 @@ impl Fmt {
                 }
             }
             Proto::Completions => {
+                // with echo, the first chunk carries the prompt and its scores first (vLLM)
+                let echo = first.then(|| self.lp.as_ref().and_then(|l| l.echo_text())).flatten();
+                let text = serde_json::to_string(&format!("{}{piece}", echo.unwrap_or(""))).unwrap_or_default();
+                let logprobs = self
+                    .lp
+                    .as_ref()
+                    .map(|l| l.completion_logprobs(start, k, first))
+                    .unwrap_or_default();
                 w.event(|o| {
                     let _ = write!(
                         o,
-                        "{{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":\"{piece}\",\"logprobs\":null,\"finish_reason\":{},\"stop_reason\":null,\"prompt_token_ids\":null,\"token_ids\":null,\"weight_versions\":null}}]",
+                        "{{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":{text},\"logprobs\":{logprobs},\"finish_reason\":{},\"stop_reason\":null,\"prompt_token_ids\":null,\"token_ids\":null,\"weight_versions\":null}}]",
                         if last { "\"length\"" } else { "null" }
                     );
                     self.usage_inline(o);
+                    self.true_kl_inline(o, last);
                     o.extend_from_slice(b",\"kv_transfer_params\":null}");
                 });
                 if last {
@@ -209,6 +229,13 @@ impl Fmt {
         }
     }
 
+    /// `servebench_true_kl` on the last content chunk of a scored response.
+    fn true_kl_inline(&self, out: &mut Vec<u8>, last: bool) {
+        if let Some(lp) = self.lp.as_ref().filter(|_| last) {
+            let _ = write!(out, ",\"servebench_true_kl\":{}", lp.true_kl());
+        }
+    }
+
     /// The OpenAI routes' end: the usage event (when asked for) and `[DONE]`.
     fn usage_tail(&self, w: &mut Writer<'_>, object: &str) {
         if self.include_usage {
@@ -232,7 +259,7 @@ impl Fmt {
         let text: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
         let (p, k) = (self.prompt_tokens, self.max_tokens);
         let usage = serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
-        let v = match self.proto {
+        let mut v = match self.proto {
             Proto::Chat => {
                 serde_json::json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}], "usage": usage})
@@ -254,6 +281,23 @@ impl Fmt {
                 serde_json::json!({"model": self.model, "response": text, "done": true, "done_reason": "length", "prompt_eval_count": p, "eval_count": k})
             }
         };
+        if let Some(lp) = &self.lp {
+            let c = &mut v["choices"][0];
+            match self.proto {
+                Proto::Chat => c["logprobs"] = lp.chat_logprobs(0, k),
+                Proto::Completions => {
+                    if let Some(e) = lp.echo_text() {
+                        c["text"] = serde_json::Value::String(format!("{e}{text}"));
+                    }
+                    c["logprobs"] = lp.completion_logprobs(0, k, true);
+                    c["prompt_logprobs"] = lp.prompt_logprobs();
+                }
+                _ => {}
+            }
+            if matches!(self.proto, Proto::Chat | Proto::Completions) {
+                v["servebench_true_kl"] = lp.true_kl();
+            }
+        }
         self.sent = k;
         serde_json::to_vec(&v).expect("json")
     }
@@ -277,6 +321,7 @@ mod tests {
             seed: 3,
             sent: 0,
             text: String::new(),
+            lp: None,
         }
     }
 

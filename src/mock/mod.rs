@@ -11,6 +11,8 @@
 
 pub mod fault;
 pub mod format;
+pub mod logprobs;
+pub mod model;
 #[cfg(test)]
 mod read_back;
 pub mod sim;
@@ -57,6 +59,8 @@ pub struct Config {
     pub faults: Arc<Faults>,
     /// Serve HTTPS with this configuration (see [`tls::server_config`]).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The pseudo-model variant behind log probabilities (see [`model`]).
+    pub quality: model::Variant,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             version: format!("mock-{}", crate::meta::VERSION),
             faults: Arc::new(Faults::default()),
             tls: None,
+            quality: model::Variant::default(),
         }
     }
 }
@@ -449,6 +454,16 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         _ => format!("{n:032x}"),
     };
     let pt = prompt_tokens(proto, v);
+    let lp = match logprobs::ask(proto, v) {
+        Ok(a) if a.engaged() => Some(Arc::new(logprobs::Scored::new(
+            sh.cfg.quality,
+            a,
+            logprobs::prompt_tokens(proto, v),
+            max_tokens,
+        ))),
+        Ok(_) => None,
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, &e, "BadRequestError")),
+    };
     let fmt = Fmt {
         proto,
         id,
@@ -464,6 +479,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         seed: n,
         sent: 0,
         text: String::new(),
+        lp,
     };
     sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
     let source = match &sh.sim {
