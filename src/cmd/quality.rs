@@ -19,7 +19,7 @@ use crate::endpoint::Endpoint;
 use crate::engine::state::EngineState;
 use crate::io::write::Sink;
 use crate::meta::Meta;
-use crate::quality::logprobs::{LogprobError, parse, request_body, scores_prompt};
+use crate::quality::logprobs::{LogprobError, parse, path as route, request_body, scores_prompt};
 use crate::quality::measures::{
     Position, TeacherForced, accuracy_diff, exact_match, greedy_agreement, perplexity, teacher_forced,
 };
@@ -224,13 +224,13 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
         };
         let body = request_body(api, model.as_deref(), prompt, max_tokens, args.top_k, passage);
         let resp = rt
-            .block_on(post(&client, api.path(), &body, timeout))
+            .block_on(post(&client, route(api), &body, timeout))
             .with_context(|| format!("item {}: {who}", it.id))?;
         let scored =
             parse(api, &resp, passage).map_err(|e: LogprobError| Usage(format!("{who}: item {}: {e}", it.id)))?;
         let base = QualityRow {
             item_id: it.id.clone(),
-            kind: it.kind.clone(),
+            item_kind: it.kind.clone(),
             top_k: args.top_k,
             api: api.name().to_string(),
             ..Default::default()
@@ -345,7 +345,7 @@ pub fn compare(base: &Path, variant: &Path) -> anyhow::Result<Value> {
     let ids = |rows: &[QualityRow], kind: &str| -> Vec<String> {
         let mut s: Vec<String> = rows
             .iter()
-            .filter(|r| r.kind == kind)
+            .filter(|r| r.item_kind == kind)
             .map(|r| r.item_id.clone())
             .collect();
         s.dedup();
@@ -368,8 +368,8 @@ pub fn compare(base: &Path, variant: &Path) -> anyhow::Result<Value> {
     let (ppl_b, ppl_v) = (perplexity(&pb), perplexity(&pv));
     let mut pairs = Vec::new();
     let mut greedy = Vec::new();
-    for r in b.iter().filter(|r| r.kind == "task") {
-        let Some(o) = v.iter().find(|o| o.kind == "task" && o.item_id == r.item_id) else {
+    for r in b.iter().filter(|r| r.item_kind == "task") {
+        let Some(o) = v.iter().find(|o| o.item_kind == "task" && o.item_id == r.item_id) else {
             missing.push(r.item_id.clone());
             continue;
         };

@@ -69,6 +69,15 @@ pub fn scores_prompt(api: Api) -> bool {
     matches!(api, Api::Completions | Api::Tgi | Api::Sglang)
 }
 
+/// The route of a non-streamed request with log probabilities (TGI's `/generate`, not the
+/// benchmark's `/generate_stream`).
+pub fn path(api: Api) -> &'static str {
+    match api {
+        Api::Tgi => "/generate",
+        a => a.path(),
+    }
+}
+
 /// Request body asking for greedy decoding with top-`k` log probabilities; `score_prompt` asks
 /// for the prompt's log probabilities too (ignored where the protocol has none).
 pub fn request_body(api: Api, model: Option<&str>, prompt: &str, max_tokens: u32, k: u32, score_prompt: bool) -> Value {

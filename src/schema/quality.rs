@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QualityRow {
     pub item_id: String,
-    pub kind: String,
+    pub item_kind: String,
     pub position: Option<u32>,
     pub position_token: Option<String>,
     pub token_logprob: Option<f64>,
@@ -25,7 +25,7 @@ crate::contract! {
     /// Column names of the quality contract.
     names col;
     ITEM_ID "item_id": String, req, "", "id of the evaluation-set item", field(item_id);
-    KIND "kind": String, req, "", "passage (teacher-forced, one row per position) or task (greedy answer, one row)", field(kind);
+    ITEM_KIND "item_kind": String, req, "", "passage (teacher-forced, one row per position) or task (greedy answer, one row)", field(item_kind);
     POSITION "position": Option<u32>, opt, "tokens", "position of the scored token in the passage, from 0; null for a task row", field(position);
     POSITION_TOKEN "position_token": Option<String>, opt, "", "the passage's token at this position, as the engine detokenizes it", field(position_token);
     TOKEN_LOGPROB "token_logprob": Option<f64>, opt, "nats", "log probability of that token given the tokens before it; null where the engine gives none (the first token)", field(token_logprob);

@@ -637,6 +637,11 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/client/protocol.rs", "model", "OpenAI request JSON key"),
     ("src/client/protocol.rs", "prompt", "completions request JSON key"),
     ("src/cmd/enginemon.rs", "engine", "key of enginemon's closing JSON line"),
+    (
+        "src/mock/logprobs.rs",
+        "prompt",
+        "key of servebench_true_kl in the mock's JSON answer",
+    ),
     ("src/quality/logprobs.rs", "model", "OpenAI request JSON key"),
     ("src/quality/logprobs.rs", "prompt", "completions request JSON key"),
     (

@@ -187,3 +187,196 @@ fn request_bodies_ask_for_logprobs_in_each_protocol() {
     assert!(scores_prompt(Api::Completions) && scores_prompt(Api::Tgi) && scores_prompt(Api::Sglang));
     assert!(!scores_prompt(Api::Chat) && !scores_prompt(Api::Llamacpp));
 }
+
+// ---- the quality tool against mock-engine ---------------------------------------------------
+
+use crate::common::{Mock, cmd, run, stderr, tmp};
+use std::path::Path;
+
+/// A small evaluation set: two passages, four tasks.
+fn small_set(dir: &Path) -> PathBuf {
+    let p = dir.join("set.jsonl");
+    std::fs::write(
+        &p,
+        concat!(
+            "{\"id\":\"p1\",\"kind\":\"passage\",\"text\":\"the river rose for three days and the mill flooded in the spring\"}\n",
+            "{\"id\":\"p2\",\"kind\":\"passage\",\"text\":\"a good map leaves things out and every line on it is a decision\"}\n",
+            "{\"id\":\"t1\",\"kind\":\"task\",\"prompt\":\"Compute 2 + 2.\",\"answer\":\"4\"}\n",
+            "{\"id\":\"t2\",\"kind\":\"task\",\"prompt\":\"Capital of France?\",\"answer\":\"Paris\"}\n",
+            "{\"id\":\"t3\",\"kind\":\"task\",\"prompt\":\"Compute 3 * 3.\",\"answer\":\"9\"}\n",
+            "{\"id\":\"t4\",\"kind\":\"task\",\"prompt\":\"Largest planet?\",\"answer\":\"Jupiter\"}\n",
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn measure(url: &str, set: &Path, out: &Path, k: &str) {
+    let o = run(cmd("quality")
+        .args([
+            "--url",
+            url,
+            "--api",
+            "completions",
+            "--model",
+            "mock-llm",
+            "--top-k",
+            k,
+            "--set",
+        ])
+        .arg(set)
+        .arg("-o")
+        .arg(out));
+    assert!(o.status.success(), "quality failed: {}", stderr(&o));
+}
+
+fn compare(base: &Path, var: &Path) -> Value {
+    let o = run(cmd("quality").arg("--baseline").arg(base).arg(var));
+    assert!(o.status.success(), "quality --baseline failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The mock's own exact KL(baseline || variant) over the prompt positions of `text`.
+fn true_kl(url: &str, text: &str) -> Vec<f64> {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://").unwrap();
+    let body = serde_json::json!({"model": "mock-llm", "prompt": text, "max_tokens": 1, "temperature": 0.0,
+        "logprobs": 1, "echo": true, "prompt_logprobs": 1})
+    .to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let body = &r[r.find("\r\n\r\n").unwrap() + 4..];
+    // the first JSON value of the body (a chunked body has a size line before it)
+    let json = &body[body.find('{').unwrap()..];
+    let v: Value = serde_json::Deserializer::from_str(json)
+        .into_iter::<Value>()
+        .next()
+        .unwrap()
+        .unwrap();
+    v["servebench_true_kl"]["prompt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect()
+}
+
+#[test]
+fn quality_zero_noise_gives_zero_kl_and_full_agreement() {
+    let d = tmp();
+    let set = small_set(d.path());
+    let m = Mock::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
+    let (a, b) = (d.path().join("a.parquet"), d.path().join("b.parquet"));
+    measure(&m.url, &set, &a, "5");
+    measure(&m.url, &set, &b, "5");
+    let c = compare(&a, &b);
+    assert!(c["positions"].as_u64().unwrap() > 10, "{c}");
+    assert_eq!(c["top1_agreement"], 1.0, "{c}");
+    assert!(c["mean_kl"].as_f64().unwrap().abs() < 1e-12, "{c}");
+    assert!((c["perplexity_ratio"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{c}");
+    assert_eq!(c["greedy_identical_share"], 1.0, "{c}");
+    assert_eq!(c["accuracy_diff_points"], 0.0, "{c}");
+    assert_eq!(c["tasks"], 4);
+    assert_eq!(c["missing_in_variant"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn quality_known_noise_gives_kl_above_zero_and_within_the_estimator_bound() {
+    let d = tmp();
+    let set = small_set(d.path());
+    let base = Mock::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
+    let var = Mock::start(&[
+        "--ttft-ms",
+        "0",
+        "--itl-ms",
+        "0",
+        "--quality-noise",
+        "0.5",
+        "--quality-seed",
+        "3",
+    ]);
+    let (a, b) = (d.path().join("a.parquet"), d.path().join("b.parquet"));
+    measure(&base.url, &set, &a, "5");
+    measure(&var.url, &set, &b, "5");
+    let c = compare(&a, &b);
+    let est = c["mean_kl"].as_f64().unwrap();
+    let n = c["positions"].as_u64().unwrap() as usize;
+    // The truth over the same positions, from the mock itself.
+    let mut truth = Vec::new();
+    for t in [
+        "the river rose for three days and the mill flooded in the spring",
+        "a good map leaves things out and every line on it is a decision",
+    ] {
+        truth.extend(true_kl(&var.url, t));
+    }
+    assert_eq!(truth.len(), n, "{c}");
+    let true_mean = truth.iter().sum::<f64>() / n as f64;
+    assert!(true_mean > 0.0);
+    // The stated bound: 0 < KL-hat <= KL (coarse-graining never raises divergence).
+    assert!(est > 0.0, "{c}");
+    assert!(
+        est <= true_mean * (1.0 + 1e-6) + 1e-9,
+        "estimate {est} above the true {true_mean}: {c}"
+    );
+    assert!(c["top1_agreement"].as_f64().unwrap() <= 1.0);
+    eprintln!(
+        "noise 0.5, top-5: KL-hat {est:.4} nats, true {true_mean:.4}, mean tail {}",
+        c["mean_p_tail"]
+    );
+}
+
+#[test]
+fn quality_bad_input_exits_2_naming_the_line_or_the_missing_field() {
+    let d = tmp();
+    let set = d.path().join("bad.jsonl");
+    std::fs::write(&set, "{\"id\":\"a\",\"kind\":\"task\",\"prompt\":\"x\",\"answer\":\"1\"}\n{\"id\":\"b\",\"kind\":\"task\",\"prompt\":\"y\"}\n").unwrap();
+    let o = run(cmd("quality")
+        .args(["--url", "http://127.0.0.1:9", "--model", "m", "--set"])
+        .arg(&set));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.jsonl:2: malformed item \"b\""),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        &set,
+        "{\"id\":\"a\",\"kind\":\"task\",\"prompt\":\"x\",\"answer\":\"1\"}\nnot json\n",
+    )
+    .unwrap();
+    let o = run(cmd("quality")
+        .args(["--url", "http://127.0.0.1:9", "--model", "m", "--set"])
+        .arg(&set));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.jsonl:2: malformed item"), "{}", stderr(&o));
+    // An engine that returns no log probabilities: mock-engine's SGLang route has none.
+    let m = Mock::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
+    let set = small_set(d.path());
+    let o = run(cmd("quality")
+        .args(["--url", &m.url, "--api", "sglang", "--set"])
+        .arg(&set));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&m.url) && e.contains("meta_info.") && e.contains("no log probabilities"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_checked_in_evaluation_set_is_well_formed() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(servebench::cmd::quality::DEFAULT_SET);
+    let (items, sha) = servebench::cmd::quality::load_set(&p).unwrap();
+    assert_eq!(sha.len(), 64);
+    let tasks = items.iter().filter(|i| i.kind == "task").count();
+    let passages = items.len() - tasks;
+    assert!(tasks >= 100 && passages >= 6, "{tasks} tasks, {passages} passages");
+}
