@@ -327,6 +327,18 @@ fn quality_known_noise_gives_kl_above_zero_and_within_the_estimator_bound() {
         "estimate {est} above the true {true_mean}: {c}"
     );
     assert!(c["top1_agreement"].as_f64().unwrap() <= 1.0);
+    // With k the whole vocabulary nothing is left in the tail: the estimate is the truth.
+    let k = servebench::mock::model::vocab_size().to_string();
+    let (fa, fb) = (d.path().join("fa.parquet"), d.path().join("fb.parquet"));
+    measure(&base.url, &set, &fa, &k);
+    measure(&var.url, &set, &fb, &k);
+    let f = compare(&fa, &fb);
+    let full = f["mean_kl"].as_f64().unwrap();
+    assert!(
+        (full - true_mean).abs() < 1e-6 * true_mean.max(1.0),
+        "top-{k}: {full} vs true {true_mean}: {f}"
+    );
+    assert!(f["mean_p_tail"].as_f64().unwrap() < 1e-9, "{f}");
     eprintln!(
         "noise 0.5, top-5: KL-hat {est:.4} nats, true {true_mean:.4}, mean tail {}",
         c["mean_p_tail"]
