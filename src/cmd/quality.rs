@@ -35,7 +35,7 @@ pub const META_SET_SHA256: &str = "servebench.quality_set_sha256";
 #[command(
     name = "quality",
     about = "Measure a served model's quality through its endpoint: teacher-forced log probabilities of an evaluation set's passages and greedy answers to its task items (one row each, the quality contract); with --baseline, compare a variant's rows with its baseline's",
-    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\nExit status: 0 done; 1 the endpoint failed; 2 bad arguments, a malformed set, or an engine that returns no log probabilities."
+    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\nExit status: 0 done; 2 bad arguments, a malformed set (naming its line), an engine that returns no log probabilities (naming the field and the engine), an endpoint that fails, or two files measured on different sets."
 )]
 pub struct Args {
     /// Endpoint base URL
@@ -212,6 +212,11 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!(
             "quality: the {} protocol cannot score a given text: teacher-forced agreement, KL and perplexity are missing; task rows only",
             api.name()
+        );
+    }
+    if api == Api::Tgi {
+        eprintln!(
+            "quality: TGI scores the prompt without alternatives (decoder_input_details): perplexity only; teacher-forced agreement and KL are missing"
         );
     }
     let mut rows: Vec<QualityRow> = Vec::new();
