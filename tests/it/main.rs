@@ -18,6 +18,7 @@ mod gpumon;
 mod layers;
 mod quality;
 mod readme;
+mod real_quality;
 mod real_vllm;
 mod reliability;
 mod replay;
