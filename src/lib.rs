@@ -19,6 +19,7 @@ pub mod mock;
 pub mod monitor;
 pub mod os;
 pub mod prom;
+pub mod quality;
 pub mod recorder;
 pub mod report;
 pub mod schema;

@@ -8,6 +8,7 @@ pub mod engine_up;
 pub mod enginemon;
 pub mod gpumon;
 pub mod mock_engine;
+pub mod quality;
 pub mod replay;
 pub mod report;
 pub mod sweep;

@@ -12,6 +12,7 @@ pub mod comparison;
 mod declare;
 pub mod engine_metrics;
 pub mod gpu;
+pub mod quality;
 pub mod requests;
 pub mod summary;
 pub mod trace;
@@ -21,6 +22,7 @@ pub use capacity::{CAPACITY, Capacity, CapacityStep};
 pub use comparison::{COMPARISON, Cmp};
 pub use engine_metrics::{ENGINE_METRICS, EngineRow};
 pub use gpu::{GPU, GPU_PROCESSES, GpuRow, ProcRow, Reading};
+pub use quality::{QUALITY, QualityRow};
 pub use requests::{Connection, REQUESTS, Record, RunLabels, Status, tpot};
 pub use summary::{LatencyStats, Metric, SUMMARY, Stat, StatusCounts, Summary};
 pub use trace::{TRACE, TraceRow};
@@ -208,6 +210,7 @@ pub fn all() -> [&'static Contract; 8] {
         &SUMMARY,
         &COMPARISON,
         &CAPACITY,
+        &QUALITY,
     ]
 }
 

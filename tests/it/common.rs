@@ -21,6 +21,7 @@ pub fn bin(name: &str) -> PathBuf {
         "engine-down" => env!("CARGO_BIN_EXE_engine-down"),
         "mock-engine" => env!("CARGO_BIN_EXE_mock-engine"),
         "report" => env!("CARGO_BIN_EXE_report"),
+        "quality" => env!("CARGO_BIN_EXE_quality"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

@@ -39,6 +39,7 @@ const PARTS: &[(&str, &str)] = &[
     ("report", "report"),
     ("mock", "mock"),
     ("capacity", "capacity"),
+    ("quality", "quality"),
     // commands and the faces' shared module
     ("cmd", "cmd"),
     ("cli", "cli"),
@@ -637,6 +638,8 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/client/protocol.rs", "model", "OpenAI request JSON key"),
     ("src/client/protocol.rs", "prompt", "completions request JSON key"),
     ("src/cmd/enginemon.rs", "engine", "key of enginemon's closing JSON line"),
+    ("src/quality/logprobs.rs", "model", "OpenAI request JSON key"),
+    ("src/quality/logprobs.rs", "prompt", "completions request JSON key"),
     (
         "src/cmd/enginemon.rs",
         "missed_ticks",

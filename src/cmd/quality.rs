@@ -1,0 +1,411 @@
+//! `quality`: score an evaluation set through an endpoint with log probabilities (one row per
+//! passage position and per task item, the `quality` contract), or compare a variant's rows
+//! with its baseline's (`--baseline BASE VARIANT`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::client::http::Client;
+use crate::client::protocol::Api;
+use crate::client::tls::TlsOptions;
+use crate::endpoint::Endpoint;
+use crate::engine::state::EngineState;
+use crate::io::write::Sink;
+use crate::meta::Meta;
+use crate::quality::logprobs::{LogprobError, parse, path as route, request_body, scores_prompt};
+use crate::quality::measures::{
+    Position, TeacherForced, accuracy_diff, exact_match, greedy_agreement, perplexity, teacher_forced,
+};
+use crate::schema::{Cell, QUALITY, QualityRow, Rows};
+
+/// The checked-in evaluation set.
+pub const DEFAULT_SET: &str = "configs/quality/eval.jsonl";
+/// Metadata keys of the set's provenance.
+pub const META_SET: &str = "servebench.quality_set";
+pub const META_SET_SHA256: &str = "servebench.quality_set_sha256";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quality",
+    about = "Measure a served model's quality through its endpoint: teacher-forced log probabilities of an evaluation set's passages and greedy answers to its task items (one row each, the quality contract); with --baseline, compare a variant's rows with its baseline's",
+    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\nExit status: 0 done; 2 bad arguments, a malformed set (naming its line), an engine that returns no log probabilities (naming the field and the engine), an endpoint that fails, or two files measured on different sets."
+)]
+pub struct Args {
+    /// Endpoint base URL
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Engine started by engine-up (URL and model come from its state file)
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// Directory of engine-up state files
+    #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
+    pub state_dir: PathBuf,
+    /// Protocol: completions (scores passages with echo; vLLM's prompt_logprobs), chat, tgi, sglang, llamacpp (chat and llamacpp cannot score a given text: task rows only)
+    #[arg(long, default_value = "completions")]
+    pub api: String,
+    /// Model name sent in OpenAI requests (default: the engine's served model)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Log probabilities per position (OpenAI caps it at 5, TGI at --max-top-n-tokens (5), vLLM at --max-logprobs (20))
+    #[arg(long, default_value_t = 5)]
+    pub top_k: u32,
+    /// Evaluation set (JSONL: {"id","kind":"passage","text"} or {"id","kind":"task","prompt","answer"})
+    #[arg(long, default_value = DEFAULT_SET)]
+    pub set: PathBuf,
+    /// Tokens a task answer may take
+    #[arg(long, default_value_t = 16)]
+    pub max_tokens: u32,
+    /// Output file (.parquet, .csv, .jsonl); stdout when absent
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Compare: the baseline's rows, then the variant's (positional)
+    #[arg(long, value_name = "BASE")]
+    pub baseline: Option<PathBuf>,
+    /// The variant's rows (with --baseline)
+    pub variant: Option<PathBuf>,
+    /// Per-request timeout in seconds
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// One item of the evaluation set.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub answer: Option<String>,
+}
+
+/// Read an evaluation set; a malformed item names its line. Returns the items and the file's
+/// SHA-256 (hex).
+pub fn load_set(path: &Path) -> anyhow::Result<(Vec<Item>, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the evaluation set {}", path.display()))?;
+    let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let mut items = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let it: Item =
+            serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{}:{n}: malformed item: {e}", path.display()))?;
+        let ok = match it.kind.as_str() {
+            "passage" => {
+                it.text.as_deref().is_some_and(|t| !t.trim().is_empty()) && it.prompt.is_none() && it.answer.is_none()
+            }
+            "task" => {
+                it.prompt.as_deref().is_some_and(|t| !t.trim().is_empty())
+                    && it.answer.as_deref().is_some_and(|t| !t.trim().is_empty())
+                    && it.text.is_none()
+            }
+            _ => false,
+        };
+        if !ok {
+            bail!(
+                "{}:{n}: malformed item {:?}: a passage has a non-empty \"text\"; a task has a non-empty \"prompt\" and \"answer\"; kind is passage or task",
+                path.display(),
+                it.id
+            );
+        }
+        if !ids.insert(it.id.clone()) {
+            bail!("{}:{n}: item id {:?} appears twice", path.display(), it.id);
+        }
+        items.push(it);
+    }
+    if items.is_empty() {
+        bail!("{}: the evaluation set has no items", path.display());
+    }
+    Ok((items, sha))
+}
+
+/// Exit status 2 with the message (bad input).
+struct Usage(String);
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(base) = &args.baseline {
+        let Some(var) = &args.variant else {
+            eprintln!("quality: --baseline BASE needs the variant's file after it");
+            return Ok(ExitCode::from(2));
+        };
+        return match compare(base, var) {
+            Ok(v) => {
+                println!("{v}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("quality: {e:#}");
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
+    match measure(&args) {
+        Ok(code) => Ok(code),
+        Err(e) => match e.downcast::<UsageError>() {
+            Ok(u) => {
+                eprintln!("quality: {}", u.0);
+                Ok(ExitCode::from(2))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+impl From<Usage> for anyhow::Error {
+    fn from(u: Usage) -> anyhow::Error {
+        UsageError(u.0).into()
+    }
+}
+
+fn measure(args: &Args) -> anyhow::Result<ExitCode> {
+    let api = Api::from_name(&args.api).ok_or_else(|| Usage(format!("unknown --api {:?}", args.api)))?;
+    if args.top_k == 0 {
+        return Err(Usage("--top-k must be at least 1".into()).into());
+    }
+    let (items, sha) = load_set(&args.set).map_err(|e| Usage(format!("{e:#}")))?;
+    let state = match &args.engine {
+        Some(name) => Some(EngineState::load(&args.state_dir, name).map_err(|e| Usage(e.to_string()))?),
+        None => None,
+    };
+    let url = match (&args.url, &state) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => s.url.clone(),
+        (None, None) => {
+            return Err(Usage(
+                "say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up".into(),
+            )
+            .into());
+        }
+    };
+    let who = args.engine.clone().unwrap_or_else(|| url.clone());
+    let model = args.model.clone().or_else(|| {
+        state
+            .as_ref()
+            .map(|s| s.served_model.clone().unwrap_or(s.model.clone()))
+    });
+    if api.needs_model() && model.is_none() {
+        return Err(Usage(format!("the {} protocol needs --model", api.name())).into());
+    }
+    let target = Endpoint::parse(&url).map_err(|e| Usage(e.to_string()))?;
+    let client = Client::new(target, Vec::new(), true, &TlsOptions::default()).map_err(|e| Usage(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let score = scores_prompt(api);
+    if !score {
+        eprintln!(
+            "quality: the {} protocol cannot score a given text: teacher-forced agreement, KL and perplexity are missing; task rows only",
+            api.name()
+        );
+    }
+    if api == Api::Tgi {
+        eprintln!(
+            "quality: TGI scores the prompt without alternatives (decoder_input_details): perplexity only; teacher-forced agreement and KL are missing"
+        );
+    }
+    let mut rows: Vec<QualityRow> = Vec::new();
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    for it in &items {
+        let (prompt, max_tokens, passage) = match it.kind.as_str() {
+            "passage" if score => (it.text.as_deref().unwrap_or_default(), 1, true),
+            "passage" => continue,
+            _ => (it.prompt.as_deref().unwrap_or_default(), args.max_tokens, false),
+        };
+        let body = request_body(api, model.as_deref(), prompt, max_tokens, args.top_k, passage);
+        let resp = rt
+            .block_on(post(&client, route(api), &body, timeout))
+            .with_context(|| format!("item {}: {who}", it.id))?;
+        let scored =
+            parse(api, &resp, passage).map_err(|e: LogprobError| Usage(format!("{who}: item {}: {e}", it.id)))?;
+        let base = QualityRow {
+            item_id: it.id.clone(),
+            item_kind: it.kind.clone(),
+            top_k: args.top_k,
+            api: api.name().to_string(),
+            ..Default::default()
+        };
+        if passage {
+            for (i, p) in scored.prompt.unwrap_or_default().into_iter().enumerate() {
+                rows.push(QualityRow {
+                    position: Some(i as u32),
+                    position_token: Some(p.token),
+                    token_logprob: p.logprob,
+                    top_logprobs_json: Some(json!(p.top).to_string()),
+                    ..base.clone()
+                });
+            }
+        } else {
+            let answer = it.answer.clone().unwrap_or_default();
+            let toks: Vec<&str> = scored.generated.iter().map(|p| p.token.as_str()).collect();
+            rows.push(QualityRow {
+                correct: Some(exact_match(&scored.text, &answer)),
+                output_tokens_json: Some(json!(toks).to_string()),
+                output_text: Some(scored.text),
+                expected: Some(answer),
+                ..base
+            });
+        }
+    }
+    let mut meta = Meta::for_output(&QUALITY, false);
+    meta.set(META_SET, args.set.display().to_string());
+    meta.set(META_SET_SHA256, sha);
+    let mut sink = Sink::create(args.output.as_deref(), None, QUALITY.schema(), &meta)?;
+    sink.write(&QualityRow::encode(&rows, &()))?;
+    let n = sink.finish()?;
+    eprintln!("quality: {n} rows from {} items ({who})", items.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn post(client: &Client, path: &str, body: &Value, timeout: Duration) -> anyhow::Result<Value> {
+    let bytes = serde_json::to_vec(body)?;
+    let fut = async {
+        let mut s = client
+            .stream(path, &bytes)
+            .await
+            .map_err(|e| anyhow::anyhow!("POST {path}: {e}"))?;
+        let (b, _) = s.read_to_end(64 << 20).await;
+        if s.status != 200 {
+            bail!(
+                "POST {path}: HTTP {}: {}",
+                s.status,
+                String::from_utf8_lossy(&b[..b.len().min(500)])
+            );
+        }
+        serde_json::from_slice::<Value>(&b).map_err(|e| anyhow::anyhow!("POST {path}: the response is not JSON: {e}"))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("POST {path}: no answer within {timeout:?}"))?
+}
+
+/// Read a quality file's rows.
+pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<QualityRow>, Meta)> {
+    let name = path.display().to_string();
+    let input = crate::io::read::open(&name)?;
+    let meta = input.meta.clone();
+    let mut rows = Vec::new();
+    for b in input {
+        let b = b?;
+        for i in 0..b.num_rows() {
+            let row = QualityRow::decode(&mut |c| {
+                crate::io::cols::column(&b, c).map_or(Cell::Null, |a| crate::io::cols::cell_at(a, i))
+            })
+            .map_err(|e| anyhow::anyhow!("{name}: row {}: {e}", i + 1))?;
+            rows.push(row);
+        }
+    }
+    Ok((rows, meta))
+}
+
+fn positions(rows: &[QualityRow], id: &str) -> anyhow::Result<Vec<Position>> {
+    let mut v: Vec<&QualityRow> = rows
+        .iter()
+        .filter(|r| r.item_id == id && r.position.is_some())
+        .collect();
+    v.sort_by_key(|r| r.position);
+    v.into_iter()
+        .map(|r| {
+            let top: Vec<(String, f64)> = match r.top_logprobs_json.as_deref() {
+                Some(s) => serde_json::from_str(s).with_context(|| format!("item {id}: bad top_logprobs_json"))?,
+                None => Vec::new(),
+            };
+            Ok(Position {
+                token: r.position_token.clone().unwrap_or_default(),
+                logprob: r.token_logprob,
+                top,
+            })
+        })
+        .collect()
+}
+
+/// The measures of a variant against its baseline, as one JSON object.
+pub fn compare(base: &Path, variant: &Path) -> anyhow::Result<Value> {
+    let (b, bm) = read_rows(base)?;
+    let (v, vm) = read_rows(variant)?;
+    if bm.get(META_SET_SHA256) != vm.get(META_SET_SHA256) {
+        bail!(
+            "{} and {} were measured on different evaluation sets (SHA-256 {:?} vs {:?})",
+            base.display(),
+            variant.display(),
+            bm.get(META_SET_SHA256),
+            vm.get(META_SET_SHA256)
+        );
+    }
+    let ids = |rows: &[QualityRow], kind: &str| -> Vec<String> {
+        let mut s: Vec<String> = rows
+            .iter()
+            .filter(|r| r.item_kind == kind)
+            .map(|r| r.item_id.clone())
+            .collect();
+        s.dedup();
+        s
+    };
+    let mut tf = TeacherForced::default();
+    let (mut pb, mut pv) = (Vec::new(), Vec::new());
+    let passages = ids(&b, "passage");
+    let mut missing = Vec::new();
+    for id in &passages {
+        let (x, y) = (positions(&b, id)?, positions(&v, id)?);
+        if y.is_empty() {
+            missing.push(id.clone());
+            continue;
+        }
+        tf.add(&teacher_forced(&x, &y).map_err(|e| anyhow::anyhow!("passage {id}: {e}"))?);
+        pb.extend(x);
+        pv.extend(y);
+    }
+    let (ppl_b, ppl_v) = (perplexity(&pb), perplexity(&pv));
+    let mut pairs = Vec::new();
+    let mut greedy = Vec::new();
+    for r in b.iter().filter(|r| r.item_kind == "task") {
+        let Some(o) = v.iter().find(|o| o.item_kind == "task" && o.item_id == r.item_id) else {
+            missing.push(r.item_id.clone());
+            continue;
+        };
+        pairs.push((r.correct.unwrap_or(false), o.correct.unwrap_or(false)));
+        let toks = |q: &QualityRow| -> Vec<String> {
+            q.output_tokens_json
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default()
+        };
+        greedy.push((toks(r), toks(o)));
+    }
+    let acc = accuracy_diff(&pairs, 2000, 0x51, 0.95);
+    let g = greedy_agreement(&greedy);
+    Ok(json!({
+        "positions": tf.positions,
+        "top1_agreement": tf.agreement(),
+        "mean_kl": tf.mean_kl(),
+        "max_kl": (tf.positions > 0).then_some(tf.kl_max),
+        "mean_p_tail": (tf.positions > 0).then(|| tf.p_tail_sum / tf.positions as f64),
+        "perplexity_baseline": ppl_b,
+        "perplexity_variant": ppl_v,
+        "perplexity_ratio": ppl_b.zip(ppl_v).map(|(x, y)| y / x),
+        "greedy_prompts": g.map(|g| g.prompts),
+        "greedy_mean_common_prefix": g.map(|g| g.mean_common_prefix),
+        "greedy_identical_share": g.map(|g| g.identical_share),
+        "tasks": acc.map(|a| a.items),
+        "accuracy_baseline": acc.map(|a| a.base),
+        "accuracy_variant": acc.map(|a| a.variant),
+        "accuracy_diff_points": acc.map(|a| a.diff_points),
+        "accuracy_diff_ci95": acc.map(|a| [a.lo, a.hi]),
+        "missing_in_variant": missing,
+    }))
+}

@@ -1,0 +1,6 @@
+//! Quality of a served model, measured through the endpoint that is benchmarked: log
+//! probabilities from every protocol that has them ([`logprobs`]) and the measures that compare
+//! a variant (a quantized checkpoint, another precision) with its baseline ([`measures`]).
+
+pub mod logprobs;
+pub mod measures;
