@@ -22,6 +22,7 @@ pub fn bin(name: &str) -> PathBuf {
         "mock-engine" => env!("CARGO_BIN_EXE_mock-engine"),
         "report" => env!("CARGO_BIN_EXE_report"),
         "quality" => env!("CARGO_BIN_EXE_quality"),
+        "sweep" => env!("CARGO_BIN_EXE_sweep"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

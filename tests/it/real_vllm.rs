@@ -193,6 +193,14 @@ fn real_vllm_cpu_tiny_has_a_capacity_at_a_loose_slo() {
         stderr(&up),
         std::fs::read_to_string(sd.join("vllm.log")).unwrap_or_default()
     );
+    // whatever fails below, the engine is stopped (a later test checks nothing is left behind)
+    struct Down(std::path::PathBuf);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = run(cmd("engine-down").args(["vllm", "--state-dir"]).arg(&self.0));
+        }
+    }
+    let _down = Down(sd.clone());
     let t = trace(
         d.path(),
         "t.parquet",
