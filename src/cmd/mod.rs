@@ -112,3 +112,27 @@ impl MonitorArgs {
         Ok(())
     }
 }
+
+/// Where a client tool sends requests: `--url`, or the URL engine-up recorded for `--engine
+/// NAME` (whose state, when found, also names the engine and its model). replay and sweep.
+pub fn target(
+    url: Option<&str>,
+    engine: Option<&str>,
+    state_dir: &Path,
+) -> anyhow::Result<(Option<crate::engine::state::EngineState>, crate::endpoint::Endpoint)> {
+    use crate::engine::state::EngineState;
+    let state = match engine {
+        Some(name) if url.is_none() => Some(EngineState::load(state_dir, name)?),
+        Some(name) => EngineState::load(state_dir, name).ok(),
+        None => None,
+    };
+    let url = match (url, &state) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(s)) => s.url.clone(),
+        (None, None) => {
+            anyhow::bail!("say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up")
+        }
+    };
+    let target = crate::endpoint::Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
+    Ok((state, target))
+}

@@ -237,17 +237,7 @@ struct Prepared {
 
 /// Check the inputs and the destination before anything is sent.
 fn prepare(args: &Args) -> anyhow::Result<Prepared> {
-    let state = match &args.engine {
-        Some(name) if args.url.is_none() => Some(EngineState::load(&args.state_dir, name)?),
-        Some(name) => EngineState::load(&args.state_dir, name).ok(),
-        None => None,
-    };
-    let url = match (&args.url, &state) {
-        (Some(u), _) => u.clone(),
-        (None, Some(s)) => s.url.clone(),
-        (None, None) => bail!("say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up"),
-    };
-    let target = Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
+    let (state, target) = super::target(args.url.as_deref(), args.engine.as_deref(), &args.state_dir)?;
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         bail!("--time-scale must be a positive number, got {}", args.time_scale);
     }

@@ -20,8 +20,6 @@ use crate::client::http::Client;
 use crate::client::probe::probe;
 use crate::client::protocol::{Api, RequestOpts};
 use crate::client::run::{self as scheduler, ApproxPrompter, Mode, Plan};
-use crate::endpoint::Endpoint;
-use crate::engine::state::EngineState;
 use crate::io::Sink;
 use crate::meta::{Meta, RunClock};
 use crate::recorder::{self, Dest, Recorder, Spec};
@@ -587,17 +585,7 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let state = match &args.engine {
-        Some(name) if args.url.is_none() => Some(EngineState::load(&args.state_dir, name)?),
-        Some(name) => EngineState::load(&args.state_dir, name).ok(),
-        None => None,
-    };
-    let url = match (&args.url, &state) {
-        (Some(u), _) => u.clone(),
-        (None, Some(s)) => s.url.clone(),
-        (None, None) => bail!("say where to send requests: --url http://HOST:PORT, or --engine NAME after engine-up"),
-    };
-    let target = Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
+    let (state, target) = super::target(args.url.as_deref(), args.engine.as_deref(), &args.state_dir)?;
     let base = Base::load(&args.trace)?;
     let engine_name = state.as_ref().map(|s| s.name.clone()).or_else(|| args.engine.clone());
     let price = match args.gpu_hour_cost {
