@@ -23,7 +23,7 @@ use crate::quality::logprobs::{LogprobError, parse, path as route, request_body,
 use crate::quality::measures::{
     Position, TeacherForced, accuracy_diff, exact_match, greedy_agreement, perplexity, teacher_forced,
 };
-use crate::schema::{Cell, QUALITY, QualityRow, Rows};
+use crate::schema::{QUALITY, QualityRow, Rows};
 
 /// The checked-in evaluation set.
 pub const DEFAULT_SET: &str = "configs/quality/eval.jsonl";
@@ -296,21 +296,11 @@ async fn post(client: &Client, path: &str, body: &Value, timeout: Duration) -> a
 
 /// Read a quality file's rows.
 pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<QualityRow>, Meta)> {
-    let name = path.display().to_string();
-    let input = crate::io::read::open(&name)?;
-    let meta = input.meta.clone();
-    let mut rows = Vec::new();
-    for b in input {
-        let b = b?;
-        for i in 0..b.num_rows() {
-            let row = QualityRow::decode(&mut |c| {
-                crate::io::cols::column(&b, c).map_or(Cell::Null, |a| crate::io::cols::cell_at(a, i))
-            })
-            .map_err(|e| anyhow::anyhow!("{name}: row {}: {e}", i + 1))?;
-            rows.push(row);
-        }
-    }
-    Ok((rows, meta))
+    Ok(crate::io::cols::read_rows::<QualityRow>(
+        &path.display().to_string(),
+        &[crate::schema::quality::col::ITEM_ID],
+        "the columns the quality tool writes (is this a quality file?)",
+    )?)
 }
 
 fn positions(rows: &[QualityRow], id: &str) -> anyhow::Result<Vec<Position>> {
