@@ -85,9 +85,11 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         for s in Status::ALL {
             r.n.add(s, st(s));
         }
-        let sent = acc.n - st(Status::NotSent);
-        r.error_rate = if sent > 0 {
-            (sent - ok) as f64 / sent as f64
+        // users who gave up (replay --cancel) are neither successes nor errors
+        let judged = acc.n - st(Status::NotSent) - acc.gave_up;
+        r.n_gave_up = acc.gave_up;
+        r.error_rate = if judged > 0 {
+            (judged - ok) as f64 / judged as f64
         } else {
             0.0
         };

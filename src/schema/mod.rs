@@ -334,6 +334,7 @@ mod tests {
             connection: None,
             connect_ms: None,
             tls_ms: None,
+            cancel_after_ms: None,
             ttft_ms: Some(1.0),
             e2e_ms: None,
             tpot_ms: None,

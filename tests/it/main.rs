@@ -7,6 +7,7 @@ mod achieved_load;
 mod agg;
 mod bench;
 mod browser;
+mod cancel;
 mod chart;
 mod duckdb;
 mod engine;
