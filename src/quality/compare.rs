@@ -116,7 +116,7 @@ impl Comparison {
         json!({
             "positions": tf.positions,
             "blocks": self.blocks,
-            "top_k": [self.top_k.0, self.top_k.1],
+            crate::schema::quality::col::TOP_K: [self.top_k.0, self.top_k.1],
             "top1_agreement": tf.agreement(),
             "top1_disagreement": self.disagreement(),
             "top1_disagreement_ci95": pair(self.intervals.disagreement),
