@@ -1428,13 +1428,14 @@ fn quality_section(inp: &ReportInput<'_>, pairs: &[VariantPair]) -> String {
             _ => None,
         };
         let cap = capacity_gain(inp, &p.engine, &p.base_q, &p.q);
-        let gain_cell = |g: &Option<Gain>| {
+        let gain_cell = |g: &Option<Gain>, at: bool| {
             g.as_ref()
                 .map(|g| {
                     let ci =
                         g.ci.map(|(lo, hi)| format!(" [{}, {}]", sig3(lo), sig3(hi)))
                             .unwrap_or_default();
-                    let t = format!("{}x{ci}", sig3(g.ratio));
+                    let at = if at { format!(" at {}", g.at) } else { String::new() };
+                    let t = format!("{}x{ci}{at}", sig3(g.ratio));
                     if g.why_not.is_empty() {
                         format!("**{t}**")
                     } else {
@@ -1524,8 +1525,8 @@ fn quality_section(inp: &ReportInput<'_>, pairs: &[VariantPair]) -> String {
             p.engine,
             p.q,
             p.base_q,
-            gain_cell(&thr),
-            gain_cell(&cap),
+            gain_cell(&thr, true),
+            gain_cell(&cap, false),
             cells[0],
             cells[1],
             cells[2],

@@ -33,14 +33,14 @@ pub const DEFAULT_SET: &str = "configs/quality/eval.jsonl";
 #[command(
     name = "quality",
     about = "Measure a served model's quality through its endpoint: teacher-forced log probabilities of an evaluation set's passages and greedy answers to its task items (one row each, the quality contract); with --baseline, compare a variant's rows with its baseline's",
-    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M --quant fp16 -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\n--baseline prints one JSON object: top-1 disagreement, mean KL (nats) and the perplexity ratio, each with its 95% interval (a bootstrap over blocks of 8 consecutive passage positions), greedy agreement, and the accuracy change in points with its 95% paired bootstrap interval over task items. The files carry the engine and quantization (from engine-up's state, or --engine and --quant) by which report matches them to the speed runs.\n\nExit status: 0 done; 2 bad arguments, a malformed set (naming its line), an engine that returns no log probabilities (naming the field and the engine), an endpoint that fails, or two files measured on different sets."
+    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M --engine vllm --quant fp16 -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\n--baseline prints one JSON object: top-1 disagreement, mean KL (nats) and the perplexity ratio, each with its 95% interval (a bootstrap over blocks of 8 consecutive passage positions), greedy agreement, and the accuracy change in points with its 95% paired bootstrap interval over task items. The files carry the engine and quantization (from engine-up's state, or --engine and --quant) by which report matches them to the speed runs.\n\nExit status: 0 done; 2 bad arguments, a malformed set (naming its line), an engine that returns no log probabilities (naming the field and the engine), an endpoint that fails, or two files measured on different sets."
 )]
 pub struct Args {
     /// Endpoint base URL
     #[arg(long)]
     pub url: Option<String>,
-    /// Engine started by engine-up (URL, model and quantization come from its state file;
-    /// with --url, only the engine's name recorded in the output)
+    /// Engine started by engine-up (URL, model and quantization come from its state file);
+    /// with --url, its state file is used where there is one, else only the name is recorded
     #[arg(long)]
     pub engine: Option<String>,
     /// Quantization variant recorded in the output (default: the engine's, from its state file)

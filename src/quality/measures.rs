@@ -465,6 +465,36 @@ mod tests {
     }
 
     #[test]
+    fn block_intervals_hold_the_pooled_estimate_and_shrink_to_it_when_blocks_agree() {
+        // 20 positions: base certain of "a"; the variant moves mass to "b" at every 4th position
+        let pos = |q: f64| Position {
+            token: "a".into(),
+            logprob: Some(q.ln()),
+            top: lp(&[("a", q), ("b", 1.0 - q)]),
+        };
+        let base: Vec<Position> = (0..20).map(|_| pos(0.9)).collect();
+        let var: Vec<Position> = (0..20).map(|i| pos(if i % 4 == 0 { 0.3 } else { 0.9 })).collect();
+        let bs = blocks(&base, &var).unwrap();
+        assert_eq!(bs.len(), 3, "blocks of {BLOCK}: 8, 8, 4");
+        let mut all = TeacherForced::default();
+        bs.iter().for_each(|b| all.add(&b.tf));
+        assert_eq!(all, teacher_forced(&base, &var).unwrap());
+        let iv = block_intervals(&bs, 500, 3, 0.95).unwrap();
+        let (lo, hi) = iv.mean_kl.unwrap();
+        let kl = all.mean_kl().unwrap();
+        assert!(lo <= kl && kl <= hi && lo > 0.0, "{iv:?} vs {kl}");
+        let (dlo, dhi) = iv.disagreement.unwrap();
+        assert!(dlo <= 0.25 && 0.25 <= dhi, "{iv:?}");
+        // the variant is the baseline: every replicate is the point
+        let same = blocks(&base, &base).unwrap();
+        let iv = block_intervals(&same, 200, 3, 0.95).unwrap();
+        assert_eq!(iv.mean_kl, Some((0.0, 0.0)));
+        assert_eq!(iv.disagreement, Some((0.0, 0.0)));
+        assert_eq!(iv.perplexity_ratio, Some((1.0, 1.0)));
+        assert_eq!(block_intervals(&[], 100, 3, 0.95), None);
+    }
+
+    #[test]
     fn accuracy_difference_and_its_interval() {
         // 100 items: baseline right on 80, variant on 70, all variant-right items baseline-right.
         let pairs: Vec<(bool, bool)> = (0..100).map(|i| (i < 80, i < 70)).collect();
