@@ -903,4 +903,20 @@ fn report_puts_quality_next_to_speed_per_variant() {
     );
     // the speed tables follow
     assert!(sec.contains("#### mock: fp8 vs fp16"), "{sec}");
+    // quality files under the input directory are found without --quality
+    std::fs::rename(&qdir, runs.join("quality")).unwrap();
+    let found = report_md(&runs, &[]);
+    assert!(
+        found.contains(&sentence("awq")) && found.contains(&sentence("fp8")),
+        "{found}"
+    );
+    // without them, the report says quality was not measured
+    std::fs::remove_dir_all(runs.join("quality")).unwrap();
+    let none = report_md(&runs, &[]);
+    assert!(none.contains("Output quality: no quality files were given"), "{none}");
+    assert!(
+        none.contains("- **mock fp8** vs fp16: ")
+            && none.contains("quality not measured (no quality file for fp16 and fp8)"),
+        "{none}"
+    );
 }
