@@ -129,13 +129,14 @@ bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli: bench-
 	scripts/bench.sh $*
 
 # llama.cpp: MODEL=cpu-tiny (make real-llamacpp's tiny GGUFs on this CPU) is the default when no
-# GPU is present, with a sweep sized for it (one prompt category, 32 output tokens, steps of 4 s,
-# a loose SLO; a few minutes for the three quants); each can be overridden from the environment.
-# With a GPU the default stays the engine's (Llama 3.1 8B from Hugging Face).
+# GPU is present (no nvidia-smi), with a sweep sized for it: one prompt category, 32 output
+# tokens, steps of 4 s, 10 s of drain, a loose SLO; a few minutes for the three quants. Each can
+# be set from the environment. With a GPU the default stays the engine's (Llama 3.1 8B).
 LLAMACPP_MODEL := $(or $(MODEL),$(if $(shell command -v nvidia-smi 2>/dev/null),,cpu-tiny))
 TINY_BENCH_ENV := MODEL=cpu-tiny CATEGORIES="$${CATEGORIES-short}" OUTPUT_LEN="$${OUTPUT_LEN-32}" \
   SWEEP_STEP="$${SWEEP_STEP-4s}" SWEEP_WARMUP="$${SWEEP_WARMUP-1s}" SWEEP_TOLERANCE="$${SWEEP_TOLERANCE-0.1}" \
-  SWEEP_SLO="$${SWEEP_SLO-ttft_p99=1s,tpot_p99=100ms}" SLO="$${SLO-ttft=1s,tpot=100ms}"
+  SWEEP_SLO="$${SWEEP_SLO-ttft_p99=1s,tpot_p99=100ms}" SLO="$${SLO-ttft=1s,tpot=100ms}" \
+  SWEEP_ARGS="$${SWEEP_ARGS---drain 10s}"
 bench-llamacpp: build $(if $(filter cpu-tiny,$(LLAMACPP_MODEL)),real-llamacpp)
 	$(if $(filter cpu-tiny,$(LLAMACPP_MODEL)),$(TINY_BENCH_ENV)) scripts/bench.sh llamacpp
 
