@@ -505,15 +505,15 @@ pub fn replay_4_shards(trace: &Path, url: &str, ds: &Path) {
 }
 
 /// Start an engine of this checkout's `configs/engines.toml` with engine-up on a free port and
-/// wait for its readiness; `args` follow the engine's name (`--model`, `--quant`, `--timeout`,
-/// ...). Fails with engine-up's error and the engine's log. Returns the URL engine-up printed
-/// and the state file it wrote (`NAME.json` under `state_dir`).
+/// wait for its readiness; `args` come last (`--model`, `--quant`, `--timeout`, and `-- ...`
+/// for the engine). Fails with engine-up's error and the engine's log. Returns the URL
+/// engine-up printed and the state file it wrote (`NAME.json` under `state_dir`).
 pub fn engine_up(engine: &str, args: &[&str], state_dir: &Path) -> (String, serde_json::Value) {
     let up = run(cmd("engine-up")
         .arg(engine)
-        .args(args)
         .args(["--port", "0", "--state-dir"])
         .arg(state_dir)
+        .args(args)
         .env_remove("SERVEBENCH_ROOT"));
     assert!(
         up.status.success(),

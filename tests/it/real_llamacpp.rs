@@ -75,9 +75,11 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
     for quant in ["fp16", "q8_0", "q4_k_m"] {
         let sd = d.path().join(format!("state-{quant}"));
         let t0 = Instant::now();
+        // --no-cache-prompt: every prompt is computed whole, so that a repeated request cannot
+        // come from a cached prefix through another batch shape (other rounding).
         let (url, st) = engine_up(
             "llamacpp",
-            &["--model", "cpu-tiny", "--quant", quant, "--timeout", "120s"],
+            &["--model", "cpu-tiny", "--quant", quant, "--timeout", "120s", "--", "--no-cache-prompt"],
             &sd,
         );
         let _down = EngineDown("llamacpp", sd.clone());
