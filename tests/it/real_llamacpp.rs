@@ -79,7 +79,16 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
         // come from a cached prefix through another batch shape (other rounding).
         let (url, st) = engine_up(
             "llamacpp",
-            &["--model", "cpu-tiny", "--quant", quant, "--timeout", "120s", "--", "--no-cache-prompt"],
+            &[
+                "--model",
+                "cpu-tiny",
+                "--quant",
+                quant,
+                "--timeout",
+                "120s",
+                "--",
+                "--no-cache-prompt",
+            ],
             &sd,
         );
         let _down = EngineDown("llamacpp", sd.clone());
