@@ -13,25 +13,6 @@ fn real_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("build/real-vllm")
 }
 
-/// Live pids of a process group or session (from /proc).
-fn group(pgid: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if f.len() > 3 && f[0] != "Z" && (f[2] == pgid.to_string() || f[3] == pgid.to_string()) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn real_vllm_cpu_tiny_serves_chat_and_completions_and_stops_cleanly() {
     let dir = real_dir();
@@ -85,7 +66,7 @@ fn real_vllm_cpu_tiny_serves_chat_and_completions_and_stops_cleanly() {
     let argv0 = st["argv"][0].as_str().unwrap();
     assert_eq!(Path::new(argv0), dir.join("venv/bin/python"));
     let pgid = st["pgid"].as_i64().unwrap();
-    let procs = group(pgid);
+    let procs = process_group(pgid);
     assert!(
         procs.len() >= 2,
         "vLLM's EngineCore should run beside the API server: {procs:?}"
@@ -143,10 +124,10 @@ fn real_vllm_cpu_tiny_serves_chat_and_completions_and_stops_cleanly() {
     // engine-down leaves nothing: not the API server, not EngineCore
     let o = ok(cmd("engine-down").args(["vllm", "--state-dir"]).arg(&sd));
     eprintln!("{}", stderr(&o).trim());
-    assert_eq!(group(pgid), Vec::<i64>::new());
+    assert_eq!(process_group(pgid), Vec::<i64>::new());
     for p in procs {
         assert!(
-            !Path::new(&format!("/proc/{p}")).exists() || group(pgid).is_empty(),
+            !Path::new(&format!("/proc/{p}")).exists() || process_group(pgid).is_empty(),
             "{p} survived"
         );
     }
