@@ -466,6 +466,8 @@ impl<'a> Fields<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub request_id: u64,
+    /// When it was due (its arrival in an open-loop schedule), µs since the Unix epoch.
+    pub scheduled_at_us: Option<i64>,
     /// When it was sent, µs since the Unix epoch (absolute or placed relative instants).
     pub sent_at_us: Option<i64>,
     pub ttft_ms: Option<f64>,
@@ -503,13 +505,17 @@ impl Measured {
             None => (Status::Ok, None),
             Some((s, e)) => (s, Some(e)),
         };
+        let lag = self
+            .scheduled_at_us
+            .zip(self.sent_at_us)
+            .map(|(a, b)| (b - a) as f64 / 1e3);
         Record {
             request_id: self.request_id,
-            scheduled_at_us: None,
+            scheduled_at_us: self.scheduled_at_us,
             sent_at_us: self.sent_at_us,
             first_token_at_us: at(ttft),
             done_at_us: at(e2e).or(self.sent_at_us.filter(|_| !ok)),
-            sched_lag_ms: None,
+            sched_lag_ms: lag,
             connection: None,
             connect_ms: None,
             tls_ms: None,
@@ -519,8 +525,8 @@ impl Measured {
                 (Some(a), Some(e)) => crate::schema::tpot(a, e, self.output_tokens),
                 _ => None,
             },
-            ttft_sched_ms: None,
-            e2e_sched_ms: None,
+            ttft_sched_ms: lag.zip(ttft).map(|(l, t)| l + t),
+            e2e_sched_ms: lag.zip(e2e).map(|(l, e)| l + e),
             warmup: self.warmup,
             chunk_times_ms: if ok { self.chunk_times_ms } else { Vec::new() },
             chunk_tokens: if ok { self.chunk_tokens } else { None },
@@ -541,19 +547,7 @@ impl Measured {
 }
 
 /// Provenance keys `import` writes (besides the usual [`crate::meta`] keys).
-pub mod meta_keys {
-    /// The source tool's name (every input of one import is of one tool).
-    pub const TOOL: &str = "servebench.import.tool";
-    /// The definitions its numbers follow (an `agg --defs` name).
-    pub const DEFS: &str = "servebench.import.defs";
-    /// The definitions in words, metric by metric (JSON object).
-    pub const DEFINITIONS: &str = "servebench.import.definitions";
-    /// What the importer was written for.
-    pub const WRITTEN_FOR: &str = "servebench.import.written_for";
-    /// One JSON object per input file: path, label, version, duration_s, instants, anchor,
-    /// reported numbers, notes.
-    pub const SOURCES: &str = "servebench.import.sources";
-}
+pub use crate::analysis::imported as meta_keys;
 
 #[cfg(test)]
 mod tests {
