@@ -131,6 +131,8 @@ pub enum Doc {
 impl Doc {
     /// Parse `bytes`: one JSON document; else JSON lines (every non-empty line a JSON value);
     /// else UTF-8 text.
+    /// Python's `json.dumps` writes `NaN`, `Infinity` and `-Infinity` for such floats (a
+    /// `--request-rate inf`, the mean of nothing): they are read as null.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Doc, PeerError> {
         if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
             return Ok(Doc::Json(v));
@@ -139,6 +141,10 @@ impl Doc {
             path: path.into(),
             msg: format!("not UTF-8 text: {e}"),
         })?;
+        let text = python_floats_to_null(text);
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            return Ok(Doc::Json(v));
+        }
         let lines: Result<Vec<Value>, _> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -175,6 +181,48 @@ impl Doc {
     pub fn has_all(&self, keys: &[&str]) -> bool {
         self.object().is_some_and(|o| keys.iter().all(|k| o.contains_key(*k)))
     }
+}
+
+/// `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null` (Python's JSON).
+fn python_floats_to_null(text: &str) -> std::borrow::Cow<'_, str> {
+    if !(text.contains("NaN") || text.contains("Infinity")) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut start, mut in_str) = (0, 0, false);
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            if c == b'\\' {
+                i += 2;
+                continue;
+            }
+            if c == b'"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+            i += 1;
+            continue;
+        }
+        let token = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| b[i..].starts_with(t.as_bytes()));
+        if let Some(t) = token {
+            out.push_str(&text[start..i]);
+            out.push_str("null");
+            i += t.len();
+            start = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[start..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Which instants an imported file gave.
@@ -566,6 +614,10 @@ mod tests {
         assert!(matches!(Doc::parse(b"{\"a\":1}\n{\"a\":2}\n", p).unwrap(), Doc::Lines(v) if v.len() == 2));
         assert!(matches!(Doc::parse(b"a,b\n1,2\n", p).unwrap(), Doc::Text(_)));
         assert!(Doc::parse(&[0xff, 0xfe, 0x00], p).is_err());
+        let py = br#"{"rate": Infinity, "m": NaN, "n": -Infinity, "s": "NaN \" Infinity"}"#;
+        let Doc::Json(v) = Doc::parse(py, p).unwrap() else { panic!("not JSON") };
+        assert!(v["rate"].is_null() && v["m"].is_null() && v["n"].is_null());
+        assert_eq!(v["s"], "NaN \" Infinity");
     }
 
     #[test]
