@@ -20,6 +20,7 @@ mod layers;
 mod mock_logprobs;
 mod quality;
 mod readme;
+mod real_peers;
 mod real_quality;
 mod real_vllm;
 mod reliability;
