@@ -28,9 +28,10 @@ pub static SPEC: Spec = Spec {
 };
 
 /// Fields only `bench serve` writes (SGLang's `bench_serving` shares the per-request lists
-/// but calls its E2E `e2e_latency`).
+/// but calls its E2E `e2e_latency`). With `--append-result` the file holds one JSON line per
+/// run: the last (newest) is imported.
 fn detect(doc: &Doc) -> bool {
-    matches!(doc, Doc::Json(_)) && doc.has_all(&["model_id", "num_prompts"]) && !doc.has_all(&["median_e2e_latency_ms"])
+    doc.has_all(&["model_id", "num_prompts"]) && !doc.has_all(&["median_e2e_latency_ms"])
 }
 
 fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
@@ -80,6 +81,14 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             .contains(&k)
             || k == "max_output_tokens_per_s"
     });
+    if let Doc::Lines(l) = doc
+        && l.len() > 1
+    {
+        out.notes.insert(
+            "runs_in_file".into(),
+            format!("{} (--append-result; the last, newest, was imported)", l.len()),
+        );
+    }
     for k in ["date", "backend", "label", "tokenizer_id", "burstiness", "request_rate"] {
         if let Some(v) = f.opt_str(o, k) {
             out.notes.insert(k.into(), v);

@@ -217,6 +217,12 @@ fn broken_files_give_one_clear_error() {
     // two tools in one import
     let sg = peers_fixture("sglang/bench-serving-details.jsonl");
     fails(&[vllm.as_os_str(), sg.as_os_str()], &["one tool's files at a time"]);
+    // --append-result: one JSON line per run, the newest imported
+    let lines = d.path().join("appended.jsonl");
+    let faults: Value = serde_json::from_slice(&fixture("peers/vllm/bench-serve-rate40-faults.json")).unwrap();
+    std::fs::write(&lines, format!("{good}\n{faults}\n")).unwrap();
+    import(&[&lines], &[], &d.path().join("a.parquet"));
+    assert_eq!(rows(&d.path().join("a.parquet")), 24, "the last line's run");
     // unknown fields are ignored
     let mut v = good;
     v["a_field_from_vllm_0_99"] = serde_json::json!({"x": [1, 2]});
