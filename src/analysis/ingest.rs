@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 
-use super::options::{Defs, Options};
+use super::options::{Itl, Options};
 use crate::io::DataError;
 use crate::io::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::schema::requests::col as rc;
@@ -79,6 +79,8 @@ pub struct Acc {
     pub conn_setup_ms: f64,
     /// Cancelled rows whose user gave up (cancel_after_ms set).
     pub gave_up: u64,
+    /// Imported runs' own durations (by label, from the files' provenance).
+    pub tool_runs: super::imported::ToolRuns,
 }
 
 impl Acc {
@@ -157,6 +159,7 @@ impl Acc {
         self.conn_fresh += o.conn_fresh;
         self.conn_setup_ms += o.conn_setup_ms;
         self.gave_up += o.gave_up;
+        self.tool_runs = self.tool_runs.merge(o.tool_runs);
     }
 }
 
@@ -377,7 +380,27 @@ impl Groups {
         for b in input {
             self.add_batch(&b?, o);
         }
+        self.note_tool_runs(&meta);
         Ok(meta)
+    }
+
+    /// An imported file's own run durations, on the groups of its labels (agg uses them for a
+    /// group's duration under the tool's own definitions, see [`super::finish`]).
+    fn note_tool_runs(&mut self, meta: &crate::meta::Meta) {
+        use super::imported::{ImportMeta, ToolRun, ToolRuns};
+        let Some(im) = ImportMeta::of(meta) else { return };
+        let Some(defs) = im.defs else { return };
+        for s in &im.sources {
+            let Some(d) = s.duration_s.filter(|d| *d > 0.0) else {
+                continue;
+            };
+            let run = ToolRuns::One(ToolRun { defs, duration_s: d });
+            for (k, acc) in self.groups.iter_mut() {
+                if k.label == s.label {
+                    acc.tool_runs = acc.tool_runs.merge(run);
+                }
+            }
+        }
     }
 
     /// Read one requests file (path or `-`) into the groups.
@@ -556,12 +579,27 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         // consecutive chunks mostly fall in the same 100 ms bin: add to the map per bin
         let mut bin: Option<(i64, f64)> = None;
         for (j, &x) in times.iter().enumerate() {
-            if o.defs == Defs::Vllm
+            if o.defs.itl() == Itl::ChunkGaps
                 && let Some(p) = prev
             {
                 acc.itl.push(x - p);
             }
             prev = Some(x);
+            if o.defs.itl() == Itl::TokenGaps {
+                // one gap per token: the chunk's gap (after the first), then a 0 for each of
+                // its further tokens
+                if j > 0 {
+                    acc.itl.push(x - times[j - 1]);
+                }
+                let k = match toks {
+                    Some(t) => t[j] as u64,
+                    // tokens spread over the chunks as evenly as whole tokens go
+                    None => out / nt as u64 + u64::from((j as u64) < out % nt as u64),
+                };
+                for _ in 1..k {
+                    acc.itl.push(0.0);
+                }
+            }
             if let Some(s0) = sent_us {
                 let tok = toks.map(|t| t[j] as f64).unwrap_or(even);
                 let b = (s0 + (x * 1000.0 + 0.5).floor() as i64).div_euclid(BIN_US);
@@ -584,12 +622,18 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
     if let Some(x) = tpot {
         acc.tpot.push(x);
     }
-    match o.defs {
-        Defs::Vllm => {}
+    match o.defs.itl() {
+        Itl::ChunkGaps | Itl::TokenGaps => {}
         // per-request inter-token latency: (E2E - TTFT)/(tokens - 1)
-        Defs::Aiperf | Defs::Guidellm => {
+        Itl::PerRequestDecode => {
             if let Some(x) = t_tpot {
                 acc.itl.push(x);
+            }
+        }
+        // per-request inter-token latency: E2E / tokens
+        Itl::PerRequestE2e => {
+            if let Some(x) = t_e2e.filter(|_| out > 0) {
+                acc.itl.push(x / out as f64);
             }
         }
     }

@@ -7,9 +7,11 @@
 //! - [`summary`]: summary rows from the groups (statistics come from [`crate::stats`])
 //! - [`joins`]: GPU samples and engine metrics matched by each group's window
 //! - [`compare`]: `agg --compare A,B`
+//! - [`imported`]: the provenance of rows `import` read from other tools' files
 //! - [`render`]: the summary contract's batch and the Markdown table
 
 pub mod compare;
+pub mod imported;
 pub mod ingest;
 pub mod joins;
 pub mod options;
@@ -19,7 +21,9 @@ pub mod summary;
 pub use compare::{Cmp, compare, comparison_batch, comparison_markdown};
 pub use ingest::{Acc, Groups, Key, READ_COLUMNS};
 pub use joins::{Monitors, join_monitors};
-pub use options::{BY_COLUMNS, Defs, EXACT_BUDGET, Options, Slo};
+pub use options::{
+    BY_COLUMNS, Definition, Defs, EXACT_BUDGET, Itl, METRICS, Options, Slo, crosswalk_markdown, own_definitions,
+};
 pub use render::{client_bound_lines, markdown, to_batch};
 pub use summary::{finish, read_summary, window};
 
