@@ -33,7 +33,7 @@ fn detect(doc: &Doc) -> bool {
         && doc.object().is_some_and(|o| {
             o.get("benchmarks").is_some_and(Value::is_array)
                 && (o.get("metadata").and_then(|m| m.get("guidellm_version")).is_some()
-                    || o.pointer("/benchmarks/0/type_").and_then(Value::as_str) == Some("generative_benchmark"))
+                    || o.get("benchmarks").and_then(|b| b.pointer("/0/type_")).and_then(Value::as_str) == Some("generative_benchmark"))
         })
 }
 
@@ -56,9 +56,9 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     let o = f.object(doc)?;
     let benchmarks = f.array(o, "benchmarks")?;
     let mut out = Imported::new(Tool::Guidellm);
-    out.version = o.pointer("/metadata/guidellm_version").and_then(Value::as_str).map(str::to_string);
+    out.version = o.get("metadata").and_then(|m| m.get("guidellm_version")).and_then(Value::as_str).map(str::to_string);
     out.instants = Instants::Absolute;
-    let backend = o.pointer("/config/spec/backend");
+    let backend = o.get("config").and_then(|c| c.pointer("/spec/backend"));
     out.labels.model = backend.and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_string);
     out.labels.api = match backend.and_then(|b| b.get("request_format")).and_then(Value::as_str) {
         Some(r) if r.contains("chat") => "chat".into(),
@@ -145,7 +145,9 @@ fn request(f: &Fields<'_>, req: &Map<String, Value>, at: &str, failed: Option<St
         let first = first.ok_or_else(|| missing("info.timings.first_token_iteration"))?;
         let last = last.ok_or_else(|| missing("info.timings.last_token_iteration"))?;
         output_tokens.ok_or_else(|| missing("output_tokens"))?;
-        (Some(secs_to_ms(first - start)), Some(secs_to_ms(last - start)))
+        // GuideLLM's own TTFT where it wrote one (the epoch-second instants resolve 0.24 µs)
+        let ttft = req.get("time_to_first_token_ms").and_then(Value::as_f64).unwrap_or(secs_to_ms(first - start));
+        (Some(ttft), Some(secs_to_ms(last - start)))
     } else {
         (None, None)
     };

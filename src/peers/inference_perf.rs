@@ -104,7 +104,7 @@ fn request(f: &Fields<'_>, r: &Map<String, Value>, i: usize, at: &dyn Fn(&str) -
     let usage = rm.and_then(|m| m.get("server_usage"));
     let input = info
         .get("input_tokens")
-        .or_else(|| info.pointer("/request_metrics/text/input_tokens"))
+        .or_else(|| info.get("request_metrics").and_then(|m| m.pointer("/text/input_tokens")))
         .and_then(Value::as_u64)
         .unwrap_or(0) as u32;
     Ok(Measured {
