@@ -18,6 +18,7 @@ pub mod meta;
 pub mod mock;
 pub mod monitor;
 pub mod os;
+pub mod peers;
 pub mod prom;
 pub mod quality;
 pub mod recorder;

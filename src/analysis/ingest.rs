@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow_array::RecordBatch;
 
-use super::options::{Defs, Options};
+use super::options::{Itl, Options};
 use crate::io::DataError;
 use crate::io::cols::{self, BoolCol, F64Col, IntCol, ListCol, StrCol, TsCol};
 use crate::schema::requests::col as rc;
@@ -549,7 +549,7 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         // consecutive chunks mostly fall in the same 100 ms bin: add to the map per bin
         let mut bin: Option<(i64, f64)> = None;
         for (j, &x) in times.iter().enumerate() {
-            if o.defs == Defs::Vllm
+            if o.defs.itl() == Itl::ChunkGaps
                 && let Some(p) = prev
             {
                 acc.itl.push(x - p);
@@ -577,12 +577,18 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
     if let Some(x) = tpot {
         acc.tpot.push(x);
     }
-    match o.defs {
-        Defs::Vllm => {}
+    match o.defs.itl() {
+        Itl::ChunkGaps => {}
         // per-request inter-token latency: (E2E - TTFT)/(tokens - 1)
-        Defs::Aiperf | Defs::Guidellm => {
+        Itl::PerRequestDecode => {
             if let Some(x) = t_tpot {
                 acc.itl.push(x);
+            }
+        }
+        // per-request inter-token latency: E2E / tokens
+        Itl::PerRequestE2e => {
+            if let Some(x) = t_e2e.filter(|_| out > 0) {
+                acc.itl.push(x / out as f64);
             }
         }
     }

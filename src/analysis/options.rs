@@ -1,30 +1,557 @@
 //! Options of one aggregation: the metric definitions (`--defs`), the SLO grammar (`--slo`),
 //! grouping and the memory budget.
 
+use crate::schema::requests::col as rc;
 use crate::schema::summary::col;
 
-/// TPOT/ITL definitions of the tools people compare against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// The metric definitions of the tools people compare against (`agg --defs`, and the
+/// definitions an imported file's numbers follow). The names are the tools' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Defs {
-    /// vLLM `bench serve`: TPOT = (E2E - TTFT)/(tokens - 1) per request; ITL = every gap
-    /// between content chunks, pooled over requests.
+    /// vLLM `bench serve` (servebench's own): TPOT = (E2E - TTFT)/(tokens - 1) per request; ITL
+    /// = every gap between content chunks, pooled over requests.
     Vllm,
-    /// NVIDIA AIPerf: inter-token latency is per request, (E2E - TTFT)/(tokens - 1); TPOT is
-    /// reported as the same per-request value.
+    /// SGLang `bench_serving`: vLLM's definitions (TPOT per request, ITL pooled chunk gaps).
+    Sglang,
+    /// NVIDIA AIPerf: inter-token latency is per request, (E2E - TTFT)/(tokens - 1) (vLLM's
+    /// TPOT); TPOT is reported as the same per-request value.
     Aiperf,
     /// GuideLLM: time per output token = E2E / tokens (TTFT included); inter-token latency =
     /// (E2E - TTFT)/(tokens - 1) per request.
     Guidellm,
+    /// genai-bench: TPOT = (E2E - TTFT)/(tokens - 1) per request; no chunk-level ITL (ITL is
+    /// the per-request TPOT).
+    GenaiBench,
+    /// inference-perf: TPOT = (E2E - TTFT)/(tokens - 1) per request; ITL = chunk gaps pooled.
+    InferencePerf,
+    /// LLMPerf: inter-token latency = E2E / tokens per request (TTFT included); it reports no
+    /// separate TPOT, so TPOT is the same value.
+    Llmperf,
+}
+
+/// How a definition's ITL is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Itl {
+    /// Every gap between consecutive content chunks, pooled over requests.
+    ChunkGaps,
+    /// One value per request: (E2E - TTFT)/(tokens - 1).
+    PerRequestDecode,
+    /// One value per request: E2E / tokens (TTFT included).
+    PerRequestE2e,
 }
 
 impl Defs {
+    /// The name `--defs` takes (the tool's name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Defs::Vllm => "vllm",
+            Defs::Sglang => "sglang",
+            Defs::Aiperf => "aiperf",
+            Defs::Guidellm => "guidellm",
+            Defs::GenaiBench => "genai-bench",
+            Defs::InferencePerf => "inference-perf",
+            Defs::Llmperf => "llmperf",
+        }
+    }
+
     /// TPOT of one request as these definitions report it, from the request's vLLM-style
     /// TPOT ((E2E - TTFT)/(tokens - 1)), its E2E and its output tokens. Goodput and the
     /// `--slo tpot=` check use this same value: the SLO is judged on what is reported.
     pub fn tpot(self, vllm_tpot: Option<f64>, e2e: Option<f64>, out_tokens: u64) -> Option<f64> {
         match self {
-            Defs::Vllm | Defs::Aiperf => vllm_tpot,
-            Defs::Guidellm => e2e.filter(|_| out_tokens > 0).map(|e| e / out_tokens as f64),
+            Defs::Vllm | Defs::Sglang | Defs::Aiperf | Defs::GenaiBench | Defs::InferencePerf => vllm_tpot,
+            Defs::Guidellm | Defs::Llmperf => e2e.filter(|_| out_tokens > 0).map(|e| e / out_tokens as f64),
+        }
+    }
+
+    /// How these definitions make ITL.
+    pub fn itl(self) -> Itl {
+        match self {
+            Defs::Vllm | Defs::Sglang | Defs::InferencePerf => Itl::ChunkGaps,
+            Defs::Aiperf | Defs::Guidellm | Defs::GenaiBench => Itl::PerRequestDecode,
+            Defs::Llmperf => Itl::PerRequestE2e,
+        }
+    }
+}
+
+/// One metric as one tool defines it: a cell group of README's crosswalk, and what an imported
+/// file's provenance records (`servebench.import.definitions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Definition {
+    /// The metric (one of [`METRICS`]).
+    pub metric: &'static str,
+    /// The tool's own name for it (its key in the tool's output).
+    pub name: &'static str,
+    /// How it is computed.
+    pub formula: &'static str,
+    /// The unit the tool reports it in.
+    pub unit: &'static str,
+    /// What one sample is: per chunk (pooled over requests), per request, or per run.
+    pub pooled: &'static str,
+    /// Where the clock starts (and for throughputs, what the duration spans).
+    pub clock: &'static str,
+}
+
+/// The metrics of the crosswalk, in order.
+pub const METRICS: [&str; 6] = ["TTFT", "TPOT", "ITL", "E2E", "request throughput", "output throughput"];
+
+const PER_REQ: &str = "per request";
+const PER_CHUNK: &str = "per chunk, pooled over requests";
+const PER_RUN: &str = "per run";
+
+const fn def(
+    metric: &'static str,
+    name: &'static str,
+    formula: &'static str,
+    unit: &'static str,
+    pooled: &'static str,
+    clock: &'static str,
+) -> Definition {
+    Definition {
+        metric,
+        name,
+        formula,
+        unit,
+        pooled,
+        clock,
+    }
+}
+
+/// servebench's own definitions (replay's rows, `agg` with the default `--defs vllm`).
+pub fn own_definitions() -> [Definition; 6] {
+    const SENT: &str = "sent_at: the request's first byte written (scheduled_at for the _sched variants)";
+    [
+        def(
+            METRICS[0],
+            rc::TTFT_MS,
+            "first chunk carrying generated content - sent_at",
+            "ms",
+            PER_REQ,
+            SENT,
+        ),
+        def(
+            METRICS[1],
+            rc::TPOT_MS,
+            "(E2E - TTFT) / (output_tokens - 1), output_tokens > 1",
+            "ms",
+            PER_REQ,
+            SENT,
+        ),
+        def(
+            METRICS[2],
+            "itl_*_ms",
+            "gap between consecutive content chunks",
+            "ms",
+            PER_CHUNK,
+            "the previous chunk",
+        ),
+        def(
+            METRICS[3],
+            rc::E2E_MS,
+            "last content chunk - sent_at",
+            "ms",
+            PER_REQ,
+            SENT,
+        ),
+        def(
+            METRICS[4],
+            col::REQ_PER_S,
+            "requests / duration",
+            "req/s",
+            PER_RUN,
+            "duration: first sent_at to last done_at of the group",
+        ),
+        def(
+            METRICS[5],
+            col::OUTPUT_TOK_PER_S,
+            "output tokens of ok requests (server usage, else chunks) / duration",
+            "tok/s",
+            PER_RUN,
+            "duration: first sent_at to last done_at of the group",
+        ),
+    ]
+}
+
+impl Defs {
+    /// Every registered definition set, in README's order.
+    pub const ALL: [Defs; 7] = [
+        Defs::Vllm,
+        Defs::Sglang,
+        Defs::Aiperf,
+        Defs::Guidellm,
+        Defs::GenaiBench,
+        Defs::InferencePerf,
+        Defs::Llmperf,
+    ];
+
+    /// The tool's display name.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Defs::Vllm => "vLLM bench serve",
+            Defs::Sglang => "SGLang bench_serving",
+            Defs::Aiperf => "AIPerf",
+            Defs::Guidellm => "GuideLLM",
+            Defs::GenaiBench => "genai-bench",
+            Defs::InferencePerf => "inference-perf",
+            Defs::Llmperf => "LLMPerf",
+        }
+    }
+
+    /// Each metric of [`METRICS`] as the tool defines it. `agg --defs` computes TPOT and ITL
+    /// this way ([`Defs::tpot`], [`Defs::itl`]); TTFT and E2E are the rows' own (a file's clock
+    /// cannot be moved after the fact: the `clock` column says where each tool's starts).
+    pub fn definitions(self) -> [Definition; 6] {
+        match self {
+            Defs::Vllm => {
+                const ST: &str = "start_time: just before the POST, after the --max-concurrency semaphore (client queueing not included)";
+                const DUR: &str = "duration: before the first request is scheduled to after the last response";
+                [
+                    def(
+                        METRICS[0],
+                        "ttft",
+                        "first SSE chunk with `choices` (text may be empty) - start_time",
+                        "s per request, ms in the summary",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[1],
+                        "tpot",
+                        "(latency - ttft) / (output_tokens - 1), output_tokens > 1",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "itl",
+                        "gap between consecutive chunks with `choices`",
+                        "s per request, ms in the summary",
+                        PER_CHUNK,
+                        "the previous chunk",
+                    ),
+                    def(
+                        METRICS[3],
+                        "e2el",
+                        "last chunk with `choices` - start_time",
+                        "s per request, ms in the summary",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[4],
+                        "request_throughput",
+                        "completed / duration",
+                        "req/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "output_throughput",
+                        "output tokens (server usage, else its tokenizer on the text) / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
+            Defs::Sglang => {
+                const ST: &str = "st: just before the POST, after the --max-concurrency semaphore";
+                const DUR: &str = "duration: before the first request is scheduled to after the last response";
+                [
+                    def(
+                        METRICS[0],
+                        "ttft",
+                        "first chunk with generated text - st",
+                        "s per request, ms in the summary",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[1],
+                        "tpot",
+                        "(latency - ttft) / (output_len - 1), output_len > 1",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "itl",
+                        "gap between consecutive chunks with text",
+                        "s per request, ms in the summary",
+                        PER_CHUNK,
+                        "the previous chunk",
+                    ),
+                    def(
+                        METRICS[3],
+                        "e2e_latency",
+                        "end of the response stream - st",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[4],
+                        "request_throughput",
+                        "completed / duration",
+                        "req/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "output_throughput",
+                        "output tokens (server's count) / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
+            Defs::Aiperf => {
+                const ST: &str = "request start: when the worker sends the request (after its concurrency credit)";
+                const DUR: &str = "duration: first request start to last response";
+                [
+                    def(
+                        METRICS[0],
+                        "time_to_first_token",
+                        "first response chunk - request start",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[1],
+                        "inter_token_latency",
+                        "AIPerf reports no TPOT; its ITL is vLLM's TPOT",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "inter_token_latency",
+                        "(request_latency - TTFT) / (output tokens - 1)",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[3],
+                        "request_latency",
+                        "last response chunk - request start",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[4],
+                        "request_throughput",
+                        "requests / duration",
+                        "req/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "output_token_throughput",
+                        "output tokens / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
+            Defs::Guidellm => {
+                const ST: &str = "request start: when the worker sends the request";
+                const DUR: &str = "duration: the benchmark's start to its end";
+                [
+                    def(
+                        METRICS[0],
+                        "time_to_first_token_ms",
+                        "first token - request start",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[1],
+                        "time_per_output_token_ms",
+                        "E2E / output tokens (TTFT included)",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "inter_token_latency_ms",
+                        "(E2E - TTFT) / (output tokens - 1)",
+                        "ms",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[3],
+                        "request_latency",
+                        "request end - request start",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[4],
+                        "requests_per_second",
+                        "completed requests / duration",
+                        "req/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "output_tokens_per_second",
+                        "output tokens / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
+            Defs::GenaiBench => {
+                const ST: &str = "start_time: when the request is sent";
+                const DUR: &str = "duration: the run's first request start to its last end";
+                [
+                    def(METRICS[0], "ttft", "first token - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[1],
+                        "tpot",
+                        "(e2e_latency - ttft) / (num_output_tokens - 1)",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "tpot",
+                        "genai-bench keeps no chunk gaps; its ITL is the per-request TPOT",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(METRICS[3], "e2e_latency", "end - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[4],
+                        "requests_per_second",
+                        "completed requests / duration",
+                        "req/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "mean_output_throughput_tokens_per_s",
+                        "output tokens / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
+            Defs::InferencePerf => {
+                const ST: &str = "start_time: when the request is sent";
+                const DUR: &str = "duration: the stage's first request start to its last end";
+                [
+                    def(
+                        METRICS[0],
+                        "time_to_first_token",
+                        "first chunk - start_time",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[1],
+                        "time_per_output_token",
+                        "(E2E - TTFT) / (output tokens - 1)",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "inter_token_latency",
+                        "gap between consecutive chunks",
+                        "s",
+                        PER_CHUNK,
+                        "the previous chunk",
+                    ),
+                    def(METRICS[3], "request_latency", "end - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[4],
+                        "requests_per_sec",
+                        "requests / duration",
+                        "req/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "output_tokens_per_sec",
+                        "output tokens / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
+            Defs::Llmperf => {
+                const ST: &str = "start_time: just before the request is sent";
+                const DUR: &str = "duration: the run's start to its end";
+                [
+                    def(METRICS[0], "ttft_s", "first chunk - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[1],
+                        "inter_token_latency_s",
+                        "LLMPerf reports no TPOT; its ITL is E2E / output tokens",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[2],
+                        "inter_token_latency_s",
+                        "E2E / output tokens (TTFT included; tokens by its tokenizer)",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[3],
+                        "end_to_end_latency_s",
+                        "last chunk - start_time",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
+                    def(
+                        METRICS[4],
+                        "results_num_completed_requests_per_min",
+                        "completed requests / duration x 60",
+                        "req/min",
+                        PER_RUN,
+                        DUR,
+                    ),
+                    def(
+                        METRICS[5],
+                        "results_mean_output_throughput_token_per_s",
+                        "output tokens / duration",
+                        "tok/s",
+                        PER_RUN,
+                        DUR,
+                    ),
+                ]
+            }
         }
     }
 }

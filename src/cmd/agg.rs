@@ -46,7 +46,8 @@ pub struct Args {
     /// Keep warm-up rows
     #[arg(long)]
     pub include_warmup: bool,
-    /// TPOT/ITL definitions: vllm (default), aiperf, guidellm; goodput and --slo use the same
+    /// TPOT/ITL definitions of a tool (README: the crosswalk): vllm (default), sglang, aiperf,
+    /// guidellm, genai-bench, inference-perf, llmperf; goodput and --slo use the same
     #[arg(long, value_enum, default_value = "vllm")]
     pub defs: Defs,
     /// Bootstrap resamples for confidence intervals (0 = none)
@@ -119,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         let mut meta = Meta::for_output(&SUMMARY, false);
         meta.set("servebench.agg.inputs", serde_json::to_string(&inputs)?);
-        meta.set("servebench.agg.defs", format!("{:?}", args.defs).to_lowercase());
+        meta.set("servebench.agg.defs", args.defs.name());
         meta.set(
             "servebench.agg.percentiles",
             if groups.exact() {

@@ -7,6 +7,7 @@ pub mod engine_down;
 pub mod engine_up;
 pub mod enginemon;
 pub mod gpumon;
+pub mod import;
 pub mod mock_engine;
 pub mod quality;
 pub mod replay;

@@ -423,6 +423,7 @@ async fn facts(args: &Args, p: &Prepared, client: &Client) -> Facts {
         api: api.name().into(),
         concurrency: args.concurrency,
         rate_rps,
+        source_tool: None,
     };
     let mut meta = Meta::for_output(&REQUESTS, false);
     meta.set("servebench.url", target.base_url());

@@ -629,6 +629,7 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
         api: api.name().into(),
         concurrency: None,
         rate_rps: None,
+        source_tool: None,
     };
     let mut meta = Meta::for_output(&REQUESTS, false);
     meta.set("servebench.url", target.base_url());

@@ -77,6 +77,9 @@ pub struct RunLabels {
     pub api: String,
     pub concurrency: Option<u32>,
     pub rate_rps: Option<f64>,
+    /// The tool that measured the rows when `import` read them from another tool's file
+    /// (`vllm`, `sglang`, ...); None for servebench's own measurements.
+    pub source_tool: Option<String>,
 }
 
 /// One measured (or unsent) request.
@@ -192,7 +195,7 @@ crate::contract! {
     SERVER_INPUT_TOKENS "server_input_tokens": Option<u32>, opt, "tokens", "prompt length the server reported (usage), if any", field(server_input_tokens);
     REQUESTED_OUTPUT_TOKENS "requested_output_tokens": u32, opt, "tokens", "max_tokens sent", field(requested_output_tokens);
     OUTPUT_TOKENS "output_tokens": u32, opt, "tokens", "output tokens received (see output_tokens_source)", field(output_tokens);
-    OUTPUT_TOKENS_SOURCE "output_tokens_source": String, opt, "", "usage: the server's count; chunks: number of content chunks", get(|r, _| r.output_tokens_source);
+    OUTPUT_TOKENS_SOURCE "output_tokens_source": String, opt, "", "usage: the server's count; chunks: number of content chunks; tool: an imported tool's own count (its tokenizer or its record)", get(|r, _| r.output_tokens_source);
     STATUS "status": String, opt, "", "ok, http_error, timeout, connect_error, stream_error, cancelled, not_sent", get(|r, _| r.status.as_str());
     HTTP_STATUS "http_status": Option<u16>, opt, "", "HTTP status of the response, if one came", field(http_status);
     ERROR "error": Option<String>, opt, "", "what went wrong, with the engine's own message where it gave one", field(error);
@@ -200,6 +203,7 @@ crate::contract! {
     CATEGORY "category": Option<String>, opt, "", "the trace's category", field(category);
     SESSION_ID "session_id": Option<u64>, opt, "", "the trace's session_id", field(session_id);
     TURN "turn": Option<u32>, opt, "", "the trace's turn", field(turn);
+    SOURCE_TOOL "source_tool": Option<String>, opt, "", "the tool that measured the row when `import` read it from another tool's file (vllm, sglang, aiperf, guidellm, genai-bench, inference-perf, llmperf), whose definitions it follows; null for servebench's own measurements (replay)", get(|_, l| l.source_tool.as_deref());
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ const PARTS: &[(&str, &str)] = &[
     ("mock", "mock"),
     ("capacity", "capacity"),
     ("quality", "quality"),
+    ("peers", "peers"),
     // commands and the faces' shared module
     ("cmd", "cmd"),
     ("cli", "cli"),
@@ -53,7 +54,7 @@ const LEAVES: &[&str] = &[
 const MIDDLE: &[&str] = &["io", "recorder"];
 /// Parts that never reach the client, directly or through a module that does (analysis never
 /// knows HTTP; the mock never shares the client's code).
-const NO_CLIENT: &[&str] = &["analysis", "chart", "report", "trace", "mock", "capacity"];
+const NO_CLIENT: &[&str] = &["analysis", "chart", "report", "trace", "mock", "capacity", "peers"];
 /// What the client never imports: it never draws or summarises.
 const CLIENT_NEVER: &[&str] = &["analysis", "chart", "report"];
 /// Only these call a command or the binaries' module.
@@ -661,6 +662,8 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
     ("src/mock/mod.rs", "error", "the mock's JSON key"),
     ("src/mock/mod.rs", "model", "the mock's JSON key"),
     ("src/mock/mod.rs", "prompt", "the mock's JSON key"),
+    ("src/peers/sglang.rs", "concurrency", "SGLang bench_serving's JSON key"),
+    ("src/peers/vllm.rs", "label", "vLLM bench serve's JSON key"),
     ("src/report.rs", "api", "a provenance row's label"),
     ("src/report.rs", "engine", "a provenance row's label"),
     ("src/report.rs", "model", "a provenance row's label"),
