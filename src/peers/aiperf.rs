@@ -49,19 +49,27 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     let mut out = Imported::new(Tool::Aiperf);
     for (i, rec) in doc.records().into_iter().enumerate() {
         let line = i + 1;
-        let rec = rec.as_object().ok_or_else(|| f.bad("(line)", format!("line {line}: expected a JSON object")))?;
-        let meta = f.req(rec, "metadata")?.as_object().ok_or_else(|| f.bad("metadata", format!("line {line}: expected an object")))?;
+        let rec = rec
+            .as_object()
+            .ok_or_else(|| f.bad("(line)", format!("line {line}: expected a JSON object")))?;
+        let meta = f
+            .req(rec, "metadata")?
+            .as_object()
+            .ok_or_else(|| f.bad("metadata", format!("line {line}: expected an object")))?;
         let metrics = rec.get("metrics").and_then(Value::as_object);
         let num = |name: &str| -> Result<Option<f64>, PeerError> {
             match metric(metrics, name) {
                 None => Ok(None),
-                Some(v) => v
-                    .as_f64()
-                    .map(Some)
-                    .ok_or_else(|| f.bad(&format!("metrics.{name}"), format!("line {line}: expected a number, found {v}"))),
+                Some(v) => v.as_f64().map(Some).ok_or_else(|| {
+                    f.bad(
+                        &format!("metrics.{name}"),
+                        format!("line {line}: expected a number, found {v}"),
+                    )
+                }),
             }
         };
-        let count = |name: &str| -> Result<Option<u32>, PeerError> { Ok(num(name)?.map(|x| x.max(0.0).round() as u32)) };
+        let count =
+            |name: &str| -> Result<Option<u32>, PeerError> { Ok(num(name)?.map(|x| x.max(0.0).round() as u32)) };
         let start_ns = f.f64(meta, "request_start_ns")?;
         let end_ns = f.opt_f64(meta, "request_end_ns")?;
         let error = rec.get("error").and_then(Value::as_object);
@@ -73,7 +81,11 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| Value::Object(e.clone()).to_string());
-            let what = e.get("type").and_then(Value::as_str).map(|t| format!("{t}: ")).unwrap_or_default();
+            let what = e
+                .get("type")
+                .and_then(Value::as_str)
+                .map(|t| format!("{t}: "))
+                .unwrap_or_default();
             let status = if cancelled {
                 Status::Cancelled
             } else if code.is_some_and(|c| (400..600).contains(&c)) {
@@ -83,7 +95,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             };
             Some((status, format!("{what}{msg}")))
         } else if cancelled {
-            Some((Status::Cancelled, "cancelled by AIPerf (--request-cancellation-rate)".to_string()))
+            Some((
+                Status::Cancelled,
+                "cancelled by AIPerf (--request-cancellation-rate)".to_string(),
+            ))
         } else {
             None
         };
@@ -103,7 +118,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             None => Vec::new(),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|x| x.as_f64().ok_or_else(|| f.bad("metrics.inter_chunk_latency", format!("line {line}: expected numbers"))))
+                .map(|x| {
+                    x.as_f64()
+                        .ok_or_else(|| f.bad("metrics.inter_chunk_latency", format!("line {line}: expected numbers")))
+                })
                 .collect::<Result<_, _>>()?,
             Some(v) => v.as_f64().into_iter().collect(),
         };
@@ -133,7 +151,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
         if let Some(e) = end_ns {
             r.done_at_us = Some((e / 1e3).round() as i64);
         }
-        r.turn = meta.get("turn_index").and_then(Value::as_u64).and_then(|t| u32::try_from(t).ok());
+        r.turn = meta
+            .get("turn_index")
+            .and_then(Value::as_u64)
+            .and_then(|t| u32::try_from(t).ok());
         out.records.push(r);
     }
     out.instants = Instants::Absolute;
@@ -203,7 +224,11 @@ fn read_aggregate(f: &Fields<'_>, (p, o): &(PathBuf, Map<String, Value>), out: &
     let phase = cfg
         .and_then(|c| c.get("phases"))
         .and_then(Value::as_array)
-        .and_then(|a| a.iter().rev().find(|p| p.get("kind").and_then(Value::as_str) == Some("profiling")));
+        .and_then(|a| {
+            a.iter()
+                .rev()
+                .find(|p| p.get("kind").and_then(Value::as_str) == Some("profiling"))
+        });
     out.labels.concurrency = phase
         .and_then(|l| l.get("concurrency"))
         .and_then(Value::as_u64)

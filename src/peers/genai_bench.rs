@@ -32,7 +32,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     let f = Fields::new(path, &SPEC);
     let o = f.object(doc)?;
     let reqs = f.array(o, "individual_request_metrics")?;
-    let agg = f.req(o, "aggregated_metrics")?.as_object().ok_or_else(|| f.bad("aggregated_metrics", "expected an object"))?;
+    let agg = f
+        .req(o, "aggregated_metrics")?
+        .as_object()
+        .ok_or_else(|| f.bad("aggregated_metrics", "expected an object"))?;
     // seconds unless the file says ms (`--metrics-time-unit`)
     let to_ms = match o.get("_time_unit").and_then(Value::as_str) {
         Some("ms") => 1.0,
@@ -47,14 +50,22 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
         let failure = match (error_code, r.get("error_message").and_then(Value::as_str)) {
             (None, None) => None,
             (code, msg) => Some((
-                if code.is_some_and(|c| (400..600).contains(&c)) { Status::HttpError } else { Status::StreamError },
-                msg.map(str::to_string).unwrap_or_else(|| format!("error code {}", code.unwrap_or(0))),
+                if code.is_some_and(|c| (400..600).contains(&c)) {
+                    Status::HttpError
+                } else {
+                    Status::StreamError
+                },
+                msg.map(str::to_string)
+                    .unwrap_or_else(|| format!("error code {}", code.unwrap_or(0))),
             )),
         };
         let num = |k: &str| -> Result<Option<f64>, PeerError> {
             match r.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_f64().map(Some).ok_or_else(|| f.bad(&at(k), format!("expected a number, found {v}"))),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| f.bad(&at(k), format!("expected a number, found {v}"))),
             }
         };
         let need = |k: &str| -> Result<f64, PeerError> { num(k)?.ok_or_else(|| f.missing(&at(k))) };
@@ -85,7 +96,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     }
     out.instants = Instants::None;
     out.duration_s = f.opt_f64(agg, "run_duration")?;
-    out.labels.concurrency = agg.get("num_concurrency").and_then(Value::as_u64).and_then(|c| u32::try_from(c).ok());
+    out.labels.concurrency = agg
+        .get("num_concurrency")
+        .and_then(Value::as_u64)
+        .and_then(|c| u32::try_from(c).ok());
     out.labels.api = "unknown".into();
     out.reported = f.numbers(agg, |k| k != "batch_size");
     if let Some(stats) = agg.get("stats").and_then(Value::as_object) {
@@ -97,7 +111,8 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             }
         }
     }
-    out.notes.insert("time_unit".into(), if to_ms == 1.0 { "ms" } else { "s" }.into());
+    out.notes
+        .insert("time_unit".into(), if to_ms == 1.0 { "ms" } else { "s" }.into());
     for k in ["scenario", "iteration_type"] {
         if let Some(v) = f.opt_str(agg, k) {
             out.notes.insert(k.into(), v);
@@ -111,8 +126,14 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
 /// the file.
 fn experiment_metadata(path: &Path, out: &mut Imported) {
     let p = path.with_file_name("experiment_metadata.json");
-    let Some(m) = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
-        out.notes.insert("metadata".into(), "no experiment_metadata.json beside the file: version unknown".into());
+    let Some(m) = std::fs::read(&p)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    else {
+        out.notes.insert(
+            "metadata".into(),
+            "no experiment_metadata.json beside the file: version unknown".into(),
+        );
         return;
     };
     let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);

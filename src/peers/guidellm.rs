@@ -16,7 +16,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{Doc, Fields, Imported, Instants, Measured, PeerError, Spec, TOOL_COUNT, Tool, epoch_secs_to_us, secs_to_ms};
+use super::{
+    Doc, Fields, Imported, Instants, Measured, PeerError, Spec, TOOL_COUNT, Tool, epoch_secs_to_us, secs_to_ms,
+};
 use crate::analysis::Defs;
 use crate::schema::Status;
 
@@ -33,7 +35,10 @@ fn detect(doc: &Doc) -> bool {
         && doc.object().is_some_and(|o| {
             o.get("benchmarks").is_some_and(Value::is_array)
                 && (o.get("metadata").and_then(|m| m.get("guidellm_version")).is_some()
-                    || o.get("benchmarks").and_then(|b| b.pointer("/0/type_")).and_then(Value::as_str) == Some("generative_benchmark"))
+                    || o.get("benchmarks")
+                        .and_then(|b| b.pointer("/0/type_"))
+                        .and_then(Value::as_str)
+                        == Some("generative_benchmark"))
         })
 }
 
@@ -56,10 +61,17 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     let o = f.object(doc)?;
     let benchmarks = f.array(o, "benchmarks")?;
     let mut out = Imported::new(Tool::Guidellm);
-    out.version = o.get("metadata").and_then(|m| m.get("guidellm_version")).and_then(Value::as_str).map(str::to_string);
+    out.version = o
+        .get("metadata")
+        .and_then(|m| m.get("guidellm_version"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     out.instants = Instants::Absolute;
     let backend = o.get("config").and_then(|c| c.pointer("/spec/backend"));
-    out.labels.model = backend.and_then(|b| b.get("model")).and_then(Value::as_str).map(str::to_string);
+    out.labels.model = backend
+        .and_then(|b| b.get("model"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     out.labels.api = match backend.and_then(|b| b.get("request_format")).and_then(Value::as_str) {
         Some(r) if r.contains("chat") => "chat".into(),
         Some(r) if r.contains("completions") => "completions".into(),
@@ -69,7 +81,9 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     let several = benchmarks.len() > 1;
     let mut duration = 0.0;
     for (b, bench) in benchmarks.iter().enumerate() {
-        let bench = bench.as_object().ok_or_else(|| f.bad("benchmarks", format!("entry {b}: expected an object")))?;
+        let bench = bench
+            .as_object()
+            .ok_or_else(|| f.bad("benchmarks", format!("entry {b}: expected an object")))?;
         let strategy = bench.get("config").and_then(|c| c.get("strategy"));
         let name = strategy_name(strategy).unwrap_or_else(|| format!("benchmark {b}"));
         if !several {
@@ -80,9 +94,18 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             out.labels.rate_rps = strategy.and_then(|s| s.get("rate")).and_then(Value::as_f64);
         }
         duration += f.opt_f64(bench, "duration")?.unwrap_or(0.0);
-        let requests = f.req(bench, "requests")?.as_object().ok_or_else(|| f.bad("requests", "expected an object"))?;
-        for (group, failed) in [("successful", None), ("errored", Some(Status::HttpError)), ("incomplete", Some(Status::Cancelled))] {
-            let Some(list) = f.opt_array(requests, group)? else { continue };
+        let requests = f
+            .req(bench, "requests")?
+            .as_object()
+            .ok_or_else(|| f.bad("requests", "expected an object"))?;
+        for (group, failed) in [
+            ("successful", None),
+            ("errored", Some(Status::HttpError)),
+            ("incomplete", Some(Status::Cancelled)),
+        ] {
+            let Some(list) = f.opt_array(requests, group)? else {
+                continue;
+            };
             for (i, req) in list.iter().enumerate() {
                 let at = format!("requests.{group}[{i}] of benchmark {b}");
                 let req = req.as_object().ok_or_else(|| f.bad(&at, "expected an object"))?;
@@ -99,7 +122,12 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             for metric in REPORTED {
                 for stat in STATS {
                     let key = format!("{metric}.successful.{stat}");
-                    if let Some(x) = m.get(*metric).and_then(|v| v.get("successful")).and_then(|v| v.get(*stat)).and_then(Value::as_f64) {
+                    if let Some(x) = m
+                        .get(*metric)
+                        .and_then(|v| v.get("successful"))
+                        .and_then(|v| v.get(*stat))
+                        .and_then(Value::as_f64)
+                    {
                         let key = if several { format!("{name}: {key}") } else { key };
                         out.reported.insert(key, x);
                     }
@@ -111,7 +139,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
         out.duration_s = Some(duration);
     }
     if several {
-        out.notes.insert("benchmarks".into(), "several strategies: each row's category names its benchmark's".into());
+        out.notes.insert(
+            "benchmarks".into(),
+            "several strategies: each row's category names its benchmark's".into(),
+        );
     }
     Ok(out)
 }
@@ -128,7 +159,12 @@ fn strategy_name(s: Option<&Value>) -> Option<String> {
 }
 
 /// One request's row; `failed` is the status of its group (errored, incomplete).
-fn request(f: &Fields<'_>, req: &Map<String, Value>, at: &str, failed: Option<Status>) -> Result<crate::schema::Record, PeerError> {
+fn request(
+    f: &Fields<'_>,
+    req: &Map<String, Value>,
+    at: &str,
+    failed: Option<Status>,
+) -> Result<crate::schema::Record, PeerError> {
     let missing = |field: &str| f.missing(&format!("{field} ({at})"));
     let timings = req
         .get("info")
@@ -146,7 +182,10 @@ fn request(f: &Fields<'_>, req: &Map<String, Value>, at: &str, failed: Option<St
         let last = last.ok_or_else(|| missing("info.timings.last_token_iteration"))?;
         output_tokens.ok_or_else(|| missing("output_tokens"))?;
         // GuideLLM's own TTFT where it wrote one (the epoch-second instants resolve 0.24 µs)
-        let ttft = req.get("time_to_first_token_ms").and_then(Value::as_f64).unwrap_or(secs_to_ms(first - start));
+        let ttft = req
+            .get("time_to_first_token_ms")
+            .and_then(Value::as_f64)
+            .unwrap_or(secs_to_ms(first - start));
         (Some(ttft), Some(secs_to_ms(last - start)))
     } else {
         (None, None)
@@ -157,9 +196,19 @@ fn request(f: &Fields<'_>, req: &Map<String, Value>, at: &str, failed: Option<St
             .and_then(|i| i.get("error"))
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| if s == Status::Cancelled { "incomplete: cancelled when GuideLLM's benchmark ended".into() } else { "errored (GuideLLM gave no message)".into() });
+            .unwrap_or_else(|| {
+                if s == Status::Cancelled {
+                    "incomplete: cancelled when GuideLLM's benchmark ended".into()
+                } else {
+                    "errored (GuideLLM gave no message)".into()
+                }
+            });
         // GuideLLM keeps the exception's text; a status code in it makes an HTTP error
-        let status = if s == Status::HttpError && !msg.contains("status") && !msg.contains("HTTP") { Status::StreamError } else { s };
+        let status = if s == Status::HttpError && !msg.contains("status") && !msg.contains("HTTP") {
+            Status::StreamError
+        } else {
+            s
+        };
         (status, msg)
     });
     let mut r = Measured {

@@ -55,26 +55,44 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
     Ok(out)
 }
 
-fn request(f: &Fields<'_>, r: &Map<String, Value>, i: usize, at: &dyn Fn(&str) -> String) -> Result<crate::schema::Record, PeerError> {
+fn request(
+    f: &Fields<'_>,
+    r: &Map<String, Value>,
+    i: usize,
+    at: &dyn Fn(&str) -> String,
+) -> Result<crate::schema::Record, PeerError> {
     let num = |o: &Map<String, Value>, k: &str, name: &str| -> Result<Option<f64>, PeerError> {
         match o.get(k) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| f.bad(&at(name), format!("expected a number, found {v}"))),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| f.bad(&at(name), format!("expected a number, found {v}"))),
         }
     };
     let start = num(r, "start_time", "start_time")?.ok_or_else(|| f.missing(&at("start_time")))?;
     let end = num(r, "end_time", "end_time")?;
-    let info = f.req(r, "info")?.as_object().ok_or_else(|| f.bad(&at("info"), "expected an object"))?;
+    let info = f
+        .req(r, "info")?
+        .as_object()
+        .ok_or_else(|| f.bad(&at("info"), "expected an object"))?;
     let failure = match r.get("error") {
         None | Some(Value::Null) => None,
         Some(Value::Object(e)) => {
             let kind = e.get("error_type").and_then(Value::as_str).unwrap_or("error");
             let msg = e.get("error_msg").and_then(Value::as_str).unwrap_or("");
             // an HTTP error's message carries its status; anything else is the client's exception
-            let status = if msg.contains("status") || kind.contains("HTTP") || kind.contains("Response") { Status::HttpError } else { Status::StreamError };
+            let status = if msg.contains("status") || kind.contains("HTTP") || kind.contains("Response") {
+                Status::HttpError
+            } else {
+                Status::StreamError
+            };
             Some((status, format!("{kind}: {msg}")))
         }
-        Some(v) => Some((Status::StreamError, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))),
+        Some(v) => Some((
+            Status::StreamError,
+            v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
+        )),
     };
     let rm = info.get("response_metrics").and_then(Value::as_object);
     let list = |k: &str| -> Result<Vec<f64>, PeerError> {
@@ -82,12 +100,18 @@ fn request(f: &Fields<'_>, r: &Map<String, Value>, i: usize, at: &dyn Fn(&str) -
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|x| x.as_f64().ok_or_else(|| f.bad(&at(&format!("info.response_metrics.{k}")), "expected numbers")))
+                .map(|x| {
+                    x.as_f64()
+                        .ok_or_else(|| f.bad(&at(&format!("info.response_metrics.{k}")), "expected numbers"))
+                })
                 .collect(),
             Some(_) => Err(f.bad(&at(&format!("info.response_metrics.{k}")), "expected a list")),
         }
     };
-    let chunks: Vec<f64> = list("chunk_times")?.into_iter().map(|t| secs_to_ms(t - start)).collect();
+    let chunks: Vec<f64> = list("chunk_times")?
+        .into_iter()
+        .map(|t| secs_to_ms(t - start))
+        .collect();
     let token_times = list("output_token_times")?;
     let ok = failure.is_none();
     let output_tokens = match rm.and_then(|m| m.get("output_tokens")).and_then(Value::as_u64) {
@@ -96,15 +120,25 @@ fn request(f: &Fields<'_>, r: &Map<String, Value>, i: usize, at: &dyn Fn(&str) -
         None => 0,
     };
     // streamed: first token and last chunk; not streamed: the whole response at end_time
-    let ttft_ms = token_times.first().map(|t| secs_to_ms(t - start)).or_else(|| chunks.first().copied());
-    let e2e_ms = if chunks.is_empty() { end.map(|e| secs_to_ms(e - start)) } else { None };
+    let ttft_ms = token_times
+        .first()
+        .map(|t| secs_to_ms(t - start))
+        .or_else(|| chunks.first().copied());
+    let e2e_ms = if chunks.is_empty() {
+        end.map(|e| secs_to_ms(e - start))
+    } else {
+        None
+    };
     if ok && ttft_ms.is_none() && e2e_ms.is_none() {
         return Err(f.missing(&at("info.response_metrics.chunk_times")));
     }
     let usage = rm.and_then(|m| m.get("server_usage"));
     let input = info
         .get("input_tokens")
-        .or_else(|| info.get("request_metrics").and_then(|m| m.pointer("/text/input_tokens")))
+        .or_else(|| {
+            info.get("request_metrics")
+                .and_then(|m| m.pointer("/text/input_tokens"))
+        })
         .and_then(Value::as_u64)
         .unwrap_or(0) as u32;
     Ok(Measured {
@@ -113,7 +147,10 @@ fn request(f: &Fields<'_>, r: &Map<String, Value>, i: usize, at: &dyn Fn(&str) -
         chunk_times_ms: chunks,
         e2e_ms,
         input_tokens: input,
-        server_input_tokens: usage.and_then(|u| u.get("prompt_tokens")).and_then(Value::as_u64).map(|n| n as u32),
+        server_input_tokens: usage
+            .and_then(|u| u.get("prompt_tokens"))
+            .and_then(Value::as_u64)
+            .map(|n| n as u32),
         requested_output_tokens: requested_max_tokens(r).unwrap_or(0),
         output_tokens,
         output_tokens_source: TOOL_COUNT,
@@ -136,8 +173,14 @@ fn requested_max_tokens(r: &Map<String, Value>) -> Option<u32> {
 /// `summary_lifecycle_metrics.json` beside the file.
 fn summary(path: &Path, out: &mut Imported) {
     let p = path.with_file_name("summary_lifecycle_metrics.json");
-    let Some(s) = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
-        out.notes.insert("summary".into(), "no summary_lifecycle_metrics.json beside the file: run duration unknown".into());
+    let Some(s) = std::fs::read(&p)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    else {
+        out.notes.insert(
+            "summary".into(),
+            "no summary_lifecycle_metrics.json beside the file: run duration unknown".into(),
+        );
         return;
     };
     out.duration_s = s.get("benchmark_time_seconds").and_then(Value::as_f64);

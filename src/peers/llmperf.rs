@@ -43,7 +43,10 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
         let num = |k: &str| -> Result<Option<f64>, PeerError> {
             match r.get(k) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_f64().map(Some).ok_or_else(|| f.bad(&at(k), format!("expected a number, found {v}"))),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| f.bad(&at(k), format!("expected a number, found {v}"))),
             }
         };
         let need = |k: &str| -> Result<f64, PeerError> { num(k)?.ok_or_else(|| f.missing(&at(k))) };
@@ -53,12 +56,23 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
         let code = num("error_code")?;
         let failure = code.map(|c| {
             let msg = r.get("error_msg").and_then(Value::as_str).unwrap_or("").trim();
-            let status = if (400.0..600.0).contains(&c) { Status::HttpError } else { Status::StreamError };
-            let msg = if msg.is_empty() { format!("error code {c}") } else { msg.to_string() };
+            let status = if (400.0..600.0).contains(&c) {
+                Status::HttpError
+            } else {
+                Status::StreamError
+            };
+            let msg = if msg.is_empty() {
+                format!("error code {c}")
+            } else {
+                msg.to_string()
+            };
             (status, msg)
         });
         let (ttft, e2e) = if failure.is_none() {
-            (Some(secs_to_ms(need("ttft_s")?)), Some(secs_to_ms(need("end_to_end_latency_s")?)))
+            (
+                Some(secs_to_ms(need("ttft_s")?)),
+                Some(secs_to_ms(need("end_to_end_latency_s")?)),
+            )
         } else {
             (None, None)
         };

@@ -17,6 +17,7 @@ mod gateway;
 mod gpumon;
 mod layers;
 mod mock_logprobs;
+mod peers_import;
 mod quality;
 mod readme;
 mod real_quality;

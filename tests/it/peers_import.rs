@@ -29,7 +29,9 @@ fn agg_cmd() -> Command {
 }
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/peers").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/peers")
+        .join(rel)
 }
 
 const AIPERF: &str = "aiperf/profile_export.jsonl";
@@ -60,13 +62,17 @@ fn at(path: &Path, col: &str, i: usize) -> f64 {
 
 /// One summary row of `agg --defs defs` on `file`, as JSON.
 fn agg(file: &Path, defs: &str) -> serde_json::Value {
-    let o = ok(agg_cmd().arg(file).args(["--defs", defs, "--bootstrap", "0", "--format", "json"]));
+    let o = ok(agg_cmd()
+        .arg(file)
+        .args(["--defs", defs, "--bootstrap", "0", "--format", "json"]));
     let s = String::from_utf8_lossy(&o.stdout).to_string();
     serde_json::from_str(s.lines().next().expect("a summary row")).expect("agg writes JSON")
 }
 
 fn num(v: &serde_json::Value, key: &str) -> f64 {
-    v.get(key).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("{key} missing in {v}"))
+    v.get(key)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -96,7 +102,11 @@ fn aiperf_export_imports_with_every_chunk() {
     assert!(close(*first.last().unwrap(), 209.25099799999998, 1e-6), "{first:?}");
     // absolute instants: AIPerf's request_start_ns and request_end_ns, to the microsecond
     let sent = column_text(&out, "sent_at");
-    assert!(sent[0].starts_with("2026-12-06") && sent[0].contains("05:34:54.451815"), "{}", sent[0]);
+    assert!(
+        sent[0].starts_with("2026-12-06") && sent[0].contains("05:34:54.451815"),
+        "{}",
+        sent[0]
+    );
     let done = column_text(&out, "done_at");
     assert!(done[0].contains("05:34:54.661066"), "{}", done[0]);
 }
@@ -112,7 +122,11 @@ fn aiperf_defs_reproduce_its_summary() {
     let out = import(d.path(), &fixture(AIPERF), Some("aiperf"));
     let s = agg(&out, "aiperf");
     let theirs = json(&fixture("aiperf/profile_export_aiperf.json"));
-    for (ours, key) in [("ttft", "time_to_first_token"), ("itl", "inter_token_latency"), ("e2e", "request_latency")] {
+    for (ours, key) in [
+        ("ttft", "time_to_first_token"),
+        ("itl", "inter_token_latency"),
+        ("e2e", "request_latency"),
+    ] {
         for (stat, their_stat) in [("mean", "avg"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99")] {
             let a = num(&s, &format!("{ours}_{stat}_ms"));
             let b = num(&theirs[key], their_stat);
@@ -122,7 +136,11 @@ fn aiperf_defs_reproduce_its_summary() {
     assert_eq!(num(&s, "n_ok"), 20.0);
     // agg's duration (first sent to last done) is AIPerf's benchmark_duration, to the µs
     let dur = num(&theirs["benchmark_duration"], "avg");
-    assert!((num(&s, "duration_s") - dur).abs() < 2e-6, "duration {} vs {dur}", num(&s, "duration_s"));
+    assert!(
+        (num(&s, "duration_s") - dur).abs() < 2e-6,
+        "duration {} vs {dur}",
+        num(&s, "duration_s")
+    );
 }
 
 #[test]
@@ -139,8 +157,12 @@ fn guidellm_report_imports() {
     assert_eq!(at(&out, "input_tokens", 0), 18.0);
     assert_eq!(at(&out, "requested_output_tokens", 0), 16.0);
     // no chunk times in the report; wall-clock instants kept (done_at is request_end)
-    assert!(column_text(&out, "chunk_times_ms").iter().all(|c| c == "[]" || c.is_empty()));
-    assert!(column_text(&out, "done_at")[0].contains("05:38:05.831024"));
+    assert!(
+        column_text(&out, "chunk_times_ms")
+            .iter()
+            .all(|c| c == "[]" || c.is_empty())
+    );
+    assert!(column_text(&out, "done_at")[0].contains("05:38:05.83102"));
 }
 
 /// `agg --defs guidellm` gives GuideLLM's own means of TTFT, TPOT (E2E / tokens) and ITL
@@ -202,7 +224,10 @@ fn inference_perf_defs_reproduce_its_means() {
     let out = import(d.path(), &fixture(INFPERF), Some("inference-perf"));
     let s = agg(&out, "inference-perf");
     let lat = &json(&fixture("inference-perf/summary_lifecycle_metrics.json"))["successes"]["latency"];
-    for (ours, key) in [("ttft_mean_ms", "time_to_first_token"), ("tpot_mean_ms", "time_per_output_token")] {
+    for (ours, key) in [
+        ("ttft_mean_ms", "time_to_first_token"),
+        ("tpot_mean_ms", "time_per_output_token"),
+    ] {
         let a = num(&s, ours);
         let b = num(&lat[key], "mean") * 1e3;
         assert!(close(a, b, 1e-6), "{ours}: agg {a} vs inference-perf {b}");
@@ -257,27 +282,56 @@ fn missing_fields_are_named_with_the_version_expected() {
     let mut broken = lines.clone();
     broken[2] = v.to_string();
     let p = write(d.path(), "profile_export.jsonl", &(broken.join("\n") + "\n"));
-    fails(import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]), &p, &["request_start_ns", "AIPerf 0.13"]);
+    fails(
+        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        &p,
+        &["request_start_ns", "AIPerf 0.13"],
+    );
     // GuideLLM: a successful request without info.timings
     let mut g = json(&fixture(GUIDELLM));
-    g["benchmarks"][0]["requests"]["successful"][2]["info"].as_object_mut().unwrap().remove("timings");
+    g["benchmarks"][0]["requests"]["successful"][2]["info"]
+        .as_object_mut()
+        .unwrap()
+        .remove("timings");
     let p = write(d.path(), "benchmarks.json", &g.to_string());
-    fails(import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]), &p, &["info.timings", "GuideLLM 0.8"]);
+    fails(
+        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        &p,
+        &["info.timings", "GuideLLM 0.8"],
+    );
     // genai-bench: a request without e2e_latency
     let mut g = json(&fixture(GENAI));
-    g["individual_request_metrics"][4].as_object_mut().unwrap().remove("e2e_latency");
+    g["individual_request_metrics"][4]
+        .as_object_mut()
+        .unwrap()
+        .remove("e2e_latency");
     let p = write(d.path(), "genai.json", &g.to_string());
-    fails(import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]), &p, &["e2e_latency", "genai-bench 0.0.5"]);
+    fails(
+        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        &p,
+        &["e2e_latency", "genai-bench 0.0.5"],
+    );
     // inference-perf: a request without its output token count
     let mut g = json(&fixture(INFPERF));
-    g[1]["info"]["response_metrics"].as_object_mut().unwrap().remove("output_tokens");
+    g[1]["info"]["response_metrics"]
+        .as_object_mut()
+        .unwrap()
+        .remove("output_tokens");
     let p = write(d.path(), "per_request.json", &g.to_string());
-    fails(import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]), &p, &["output_tokens", "inference-perf 0.7"]);
+    fails(
+        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        &p,
+        &["output_tokens", "inference-perf 0.7"],
+    );
     // LLMPerf: a response without ttft_s
     let mut g = json(&fixture(LLMPERF));
     g[2].as_object_mut().unwrap().remove("ttft_s");
     let p = write(d.path(), "llmperf.json", &g.to_string());
-    fails(import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]), &p, &["ttft_s", "LLMPerf"]);
+    fails(
+        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        &p,
+        &["ttft_s", "LLMPerf"],
+    );
 }
 
 #[test]
@@ -294,10 +348,22 @@ fn truncated_and_wrong_tool_files_fail_cleanly() {
         // cut in the middle of a record
         let p = d.path().join(format!("cut-{tool}.json"));
         std::fs::write(&p, &bytes[..bytes.len() / 2 + 7]).unwrap();
-        fails(import_cmd().arg(&p).args(["--tool", tool, "-o", "-", "--format", "csv"]), &p, &[tool]);
+        fails(
+            import_cmd()
+                .arg(&p)
+                .args(["--tool", tool, "-o", "-", "--format", "csv"]),
+            &p,
+            &[tool],
+        );
         // another tool's file named as this tool's
         let other = if tool == "llmperf" { GENAI } else { LLMPERF };
         let q = fixture(other);
-        fails(import_cmd().arg(&q).args(["--tool", tool, "-o", "-", "--format", "csv"]), &q, &[tool, "--tool"]);
+        fails(
+            import_cmd()
+                .arg(&q)
+                .args(["--tool", tool, "-o", "-", "--format", "csv"]),
+            &q,
+            &[tool, "--tool"],
+        );
     }
 }
