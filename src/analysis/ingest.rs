@@ -77,6 +77,8 @@ pub struct Acc {
     pub conn_known: u64,
     pub conn_fresh: u64,
     pub conn_setup_ms: f64,
+    /// Imported runs' own durations (by label, from the files' provenance).
+    pub tool_runs: super::imported::ToolRuns,
 }
 
 impl Acc {
@@ -154,6 +156,7 @@ impl Acc {
         self.conn_known += o.conn_known;
         self.conn_fresh += o.conn_fresh;
         self.conn_setup_ms += o.conn_setup_ms;
+        self.tool_runs = self.tool_runs.merge(o.tool_runs);
     }
 }
 
@@ -373,7 +376,27 @@ impl Groups {
         for b in input {
             self.add_batch(&b?, o);
         }
+        self.note_tool_runs(&meta);
         Ok(meta)
+    }
+
+    /// An imported file's own run durations, on the groups of its labels (agg uses them for a
+    /// group's duration under the tool's own definitions, see [`super::finish`]).
+    fn note_tool_runs(&mut self, meta: &crate::meta::Meta) {
+        use super::imported::{ImportMeta, ToolRun, ToolRuns};
+        let Some(im) = ImportMeta::of(meta) else { return };
+        let Some(defs) = im.defs else { return };
+        for s in &im.sources {
+            let Some(d) = s.duration_s.filter(|d| *d > 0.0) else {
+                continue;
+            };
+            let run = ToolRuns::One(ToolRun { defs, duration_s: d });
+            for (k, acc) in self.groups.iter_mut() {
+                if k.label == s.label {
+                    acc.tool_runs = acc.tool_runs.merge(run);
+                }
+            }
+        }
     }
 
     /// Read one requests file (path or `-`) into the groups.

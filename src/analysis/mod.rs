@@ -7,9 +7,11 @@
 //! - [`summary`]: summary rows from the groups (statistics come from [`crate::stats`])
 //! - [`joins`]: GPU samples and engine metrics matched by each group's window
 //! - [`compare`]: `agg --compare A,B`
+//! - [`imported`]: the provenance of rows `import` read from other tools' files
 //! - [`render`]: the summary contract's batch and the Markdown table
 
 pub mod compare;
+pub mod imported;
 pub mod ingest;
 pub mod joins;
 pub mod options;

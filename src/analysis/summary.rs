@@ -91,9 +91,16 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         } else {
             0.0
         };
-        let dur = match (acc.first_sent_us, acc.last_done_us) {
+        let own = match (acc.first_sent_us, acc.last_done_us) {
             (Some(a), Some(b)) if b > a => Some((b - a) as f64 / 1e6),
             _ => None,
+        };
+        // Rows imported from one run of another tool: under that tool's definitions (or
+        // when the rows have no instants) the duration is the tool's own, so its throughputs
+        // are reproduced.
+        let dur = match acc.tool_runs {
+            super::imported::ToolRuns::One(t) if t.defs == o.defs || own.is_none() => Some(t.duration_s),
+            _ => own,
         };
         r.duration_s = dur;
         let per_s = |x: f64| dur.map(|d| x / d);

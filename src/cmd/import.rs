@@ -46,20 +46,6 @@ pub struct Args {
     pub out: OutArgs,
 }
 
-/// One input file in the output's provenance (`servebench.import.sources`).
-#[derive(serde::Serialize)]
-struct Source {
-    path: String,
-    label: String,
-    version: Option<String>,
-    duration_s: Option<f64>,
-    instants: &'static str,
-    anchor: Option<String>,
-    reported: std::collections::BTreeMap<String, f64>,
-    notes: std::collections::BTreeMap<String, String>,
-    requests: usize,
-}
-
 /// Run import.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.out.print_schema {
@@ -103,12 +89,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
         labels.run_id = run_id.clone();
         labels.source_tool = Some(tool.name().into());
-        sources.push(Source {
+        sources.push(meta_keys::Source {
             path: p.display().to_string(),
             label: labels.label.clone(),
             version: imp.version.clone(),
             duration_s: imp.duration_s,
-            instants: imp.instants.as_str(),
+            instants: imp.instants.as_str().into(),
             anchor: imp.anchor.clone(),
             reported: imp.reported.clone(),
             notes: imp.notes.clone(),

@@ -159,6 +159,8 @@ pub enum Doc {
 impl Doc {
     /// Parse `bytes`: one JSON document; else JSON lines (every non-empty line a JSON value);
     /// else UTF-8 text.
+    /// Python's `json.dumps` writes `NaN`, `Infinity` and `-Infinity` for such floats (a
+    /// `--request-rate inf`, the mean of nothing): they are read as null.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Doc, PeerError> {
         if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
             return Ok(Doc::Json(v));
@@ -167,6 +169,10 @@ impl Doc {
             path: path.into(),
             msg: format!("not UTF-8 text: {e}"),
         })?;
+        let text = python_floats_to_null(text);
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            return Ok(Doc::Json(v));
+        }
         let lines: Result<Vec<Value>, _> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -203,6 +209,48 @@ impl Doc {
     pub fn has_all(&self, keys: &[&str]) -> bool {
         self.object().is_some_and(|o| keys.iter().all(|k| o.contains_key(*k)))
     }
+}
+
+/// `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null` (Python's JSON).
+fn python_floats_to_null(text: &str) -> std::borrow::Cow<'_, str> {
+    if !(text.contains("NaN") || text.contains("Infinity")) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut start, mut in_str) = (0, 0, false);
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            if c == b'\\' {
+                i += 2;
+                continue;
+            }
+            if c == b'"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+            i += 1;
+            continue;
+        }
+        let token = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| b[i..].starts_with(t.as_bytes()));
+        if let Some(t) = token {
+            out.push_str(&text[start..i]);
+            out.push_str("null");
+            i += t.len();
+            start = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[start..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Which instants an imported file gave.
@@ -494,6 +542,8 @@ impl<'a> Fields<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
     pub request_id: u64,
+    /// When it was due (its arrival in an open-loop schedule), µs since the Unix epoch.
+    pub scheduled_at_us: Option<i64>,
     /// When it was sent, µs since the Unix epoch (absolute or placed relative instants).
     pub sent_at_us: Option<i64>,
     pub ttft_ms: Option<f64>,
@@ -531,13 +581,17 @@ impl Measured {
             None => (Status::Ok, None),
             Some((s, e)) => (s, Some(e)),
         };
+        let lag = self
+            .scheduled_at_us
+            .zip(self.sent_at_us)
+            .map(|(a, b)| (b - a) as f64 / 1e3);
         Record {
             request_id: self.request_id,
-            scheduled_at_us: None,
+            scheduled_at_us: self.scheduled_at_us,
             sent_at_us: self.sent_at_us,
             first_token_at_us: at(ttft),
             done_at_us: at(e2e).or(self.sent_at_us.filter(|_| !ok)),
-            sched_lag_ms: None,
+            sched_lag_ms: lag,
             connection: None,
             connect_ms: None,
             tls_ms: None,
@@ -547,8 +601,8 @@ impl Measured {
                 (Some(a), Some(e)) => crate::schema::tpot(a, e, self.output_tokens),
                 _ => None,
             },
-            ttft_sched_ms: None,
-            e2e_sched_ms: None,
+            ttft_sched_ms: lag.zip(ttft).map(|(l, t)| l + t),
+            e2e_sched_ms: lag.zip(e2e).map(|(l, e)| l + e),
             warmup: self.warmup,
             chunk_times_ms: if ok { self.chunk_times_ms } else { Vec::new() },
             chunk_tokens: if ok { self.chunk_tokens } else { None },
@@ -569,19 +623,7 @@ impl Measured {
 }
 
 /// Provenance keys `import` writes (besides the usual [`crate::meta`] keys).
-pub mod meta_keys {
-    /// The source tool's name (every input of one import is of one tool).
-    pub const TOOL: &str = "servebench.import.tool";
-    /// The definitions its numbers follow (an `agg --defs` name).
-    pub const DEFS: &str = "servebench.import.defs";
-    /// The definitions in words, metric by metric (JSON object).
-    pub const DEFINITIONS: &str = "servebench.import.definitions";
-    /// What the importer was written for.
-    pub const WRITTEN_FOR: &str = "servebench.import.written_for";
-    /// One JSON object per input file: path, label, version, duration_s, instants, anchor,
-    /// reported numbers, notes.
-    pub const SOURCES: &str = "servebench.import.sources";
-}
+pub use crate::analysis::imported as meta_keys;
 
 #[cfg(test)]
 mod tests {
@@ -600,6 +642,10 @@ mod tests {
         assert!(matches!(Doc::parse(b"{\"a\":1}\n{\"a\":2}\n", p).unwrap(), Doc::Lines(v) if v.len() == 2));
         assert!(matches!(Doc::parse(b"a,b\n1,2\n", p).unwrap(), Doc::Text(_)));
         assert!(Doc::parse(&[0xff, 0xfe, 0x00], p).is_err());
+        let py = br#"{"rate": Infinity, "m": NaN, "n": -Infinity, "s": "NaN \" Infinity"}"#;
+        let Doc::Json(v) = Doc::parse(py, p).unwrap() else { panic!("not JSON") };
+        assert!(v["rate"].is_null() && v["m"].is_null() && v["n"].is_null());
+        assert_eq!(v["s"], "NaN \" Infinity");
     }
 
     #[test]
