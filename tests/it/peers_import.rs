@@ -283,7 +283,7 @@ fn missing_fields_are_named_with_the_version_expected() {
     broken[2] = v.to_string();
     let p = write(d.path(), "profile_export.jsonl", &(broken.join("\n") + "\n"));
     fails(
-        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        import_cmd().arg(&p).args(["--format", "csv"]),
         &p,
         &["request_start_ns", "AIPerf 0.13"],
     );
@@ -295,7 +295,7 @@ fn missing_fields_are_named_with_the_version_expected() {
         .remove("timings");
     let p = write(d.path(), "benchmarks.json", &g.to_string());
     fails(
-        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        import_cmd().arg(&p).args(["--format", "csv"]),
         &p,
         &["info.timings", "GuideLLM 0.8"],
     );
@@ -307,7 +307,7 @@ fn missing_fields_are_named_with_the_version_expected() {
         .remove("e2e_latency");
     let p = write(d.path(), "genai.json", &g.to_string());
     fails(
-        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        import_cmd().arg(&p).args(["--format", "csv"]),
         &p,
         &["e2e_latency", "genai-bench 0.0.5"],
     );
@@ -319,7 +319,7 @@ fn missing_fields_are_named_with_the_version_expected() {
         .remove("output_tokens");
     let p = write(d.path(), "per_request.json", &g.to_string());
     fails(
-        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        import_cmd().arg(&p).args(["--format", "csv"]),
         &p,
         &["output_tokens", "inference-perf 0.7"],
     );
@@ -328,7 +328,7 @@ fn missing_fields_are_named_with_the_version_expected() {
     g[2].as_object_mut().unwrap().remove("ttft_s");
     let p = write(d.path(), "llmperf.json", &g.to_string());
     fails(
-        import_cmd().arg(&p).args(["-o", "-", "--format", "csv"]),
+        import_cmd().arg(&p).args(["--format", "csv"]),
         &p,
         &["ttft_s", "LLMPerf"],
     );
@@ -349,9 +349,7 @@ fn truncated_and_wrong_tool_files_fail_cleanly() {
         let p = d.path().join(format!("cut-{tool}.json"));
         std::fs::write(&p, &bytes[..bytes.len() / 2 + 7]).unwrap();
         fails(
-            import_cmd()
-                .arg(&p)
-                .args(["--tool", tool, "-o", "-", "--format", "csv"]),
+            import_cmd().arg(&p).args(["--tool", tool, "--format", "csv"]),
             &p,
             &[tool],
         );
@@ -359,9 +357,7 @@ fn truncated_and_wrong_tool_files_fail_cleanly() {
         let other = if tool == "llmperf" { GENAI } else { LLMPERF };
         let q = fixture(other);
         fails(
-            import_cmd()
-                .arg(&q)
-                .args(["--tool", tool, "-o", "-", "--format", "csv"]),
+            import_cmd().arg(&q).args(["--tool", tool, "--format", "csv"]),
             &q,
             &[tool, "--tool"],
         );
