@@ -205,7 +205,18 @@ fn read_aggregate(f: &Fields<'_>, (p, o): &(PathBuf, Map<String, Value>), out: &
             out.notes.insert(format!("unit.{k}"), u.to_string());
         }
     }
-    out.duration_s = reported.get("benchmark_duration.avg").copied();
+    // AIPerf's throughputs divide by its profiling phase's span (start_time to end_time),
+    // which runs past the last response; benchmark_duration (first start to last end) when
+    // the span is not there
+    let at = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
+    };
+    out.duration_s = match (at("start_time"), at("end_time")) {
+        (Some(a), Some(b)) if b > a => Some((b - a).num_microseconds().unwrap_or(0) as f64 / 1e6),
+        _ => reported.get("benchmark_duration.avg").copied(),
+    };
     out.reported = reported;
     let cfg = o.get("input_config");
     let endpoint = cfg.and_then(|c| c.get("endpoint"));

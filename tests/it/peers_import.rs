@@ -114,8 +114,7 @@ fn aiperf_export_imports_with_every_chunk() {
 /// `agg --defs aiperf` on the imported rows gives AIPerf's own statistics
 /// (profile_export_aiperf.json): TTFT, inter-token latency (AIPerf's per-request
 /// (E2E - TTFT) / (tokens - 1)) and request latency, mean and percentiles, to 1e-6 relative
-/// (both use linear percentiles). Throughputs are not compared: AIPerf divides by its own
-/// window, which the per-request lines do not hold.
+/// (both use linear percentiles), and its request and output-token throughputs.
 #[test]
 fn aiperf_defs_reproduce_its_summary() {
     let d = tmp();
@@ -134,13 +133,15 @@ fn aiperf_defs_reproduce_its_summary() {
         }
     }
     assert_eq!(num(&s, "n_ok"), 20.0);
-    // agg's duration (first sent to last done) is AIPerf's benchmark_duration, to the µs
-    let dur = num(&theirs["benchmark_duration"], "avg");
-    assert!(
-        (num(&s, "duration_s") - dur).abs() < 2e-6,
-        "duration {} vs {dur}",
-        num(&s, "duration_s")
-    );
+    // its throughputs: divided by its profiling phase's span (start_time to end_time), which
+    // import keeps as the run's duration
+    for (ours, key) in [
+        ("req_per_s", "request_throughput"),
+        ("output_tok_per_s", "output_token_throughput"),
+    ] {
+        let (a, b) = (num(&s, ours), num(&theirs[key], "avg"));
+        assert!(close(a, b, 1e-5), "{ours}: agg {a} vs AIPerf {b}");
+    }
 }
 
 #[test]
@@ -184,6 +185,13 @@ fn guidellm_defs_reproduce_its_means() {
         let b = num(&m[key]["successful"], "mean");
         assert!(close(a, b, 1e-5), "{ours}: agg {a} vs GuideLLM {b}");
     }
+    for (ours, key) in [
+        ("req_per_s", "requests_per_second"),
+        ("output_tok_per_s", "output_tokens_per_second"),
+    ] {
+        let (a, b) = (num(&s, ours), num(&m[key]["successful"], "mean"));
+        assert!(close(a, b, 1e-6), "{ours}: agg {a} vs GuideLLM {b}");
+    }
 }
 
 #[test]
@@ -200,6 +208,30 @@ fn genai_bench_run_imports() {
     // no instants in the file
     assert!(column_f64(&out, "sched_lag_ms").iter().all(Option::is_none));
     assert!(column_text(&out, "sent_at").iter().all(|s| s.is_empty() || s == "null"));
+}
+
+/// `agg --defs genai-bench` gives genai-bench's own aggregated statistics: TTFT, TPOT and
+/// E2E mean, p50, p90 and p99 (both interpolate linearly), and its throughputs (divided by
+/// its run_duration), to 1e-6.
+#[test]
+fn genai_bench_defs_reproduce_its_aggregates() {
+    let d = tmp();
+    let out = import(d.path(), &fixture(GENAI), Some("genai-bench"));
+    let s = agg(&out, "genai-bench");
+    let a = &json(&fixture(GENAI))["aggregated_metrics"];
+    for (ours, key) in [("ttft", "ttft"), ("tpot", "tpot"), ("e2e", "e2e_latency")] {
+        for stat in ["mean", "p50", "p90", "p99"] {
+            let (x, y) = (num(&s, &format!("{ours}_{stat}_ms")), num(&a["stats"][key], stat) * 1e3);
+            assert!(close(x, y, 1e-6), "{ours} {stat}: agg {x} vs genai-bench {y}");
+        }
+    }
+    for (ours, key) in [
+        ("req_per_s", "requests_per_second"),
+        ("output_tok_per_s", "mean_output_throughput_tokens_per_s"),
+    ] {
+        let (x, y) = (num(&s, ours), num(a, key));
+        assert!(close(x, y, 1e-6), "{ours}: agg {x} vs genai-bench {y}");
+    }
 }
 
 #[test]
@@ -230,6 +262,14 @@ fn inference_perf_defs_reproduce_its_means() {
     ] {
         let a = num(&s, ours);
         let b = num(&lat[key], "mean") * 1e3;
+        assert!(close(a, b, 1e-6), "{ours}: agg {a} vs inference-perf {b}");
+    }
+    let tp = &json(&fixture("inference-perf/summary_lifecycle_metrics.json"))["successes"]["throughput"];
+    for (ours, key) in [
+        ("req_per_s", "requests_per_sec"),
+        ("output_tok_per_s", "output_tokens_per_sec"),
+    ] {
+        let (a, b) = (num(&s, ours), num(tp, key));
         assert!(close(a, b, 1e-6), "{ours}: agg {a} vs inference-perf {b}");
     }
 }
