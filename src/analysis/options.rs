@@ -258,12 +258,12 @@ impl Defs {
             }
             Defs::Sglang => {
                 const ST: &str = "st: just before the POST, after the --max-concurrency semaphore";
-                const DUR: &str = "duration: before the first request is scheduled to after the last response";
+                const DUR: &str = "duration: after its warm-up and a 1 s pause, before the first request is scheduled, to after the last response";
                 [
                     def(
                         METRICS[0],
                         "ttft",
-                        "first chunk with generated text - st",
+                        "first chunk with non-empty text - st",
                         "s per request, ms in the summary",
                         PER_REQ,
                         ST,
@@ -271,7 +271,7 @@ impl Defs {
                     def(
                         METRICS[1],
                         "tpot",
-                        "(latency - ttft) / (output_len - 1), output_len > 1",
+                        "(latency - ttft) / (output_len - 1), output_len > 1 (latency not saved per request)",
                         "ms",
                         PER_REQ,
                         ST,
@@ -279,7 +279,7 @@ impl Defs {
                     def(
                         METRICS[2],
                         "itl",
-                        "gap between consecutive chunks with text",
+                        "gap between consecutive chunks with non-empty text",
                         "s per request, ms in the summary",
                         PER_CHUNK,
                         "the previous chunk",
@@ -287,7 +287,7 @@ impl Defs {
                     def(
                         METRICS[3],
                         "e2e_latency",
-                        "end of the response stream - st",
+                        "the stream's last line (`[DONE]` included) - st; not saved per request",
                         "ms",
                         PER_REQ,
                         ST,
@@ -303,7 +303,7 @@ impl Defs {
                     def(
                         METRICS[5],
                         "output_throughput",
-                        "output tokens (server's count) / duration",
+                        "output_len summed (server usage, else the length asked for) / duration",
                         "tok/s",
                         PER_RUN,
                         DUR,

@@ -643,7 +643,9 @@ mod tests {
         assert!(matches!(Doc::parse(b"a,b\n1,2\n", p).unwrap(), Doc::Text(_)));
         assert!(Doc::parse(&[0xff, 0xfe, 0x00], p).is_err());
         let py = br#"{"rate": Infinity, "m": NaN, "n": -Infinity, "s": "NaN \" Infinity"}"#;
-        let Doc::Json(v) = Doc::parse(py, p).unwrap() else { panic!("not JSON") };
+        let Doc::Json(v) = Doc::parse(py, p).unwrap() else {
+            panic!("not JSON")
+        };
         assert!(v["rate"].is_null() && v["m"].is_null() && v["n"].is_null());
         assert_eq!(v["s"], "NaN \" Infinity");
     }

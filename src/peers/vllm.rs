@@ -104,7 +104,10 @@ pub(super) fn per_request(
     let starts = f.opt_array(o, "start_times")?;
     // the wait for the --max-concurrency semaphore; with a finite request rate, start less
     // queue is the request's arrival in the schedule (with rate inf all arrive at once)
-    let open_loop = o.get("request_rate").and_then(Value::as_f64).is_some_and(f64::is_finite);
+    let open_loop = o
+        .get("request_rate")
+        .and_then(Value::as_f64)
+        .is_some_and(f64::is_finite);
     let queues = f.opt_array(o, "queue_times")?.filter(|_| open_loop);
     let n = input_lens.len();
     for (name, l) in [
@@ -162,9 +165,7 @@ pub(super) fn per_request(
             _ => None,
         };
         let scheduled_at_us = match (sent_at_us, queues) {
-            (Some(s), Some(q)) => f
-                .elem_f64(q, "queue_times", i)?
-                .map(|q| s - (q * 1e6).round() as i64),
+            (Some(s), Some(q)) => f.elem_f64(q, "queue_times", i)?.map(|q| s - (q * 1e6).round() as i64),
             _ => None,
         };
         rows.push(

@@ -23,6 +23,7 @@ pub fn bin(name: &str) -> PathBuf {
         "report" => env!("CARGO_BIN_EXE_report"),
         "quality" => env!("CARGO_BIN_EXE_quality"),
         "sweep" => env!("CARGO_BIN_EXE_sweep"),
+        "import" => env!("CARGO_BIN_EXE_import"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(p)

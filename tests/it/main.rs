@@ -15,6 +15,7 @@ mod faults;
 mod fixtures;
 mod gateway;
 mod gpumon;
+mod import;
 mod layers;
 mod mock_logprobs;
 mod peers_import;
