@@ -474,6 +474,59 @@ fn meta_table(inp: &ReportInput<'_>) -> String {
     s
 }
 
+/// Runs read by `import` from other tools' files: a line per such label in the provenance (the
+/// tool that measured it, its version, its definitions), and a warning when the report puts
+/// side by side runs measured by different tools, whose clocks start at different points.
+fn imported_runs(inp: &ReportInput<'_>) -> (String, Vec<String>) {
+    use crate::analysis::imported::ImportMeta;
+    let own = "servebench";
+    let mut source: BTreeMap<String, (String, Option<analysis::Defs>)> = BTreeMap::new();
+    let mut lines = String::new();
+    for (path, m) in &inp.groups.metas {
+        let Some(im) = ImportMeta::of(m) else { continue };
+        for src in &im.sources {
+            source.insert(src.label.clone(), (im.tool.clone(), im.defs));
+            let _ = writeln!(
+                lines,
+                "- **{}**: measured by {} (version {}), imported from `{}` into `{path}`; its TTFT, E2E and \
+                 throughput follow {}'s definitions (where its clock starts: {})",
+                src.label,
+                im.defs.map_or(im.tool.as_str(), |d| d.tool()),
+                src.version.as_deref().unwrap_or("not recorded in the file"),
+                src.path,
+                im.tool,
+                im.defs.map_or("unknown", |d| d.definitions()[0].clock),
+            );
+        }
+    }
+    if lines.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let text = format!("\nRuns imported from other tools (`import`):\n\n{lines}");
+    let labels: BTreeSet<&str> = inp.rows.iter().map(|r| r.label.as_str()).collect();
+    let mut by_tool: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for l in &labels {
+        let tool = source.get(*l).map_or(own, |(t, _)| t.as_str());
+        by_tool.entry(tool).or_default().push(l);
+    }
+    let mut warn = Vec::new();
+    if by_tool.len() > 1 {
+        let who: Vec<String> = by_tool
+            .iter()
+            .map(|(t, ls)| format!("{} ({t})", ls.join(", ")))
+            .collect();
+        warn.push(format!(
+            "Runs measured by different tools are compared: {}. TPOT and ITL are recomputed here from each \
+             run's rows under one definition (`--defs {}`), but TTFT, E2E and the token counts keep each tool's \
+             own clock and counting (README: Importing other tools' results, the crosswalk): a difference of a \
+             few ms may be the tools', not the servers'.",
+            who.join("; "),
+            inp.opts.defs.name()
+        ));
+    }
+    (text, warn)
+}
+
 /// A p99 that grows more than this between neighbouring load levels is a saturation cliff.
 pub const CLIFF_FACTOR: f64 = 5.0;
 /// Below this share of completed requests meeting the SLO, goodput is "far below" throughput.
@@ -752,6 +805,7 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
 
     s.push_str("\n## Setup and provenance\n\n");
     s.push_str(&meta_table(inp));
+    s.push_str(&imported_runs(inp).0);
     if let Some(g) = &inp.gpu_meta {
         let _ = writeln!(
             s,
@@ -858,7 +912,8 @@ fn summary(inp: &ReportInput<'_>, ranks: &[Ranking], cat_ranks: &[(String, Vec<R
         );
     }
     s.push_str("\n### Warnings\n\n");
-    let w = warnings(inp.rows, inp.opts.slo.any());
+    let mut w = warnings(inp.rows, inp.opts.slo.any());
+    w.extend(imported_runs(inp).1);
     if w.is_empty() {
         s.push_str("None: no client-bound run, saturation cliff, SLO shortfall, failed request or small sample.\n");
     }

@@ -117,6 +117,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     meta.set(meta_keys::SOURCES, serde_json::to_string(&sources)?);
+    // the keys replay writes, where every file agrees (report's provenance table reads them)
+    let one = |f: fn(&meta_keys::Source, &Imported) -> Option<String>| {
+        let v: std::collections::BTreeSet<Option<String>> =
+            sources.iter().zip(&files).map(|(s, (_, i))| f(s, i)).collect();
+        (v.len() == 1).then(|| v.into_iter().next().flatten()).flatten()
+    };
+    if let Some(l) = one(|s, _| Some(s.label.clone())) {
+        meta.set("servebench.label", l);
+    }
+    if let Some(m) = one(|_, i| i.labels.model.clone()) {
+        meta.set("servebench.model", m);
+    }
+    if let Some(a) = one(|_, i| Some(i.labels.api.clone())) {
+        meta.set("servebench.api", a);
+    }
     let mut sink = Sink::create(args.out.output.as_deref(), args.out.format, REQUESTS.schema(), &meta)?;
     for b in &batches {
         sink.write(b)?;

@@ -221,3 +221,43 @@ fn broken_files_give_one_clear_error() {
     import(&[&newer], &[], &d.path().join("n.parquet"));
     assert_eq!(rows(&d.path().join("n.parquet")), 40);
 }
+
+/// report labels imported runs by the tool that measured them, and warns when runs of
+/// different tools are side by side (their clocks start at different points).
+#[test]
+fn report_labels_imported_runs_and_warns_on_mixed_tools() {
+    let d = tmp();
+    let v = d.path().join("vllm.parquet");
+    let s = d.path().join("sglang.parquet");
+    import(
+        &[&peers_fixture("vllm/bench-serve-c4-n40.json")],
+        &["--label", "vllm-bench"],
+        &v,
+    );
+    import(
+        &[&peers_fixture("sglang/bench-serving-details.jsonl")],
+        &["--label", "sglang-bench"],
+        &s,
+    );
+    let one = d.path().join("one");
+    ok(cmd("report").arg(&v).args(["--bootstrap", "0", "-o"]).arg(&one));
+    let md = std::fs::read_to_string(one.join("report.md")).unwrap();
+    assert!(md.contains("**vllm-bench**: measured by vLLM bench serve"), "{md}");
+    assert!(md.contains("semaphore"), "where vLLM's clock starts: {md}");
+    assert!(!md.contains("different tools are compared"), "{md}");
+    let both = d.path().join("both");
+    ok(cmd("report")
+        .arg(&v)
+        .arg(&s)
+        .args(["--bootstrap", "0", "-o"])
+        .arg(&both));
+    let md = std::fs::read_to_string(both.join("report.md")).unwrap();
+    assert!(
+        md.contains("**sglang-bench**: measured by SGLang bench_serving"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Runs measured by different tools are compared: sglang-bench (sglang); vllm-bench (vllm)"),
+        "{md}"
+    );
+}

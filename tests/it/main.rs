@@ -21,6 +21,7 @@ mod mock_logprobs;
 mod peers_import;
 mod quality;
 mod readme;
+mod real_peers;
 mod real_quality;
 mod real_vllm;
 mod reliability;
