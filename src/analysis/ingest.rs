@@ -578,6 +578,21 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
                 acc.itl.push(x - p);
             }
             prev = Some(x);
+            if o.defs.itl() == Itl::TokenGaps {
+                // one gap per token: the chunk's gap (after the first), then a 0 for each of
+                // its further tokens
+                if j > 0 {
+                    acc.itl.push(x - times[j - 1]);
+                }
+                let k = match toks {
+                    Some(t) => t[j] as u64,
+                    // tokens spread over the chunks as evenly as whole tokens go
+                    None => out / nt as u64 + u64::from((j as u64) < out % nt as u64),
+                };
+                for _ in 1..k {
+                    acc.itl.push(0.0);
+                }
+            }
             if let Some(s0) = sent_us {
                 let tok = toks.map(|t| t[j] as f64).unwrap_or(even);
                 let b = (s0 + (x * 1000.0 + 0.5).floor() as i64).div_euclid(BIN_US);
@@ -601,7 +616,7 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         acc.tpot.push(x);
     }
     match o.defs.itl() {
-        Itl::ChunkGaps => {}
+        Itl::ChunkGaps | Itl::TokenGaps => {}
         // per-request inter-token latency: (E2E - TTFT)/(tokens - 1)
         Itl::PerRequestDecode => {
             if let Some(x) = t_tpot {

@@ -16,13 +16,14 @@ pub enum Defs {
     /// NVIDIA AIPerf: inter-token latency is per request, (E2E - TTFT)/(tokens - 1) (vLLM's
     /// TPOT); TPOT is reported as the same per-request value.
     Aiperf,
-    /// GuideLLM: time per output token = E2E / tokens (TTFT included); inter-token latency =
-    /// (E2E - TTFT)/(tokens - 1) per request.
+    /// GuideLLM: time per output token = E2E / tokens (TTFT included; E2E to the last token);
+    /// inter-token latency = (E2E - TTFT)/(tokens - 1) per request.
     Guidellm,
     /// genai-bench: TPOT = (E2E - TTFT)/(tokens - 1) per request; no chunk-level ITL (ITL is
     /// the per-request TPOT).
     GenaiBench,
-    /// inference-perf: TPOT = (E2E - TTFT)/(tokens - 1) per request; ITL = chunk gaps pooled.
+    /// inference-perf: TPOT = (last - first token)/(tokens - 1) per request; ITL = one gap per
+    /// token, pooled (a chunk's further tokens count 0).
     InferencePerf,
     /// LLMPerf: inter-token latency = E2E / tokens per request (TTFT included); it reports no
     /// separate TPOT, so TPOT is the same value.
@@ -38,6 +39,9 @@ pub enum Itl {
     PerRequestDecode,
     /// One value per request: E2E / tokens (TTFT included).
     PerRequestE2e,
+    /// One gap per output token, pooled: each chunk's gap to the one before, and a 0 for
+    /// every further token of a chunk (inference-perf's per-token arrival times).
+    TokenGaps,
 }
 
 impl Defs {
@@ -67,7 +71,8 @@ impl Defs {
     /// How these definitions make ITL.
     pub fn itl(self) -> Itl {
         match self {
-            Defs::Vllm | Defs::Sglang | Defs::InferencePerf => Itl::ChunkGaps,
+            Defs::Vllm | Defs::Sglang => Itl::ChunkGaps,
+            Defs::InferencePerf => Itl::TokenGaps,
             Defs::Aiperf | Defs::Guidellm | Defs::GenaiBench => Itl::PerRequestDecode,
             Defs::Llmperf => Itl::PerRequestE2e,
         }
@@ -312,7 +317,7 @@ impl Defs {
             }
             Defs::Aiperf => {
                 const ST: &str = "request start: when the worker sends the request (after its concurrency credit)";
-                const DUR: &str = "duration: first request start to last response";
+                const DUR: &str = "duration: the profiling phase's start_time to end_time (profile_export_aiperf.json), a little longer than first request start to last response";
                 [
                     def(
                         METRICS[0],
@@ -333,7 +338,7 @@ impl Defs {
                     def(
                         METRICS[2],
                         "inter_token_latency",
-                        "(request_latency - TTFT) / (output tokens - 1)",
+                        "(request_latency - TTFT) / (output_sequence_length - 1); the length by AIPerf's tokenizer unless --use-server-token-count",
                         "ms",
                         PER_REQ,
                         ST,
@@ -357,7 +362,7 @@ impl Defs {
                     def(
                         METRICS[5],
                         "output_token_throughput",
-                        "output tokens / duration",
+                        "output tokens (its tokenizer's count) / duration",
                         "tok/s",
                         PER_RUN,
                         DUR,
@@ -365,13 +370,13 @@ impl Defs {
                 ]
             }
             Defs::Guidellm => {
-                const ST: &str = "request start: when the worker sends the request";
+                const ST: &str = "request_start: when the worker sends the request";
                 const DUR: &str = "duration: the benchmark's start to its end";
                 [
                     def(
                         METRICS[0],
                         "time_to_first_token_ms",
-                        "first token - request start",
+                        "first token - request_start",
                         "ms",
                         PER_REQ,
                         ST,
@@ -379,7 +384,7 @@ impl Defs {
                     def(
                         METRICS[1],
                         "time_per_output_token_ms",
-                        "E2E / output tokens (TTFT included)",
+                        "(last token - request_start) / output tokens (TTFT included)",
                         "ms",
                         PER_REQ,
                         ST,
@@ -387,7 +392,7 @@ impl Defs {
                     def(
                         METRICS[2],
                         "inter_token_latency_ms",
-                        "(E2E - TTFT) / (output tokens - 1)",
+                        "(last token - first token) / (output tokens - 1)",
                         "ms",
                         PER_REQ,
                         ST,
@@ -395,7 +400,7 @@ impl Defs {
                     def(
                         METRICS[3],
                         "request_latency",
-                        "request end - request start",
+                        "request_end - request_start (runs past the last token)",
                         "s",
                         PER_REQ,
                         ST,
@@ -465,7 +470,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "time_to_first_token",
-                        "first chunk - start_time",
+                        "first output token time - start_time",
                         "s",
                         PER_REQ,
                         ST,
@@ -473,7 +478,7 @@ impl Defs {
                     def(
                         METRICS[1],
                         "time_per_output_token",
-                        "(E2E - TTFT) / (output tokens - 1)",
+                        "(last - first output token time) / (output tokens - 1); tokens by its tokenizer",
                         "s",
                         PER_REQ,
                         ST,
@@ -481,12 +486,19 @@ impl Defs {
                     def(
                         METRICS[2],
                         "inter_token_latency",
-                        "gap between consecutive chunks",
+                        "gap between consecutive output token times, one per token (a chunk's tokens share its arrival, so most gaps inside a chunk are 0)",
                         "s",
-                        PER_CHUNK,
-                        "the previous chunk",
+                        "per token, pooled over requests",
+                        "the previous token",
                     ),
-                    def(METRICS[3], "request_latency", "end - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[3],
+                        "request_latency",
+                        "end_time - start_time (normalized_time_per_output_token = request_latency / output tokens)",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
                     def(
                         METRICS[4],
                         "requests_per_sec",
@@ -509,7 +521,14 @@ impl Defs {
                 const ST: &str = "start_time: just before the request is sent";
                 const DUR: &str = "duration: the run's start to its end";
                 [
-                    def(METRICS[0], "ttft_s", "first chunk - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[0],
+                        "ttft_s",
+                        "first content chunk - start_time",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
                     def(
                         METRICS[1],
                         "inter_token_latency_s",
@@ -521,7 +540,7 @@ impl Defs {
                     def(
                         METRICS[2],
                         "inter_token_latency_s",
-                        "E2E / output tokens (TTFT included; tokens by its tokenizer)",
+                        "(last content chunk - start_time) / output tokens (TTFT included; tokens by its tokenizer)",
                         "s",
                         PER_REQ,
                         ST,
@@ -529,7 +548,7 @@ impl Defs {
                     def(
                         METRICS[3],
                         "end_to_end_latency_s",
-                        "last chunk - start_time",
+                        "the stream's close - start_time",
                         "s",
                         PER_REQ,
                         ST,

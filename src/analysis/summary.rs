@@ -383,6 +383,48 @@ mod props {
         assert_eq!(row(Defs::Aiperf).slo_tpot_pct, Some(100.0));
     }
 
+    /// ITL under each tool's definitions: chunk gaps (vLLM), one gap per token with 0 for a
+    /// chunk's further tokens (inference-perf), E2E / tokens (LLMPerf), per-request decode
+    /// time (AIPerf).
+    #[test]
+    fn itl_follows_each_tools_definition() {
+        let labels = RunLabels {
+            label: "x".into(),
+            run_id: "r".into(),
+            api: "chat".into(),
+            ..Default::default()
+        };
+        // 11 chunks 10 ms apart after a 900 ms TTFT, 2 tokens each
+        let recs: Vec<Record> = (0..3u64)
+            .map(|i| {
+                let mut r = record(i, &(0, 900.0, vec![10.0; 10], 0, false));
+                r.output_tokens = 22;
+                r.chunk_tokens = None;
+                r.tpot_ms = crate::schema::tpot(900.0, 1000.0, 22);
+                r
+            })
+            .collect();
+        let b = to_batch(&labels, &recs);
+        let itl = |defs: Defs| {
+            let o = Options {
+                defs,
+                bootstrap: 0,
+                ..Options::default()
+            };
+            let mut g = Groups::default();
+            g.add_batch(&b, &o);
+            let row = finish(&mut g, &o).remove(0);
+            (row.itl.p50.unwrap(), row.itl.mean.unwrap())
+        };
+        assert_eq!(itl(Defs::Vllm), (10.0, 10.0));
+        // per token: 10 gaps of 10 ms and 11 zeros per request
+        let (p50, mean) = itl(Defs::InferencePerf);
+        assert_eq!(p50, 0.0);
+        assert!((mean - 100.0 / 21.0).abs() < 1e-9, "{mean}");
+        assert!((itl(Defs::Llmperf).0 - 1000.0 / 22.0).abs() < 1e-9);
+        assert!((itl(Defs::Aiperf).0 - 100.0 / 21.0).abs() < 1e-9);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -114,7 +114,7 @@ pub enum PeerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: neither JSON nor JSON lines ({msg}); import reads the result files the tools write")]
+    #[error("{path}: not valid JSON or JSON lines ({msg}); import reads the result files the tools write, whole")]
     NotParsable { path: PathBuf, msg: String },
     #[error("{path}: the {tool} file lacks the required field `{field}` (the importer reads {written_for}){hint}")]
     Missing {
@@ -180,6 +180,14 @@ impl Doc {
             .collect();
         match lines {
             Ok(v) if !v.is_empty() => Ok(Doc::Lines(v)),
+            // JSON that does not parse (a file cut short): serde's line and column
+            Err(e) if text.trim_start().starts_with(['{', '[']) => Err(PeerError::NotParsable {
+                path: path.into(),
+                msg: match serde_json::from_str::<Value>(&text) {
+                    Err(whole) if text.lines().filter(|l| !l.trim().is_empty()).count() <= 1 => whole.to_string(),
+                    _ => e.to_string(),
+                },
+            }),
             _ => Ok(Doc::Text(text.to_string())),
         }
     }

@@ -203,7 +203,11 @@ fn broken_files_give_one_clear_error() {
     fails(&[text.as_os_str()], &["notes.txt", "no importer recognises", "--tool"]);
     let bin = d.path().join("x.bin");
     std::fs::write(&bin, [0xffu8, 0xfe, 0, 1]).unwrap();
-    fails(&[bin.as_os_str()], &["x.bin", "neither JSON"]);
+    fails(&[bin.as_os_str()], &["x.bin", "not valid JSON"]);
+    // a file cut short: JSON's own line and column
+    let cut = d.path().join("cut.json");
+    std::fs::write(&cut, &fixture("peers/vllm/bench-serve-c4-n40.json")[..500]).unwrap();
+    fails(&[cut.as_os_str()], &["cut.json", "not valid JSON", "EOF while parsing"]);
     // the wrong tool named
     let vllm = peers_fixture("vllm/bench-serve-c4-n40.json");
     fails(
