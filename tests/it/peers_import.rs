@@ -385,21 +385,34 @@ fn truncated_and_wrong_tool_files_fail_cleanly() {
         (LLMPERF, "llmperf"),
     ] {
         let bytes = std::fs::read(fixture(rel)).expect("fixture");
-        // cut in the middle of a record
-        let p = d.path().join(format!("cut-{tool}.json"));
+        // cut in the middle of a record: named as a file cut short, with and without --tool
+        let p = d.path().join(format!("cut-{}.json", rel.len()));
         std::fs::write(&p, &bytes[..bytes.len() / 2 + 7]).unwrap();
         fails(
             import_cmd().arg(&p).args(["--tool", tool, "--format", "csv"]),
             &p,
-            &[tool],
+            &["not valid JSON", "EOF while parsing"],
         );
-        // another tool's file named as this tool's
-        let other = if tool == "llmperf" { GENAI } else { LLMPERF };
+        fails(
+            import_cmd().arg(&p).args(["--format", "csv"]),
+            &p,
+            &["EOF while parsing"],
+        );
+        // another tool's file named as this tool's: says which tool it looks like
+        let (other, looks) = if tool == "llmperf" {
+            (GENAI, "genai-bench")
+        } else {
+            (LLMPERF, "llmperf")
+        };
         let q = fixture(other);
         fails(
             import_cmd().arg(&q).args(["--tool", tool, "--format", "csv"]),
             &q,
-            &[tool, "--tool"],
+            &[
+                &format!("not a {tool} result file"),
+                &format!("looks like a {looks} file"),
+                "--tool",
+            ],
         );
     }
 }
