@@ -248,8 +248,8 @@ fn inference_perf_report_imports_with_chunks() {
     assert_eq!(chunks[0].matches(',').count() + 1, 16, "{}", chunks[0]);
 }
 
-/// inference-perf's TTFT mean and TPOT mean ((last token - first token) / (tokens - 1))
-/// from `agg --defs inference-perf`, against its summary file.
+/// inference-perf's TTFT mean, TPOT mean ((last token - first token) / (tokens - 1)), ITL
+/// and throughputs from `agg --defs inference-perf`, against its summary file.
 #[test]
 fn inference_perf_defs_reproduce_its_means() {
     let d = tmp();
@@ -262,6 +262,11 @@ fn inference_perf_defs_reproduce_its_means() {
     ] {
         let a = num(&s, ours);
         let b = num(&lat[key], "mean") * 1e3;
+        assert!(close(a, b, 1e-6), "{ours}: agg {a} vs inference-perf {b}");
+    }
+    // its ITL: one gap per counted token (the tokens of one chunk share its arrival), pooled
+    for (ours, stat) in [("itl_mean_ms", "mean"), ("itl_p50_ms", "median"), ("itl_p99_ms", "p99")] {
+        let (a, b) = (num(&s, ours), num(&lat["inter_token_latency"], stat) * 1e3);
         assert!(close(a, b, 1e-6), "{ours}: agg {a} vs inference-perf {b}");
     }
     let tp = &json(&fixture("inference-perf/summary_lifecycle_metrics.json"))["successes"]["throughput"];
