@@ -21,7 +21,9 @@ pub mod summary;
 pub use compare::{Cmp, compare, comparison_batch, comparison_markdown};
 pub use ingest::{Acc, Groups, Key, READ_COLUMNS};
 pub use joins::{Monitors, join_monitors};
-pub use options::{BY_COLUMNS, Definition, Defs, EXACT_BUDGET, Itl, METRICS, Options, Slo, own_definitions};
+pub use options::{
+    BY_COLUMNS, Definition, Defs, EXACT_BUDGET, Itl, METRICS, Options, Slo, crosswalk_markdown, own_definitions,
+};
 pub use render::{client_bound_lines, markdown, to_batch};
 pub use summary::{finish, read_summary, window};
 

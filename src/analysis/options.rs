@@ -575,6 +575,30 @@ impl Defs {
     }
 }
 
+/// README's crosswalk: every metric of [`METRICS`] as servebench and each tool of [`Defs::ALL`]
+/// define it (checked against README by `tests/it/readme.rs`).
+pub fn crosswalk_markdown() -> String {
+    let mut s = String::from(
+        "| metric | tool | its name | formula | unit | one sample is | the clock starts at |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (i, m) in METRICS.iter().enumerate() {
+        let own = own_definitions()[i];
+        let rows = std::iter::once(("servebench (replay, `--defs vllm`)", own))
+            .chain(Defs::ALL.iter().map(|d| (d.tool(), d.definitions()[i])));
+        for (tool, d) in rows {
+            s.push_str(&format!(
+                "| {m} | {tool} | `{}` | {} | {} | {} | {} |\n",
+                d.name,
+                d.formula.replace('|', "\\|"),
+                d.unit,
+                d.pooled,
+                d.clock.replace('|', "\\|")
+            ));
+        }
+    }
+    s
+}
+
 /// Service-level objectives for goodput.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Slo {
@@ -659,6 +683,21 @@ pub(crate) const ID_KEYS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_definition_is_of_its_metric() {
+        for d in Defs::ALL {
+            let defs = d.definitions();
+            for (i, m) in METRICS.iter().enumerate() {
+                assert_eq!(defs[i].metric, *m, "{d:?}");
+            }
+            assert_eq!(<Defs as clap::ValueEnum>::from_str(d.name(), false), Ok(d));
+        }
+        assert_eq!(
+            crosswalk_markdown().lines().count(),
+            2 + METRICS.len() * (1 + Defs::ALL.len())
+        );
+    }
 
     #[test]
     fn slo_parse() {
