@@ -21,6 +21,11 @@ use crate::analysis::Defs;
 use crate::schema::{Record, RunLabels, Status};
 
 // One line per tool (keep the order of `Tool`).
+pub mod aiperf;
+pub mod genai_bench;
+pub mod guidellm;
+pub mod inference_perf;
+pub mod llmperf;
 pub mod sglang;
 pub mod vllm;
 
@@ -31,17 +36,40 @@ pub enum Tool {
     Vllm,
     /// SGLang `bench_serving --output-file F --output-details` JSON lines
     Sglang,
+    /// AIPerf `profile_export.jsonl` (per-request records)
+    Aiperf,
+    /// GuideLLM `benchmarks.json` report
+    Guidellm,
+    /// genai-bench per-run JSON (`individual_request_metrics`)
+    GenaiBench,
+    /// inference-perf `per_request_lifecycle_metrics.json`
+    InferencePerf,
+    /// LLMPerf `*_individual_responses.json`
+    Llmperf,
 }
 
 impl Tool {
     /// Every registered tool, in the order auto-detection tries them.
-    pub const ALL: &'static [Tool] = &[Tool::Vllm, Tool::Sglang];
+    pub const ALL: &'static [Tool] = &[
+        Tool::Vllm,
+        Tool::Sglang,
+        Tool::Aiperf,
+        Tool::Guidellm,
+        Tool::GenaiBench,
+        Tool::InferencePerf,
+        Tool::Llmperf,
+    ];
 
     /// The tool's importer and what it knows of the tool.
     pub fn spec(self) -> &'static Spec {
         match self {
             Tool::Vllm => &vllm::SPEC,
             Tool::Sglang => &sglang::SPEC,
+            Tool::Aiperf => &aiperf::SPEC,
+            Tool::Guidellm => &guidellm::SPEC,
+            Tool::GenaiBench => &genai_bench::SPEC,
+            Tool::InferencePerf => &inference_perf::SPEC,
+            Tool::Llmperf => &llmperf::SPEC,
         }
     }
 

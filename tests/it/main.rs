@@ -19,6 +19,7 @@ mod gpumon;
 mod import;
 mod layers;
 mod mock_logprobs;
+mod peers_import;
 mod quality;
 mod readme;
 mod real_llamacpp;
