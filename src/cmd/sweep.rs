@@ -685,6 +685,10 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
     if args.repeats == 0 || args.gpus == 0 {
         bail!("--repeats and --gpus must be at least 1");
     }
+    if let Some(u) = &args.metrics_url {
+        scrape::metrics_endpoint(u)
+            .map_err(|e| anyhow::anyhow!("--metrics-url {u}: {e} (give http://HOST:PORT or a full metrics URL)"))?;
+    }
     if !(args.probe > 0.0 && args.probe <= 1.0) {
         bail!(
             "--probe must be a share of the step above 0 and at most 1 (1: no probes), got {}",
