@@ -38,6 +38,8 @@ Examples:
   sweep t.parquet --url http://127.0.0.1:8000 --slo ttft_p99=500ms,tpot_p99=50ms --step 20s -o runs/cap
   # the attainment form (goodput): 99% of requests meet every limit; 3 repeats for a t-interval
   sweep t.parquet --engine vllm --slo ttft=500ms,tpot=50ms --attainment 0.99 --repeats 3 -o runs/vllm-cap
+  # the engine's waiting-requests gauge as saturation evidence (mock-engine exports vLLM's)
+  sweep t.parquet --url http://127.0.0.1:8000 --metrics-url http://127.0.0.1:8000 --slo ttft_p99=500ms -o runs/cap2
   # priced: $2.50 per GPU-hour on 2 GPUs (or cost_per_gpu_hour in configs/engines.toml)
   sweep t.parquet --engine sglang --slo ttft_p99=1s --gpu-hour-cost 2.5 --gpus 2 -o runs/sglang-cap
   agg runs/cap                       # every request of every step, one group per step rate
@@ -47,12 +49,20 @@ The trace (any tracegen output: synthetic, prompt sets, imported production trac
 to each step's rate (its arrival pattern kept, its times scaled; repeated when too short) and cut
 at --warmup + --step. Requests due in the first --warmup are marked warmup and not scored;
 latencies are measured from the schedule (ttft_sched_ms, e2e_sched_ms), and a request that did
-not end ok misses every limit. The search grows the rate by --grow from --start-rate until a
-step fails (or shrinks it until one passes), then bisects until (failing - passing) / passing
-<= --tolerance. A step is stopped early, counted as failing, when its backlog (requests due
-minus requests done) climbs steadily: a least-squares slope over at least 1.5 s of at least
-10% of the offered rate, a rise of 5 requests or more, a t statistic of 4 or more, while the
-server finished under 95% of the offered rate (saturated); or when more requests have missed than the SLO allows of the planned ones
+not end ok misses every limit.
+The search: short probes (--probe of the warm-up and of the step, at least 2 s measured) grow
+the rate by --grow squared from --start-rate until one fails (or shrink it until one passes),
+and one more probe at the geometric mean brings the bracket to --grow wide; inside it every
+step is full-length: bisection until (failing - passing) / passing <= --tolerance, then an end
+of the bracket measured only by a probe is confirmed at full length (a probe can pass above
+the knee only because it was too short to build a queue: a full-length step overrules it).
+--probe 1: every step full-length, growing by --grow.
+A step is stopped early, counted as failing, when it saturates: a queue climbs steadily over
+at least 1.5 s (least-squares slope >= 10% of the offered rate, rise >= 5 requests, t >= 4,
+while the server finished under 95% of the offered rate); the queues are the engine's
+waiting-requests gauge (with --metrics-url, or --engine with metrics in engines.toml;
+saturated_by engine_queue) and the client's backlog, requests due minus done (in_flight). It
+is also stopped once more requests have missed than the SLO allows of the planned ones
 (decided). A client-bound step (under 95% of the asked rate sent) never counts as passing.
 The capacity is where the SLO score (worst percentile / limit, or missed share / allowed
 share; <= 1 meets) crosses 1 between the final passing and failing steps; its 95% interval
@@ -618,7 +628,12 @@ fn step_line(s: &CapacityStep, slo: &Slo) -> String {
         "met".to_string()
     } else {
         match s.stopped.as_deref() {
-            Some("saturated") => format!("SATURATED, stopped after {:.1} s of {:.1} s", s.duration_s, s.planned_s),
+            Some("saturated") => format!(
+                "SATURATED ({}), stopped after {:.1} s of {:.1} s",
+                s.saturated_by.as_deref().unwrap_or("in_flight"),
+                s.duration_s,
+                s.planned_s
+            ),
             Some("decided") => format!(
                 "missed, stopped after {:.1} s of {:.1} s (already lost)",
                 s.duration_s, s.planned_s
