@@ -706,7 +706,10 @@ mod tests {
         let probes: Vec<f64> = steps.iter().filter(|x| x.2).map(|x| x.0).collect();
         assert_eq!(probes, vec![1.0, 4.0, 16.0, 8.0]);
         // inside [8, 16] every step is full-length; none below the knee's bracket
-        assert!(steps.iter().filter(|x| !x.2).all(|x| x.0 > 8.0 && x.0 < 16.0), "{steps:?}");
+        assert!(
+            steps.iter().filter(|x| !x.2).all(|x| x.0 > 8.0 && x.0 < 16.0),
+            "{steps:?}"
+        );
 
         // probes that pass far above the knee (too short to build a queue): the full-length
         // steps fail, the probe's pass is retried at full length, and the search still ends

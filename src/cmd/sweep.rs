@@ -20,8 +20,8 @@ use crate::client::http::Client;
 use crate::client::probe::probe;
 use crate::client::protocol::{Api, RequestOpts};
 use crate::client::run::{self as scheduler, ApproxPrompter, Mode, Plan};
-use crate::io::Sink;
 use crate::enginemon;
+use crate::io::Sink;
 use crate::meta::{Meta, RunClock};
 use crate::monitor::scrape;
 use crate::recorder::{self, Dest, Recorder, Spec};
@@ -585,7 +585,9 @@ fn engine_queue(rt: &tokio::runtime::Runtime, url: Option<&str>, args: &Args) ->
         Ok(v) => match v.get(enginemon::WAITING) {
             Some((series, _)) => {
                 if !args.quiet {
-                    eprintln!("sweep: engine queue: {series} from {shown}, sampled every {SCRAPE_EVERY:?} as saturation evidence");
+                    eprintln!(
+                        "sweep: engine queue: {series} from {shown}, sampled every {SCRAPE_EVERY:?} as saturation evidence"
+                    );
                 }
                 Ok(Some(Metrics { client, path }))
             }

@@ -153,7 +153,10 @@ pub async fn common_once(
         ))),
         (status, body) => {
             let b = String::from_utf8_lossy(&body);
-            Err(format!("HTTP {status}: {}", b.trim().chars().take(120).collect::<String>()))
+            Err(format!(
+                "HTTP {status}: {}",
+                b.trim().chars().take(120).collect::<String>()
+            ))
         }
     }
 }
