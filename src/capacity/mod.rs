@@ -4,8 +4,8 @@
 //!   an attainment (`ttft=500ms,tpot=50ms` and `--attainment 0.99`), and the step's
 //!   [`score`] (<= 1 meets the SLO).
 //! - [`Search`]: bracket the highest passing open-loop rate with short probes (growing or
-//!   shrinking by `grow`²), then, within a bracket no wider than `grow`, bisect with
-//!   full-length steps until (failing - passing) / passing <= tolerance, and confirm at full
+//!   shrinking by `grow`²), then, within a bracket no wider than `grow`, bisect (geometric
+//!   mean) with full-length steps until (failing - passing) / passing <= tolerance, and confirm at full
 //!   length any end of it only a probe measured.
 //! - [`Saturation`]: the over-saturation rule, on the backlog (requests due minus requests
 //!   done) and the engine's waiting-requests gauge, sampled over the step; [`Signal`] says
@@ -262,8 +262,8 @@ pub fn decided_fail(slo: &Slo, planned: u64, misses_by_limit: &[u64]) -> bool {
 /// With probes (`probes`, sweep's `--probe` below 1) the bracket is found by short steps:
 /// growing by `grow`² (shrinking likewise) until one fails (passes), then one probe at the
 /// geometric mean while the bracket is wider than `grow`. Inside a bracket no wider than
-/// `grow` (near the knee) every step is full-length: bisection until (failing - passing) /
-/// passing <= tolerance, then a full-length `confirm` of either end that only a probe
+/// `grow` (near the knee) every step is full-length: bisection (at the geometric mean, as the
+/// tolerance is relative) until (failing - passing) / passing <= tolerance, then a full-length `confirm` of either end that only a probe
 /// measured. A conclusive result overrides a probe's at the same or a conflicting rate, so a
 /// probe that passed only because it was too short to build a queue is retried, never
 /// reported. Without probes every step is full-length and the bracket grows by `grow`.
@@ -340,7 +340,8 @@ impl Search {
                 if self.probes && f / p > self.grow * (1.0 + 1e-9) {
                     Some(((p * f).sqrt(), Phase::Bracket))
                 } else if (f - p) / p > self.tolerance {
-                    Some(((p + f) / 2.0, Phase::Bisect))
+                    // the tolerance is relative: halve the bracket's ratio, not its width
+                    Some(((p * f).sqrt(), Phase::Bisect))
                 } else if !self.pass_sure {
                     Some((p, Phase::Confirm))
                 } else if !self.fail_sure {

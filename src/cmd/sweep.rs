@@ -53,9 +53,10 @@ not end ok misses every limit.
 The search: short probes (--probe of the warm-up and of the step, at least 2 s measured) grow
 the rate by --grow squared from --start-rate until one fails (or shrink it until one passes),
 and one more probe at the geometric mean brings the bracket to --grow wide; inside it every
-step is full-length: bisection until (failing - passing) / passing <= --tolerance, then an end
-of the bracket measured only by a probe is confirmed at full length (a probe can pass above
-the knee only because it was too short to build a queue: a full-length step overrules it).
+step is full-length: bisection at the geometric mean until (failing - passing) / passing <=
+--tolerance, then an end of the bracket measured only by a probe is confirmed at full length
+(a probe can pass above the knee only because it was too short to build a queue: a
+full-length step overrules it).
 --probe 1: every step full-length, growing by --grow.
 A step is stopped early, counted as failing, when it saturates: a queue climbs steadily over
 at least 1.5 s (least-squares slope >= 10% of the offered rate, rise >= 5 requests, t >= 4,
