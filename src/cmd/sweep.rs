@@ -283,6 +283,8 @@ struct Metrics {
 const PROBE_MIN_S: f64 = 2.0;
 /// How often the engine's metrics are scraped during a step.
 const SCRAPE_EVERY: Duration = Duration::from_millis(100);
+/// Ticks (of 100 ms) a backlog verdict waits for the engine's gauge to catch up.
+const GAUGE_LAG: u32 = 3;
 
 /// A step run: its contract entry and its scored requests.
 struct StepRun {
@@ -462,10 +464,11 @@ impl Ctx {
                     self.slo.clone(),
                     waiting.clone(),
                 );
-                let (early, drain_s) = (self.early, self.drain.as_secs_f64());
+                let (early, drain_s, gauge) = (self.early, self.drain.as_secs_f64(), self.metrics.is_some());
                 tokio::spawn(async move {
                     let mut sat = Saturation::default();
                     let mut gauge_seen = 0;
+                    let mut waited = 0;
                     let mut tick = tokio::time::interval(Duration::from_millis(100));
                     loop {
                         tick.tick().await;
@@ -490,7 +493,14 @@ impl Ctx {
                             }
                             gauge_seen = w.len();
                         }
-                        let by = if early { sat.saturated_by(rate) } else { None };
+                        let mut by = if early { sat.saturated_by(rate) } else { None };
+                        // the gauge's samples lag the backlog's by up to a scrape: when only
+                        // the backlog climbs yet, wait up to GAUGE_LAG ticks for the gauge, so
+                        // that a step where both climb names the engine's queue
+                        if gauge && by == Some(Signal::InFlight) && waited < GAUGE_LAG {
+                            waited += 1;
+                            by = None;
+                        }
                         let why = if halt.is_stopped() {
                             Some("interrupted")
                         } else if let Some(b) = by {
