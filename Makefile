@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PY_PKGS := duckdb==2.0.0 pytz==2025.2 numpy==2.4.6 pyspark==4.3.0 py4j==0.10.9.9
 
 .PHONY: all build demo test test-fast lint fmt clean venv spark-deps chromium report bench-client bench-agg bench-sweep fuzz
-.PHONY: real-vllm test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
+.PHONY: real-vllm real-llamacpp test-real bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp bench-all
 
 all: build
 
@@ -41,7 +41,7 @@ demo: build
 # Every test: unit tests, the integration binary, DuckDB and Spark checks, the report in a
 # headless Chromium; timing-accuracy tests run last and alone so that other tests do not
 # disturb them.
-test: venv spark-deps chromium real-vllm
+test: venv spark-deps chromium real-vllm real-llamacpp
 	export SERVEBENCH_PYTHON=$(abspath $(PY)); \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --no-fail-fast -E 'not test(/timing/) and not test(/real_/)' && \
@@ -104,8 +104,18 @@ $(REAL_VLLM)/.ok:
 
 real-vllm: $(REAL_VLLM)/.ok
 
-test-real: real-vllm
-	export SERVEBENCH_REQUIRE_REAL_VLLM=1; \
+# A second real engine: llama.cpp's llama-server, built once per machine from the sources in
+# PyPI's llama-cpp-python sdist (about 25 minutes on 2 cores; a cache outside the clone,
+# $$SERVEBENCH_CACHE or ~/.cache/servebench, keeps it for every clone), and a tiny random-weight
+# Llama as F16, Q8_0 and Q4_K_M GGUFs under build/real-llamacpp (seconds). Always run: the
+# script returns at once when both its markers are there.
+REAL_LLAMACPP := build/real-llamacpp
+
+real-llamacpp:
+	scripts/real-llamacpp/install.sh $(REAL_LLAMACPP)
+
+test-real: real-vllm real-llamacpp
+	export SERVEBENCH_REQUIRE_REAL_VLLM=1 SERVEBENCH_REQUIRE_REAL_LLAMACPP=1; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --no-fail-fast -E 'test(/real_/)' -j 1; \
 	else \
@@ -116,8 +126,20 @@ test-real: real-vllm
 # search (sweep) per quant and prompt category; MODE=grid runs the fixed grid of configs/sweep.env
 # instead. MODEL=..., QUANTS="...", SWEEP_SLO=..., SWEEP_STEP=..., GPU_HOUR_COST=... (and for the
 # grid CONCURRENCY="...", RATES="...") override the defaults.
-bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli bench-llamacpp: bench-%: build
+bench-mock bench-vllm bench-sglang bench-tgi bench-trtllm bench-friendli: bench-%: build
 	scripts/bench.sh $*
+
+# llama.cpp: MODEL=cpu-tiny (make real-llamacpp's tiny GGUFs on this CPU) is the default when no
+# GPU is present (no nvidia-smi), with a sweep sized for it: one prompt category, 32 output
+# tokens, steps of 4 s, 10 s of drain, a loose SLO; a few minutes for the three quants. Each can
+# be set from the environment. With a GPU the default stays the engine's (Llama 3.1 8B).
+LLAMACPP_MODEL := $(or $(MODEL),$(if $(shell command -v nvidia-smi 2>/dev/null),,cpu-tiny))
+TINY_BENCH_ENV := MODEL=cpu-tiny CATEGORIES="$${CATEGORIES-short}" OUTPUT_LEN="$${OUTPUT_LEN-32}" \
+  SWEEP_STEP="$${SWEEP_STEP-4s}" SWEEP_WARMUP="$${SWEEP_WARMUP-1s}" SWEEP_TOLERANCE="$${SWEEP_TOLERANCE-0.1}" \
+  SWEEP_SLO="$${SWEEP_SLO-ttft_p99=1s,tpot_p99=100ms}" SLO="$${SLO-ttft=1s,tpot=100ms}" \
+  SWEEP_ARGS="$${SWEEP_ARGS---drain 10s}"
+bench-llamacpp: build $(if $(filter cpu-tiny,$(LLAMACPP_MODEL)),real-llamacpp)
+	$(if $(filter cpu-tiny,$(LLAMACPP_MODEL)),$(TINY_BENCH_ENV)) scripts/bench.sh llamacpp
 
 # Every real engine in turn (one at a time), continuing past failures.
 BENCH_ENGINES ?= vllm sglang tgi trtllm friendli llamacpp

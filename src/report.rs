@@ -15,9 +15,11 @@ use crate::analysis::{self, Cmp, Groups, Options};
 use crate::chart::capacity::{limits, slo_words, slos, who};
 use crate::io::fmt_num;
 use crate::meta::Meta;
+use crate::quality::compare::{CompareError, Comparison, META_ENGINE, META_QUANT, compare, read_rows};
+use crate::quality::measures::BLOCK;
 use crate::schema::capacity::Capacity;
 use crate::schema::summary::col;
-use crate::schema::{Status, Summary};
+use crate::schema::{QualityRow, Status, Summary};
 use crate::stats::min_samples;
 
 /// Direction of a metric.
@@ -382,6 +384,9 @@ pub struct ReportInput<'a> {
     pub capacity: &'a [Capacity],
     /// Whether any capacity file is synthetic.
     pub capacity_synthetic: bool,
+    /// Quality files (the `quality` tool's rows): the quantization section compares each
+    /// variant's with its engine's baseline's.
+    pub quality: &'a [QualityRun],
 }
 
 impl ReportInput<'_> {
@@ -587,11 +592,7 @@ pub fn warnings(rows: &[Summary], slo: bool) -> Vec<String> {
 /// What the report could not measure, one Markdown bullet each.
 fn not_measured(inp: &ReportInput<'_>) -> Vec<String> {
     let rows = inp.rows;
-    let mut v = vec![
-        "Output quality: servebench measures speed, not what the engines answer; a quantized variant's accuracy \
-         against fp16 is not measured here."
-            .to_string(),
-    ];
+    let mut v = quality_not_measured(inp);
     if inp.gpu_meta.is_none() {
         v.push("GPU memory, power and energy: no gpumon file was given.".into());
     } else if inp.gpu_synthetic() {
@@ -965,12 +966,23 @@ fn quantization(inp: &ReportInput<'_>) -> String {
                 .insert(q.to_string(), l.to_string());
         }
     }
-    eq.retain(|_, q| q.len() >= 2);
-    if eq.is_empty() {
+    let speed_engines: BTreeSet<String> = eq
+        .iter()
+        .filter(|(_, q)| q.len() >= 2)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let pairs = variant_pairs(inp);
+    eq.retain(|e, _| speed_engines.contains(e));
+    if eq.is_empty() && pairs.is_empty() {
         return "\n## Quantization\n\nNo engine was run in more than one quantization variant.\n".into();
     }
-    let mut s = String::from(
-        "\n## Quantization\n\nEach variant against its engine's baseline (fp16 where measured, else the first \
+    let mut s = String::from("\n## Quantization\n");
+    s.push_str(&quality_section(inp, &pairs));
+    if eq.is_empty() {
+        return s;
+    }
+    s.push_str(
+        "\n### Speed per load level\n\nEach variant against its engine's baseline (fp16 where measured, else the first \
          variant), per load level: the change of each metric, in **bold** where it is a claim (interval excludes 0, \
          enough requests per side); otherwise why not. n: successful requests (baseline vs variant).\n",
     );
@@ -978,17 +990,13 @@ fn quantization(inp: &ReportInput<'_>) -> String {
         s.push_str("GPU memory here is *synthetic* (`gpumon --fake`): shown for the pipeline, it says nothing of the variants.\n");
     }
     for (engine, qs) in eq {
-        let base_q = if qs.contains_key("fp16") {
-            "fp16".to_string()
-        } else {
-            qs.keys().next().cloned().unwrap_or_default()
-        };
+        let base_q = baseline_quant(qs.keys());
         let base = qs[&base_q].clone();
         for (q, label) in &qs {
             if *q == base_q {
                 continue;
             }
-            let _ = writeln!(s, "\n### {engine}: {q} vs {base_q}\n");
+            let _ = writeln!(s, "\n#### {engine}: {q} vs {base_q}\n");
             let _ = writeln!(
                 s,
                 "| load | n | throughput | median TTFT | p99 TTFT | median TPOT | p99 E2E | peak GPU memory{} |\n\
@@ -1059,6 +1067,530 @@ fn quantization(inp: &ReportInput<'_>) -> String {
         }
     }
     s
+}
+
+// ---- quantization: speed next to quality (the quality tool's files) ----
+
+/// One quality file (the `quality` tool's rows) as the report reads it: what it measured
+/// (engine and quantization from its provenance, as the speed runs carry them) and its rows.
+pub struct QualityRun {
+    pub path: String,
+    pub engine: Option<String>,
+    pub quant: Option<String>,
+    pub rows: Vec<QualityRow>,
+    pub meta: Meta,
+}
+
+impl QualityRun {
+    /// Read a quality file; its engine and quantization come from its provenance.
+    pub fn read(path: &str) -> Result<QualityRun, CompareError> {
+        let (rows, meta) = read_rows(std::path::Path::new(path))?;
+        Ok(QualityRun {
+            path: path.to_string(),
+            engine: meta.get(META_ENGINE).map(str::to_string),
+            quant: meta.get(META_QUANT).map(str::to_string),
+            rows,
+            meta,
+        })
+    }
+}
+
+/// The baseline of an engine's variants: fp16 where measured, else the first by name.
+fn baseline_quant<'a>(qs: impl Iterator<Item = &'a String>) -> String {
+    let qs: BTreeSet<&String> = qs.collect();
+    if qs.iter().any(|q| *q == "fp16") {
+        return "fp16".into();
+    }
+    qs.first().map(|q| q.to_string()).unwrap_or_default()
+}
+
+/// One variant against its engine's baseline: the speed runs' labels and the quality files'
+/// comparison, where there are any.
+struct VariantPair {
+    engine: String,
+    base_q: String,
+    q: String,
+    labels: (Option<String>, Option<String>),
+    /// Paths of the quality files (baseline, variant).
+    files: (Option<String>, Option<String>),
+    /// The comparison, or why the two files could not be compared.
+    quality: Option<Result<Comparison, String>>,
+}
+
+/// Every variant of every engine measured in two or more variants (speed or quality), against
+/// its baseline.
+fn variant_pairs(inp: &ReportInput<'_>) -> Vec<VariantPair> {
+    type Side<'b> = (Option<String>, Option<&'b QualityRun>);
+    let mut eq: BTreeMap<String, BTreeMap<String, Side<'_>>> = BTreeMap::new();
+    for r in inp.rows {
+        if let (Some(e), Some(q)) = (&r.engine, &r.quant) {
+            eq.entry(e.clone()).or_default().entry(q.clone()).or_default().0 = Some(r.label.clone());
+        }
+    }
+    for f in inp.quality {
+        if let (Some(e), Some(q)) = (&f.engine, &f.quant) {
+            eq.entry(e.clone()).or_default().entry(q.clone()).or_default().1 = Some(f);
+        }
+    }
+    let mut out = Vec::new();
+    for (engine, qs) in eq {
+        if qs.len() < 2 {
+            continue;
+        }
+        let base_q = baseline_quant(qs.keys());
+        let (base_label, base_file) = qs[&base_q].clone();
+        for (q, (label, file)) in &qs {
+            if *q == base_q {
+                continue;
+            }
+            let quality = match (base_file, file) {
+                (Some(b), Some(v)) => Some(compare(&b.rows, &b.meta, &v.rows, &v.meta).map_err(|e| e.to_string())),
+                _ => None,
+            };
+            out.push(VariantPair {
+                engine: engine.clone(),
+                base_q: base_q.clone(),
+                q: q.clone(),
+                labels: (base_label.clone(), label.clone()),
+                files: (base_file.map(|f| f.path.clone()), file.map(|f| f.path.clone())),
+                quality,
+            });
+        }
+    }
+    out
+}
+
+/// A speed ratio (variant / baseline) with its interval, where it was measured, and why it is
+/// no claim ("" when it is one).
+struct Gain {
+    ratio: f64,
+    ci: Option<(f64, f64)>,
+    at: String,
+    why_not: String,
+}
+
+impl Gain {
+    fn text(&self) -> String {
+        let ci = self
+            .ci
+            .map(|(lo, hi)| format!(" [{}, {}]", sig3(lo), sig3(hi)))
+            .unwrap_or_default();
+        format!(
+            "{}x output tokens/s{ci} at {}{}",
+            sig3(self.ratio),
+            self.at,
+            self.why_not
+        )
+    }
+}
+
+/// Output tokens/s at the highest load level both labels were measured at, with the ratio's
+/// interval and the report's verdict rules (enough requests, interval excludes 1).
+fn throughput_gain(inp: &ReportInput<'_>, base: &str, label: &str) -> Option<Gain> {
+    let cmps = analysis::compare(inp.groups, base, label, inp.opts);
+    let load_of = |c: &Cmp| match (c.concurrency, c.rate_rps) {
+        (Some(u), _) => Some(Load::Users(u)),
+        (None, Some(x)) => Some(Load::Rate(x)),
+        _ => None,
+    };
+    let c = cmps
+        .iter()
+        .filter(|c| c.metric == col::OUTPUT_TOK_PER_S && c.category.is_none() && c.ratio.is_some())
+        .filter(|c| c.value_a.is_some() && c.value_b.is_some())
+        .filter_map(|c| Some((load_of(c)?, c)))
+        .max_by(|a, b| by_load(&a.0, &b.0))?;
+    let (l, c) = c;
+    let count = |lab: &str| {
+        inp.rows
+            .iter()
+            .find(|r| r.label == lab && Load::of(r) == Some(l) && r.category.is_none())
+            .and_then(|s| {
+                sample_count(
+                    inp.groups,
+                    &s.label,
+                    s.concurrency,
+                    s.rate_rps,
+                    None,
+                    col::OUTPUT_TOK_PER_S,
+                )
+            })
+            .unwrap_or(0)
+    };
+    let n = (count(base), count(label));
+    let m = metric(col::OUTPUT_TOK_PER_S);
+    let why_not = match judge(m, c.value_a?, c.value_b?, n, Some(c)) {
+        Verdict::Winner => String::new(),
+        Verdict::Noise => " (within noise)".into(),
+        Verdict::TooFew => format!(" (too few requests, n = {} vs {})", n.0, n.1),
+        Verdict::Tie => " (tie)".into(),
+        Verdict::Untested(why) => format!(" (no claim: {why})"),
+    };
+    Some(Gain {
+        ratio: c.ratio?,
+        ci: c.ci,
+        at: l.text(),
+        why_not,
+    })
+}
+
+/// Output tokens/s at capacity (sweep's capacity files) of the variant over the baseline's, at
+/// the first SLO both were searched at (one capacity row each), with the interval of the
+/// ratio (one interval's low end over the other's high end) and [`compare_capacity`]'s verdict.
+fn capacity_gain(inp: &ReportInput<'_>, engine: &str, base_q: &str, q: &str) -> Option<Gain> {
+    let caps = inp.capacity;
+    for (slo, att) in slos(caps) {
+        let one = |quant: &str| {
+            let v: Vec<&Capacity> = caps
+                .iter()
+                .filter(|r| r.slo == slo && r.attainment == att)
+                .filter(|r| r.engine.as_deref() == Some(engine) && r.quant.as_deref() == Some(quant))
+                .collect();
+            (v.len() == 1).then(|| v[0])
+        };
+        let (Some(b), Some(v)) = (one(base_q), one(q)) else {
+            continue;
+        };
+        let (Some(tb), Some(tv)) = (b.capacity_output_tok_s, v.capacity_output_tok_s) else {
+            continue;
+        };
+        if tb <= 0.0 {
+            continue;
+        }
+        let ci = match (
+            v.capacity_output_tok_s_ci_lo.zip(v.capacity_output_tok_s_ci_hi),
+            b.capacity_output_tok_s_ci_lo.zip(b.capacity_output_tok_s_ci_hi),
+        ) {
+            (Some((vl, vh)), Some((bl, bh))) if bl > 0.0 => Some((vl / bh, vh / bl)),
+            _ => None,
+        };
+        let (hi, lo) = if tv >= tb { (v, b) } else { (b, v) };
+        let why_not = match compare_capacity(hi, lo, inp.capacity_synthetic) {
+            Some(CapacityVerdict::More { .. }) => String::new(),
+            Some(CapacityVerdict::NotDistinguishable { .. }) => " (not distinguishable: the intervals overlap)".into(),
+            Some(CapacityVerdict::TooFew { n, min }) => {
+                format!(
+                    " (too few requests at the knee, n = {} vs {}; ≥ {min} needed)",
+                    n.0, n.1
+                )
+            }
+            Some(CapacityVerdict::Synthetic) => " (synthetic: no claim)".into(),
+            Some(CapacityVerdict::NoInterval) | None => " (no interval)".into(),
+        };
+        return Some(Gain {
+            ratio: tv / tb,
+            ci,
+            at: slo_words(&slo, att),
+            why_not,
+        });
+    }
+    None
+}
+
+/// Three significant digits at any magnitude: 0.00123, 0.0456, 1.23, 152.
+fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let d = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.d$}")
+}
+
+/// A share as a percentage, with two decimals below 1% (a small disagreement is not 0.0%).
+fn share(x: f64) -> String {
+    if x != 0.0 && x.abs() < 0.01 {
+        format!("{:.2}%", 100.0 * x)
+    } else {
+        pct_abs(x)
+    }
+}
+
+/// The teacher-forced and accuracy measures, each with its interval (table cells).
+fn quality_cells(c: &Comparison) -> [String; 4] {
+    let or_dash = |o: Option<String>| o.unwrap_or_else(|| "-".into());
+    let ci = |c: Option<(f64, f64)>, f: &dyn Fn(f64) -> String| {
+        c.map(|(lo, hi)| format!(" [{}, {}]", f(lo), f(hi))).unwrap_or_default()
+    };
+    let pcts = share;
+    [
+        or_dash(
+            c.disagreement()
+                .map(|d| format!("{}{}", pcts(d), ci(c.intervals.disagreement, &pcts))),
+        ),
+        or_dash(
+            c.tf.mean_kl()
+                .map(|k| format!("{}{}", sig(k), ci(c.intervals.mean_kl, &sig))),
+        ),
+        or_dash(
+            c.perplexity_ratio()
+                .map(|r| format!("{:.3}{}", r, ci(c.intervals.perplexity_ratio, &|x| format!("{x:.3}")))),
+        ),
+        or_dash(c.accuracy.map(|a| {
+            format!(
+                "{:+.1} [{:+.1}, {:+.1}] ({} → {})",
+                a.diff_points,
+                a.lo,
+                a.hi,
+                pct_abs(a.base),
+                pct_abs(a.variant)
+            )
+        })),
+    ]
+}
+
+/// What the quality measures allow to be said of a variant against its baseline, by the
+/// report's rules: a difference needs its 95% interval to exclude "no difference" (0, or 1 for
+/// the perplexity ratio) and at least [`min_samples`]`(0.5)` resampling units per side (task
+/// items for accuracy, blocks of positions for the teacher-forced measures).
+fn quality_verdict(c: &Comparison, base_q: &str) -> String {
+    let min = min_samples(0.5) as usize;
+    let acc = match c.accuracy {
+        None => None,
+        Some(a) if a.items < min => Some(format!(
+            "too few task items for an accuracy claim (n = {}; ≥ {min} needed)",
+            a.items
+        )),
+        Some(a) if a.lo > 0.0 => Some(format!("accuracy higher than {base_q}")),
+        Some(a) if a.hi < 0.0 => Some(format!("accuracy lower than {base_q}")),
+        Some(_) => Some(String::new()),
+    };
+    let iv = c.intervals;
+    let mut differ = Vec::new();
+    if iv.disagreement.is_some_and(|(lo, _)| lo > 0.0) {
+        differ.push("top-1 disagreement > 0");
+    }
+    if iv.mean_kl.is_some_and(|(lo, _)| lo > 0.0) {
+        differ.push("KL > 0");
+    }
+    match iv.perplexity_ratio {
+        Some((lo, _)) if lo > 1.0 => differ.push("perplexity ratio > 1"),
+        Some((_, hi)) if hi < 1.0 => differ.push("perplexity ratio < 1"),
+        _ => {}
+    }
+    let dist = if c.tf.positions == 0 && c.perplexity_ratio().is_none() {
+        None
+    } else if c.blocks < min {
+        Some(format!(
+            "too few scored positions for a distribution claim ({} blocks of {BLOCK}; ≥ {min} needed)",
+            c.blocks
+        ))
+    } else if differ.is_empty() {
+        Some(String::new())
+    } else {
+        Some(format!(
+            "the next-token distributions differ from {base_q} (intervals: {})",
+            differ.join(", ")
+        ))
+    };
+    match (acc, dist) {
+        (Some(a), Some(d)) if a.is_empty() && d.is_empty() => format!("not distinguishable from {base_q}"),
+        (Some(a), Some(d)) if a.is_empty() => format!("accuracy not distinguishable from {base_q}; {d}"),
+        (Some(a), Some(d)) if d.is_empty() => {
+            format!("{a}; next-token distributions not distinguishable from {base_q}")
+        }
+        (Some(a), Some(d)) => format!("{a}; {d}"),
+        (Some(a), None) if a.is_empty() => format!("accuracy not distinguishable from {base_q}"),
+        (Some(a), None) => a,
+        (None, Some(d)) if d.is_empty() => format!("not distinguishable from {base_q}"),
+        (None, Some(d)) => d,
+        (None, None) => "no measure to judge".into(),
+    }
+}
+
+/// The quantization section's head: per engine and variant, the speed gain next to the
+/// quality measures with their intervals, one table and one sentence each.
+fn quality_section(inp: &ReportInput<'_>, pairs: &[VariantPair]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nEach variant against its engine's baseline (fp16 where measured, else the first variant by name): the \
+         speed gain (output tokens/s at the highest load level both ran, and at capacity under the SLO where \
+         sweep's capacity files are given) next to what the variant costs in quality, measured by `quality` \
+         through the same endpoint: top-1 disagreement and mean KL(baseline ‖ variant) of the teacher-forced \
+         next-token distributions (from top-k log probabilities: a lower bound), the perplexity ratio (variant / \
+         baseline) and the change in task accuracy (exact match, points). Every interval is 95%: the speed \
+         ratios' as in the rest of this report; the teacher-forced measures' from a bootstrap over blocks of {BLOCK} \
+         consecutive passage positions; the accuracy change's from a paired bootstrap over task items. A \
+         difference is claimed only when its interval excludes no difference (0, or 1 for a ratio) and each side \
+         has at least {} resampling units (blocks, items; requests for speed as everywhere); otherwise \"not \
+         distinguishable\" or \"too few\".",
+        min_samples(0.5)
+    );
+    let _ = writeln!(
+        s,
+        "\n| engine | variant | output tok/s [95% CI] | at capacity [95% CI] | top-1 disagreement [95% CI] | mean KL, \
+         nats [95% CI] | perplexity ratio [95% CI] | accuracy change, points [95% CI] | verdict |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    let mut lines = Vec::new();
+    for p in pairs {
+        let thr = match &p.labels {
+            (Some(b), Some(v)) => throughput_gain(inp, b, v),
+            _ => None,
+        };
+        let cap = capacity_gain(inp, &p.engine, &p.base_q, &p.q);
+        let gain_cell = |g: &Option<Gain>, at: bool| {
+            g.as_ref()
+                .map(|g| {
+                    let ci =
+                        g.ci.map(|(lo, hi)| format!(" [{}, {}]", sig3(lo), sig3(hi)))
+                            .unwrap_or_default();
+                    let at = if at { format!(" at {}", g.at) } else { String::new() };
+                    let t = format!("{}x{ci}{at}", sig3(g.ratio));
+                    if g.why_not.is_empty() {
+                        format!("**{t}**")
+                    } else {
+                        format!("{t}{}", g.why_not)
+                    }
+                })
+                .unwrap_or_else(|| "-".into())
+        };
+        // the sentence leads with capacity at the SLO where there is one (the seed's claim)
+        let speed = cap
+            .as_ref()
+            .or(thr.as_ref())
+            .map(Gain::text)
+            .unwrap_or_else(|| "speed not measured".into());
+        let who = format!("{} {}", p.engine, p.q);
+        let (cells, verdict, line) = match &p.quality {
+            Some(Ok(c)) => {
+                let cells = quality_cells(c);
+                let v = quality_verdict(c, &p.base_q);
+                let mut parts = vec![speed];
+                if let Some(d) = c.disagreement() {
+                    let ci = c
+                        .intervals
+                        .disagreement
+                        .map(|(lo, hi)| format!(" [{}, {}]", share(lo), share(hi)))
+                        .unwrap_or_default();
+                    parts.push(format!("{} top-1 disagreement{ci}", share(d)));
+                }
+                if let Some(k) = c.tf.mean_kl() {
+                    let ci = c
+                        .intervals
+                        .mean_kl
+                        .map(|(lo, hi)| format!(" [{}, {}]", sig(lo), sig(hi)))
+                        .unwrap_or_default();
+                    parts.push(format!("mean KL {} nats{ci}", sig(k)));
+                }
+                if let Some(r) = c.perplexity_ratio() {
+                    let ci = c
+                        .intervals
+                        .perplexity_ratio
+                        .map(|(lo, hi)| format!(" [{lo:.3}, {hi:.3}]"))
+                        .unwrap_or_default();
+                    parts.push(format!("perplexity ratio {r:.3}{ci}"));
+                }
+                if let Some(a) = c.accuracy {
+                    // an interval of [0, 0] because neither side answered anything tells nothing
+                    let none = if a.base == 0.0 && a.variant == 0.0 {
+                        " (neither side answered any task item right: the tasks tell nothing of this model)"
+                    } else {
+                        ""
+                    };
+                    parts.push(format!(
+                        "accuracy {:+.1} points [{:+.1}, {:+.1}]{none}",
+                        a.diff_points, a.lo, a.hi
+                    ));
+                }
+                let line = format!("- **{who}** vs {}: {}: {v}.", p.base_q, parts.join(", "));
+                (cells, v, line)
+            }
+            Some(Err(e)) => {
+                let why = format!("quality files not comparable: {e}");
+                let dash = || "-".to_string();
+                (
+                    [dash(), dash(), dash(), dash()],
+                    why.clone(),
+                    format!("- **{who}** vs {}: {speed}; {why}.", p.base_q),
+                )
+            }
+            None => {
+                let lacking: Vec<&str> = [(&p.files.0, p.base_q.as_str()), (&p.files.1, p.q.as_str())]
+                    .iter()
+                    .filter(|(f, _)| f.is_none())
+                    .map(|(_, q)| *q)
+                    .collect();
+                let why = format!("quality not measured (no quality file for {})", lacking.join(" and "));
+                let dash = || "-".to_string();
+                (
+                    [dash(), dash(), dash(), dash()],
+                    why.clone(),
+                    format!("- **{who}** vs {}: {speed}; {why}.", p.base_q),
+                )
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} vs {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.engine,
+            p.q,
+            p.base_q,
+            gain_cell(&thr, true),
+            gain_cell(&cap, false),
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            verdict
+        );
+        lines.push(line);
+    }
+    s.push('\n');
+    for l in lines {
+        let _ = writeln!(s, "{l}");
+    }
+    s
+}
+
+/// What the report could not say of output quality (the first bullets of "not measured").
+fn quality_not_measured(inp: &ReportInput<'_>) -> Vec<String> {
+    let mut v = Vec::new();
+    if inp.quality.is_empty() {
+        v.push(
+            "Output quality: no quality files were given (`quality` measures it through the same endpoint; \
+             `report --quality DIR`), so the quantization section compares speed only."
+                .to_string(),
+        );
+        return v;
+    }
+    for f in inp.quality {
+        if f.engine.is_none() || f.quant.is_none() {
+            v.push(format!(
+                "Output quality in {}: its provenance names no engine and quantization (`quality --engine NAME \
+                 --quant Q`), so it is matched to no variant.",
+                f.path
+            ));
+        }
+    }
+    for p in variant_pairs(inp) {
+        match &p.quality {
+            None => v.push(format!(
+                "Output quality of {} {} against {}: no quality file for {}.",
+                p.engine,
+                p.q,
+                p.base_q,
+                if p.files.0.is_none() { &p.base_q } else { &p.q }
+            )),
+            Some(Ok(c)) if c.tf.positions == 0 => v.push(format!(
+                "Top-1 disagreement and KL of {} {}: its protocol returned no alternatives for a given text (task \
+                 accuracy{} only).",
+                p.engine,
+                p.q,
+                if c.perplexity_ratio().is_some() {
+                    " and perplexity"
+                } else {
+                    ""
+                }
+            )),
+            _ => {}
+        }
+    }
+    v.push(
+        "Quality beyond the evaluation set: the measures describe its passages and task items only; KL from \
+         top-k log probabilities is a lower bound (the divergence inside the tail bucket is not seen)."
+            .into(),
+    );
+    v
 }
 
 /// One recommendation from the per-load rankings of `column` at the loads `at` admits: the

@@ -77,6 +77,8 @@ pub struct Acc {
     pub conn_known: u64,
     pub conn_fresh: u64,
     pub conn_setup_ms: f64,
+    /// Cancelled rows whose user gave up (cancel_after_ms set).
+    pub gave_up: u64,
 }
 
 impl Acc {
@@ -154,6 +156,7 @@ impl Acc {
         self.conn_known += o.conn_known;
         self.conn_fresh += o.conn_fresh;
         self.conn_setup_ms += o.conn_setup_ms;
+        self.gave_up += o.gave_up;
     }
 }
 
@@ -179,6 +182,7 @@ pub const READ_COLUMNS: &[&str] = &[
     rc::CONNECTION,
     rc::CONNECT_MS,
     rc::TLS_MS,
+    rc::CANCEL_AFTER_MS,
     rc::TTFT_SCHED_MS,
     rc::OUTPUT_TOKENS,
     rc::INPUT_TOKENS,
@@ -519,6 +523,9 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         }
     }
     if st != Status::Ok.as_str() {
+        if st == Status::Cancelled.as_str() && v.cancel_after.get(i).is_some() {
+            acc.gave_up += 1;
+        }
         return;
     }
     let out = v.out.get(i).unwrap_or(0).max(0) as u64;
@@ -619,6 +626,7 @@ struct View<'a> {
     conn: StrCol<'a>,
     connect: F64Col<'a>,
     tls: F64Col<'a>,
+    cancel_after: F64Col<'a>,
     ttfts: F64Col<'a>,
     sched: TsCol<'a>,
     sent: TsCol<'a>,
@@ -651,6 +659,7 @@ impl<'a> View<'a> {
             conn: StrCol::of(c(rc::CONNECTION)),
             connect: cols::f64_col(c(rc::CONNECT_MS)),
             tls: cols::f64_col(c(rc::TLS_MS)),
+            cancel_after: cols::f64_col(c(rc::CANCEL_AFTER_MS)),
             ttfts: cols::f64_col(c(rc::TTFT_SCHED_MS)),
             sched: cols::ts_col(c(rc::SCHEDULED_AT)),
             sent: cols::ts_col(c(rc::SENT_AT)),

@@ -4,7 +4,7 @@
 use super::ingest::{Groups, Key};
 use super::options::{BY_COLUMNS, ID_KEYS, Options};
 use crate::io::DataError;
-use crate::schema::{Cell, LatencyStats, SUMMARY, Status, Summary, Ty, summary::col};
+use crate::schema::{LatencyStats, Status, Summary, summary::col};
 use crate::stats::{Samples, Stats, rate_ci};
 
 fn nan_none(v: f64) -> Option<f64> {
@@ -85,9 +85,11 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         for s in Status::ALL {
             r.n.add(s, st(s));
         }
-        let sent = acc.n - st(Status::NotSent);
-        r.error_rate = if sent > 0 {
-            (sent - ok) as f64 / sent as f64
+        // users who gave up (replay --cancel) are neither successes nor errors
+        let judged = acc.n - st(Status::NotSent) - acc.gave_up;
+        r.n_gave_up = acc.gave_up;
+        r.error_rate = if judged > 0 {
+            (judged - ok) as f64 / judged as f64
         } else {
             0.0
         };
@@ -191,46 +193,8 @@ pub fn window(groups: &Groups, k: &Key) -> Option<(i64, i64)> {
 /// Summary rows back from a summary file (for chart and report). Columns the file lacks are
 /// null (or zero and empty where the contract has no null).
 pub fn read_summary(path: &str) -> Result<Vec<Summary>, DataError> {
-    let input = crate::io::open(path)?;
-    let mut rows = Vec::new();
-    if input.schema.field_with_name(col::LABEL).is_err() || input.schema.field_with_name(col::N_REQUESTS).is_err() {
-        return Err(DataError::MissingColumn {
-            path: path.into(),
-            column: col::N_REQUESTS.into(),
-            contract: SUMMARY.name.into(),
-            required: "the columns agg writes (is this a requests file? run agg on it first)".into(),
-        });
-    }
-    let mut base = 0u64;
-    for b in input {
-        let b = b?;
-        for i in 0..b.num_rows() {
-            let mut asked = "";
-            let row = Summary::decode(&mut |name| {
-                asked = name;
-                let cell = crate::io::cols::column(&b, name).map_or(Cell::Null, |a| crate::io::cols::cell_at(a, i));
-                match (&cell, SUMMARY.columns.iter().find(|c| c.name == name)) {
-                    (Cell::Null, Some(c)) if !c.nullable => match c.ty {
-                        Ty::Utf8 => Cell::Str(String::new()),
-                        Ty::F64 => Cell::Float(0.0),
-                        _ => Cell::Int(0),
-                    },
-                    // counts written by other tools as signed integers: negatives read as 0
-                    (Cell::Int(v), Some(c)) if *v < 0 && matches!(c.ty, Ty::U16 | Ty::U32 | Ty::U64) => Cell::Int(0),
-                    _ => cell,
-                }
-            })
-            .map_err(|e| DataError::BadValue {
-                path: path.into(),
-                row: base + i as u64 + 1,
-                column: asked.into(),
-                msg: e.0,
-            })?;
-            rows.push(row);
-        }
-        base += b.num_rows() as u64;
-    }
-    Ok(rows)
+    let required = "the columns agg writes (is this a requests file? run agg on it first)";
+    Ok(crate::io::cols::read_rows::<Summary>(path, &[col::LABEL, col::N_REQUESTS], required)?.0)
 }
 
 /// Properties of agg on generated requests: counts are conserved whatever the statuses and

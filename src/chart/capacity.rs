@@ -476,48 +476,16 @@ pub fn files_among(inputs: &[String]) -> Vec<String> {
 
 /// The rows of capacity files, and whether any of them is synthetic.
 pub fn read(paths: &[String]) -> Result<(Vec<Capacity>, bool), crate::io::DataError> {
-    use crate::io::DataError;
-    use crate::schema::{CAPACITY, Cell, Ty, capacity::col};
     let mut rows = Vec::new();
     let mut synthetic = false;
     for path in paths {
-        let input = crate::io::open(path)?;
-        if input.schema.field_with_name(col::CAPACITY_RPS).is_err() {
-            return Err(DataError::MissingColumn {
-                path: path.clone(),
-                column: col::CAPACITY_RPS.into(),
-                contract: CAPACITY.name.into(),
-                required: "the columns sweep writes (is this sweep's capacity.parquet?)".into(),
-            });
-        }
-        synthetic |= input.meta.is_synthetic();
-        let mut base = 0u64;
-        for b in input {
-            let b = b?;
-            for i in 0..b.num_rows() {
-                let mut asked = "";
-                let row = Capacity::decode(&mut |name| {
-                    asked = name;
-                    let cell = crate::io::cols::column(&b, name).map_or(Cell::Null, |a| crate::io::cols::cell_at(a, i));
-                    match (&cell, CAPACITY.columns.iter().find(|c| c.name == name)) {
-                        (Cell::Null, Some(c)) if !c.nullable => match c.ty {
-                            Ty::Utf8 => Cell::Str(String::new()),
-                            Ty::F64 => Cell::Float(0.0),
-                            _ => Cell::Int(0),
-                        },
-                        _ => cell,
-                    }
-                })
-                .map_err(|e| DataError::BadValue {
-                    path: path.clone(),
-                    row: base + i as u64 + 1,
-                    column: asked.into(),
-                    msg: e.0,
-                })?;
-                rows.push(row);
-            }
-            base += b.num_rows() as u64;
-        }
+        let (r, meta) = crate::io::cols::read_rows::<Capacity>(
+            path,
+            &[crate::schema::capacity::col::CAPACITY_RPS],
+            "the columns sweep writes (is this sweep's capacity.parquet?)",
+        )?;
+        synthetic |= meta.is_synthetic();
+        rows.extend(r);
     }
     Ok((rows, synthetic))
 }

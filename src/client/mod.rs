@@ -1,5 +1,6 @@
 //! replay's measuring core: HTTP, stream framing, protocols, the scheduler and its output.
 
+pub mod cancel;
 pub mod health;
 pub mod http;
 pub mod output;

@@ -21,18 +21,22 @@ pub struct Tally {
     pub conn: [u64; 3],
     /// Connect + TLS ms of the connections opened on a request's path.
     pub setup_ms: f64,
-    /// Measured (not warm-up) rows that were sent, and those that ended ok.
+    /// Measured (not warm-up) rows that were sent, those that ended ok, and those whose user
+    /// gave up (`--cancel`: neither a success nor an error).
     pub sent: u64,
     pub ok: u64,
+    pub gave_up: u64,
 }
 
 impl Tally {
-    /// Share of the measured requests sent that did not end ok (agg's `error_rate`).
+    /// Share of the measured requests sent that did not end ok, users who gave up left out
+    /// (agg's `error_rate`).
     pub fn error_rate(&self) -> f64 {
-        if self.sent == 0 {
+        let judged = self.sent - self.gave_up;
+        if judged == 0 {
             0.0
         } else {
-            (self.sent - self.ok) as f64 / self.sent as f64
+            (judged - self.ok) as f64 / judged as f64
         }
     }
 }
@@ -46,6 +50,8 @@ impl Tally {
             self.sent += 1;
             if rec.status == Status::Ok {
                 self.ok += 1;
+            } else if rec.gave_up() {
+                self.gave_up += 1;
             }
         }
         match rec.connection {

@@ -70,6 +70,8 @@ pub struct Plan {
     /// Start the measured schedule at this instant (after warm-up), so that shards on
     /// several hosts start together (`--start-at`); None starts at once.
     pub start_at: Option<Instant>,
+    /// Users who give up (`--cancel`): which requests are closed early, and when.
+    pub cancel: Option<super::cancel::Cancel>,
 }
 
 /// Makes prompt text for rows that carry none.
@@ -857,6 +859,26 @@ async fn measure(
         Some(t) if !st.has_content() => t.min(deadline),
         _ => deadline,
     };
+    // --cancel: the moment this request's user gives up (from sending, or from the first
+    // token once it has come), on the same timer as the deadlines
+    let give_up = plan
+        .cancel
+        .as_ref()
+        .and_then(|c| c.draw(plan.prompt_seed, row.request_id));
+    let give_up_at = |st: &StreamState| -> Option<Instant> {
+        let g = give_up?;
+        if g.from_first_token {
+            st.chunk_ms
+                .first()
+                .map(|ms| sent + Duration::from_secs_f64(ms / 1e3) + g.after)
+        } else {
+            Some(sent + g.after)
+        }
+    };
+    let limit_now = |st: &StreamState| match give_up_at(st) {
+        Some(u) => limit_now(st).min(u),
+        None => limit_now(st),
+    };
     let mut armed = limit_now(&st);
     let sleep = tokio::time::sleep_until(armed.into());
     tokio::pin!(sleep);
@@ -871,6 +893,15 @@ async fn measure(
         let frame = tokio::select! {
             f = started.data() => f,
             _ = &mut sleep => {
+                if let (Some(g), Some(_)) = (give_up, give_up_at(&st).filter(|u| *u <= Instant::now())) {
+                    end_status = Status::Cancelled;
+                    end_error = Some(format!(
+                        "the client gave up (--cancel) {:.0} ms after {}",
+                        g.after.as_secs_f64() * 1e3,
+                        if g.from_first_token { "the first token" } else { "sending" }
+                    ));
+                    break;
+                }
                 end_status = Status::Timeout;
                 end_error = Some(if !st.has_content() && ttft_deadline.is_some_and(|t| t <= deadline) {
                     format!("no content within --ttft-timeout {:?}", plan.ttft_timeout.unwrap_or_default())
@@ -927,6 +958,7 @@ async fn measure(
             end_error = Some("the stream ended without any generated content".into());
         }
     }
+    rec.cancel_after_ms = give_up_at(&st).map(|u| ms_between(sent, u));
     rec.status = end_status;
     rec.error = end_error;
     rec.done_at_us = Some(ctx.us(end));

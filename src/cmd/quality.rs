@@ -19,31 +19,36 @@ use crate::endpoint::Endpoint;
 use crate::engine::state::EngineState;
 use crate::io::write::Sink;
 use crate::meta::Meta;
-use crate::quality::logprobs::{LogprobError, parse, path as route, request_body, scores_prompt};
-use crate::quality::measures::{
-    Position, TeacherForced, accuracy_diff, exact_match, greedy_agreement, perplexity, teacher_forced,
+use crate::quality::compare::{
+    META_ENGINE, META_LABEL, META_MODEL, META_QUANT, META_SET, META_SET_SHA256, compare_files,
 };
-use crate::schema::{Cell, QUALITY, QualityRow, Rows};
+use crate::quality::logprobs::{LogprobError, default_top_k, parse, path as route, request_body, scores_prompt};
+use crate::quality::measures::exact_match;
+use crate::schema::{QUALITY, QualityRow, Rows};
 
 /// The checked-in evaluation set.
 pub const DEFAULT_SET: &str = "configs/quality/eval.jsonl";
-/// Metadata keys of the set's provenance.
-pub const META_SET: &str = "servebench.quality_set";
-pub const META_SET_SHA256: &str = "servebench.quality_set_sha256";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "quality",
     about = "Measure a served model's quality through its endpoint: teacher-forced log probabilities of an evaluation set's passages and greedy answers to its task items (one row each, the quality contract); with --baseline, compare a variant's rows with its baseline's",
-    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\nExit status: 0 done; 2 bad arguments, a malformed set (naming its line), an engine that returns no log probabilities (naming the field and the engine), an endpoint that fails, or two files measured on different sets."
+    after_help = "Examples:\n  quality --url http://127.0.0.1:8000 --api completions --model M --engine vllm --quant fp16 -o base.parquet\n  quality --engine vllm -o fp8.parquet\n  quality --baseline base.parquet fp8.parquet\n\n--baseline prints one JSON object: top-1 disagreement, mean KL (nats) and the perplexity ratio, each with its 95% interval (a bootstrap over blocks of 8 consecutive passage positions), greedy agreement, and the accuracy change in points with its 95% paired bootstrap interval over task items. The files carry the engine and quantization (from engine-up's state, or --engine and --quant) by which report matches them to the speed runs.\n\nExit status: 0 done; 2 bad arguments, a malformed set (naming its line), an engine that returns no log probabilities (naming the field and the engine), an endpoint that fails, or two files measured on different sets."
 )]
 pub struct Args {
     /// Endpoint base URL
     #[arg(long)]
     pub url: Option<String>,
-    /// Engine started by engine-up (URL and model come from its state file)
+    /// Engine started by engine-up (URL, model and quantization come from its state file);
+    /// with --url, its state file is used where there is one, else only the name is recorded
     #[arg(long)]
     pub engine: Option<String>,
+    /// Quantization variant recorded in the output (default: the engine's, from its state file)
+    #[arg(long)]
+    pub quant: Option<String>,
+    /// Label recorded in the output (default: ENGINE-QUANT)
+    #[arg(long)]
+    pub label: Option<String>,
     /// Directory of engine-up state files
     #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     pub state_dir: PathBuf,
@@ -53,9 +58,11 @@ pub struct Args {
     /// Model name sent in OpenAI requests (default: the engine's served model)
     #[arg(long)]
     pub model: Option<String>,
-    /// Log probabilities per position (OpenAI caps it at 5, TGI at --max-top-n-tokens (5), vLLM at --max-logprobs (20))
-    #[arg(long, default_value_t = 5)]
-    pub top_k: u32,
+    /// Log probabilities per position [default: the most the protocol's engines return by
+    /// default: 20 (vLLM's --max-logprobs, OpenAI chat's top_logprobs; SGLang and llama.cpp,
+    /// which cap only at the vocabulary), 5 for tgi (TGI's --max-top-n-tokens)]
+    #[arg(long)]
+    pub top_k: Option<u32>,
     /// Evaluation set (JSONL: {"id","kind":"passage","text"} or {"id","kind":"task","prompt","answer"})
     #[arg(long, default_value = DEFAULT_SET)]
     pub set: PathBuf,
@@ -142,9 +149,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("quality: --baseline BASE needs the variant's file after it");
             return Ok(ExitCode::from(2));
         };
-        return match compare(base, var) {
-            Ok(v) => {
-                println!("{v}");
+        return match compare_files(base, var) {
+            Ok(c) => {
+                println!("{}", c.to_json());
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -177,13 +184,16 @@ impl From<Usage> for anyhow::Error {
 
 fn measure(args: &Args) -> anyhow::Result<ExitCode> {
     let api = Api::from_name(&args.api).ok_or_else(|| Usage(format!("unknown --api {:?}", args.api)))?;
-    if args.top_k == 0 {
+    let top_k = args.top_k.unwrap_or_else(|| default_top_k(api));
+    if top_k == 0 {
         return Err(Usage("--top-k must be at least 1".into()).into());
     }
     let (items, sha) = load_set(&args.set).map_err(|e| Usage(format!("{e:#}")))?;
-    let state = match &args.engine {
-        Some(name) => Some(EngineState::load(&args.state_dir, name).map_err(|e| Usage(e.to_string()))?),
-        None => None,
+    let state = match (&args.engine, &args.url) {
+        (Some(name), None) => Some(EngineState::load(&args.state_dir, name).map_err(|e| Usage(e.to_string()))?),
+        // with --url the engine's state is used when there is one; the name is recorded anyway
+        (Some(name), Some(_)) => EngineState::load(&args.state_dir, name).ok(),
+        (None, _) => None,
     };
     let url = match (&args.url, &state) {
         (Some(u), _) => u.clone(),
@@ -227,7 +237,7 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
             "passage" => continue,
             _ => (it.prompt.as_deref().unwrap_or_default(), args.max_tokens, false),
         };
-        let body = request_body(api, model.as_deref(), prompt, max_tokens, args.top_k, passage);
+        let body = request_body(api, model.as_deref(), prompt, max_tokens, top_k, passage);
         let resp = rt
             .block_on(post(&client, route(api), &body, timeout))
             .with_context(|| format!("item {}: {who}", it.id))?;
@@ -236,7 +246,7 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
         let base = QualityRow {
             item_id: it.id.clone(),
             item_kind: it.kind.clone(),
-            top_k: args.top_k,
+            top_k,
             api: api.name().to_string(),
             ..Default::default()
         };
@@ -265,6 +275,27 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
     let mut meta = Meta::for_output(&QUALITY, false);
     meta.set(META_SET, args.set.display().to_string());
     meta.set(META_SET_SHA256, sha);
+    let engine = state.as_ref().map(|s| s.name.clone()).or_else(|| args.engine.clone());
+    let quant = args
+        .quant
+        .clone()
+        .or_else(|| state.as_ref().and_then(|s| s.quant.clone()));
+    if let Some(e) = &engine {
+        meta.set(META_ENGINE, e.clone());
+    }
+    if let Some(q) = &quant {
+        meta.set(META_QUANT, q.clone());
+    }
+    if let Some(m) = &model {
+        meta.set(META_MODEL, m.clone());
+    }
+    let label = args.label.clone().or_else(|| match (&engine, &quant) {
+        (Some(e), Some(q)) => Some(format!("{e}-{q}")),
+        (e, _) => e.clone(),
+    });
+    if let Some(l) = label {
+        meta.set(META_LABEL, l);
+    }
     let mut sink = Sink::create(args.output.as_deref(), None, QUALITY.schema(), &meta)?;
     sink.write(&QualityRow::encode(&rows, &()))?;
     let n = sink.finish()?;
@@ -292,120 +323,4 @@ async fn post(client: &Client, path: &str, body: &Value, timeout: Duration) -> a
     tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| anyhow::anyhow!("POST {path}: no answer within {timeout:?}"))?
-}
-
-/// Read a quality file's rows.
-pub fn read_rows(path: &Path) -> anyhow::Result<(Vec<QualityRow>, Meta)> {
-    let name = path.display().to_string();
-    let input = crate::io::read::open(&name)?;
-    let meta = input.meta.clone();
-    let mut rows = Vec::new();
-    for b in input {
-        let b = b?;
-        for i in 0..b.num_rows() {
-            let row = QualityRow::decode(&mut |c| {
-                crate::io::cols::column(&b, c).map_or(Cell::Null, |a| crate::io::cols::cell_at(a, i))
-            })
-            .map_err(|e| anyhow::anyhow!("{name}: row {}: {e}", i + 1))?;
-            rows.push(row);
-        }
-    }
-    Ok((rows, meta))
-}
-
-fn positions(rows: &[QualityRow], id: &str) -> anyhow::Result<Vec<Position>> {
-    let mut v: Vec<&QualityRow> = rows
-        .iter()
-        .filter(|r| r.item_id == id && r.position.is_some())
-        .collect();
-    v.sort_by_key(|r| r.position);
-    v.into_iter()
-        .map(|r| {
-            let top: Vec<(String, f64)> = match r.top_logprobs_json.as_deref() {
-                Some(s) => serde_json::from_str(s).with_context(|| format!("item {id}: bad top_logprobs_json"))?,
-                None => Vec::new(),
-            };
-            Ok(Position {
-                token: r.position_token.clone().unwrap_or_default(),
-                logprob: r.token_logprob,
-                top,
-            })
-        })
-        .collect()
-}
-
-/// The measures of a variant against its baseline, as one JSON object.
-pub fn compare(base: &Path, variant: &Path) -> anyhow::Result<Value> {
-    let (b, bm) = read_rows(base)?;
-    let (v, vm) = read_rows(variant)?;
-    if bm.get(META_SET_SHA256) != vm.get(META_SET_SHA256) {
-        bail!(
-            "{} and {} were measured on different evaluation sets (SHA-256 {:?} vs {:?})",
-            base.display(),
-            variant.display(),
-            bm.get(META_SET_SHA256),
-            vm.get(META_SET_SHA256)
-        );
-    }
-    let ids = |rows: &[QualityRow], kind: &str| -> Vec<String> {
-        let mut s: Vec<String> = rows
-            .iter()
-            .filter(|r| r.item_kind == kind)
-            .map(|r| r.item_id.clone())
-            .collect();
-        s.dedup();
-        s
-    };
-    let mut tf = TeacherForced::default();
-    let (mut pb, mut pv) = (Vec::new(), Vec::new());
-    let passages = ids(&b, "passage");
-    let mut missing = Vec::new();
-    for id in &passages {
-        let (x, y) = (positions(&b, id)?, positions(&v, id)?);
-        if y.is_empty() {
-            missing.push(id.clone());
-            continue;
-        }
-        tf.add(&teacher_forced(&x, &y).map_err(|e| anyhow::anyhow!("passage {id}: {e}"))?);
-        pb.extend(x);
-        pv.extend(y);
-    }
-    let (ppl_b, ppl_v) = (perplexity(&pb), perplexity(&pv));
-    let mut pairs = Vec::new();
-    let mut greedy = Vec::new();
-    for r in b.iter().filter(|r| r.item_kind == "task") {
-        let Some(o) = v.iter().find(|o| o.item_kind == "task" && o.item_id == r.item_id) else {
-            missing.push(r.item_id.clone());
-            continue;
-        };
-        pairs.push((r.correct.unwrap_or(false), o.correct.unwrap_or(false)));
-        let toks = |q: &QualityRow| -> Vec<String> {
-            q.output_tokens_json
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default()
-        };
-        greedy.push((toks(r), toks(o)));
-    }
-    let acc = accuracy_diff(&pairs, 2000, 0x51, 0.95);
-    let g = greedy_agreement(&greedy);
-    Ok(json!({
-        "positions": tf.positions,
-        "top1_agreement": tf.agreement(),
-        "mean_kl": tf.mean_kl(),
-        "max_kl": (tf.positions > 0).then_some(tf.kl_max),
-        "mean_p_tail": (tf.positions > 0).then(|| tf.p_tail_sum / tf.positions as f64),
-        "perplexity_baseline": ppl_b,
-        "perplexity_variant": ppl_v,
-        "perplexity_ratio": ppl_b.zip(ppl_v).map(|(x, y)| y / x),
-        "greedy_prompts": g.map(|g| g.prompts),
-        "greedy_mean_common_prefix": g.map(|g| g.mean_common_prefix),
-        "greedy_identical_share": g.map(|g| g.identical_share),
-        "tasks": acc.map(|a| a.items),
-        "accuracy_baseline": acc.map(|a| a.base),
-        "accuracy_variant": acc.map(|a| a.variant),
-        "accuracy_diff_points": acc.map(|a| a.diff_points),
-        "accuracy_diff_ci95": acc.map(|a| [a.lo, a.hi]),
-        "missing_in_variant": missing,
-    }))
 }

@@ -144,6 +144,12 @@ pub struct Args {
     no_keep_alive: bool,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Users who give up: close SHARE of the requests early, AFTER sending (or ttft+AFTER the
+    /// first token): D, exp:MEAN or uniform:LO:HI [default AFTER: uniform:0s:10s]; e.g.
+    /// 0.1:ttft+2s. Those rows are cancelled with cancel_after_ms set and keep their partial
+    /// timings; agg counts them apart (n_gave_up) and leaves them out of latencies and errors
+    #[arg(long, value_name = "SHARE[:AFTER]")]
+    cancel: Option<crate::client::cancel::Cancel>,
     /// Exit 1 when more than this share (0-1) of the measured requests sent did not end ok
     /// (agg's error_rate); without it, replay exits 1 only when none ended ok
     #[arg(long, value_name = "RATE", value_parser = rate_0_1)]
@@ -462,6 +468,9 @@ async fn facts(args: &Args, p: &Prepared, client: &Client) -> Facts {
     if let Some((i, n)) = p.shard {
         meta.set("servebench.shard", format!("{i}/{n}"));
     }
+    if let Some(c) = &args.cancel {
+        meta.set("servebench.cancel", c.spec());
+    }
     if let Some(at) = p.start_at_unix_us {
         meta.set("servebench.start_at", crate::meta::rfc3339_us(at));
         if at < clock.now_unix_us() - 1_000_000 {
@@ -711,6 +720,7 @@ async fn async_main(args: Args, p: Prepared, stop: Arc<Stop>) -> anyhow::Result<
         prompt_seed: args.seed,
         max_event_bytes: args.max_event_bytes,
         prompter,
+        cancel: args.cancel.clone(),
         start_at: start_at_unix_us.map(|at| {
             let now = clock.now_unix_us();
             let now_i = std::time::Instant::now();

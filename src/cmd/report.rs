@@ -10,7 +10,7 @@ use crate::analysis::{self, Monitors, Options, Slo};
 use crate::chart::kinds;
 use crate::io::Sink;
 use crate::meta::Meta;
-use crate::report::{ReportInput, html, markdown};
+use crate::report::{QualityRun, ReportInput, html, markdown};
 use crate::schema::{SUMMARY, Summary, gpu::col as gpu_col, summary::col as summary_col};
 
 const EXAMPLES: &str = "\
@@ -32,7 +32,13 @@ With a capacity file (sweep's capacity.parquet, found under the input directorie
 --capacity) the report opens with the capacity table: per SLO, each label's capacity with its 95%
 interval and cost, from the highest down, each against the next (a claim only when the ratio's
 interval excludes 1, i.e. the intervals do not overlap, and each side has enough requests at its
-knee), the pairs that are not distinguishable, and the capacity charts.";
+knee), the pairs that are not distinguishable, and the capacity charts.
+
+With quality files (the quality tool's, found under the input directories or given with
+--quality; matched to the speed runs by the engine and quantization in their provenance) the
+quantization section puts, per engine and variant against its baseline (fp16 where measured),
+the speed gain next to top-1 disagreement, mean KL, perplexity ratio and accuracy change, each
+with its 95% interval, and says whether the variant is distinguishable from the baseline.";
 
 /// report's command line.
 #[derive(Parser, Debug)]
@@ -66,6 +72,10 @@ pub struct Args {
     /// Capacity files (sweep's capacity.parquet) besides those found under the inputs
     #[arg(long, value_name = "PATH")]
     pub capacity: Vec<String>,
+    /// Quality files or directories (the quality tool's output, one per engine and variant)
+    /// besides those found under the inputs
+    #[arg(long, value_name = "PATH")]
+    pub quality: Vec<String>,
     /// Bootstrap resamples for confidence intervals
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -86,9 +96,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cap_files.dedup();
     let (capacity, capacity_synthetic) =
         crate::chart::capacity::read(&cap_files).with_context(|| format!("reading {}", cap_files.join(" ")))?;
+    let qual_files = quality_files(&args.inputs, &args.quality)?;
+    let quality = qual_files
+        .iter()
+        .map(|p| QualityRun::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let inputs: Vec<String> = crate::io::expand_inputs_of(&args.inputs, Some("requests"))?
         .into_iter()
-        .filter(|p| !cap_files.contains(p))
+        .filter(|p| !cap_files.contains(p) && !qual_files.contains(p))
         .collect();
     let o = Options {
         slo: args.slo.unwrap_or_default(),
@@ -149,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gpu_meta,
         capacity: &capacity,
         capacity_synthetic,
+        quality: &quality,
     };
     let md = markdown(&inp);
     std::fs::write(args.output.join("report.md"), &md)?;
@@ -160,6 +176,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Quality files: those under the input directories (by their contract in the provenance) and
+/// those given with --quality (each must be one, or a directory holding some).
+fn quality_files(inputs: &[String], given: &[String]) -> anyhow::Result<Vec<String>> {
+    let is_quality = |p: &str| {
+        crate::io::open(p).is_ok_and(|i| {
+            i.meta
+                .get(crate::schema::META_SCHEMA)
+                .is_some_and(|s| s.starts_with(&format!("{}/", crate::schema::QUALITY.name)))
+        })
+    };
+    let mut out = Vec::new();
+    for a in inputs.iter().filter(|a| std::path::Path::new(a).is_dir()) {
+        let found =
+            crate::io::expand_inputs_of(std::slice::from_ref(a), Some(crate::schema::QUALITY.name)).unwrap_or_default();
+        out.extend(found.into_iter().filter(|p| is_quality(p)));
+    }
+    for g in given {
+        let found = crate::io::expand_inputs_of(std::slice::from_ref(g), Some(crate::schema::QUALITY.name))?;
+        let q: Vec<String> = found.into_iter().filter(|p| is_quality(p)).collect();
+        if q.is_empty() {
+            anyhow::bail!("--quality {g}: no quality files there (the quality tool's output)");
+        }
+        out.extend(q);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Summary rows to a Parquet file of the summary contract.

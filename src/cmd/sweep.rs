@@ -420,6 +420,7 @@ impl Ctx {
             max_event_bytes: 16 << 20,
             prompter: Arc::new(ApproxPrompter),
             start_at: None,
+            cancel: None,
         });
         let hash = trace_hash(&rows);
         let t0 = Instant::now();

@@ -8,7 +8,57 @@ use arrow_array::{Array, ArrayRef, RecordBatch, cast::AsArray, types::*};
 use arrow_schema::{DataType, TimeUnit};
 
 use super::DataError;
-use crate::schema::Contract;
+use crate::meta::Meta;
+use crate::schema::{Cell, Contract, Decode, Ty};
+
+/// Every row of a file of contract `R`, and the file's metadata: the one reader of contract
+/// rows back from a file (summaries, capacities, quality rows). `keys` are columns every such
+/// file has (checked first, so a file of another contract is named as such) and `hint` says
+/// what writes the file. Columns the file lacks are null, or zero and empty where the contract
+/// has no null; counts written by other tools as negative signed integers read as 0.
+pub fn read_rows<R: Decode>(path: &str, keys: &[&str], hint: &str) -> Result<(Vec<R>, Meta), DataError> {
+    let contract = R::contract();
+    let input = super::open(path)?;
+    if let Some(key) = keys.iter().find(|k| input.schema.field_with_name(k).is_err()) {
+        return Err(DataError::MissingColumn {
+            path: path.into(),
+            column: (*key).into(),
+            contract: contract.name.into(),
+            required: hint.into(),
+        });
+    }
+    let meta = input.meta.clone();
+    let mut rows = Vec::new();
+    let mut base = 0u64;
+    for b in input {
+        let b = b?;
+        for i in 0..b.num_rows() {
+            let mut asked = "";
+            let row = R::decode_row(&mut |name| {
+                asked = name;
+                let cell = column(&b, name).map_or(Cell::Null, |a| cell_at(a, i));
+                match (&cell, contract.columns.iter().find(|c| c.name == name)) {
+                    (Cell::Null, Some(c)) if !c.nullable => match c.ty {
+                        Ty::Utf8 => Cell::Str(String::new()),
+                        Ty::F64 => Cell::Float(0.0),
+                        _ => Cell::Int(0),
+                    },
+                    (Cell::Int(v), Some(c)) if *v < 0 && matches!(c.ty, Ty::U16 | Ty::U32 | Ty::U64) => Cell::Int(0),
+                    _ => cell,
+                }
+            })
+            .map_err(|e| DataError::BadValue {
+                path: path.into(),
+                row: base + i as u64 + 1,
+                column: asked.into(),
+                msg: e.0,
+            })?;
+            rows.push(row);
+        }
+        base += b.num_rows() as u64;
+    }
+    Ok((rows, meta))
+}
 
 /// Check that every required column of `contract` is present with a usable type.
 pub fn check_required(path: &str, schema: &arrow_schema::Schema, contract: &Contract) -> Result<(), DataError> {

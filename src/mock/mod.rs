@@ -107,6 +107,8 @@ pub struct Metrics {
     pub prompt_tokens: AtomicU64,
     pub generation_tokens: AtomicU64,
     pub requests_done: AtomicU64,
+    /// Streams whose client went away before the end (not a fault the mock injected).
+    pub client_disconnects: AtomicU64,
     pub requests_started: AtomicU64,
     pub preemptions: AtomicU64,
     pub active_streams: AtomicU64,
@@ -334,6 +336,9 @@ fn metrics_text(sh: &Shared) -> String {
          # HELP servebench_mock_requests_started_total Generation requests received.\n\
          # TYPE servebench_mock_requests_started_total counter\n\
          servebench_mock_requests_started_total {}\n\
+         # HELP servebench_mock_client_disconnects_total Streams whose client closed the connection before the end.\n\
+         # TYPE servebench_mock_client_disconnects_total counter\n\
+         servebench_mock_client_disconnects_total {}\n\
          # HELP process_uptime_seconds Seconds since the server started.\n\
          # TYPE process_uptime_seconds gauge\n\
          process_uptime_seconds {:.3}\n",
@@ -343,6 +348,7 @@ fn metrics_text(sh: &Shared) -> String {
         g(&m.preemptions),
         g(&m.prompt_tokens),
         g(&m.requests_started),
+        g(&m.client_disconnects),
         sh.started.elapsed().as_secs_f64(),
     ) + &fault_metrics(&sh.cfg.faults)
 }
@@ -630,6 +636,10 @@ impl Drop for StreamBody {
         self.metrics.active_streams.fetch_sub(1, Ordering::Relaxed);
         if self.exact && self.done {
             self.metrics.requests_done.fetch_add(1, Ordering::Relaxed);
+        }
+        // hyper drops the body when the client closes the connection mid-stream
+        if !self.done && !self.fault.as_ref().is_some_and(|f| f.fired) {
+            self.metrics.client_disconnects.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -161,11 +161,10 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimRe
                 let _ = s.req.tx.send(1);
             }
             metrics.generation_tokens.fetch_add(generated_now, Ordering::Relaxed);
-            let before = running.len();
+            // finished sequences count as done; those whose client went away are aborted
+            let finished = running.iter().filter(|s| s.generated >= s.req.max_tokens).count();
             running.retain(|s| s.generated < s.req.max_tokens && !s.req.tx.is_closed());
-            metrics
-                .requests_done
-                .fetch_add((before - running.len()) as u64, Ordering::Relaxed);
+            metrics.requests_done.fetch_add(finished as u64, Ordering::Relaxed);
             // Preempt the newest sequences while the KV cache overflows.
             let mut kv_used: u64 = running.iter().map(Seq::kv).sum();
             while kv_used > p.kv_tokens && running.len() > 1 {

@@ -69,6 +69,25 @@ pub fn scores_prompt(api: Api) -> bool {
     matches!(api, Api::Completions | Api::Tgi | Api::Sglang)
 }
 
+/// The default `--top-k` of each protocol: the most log probabilities per position its engines
+/// return by default, declared once. A larger k shrinks the tail bucket and with it the
+/// estimator's bias (see [`super::measures`]).
+/// - completions 20: vLLM's `--max-logprobs` default (20, "the default for the OpenAI Chat
+///   Completions API"); a larger request is refused. (OpenAI's own legacy completions cap
+///   `logprobs` at 5: pass `--top-k 5` there.)
+/// - chat 20: OpenAI's `top_logprobs` is 0..=20 (vLLM's cap is the same `--max-logprobs`).
+/// - tgi 5: TGI's `--max-top-n-tokens` default.
+/// - sglang 20: SGLang bounds `top_logprobs_num` only by the vocabulary; 20 as the OpenAI
+///   servers, to keep every response small (a larger `--top-k` works).
+/// - llamacpp 20: llama.cpp's `n_probs` has no cap below the vocabulary; 20 as above.
+/// - ollama: no log probabilities on its native route (the tool ends with exit 2); 20.
+pub fn default_top_k(api: Api) -> u32 {
+    match api {
+        Api::Tgi => 5,
+        Api::Completions | Api::Chat | Api::Sglang | Api::Llamacpp | Api::Ollama => 20,
+    }
+}
+
 /// The route of a non-streamed request with log probabilities (TGI's `/generate`, not the
 /// benchmark's `/generate_stream`).
 pub fn path(api: Api) -> &'static str {

@@ -159,6 +159,102 @@ pub fn teacher_forced(base: &[Position], variant: &[Position]) -> Result<Teacher
     Ok(r)
 }
 
+/// Positions per resampling unit of the teacher-forced intervals: each passage is cut into
+/// consecutive blocks of this many scored positions (the last one shorter), and the bootstrap
+/// resamples blocks. An evaluation set has few passages (the checked-in one six), too few to
+/// resample; a block keeps the dependence of neighbouring positions inside the unit.
+pub const BLOCK: usize = 8;
+
+/// The sums of one resampling unit (a block of a passage's positions): the teacher-forced
+/// comparison and each side's log probabilities (for perplexity).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Block {
+    pub tf: TeacherForced,
+    /// Σ ln p(token) and the positions that carry one, baseline then variant.
+    pub lp_base: (f64, usize),
+    pub lp_variant: (f64, usize),
+}
+
+fn lp_sum(ps: &[Position]) -> (f64, usize) {
+    ps.iter()
+        .filter_map(|p| p.logprob)
+        .filter(|l| l.is_finite())
+        .fold((0.0, 0), |(s, n), l| (s + l, n + 1))
+}
+
+/// The blocks of one passage scored by both (see [`BLOCK`]); `Err` as [`teacher_forced`].
+pub fn blocks(base: &[Position], variant: &[Position]) -> Result<Vec<Block>, String> {
+    teacher_forced(base, variant)?;
+    Ok(base
+        .chunks(BLOCK)
+        .zip(variant.chunks(BLOCK))
+        .map(|(b, v)| Block {
+            tf: teacher_forced(b, v).unwrap_or_default(),
+            lp_base: lp_sum(b),
+            lp_variant: lp_sum(v),
+        })
+        .collect())
+}
+
+/// The teacher-forced measures of a set of blocks, pooled (ratios of sums): top-1
+/// disagreement, mean KL̂ and the perplexity ratio (variant / baseline).
+fn pooled(bs: &[&Block]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let mut tf = TeacherForced::default();
+    let (mut sb, mut nb, mut sv, mut nv) = (0.0, 0usize, 0.0, 0usize);
+    for b in bs {
+        tf.add(&b.tf);
+        sb += b.lp_base.0;
+        nb += b.lp_base.1;
+        sv += b.lp_variant.0;
+        nv += b.lp_variant.1;
+    }
+    let ratio = (nb > 0 && nv > 0).then(|| (sb / nb as f64 - sv / nv as f64).exp());
+    (tf.agreement().map(|a| 1.0 - a), tf.mean_kl(), ratio)
+}
+
+/// 95% (or `level`) percentile-bootstrap intervals of the teacher-forced measures, each
+/// `(lo, hi)`; None where the measure is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BlockIntervals {
+    pub disagreement: Option<(f64, f64)>,
+    pub mean_kl: Option<(f64, f64)>,
+    pub perplexity_ratio: Option<(f64, f64)>,
+}
+
+/// Resample the blocks with replacement `reps` times (seeded) and take the percentile interval
+/// of each pooled measure. None when there are no blocks.
+pub fn block_intervals(bs: &[Block], reps: usize, seed: u64, level: f64) -> Option<BlockIntervals> {
+    use rand::RngExt;
+    let n = bs.len();
+    if n == 0 || reps == 0 {
+        return None;
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (mut d, mut k, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pick: Vec<&Block> = Vec::with_capacity(n);
+    for _ in 0..reps {
+        pick.clear();
+        pick.extend((0..n).map(|_| &bs[rng.random_range(0..n)]));
+        let (a, b, c) = pooled(&pick);
+        d.extend(a);
+        k.extend(b);
+        r.extend(c);
+    }
+    let a = (1.0 - level) / 2.0;
+    let ci = |mut v: Vec<f64>| -> Option<(f64, f64)> {
+        if v.is_empty() {
+            return None;
+        }
+        sort(&mut v);
+        Some((percentile_sorted(&v, a)?, percentile_sorted(&v, 1.0 - a)?))
+    };
+    Some(BlockIntervals {
+        disagreement: ci(d),
+        mean_kl: ci(k),
+        perplexity_ratio: ci(r),
+    })
+}
+
 /// Perplexity `exp(-mean ln p(token))` over the positions that carry a log probability.
 /// None when none does.
 pub fn perplexity(positions: &[Position]) -> Option<f64> {
@@ -366,6 +462,36 @@ mod tests {
         assert!(exact_match("Paris", "paris"));
         assert!(!exact_match("420", "42"));
         assert!(!exact_match("", "0"));
+    }
+
+    #[test]
+    fn block_intervals_hold_the_pooled_estimate_and_shrink_to_it_when_blocks_agree() {
+        // 20 positions: base certain of "a"; the variant moves mass to "b" at every 4th position
+        let pos = |q: f64| Position {
+            token: "a".into(),
+            logprob: Some(q.ln()),
+            top: lp(&[("a", q), ("b", 1.0 - q)]),
+        };
+        let base: Vec<Position> = (0..20).map(|_| pos(0.9)).collect();
+        let var: Vec<Position> = (0..20).map(|i| pos(if i % 4 == 0 { 0.3 } else { 0.9 })).collect();
+        let bs = blocks(&base, &var).unwrap();
+        assert_eq!(bs.len(), 3, "blocks of {BLOCK}: 8, 8, 4");
+        let mut all = TeacherForced::default();
+        bs.iter().for_each(|b| all.add(&b.tf));
+        assert_eq!(all, teacher_forced(&base, &var).unwrap());
+        let iv = block_intervals(&bs, 500, 3, 0.95).unwrap();
+        let (lo, hi) = iv.mean_kl.unwrap();
+        let kl = all.mean_kl().unwrap();
+        assert!(lo <= kl && kl <= hi && lo > 0.0, "{iv:?} vs {kl}");
+        let (dlo, dhi) = iv.disagreement.unwrap();
+        assert!(dlo <= 0.25 && 0.25 <= dhi, "{iv:?}");
+        // the variant is the baseline: every replicate is the point
+        let same = blocks(&base, &base).unwrap();
+        let iv = block_intervals(&same, 200, 3, 0.95).unwrap();
+        assert_eq!(iv.mean_kl, Some((0.0, 0.0)));
+        assert_eq!(iv.disagreement, Some((0.0, 0.0)));
+        assert_eq!(iv.perplexity_ratio, Some((1.0, 1.0)));
+        assert_eq!(block_intervals(&[], 100, 3, 0.95), None);
     }
 
     #[test]

@@ -39,6 +39,13 @@ macro_rules! contract {
                 Ok(row)
             }
         }
+        impl $crate::schema::Decode for $R {
+            fn decode_row(
+                cell: &mut dyn FnMut(&'static str) -> $crate::schema::Cell,
+            ) -> Result<$R, $crate::schema::CellError> {
+                <$R>::decode(cell)
+            }
+        }
     };
     (
         $(#[$m:meta])*

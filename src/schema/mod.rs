@@ -37,6 +37,13 @@ pub trait Rows: Sized {
     fn encode(rows: &[Self], ctx: &Self::Ctx) -> arrow_array::RecordBatch;
 }
 
+/// A contract whose rows can be read back (declared with `decode`): the one entry point of
+/// the generic reader (`io::cols::read_rows`).
+pub trait Decode: Rows {
+    /// A row from its cells (`cell(name)` is that column's value, `Cell::Null` when absent).
+    fn decode_row(cell: &mut dyn FnMut(&'static str) -> Cell) -> Result<Self, CellError>;
+}
+
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -327,6 +334,7 @@ mod tests {
             connection: None,
             connect_ms: None,
             tls_ms: None,
+            cancel_after_ms: None,
             ttft_ms: Some(1.0),
             e2e_ms: None,
             tpot_ms: None,

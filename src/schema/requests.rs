@@ -92,6 +92,8 @@ pub struct Record {
     pub connection: Option<Connection>,
     pub connect_ms: Option<f64>,
     pub tls_ms: Option<f64>,
+    /// When the client planned to give up on the request (replay --cancel), ms after sent_at.
+    pub cancel_after_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub e2e_ms: Option<f64>,
     pub tpot_ms: Option<f64>,
@@ -115,6 +117,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// The client closed it on purpose, as a user giving up (`replay --cancel`).
+    pub fn gave_up(&self) -> bool {
+        self.status == Status::Cancelled && self.cancel_after_ms.is_some()
+    }
+
     /// A row for a request that was never sent.
     pub fn not_sent(row: &TraceRow, scheduled_at_us: Option<i64>, why: &str) -> Record {
         Record {
@@ -127,6 +134,7 @@ impl Record {
             connection: None,
             connect_ms: None,
             tls_ms: None,
+            cancel_after_ms: None,
             ttft_ms: None,
             e2e_ms: None,
             tpot_ms: None,
@@ -180,6 +188,7 @@ crate::contract! {
     CONNECTION "connection": Option<String>, opt, "", "how the request got its connection: new (opened for it, so its set-up is inside sched_lag_ms), warm (opened ahead by replay's warm pool, off the schedule), reused (kept alive); a gateway that closes connections shows as few reused; null if never sent", get(|r, _| r.connection.map(Connection::as_str));
     CONNECT_MS "connect_ms": Option<f64>, opt, "ms", "TCP connect time of the request's connection when new or warm; null when reused", field(connect_ms);
     TLS_MS "tls_ms": Option<f64>, opt, "ms", "TLS handshake time of the request's connection when new or warm over https; null over http or when reused", field(tls_ms);
+    CANCEL_AFTER_MS "cancel_after_ms": Option<f64>, opt, "ms", "when the client planned to give up on this request (replay --cancel), after sent_at (ttft+D: TTFT + D, known once the first token came); null when its user never gives up. A cancelled row with it set is a user who gave up, not a stopped run", field(cancel_after_ms);
     TTFT_MS "ttft_ms": Option<f64>, opt, "ms", "first content chunk - sent_at", field(ttft_ms);
     E2E_MS "e2e_ms": Option<f64>, opt, "ms", "last content chunk - sent_at", field(e2e_ms);
     TPOT_MS "tpot_ms": Option<f64>, opt, "ms", "(e2e_ms - ttft_ms) / (output_tokens - 1), when output_tokens > 1", field(tpot_ms);

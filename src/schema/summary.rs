@@ -208,6 +208,8 @@ pub struct Summary {
     pub n_requests: u64,
     pub n: StatusCounts,
     pub error_rate: f64,
+    /// Cancelled rows whose user gave up on purpose (replay --cancel).
+    pub n_gave_up: u64,
     pub duration_s: Option<f64>,
     pub req_per_s: Option<f64>,
     pub output_tok_per_s: Option<f64>,
@@ -293,7 +295,8 @@ crate::contract! {
     N_STREAM_ERROR "n_stream_error": u64, opt, "", "status stream_error", field(n.stream_error);
     N_CANCELLED "n_cancelled": u64, opt, "", "status cancelled", field(n.cancelled);
     N_NOT_SENT "n_not_sent": u64, opt, "", "status not_sent", field(n.not_sent);
-    ERROR_RATE "error_rate": f64, opt, "", "share of sent requests that did not end ok (0-1)", field(error_rate);
+    N_GAVE_UP "n_gave_up": u64, opt, "", "of n_cancelled, the requests whose user gave up on purpose (replay --cancel: cancel_after_ms set); neither successes nor errors", field(n_gave_up);
+    ERROR_RATE "error_rate": f64, opt, "", "share of sent requests that did not end ok (0-1), users who gave up (n_gave_up) left out", field(error_rate);
     DURATION_S "duration_s": Option<f64>, opt, "s", "first sent_at to last done_at of the group", field(duration_s);
     REQ_PER_S "req_per_s": Option<f64>, opt, "req/s", "ok requests / duration", field(req_per_s);
     OUTPUT_TOK_PER_S "output_tok_per_s": Option<f64>, opt, "tokens/s", "output tokens of ok requests / duration", field(output_tok_per_s);

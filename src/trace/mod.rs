@@ -3,6 +3,7 @@
 
 pub mod import;
 pub mod prompts;
+pub mod ramp;
 pub mod stats;
 pub mod synth;
 pub mod tokenizer;
@@ -20,6 +21,8 @@ use crate::schema::{Rows, TRACE};
 pub const META_SEED: &str = "servebench.trace.seed";
 pub const META_RATE: &str = "servebench.trace.rate_rps";
 pub const META_PROCESS: &str = "servebench.trace.process";
+/// The rate ramp the arrivals follow (`--ramp`, as written), where there is one.
+pub const META_RAMP: &str = "servebench.trace.ramp";
 pub const META_TOKENIZER: &str = "servebench.trace.tokenizer";
 /// The importer (sharegpt, azure, ...) and the file it read.
 pub const META_SOURCE: &str = "servebench.trace.source";

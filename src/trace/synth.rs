@@ -17,6 +17,7 @@ use rand_distr::{Distribution, Exp, Gamma, Normal};
 
 use super::TraceRow;
 use super::prompts::PromptSet;
+use super::ramp::Ramp;
 
 /// An arrival process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -203,6 +204,9 @@ pub struct SynthSpec {
     pub prompts: Option<PromptSet>,
     pub first_id: u64,
     pub category: Option<String>,
+    /// Arrivals follow this rate ramp: the process runs at a mean rate of 1 and its times go
+    /// through the ramp's change of time (see [`super::ramp`]).
+    pub ramp: Option<Ramp>,
 }
 
 /// Iterator over the rows of a synthetic trace.
@@ -223,6 +227,9 @@ impl SynthSpec {
         }
         if self.arrival == Arrival::Batch && self.count.is_none() {
             return Err("batch puts every request at t=0, so it needs --count N".into());
+        }
+        if self.ramp.is_some() && self.arrival.rate() != Some(1.0) {
+            return Err("with --ramp the ramp gives the rate: leave --rate out".into());
         }
         Ok(())
     }
@@ -248,7 +255,8 @@ impl Iterator for SynthIter {
         {
             return None;
         }
-        let t = self.arrivals.next_arrival();
+        let u = self.arrivals.next_arrival();
+        let t = self.spec.ramp.as_ref().map_or(u, |r| r.time_at(u));
         if let Some(d) = self.spec.duration_s
             && t >= d
         {
@@ -308,6 +316,36 @@ mod tests {
         let (m, cv) = mean_cv(&gaps(Arrival::Constant { rate: 4.0 }, 1000));
         assert!((m - 0.25).abs() < 1e-12);
         assert!(cv < 1e-9);
+    }
+
+    #[test]
+    fn a_ramped_poisson_process_follows_the_ramp() {
+        let spec = |ramp: &str| SynthSpec {
+            arrival: Arrival::Poisson { rate: 1.0 },
+            count: None,
+            duration_s: Some(120.0),
+            input: LenDist::Fixed(8),
+            output: LenDist::Fixed(8),
+            seed: 3,
+            prompts: None,
+            first_id: 0,
+            category: None,
+            ramp: Some(ramp.parse().unwrap()),
+        };
+        let t: Vec<f64> = spec("0:40:60s").rows().map(|r| r.arrival_s).collect();
+        let count = |a: f64, b: f64| t.iter().filter(|x| **x >= a && **x < b).count() as f64;
+        // expected: 0-30 s: 300, 30-60 s: 900, 60-120 s: 2400 (±4 standard deviations)
+        for (a, b, want) in [(0.0, 30.0, 300.0), (30.0, 60.0, 900.0), (60.0, 120.0, 2400.0)] {
+            let n = count(a, b);
+            assert!(
+                (n - want).abs() < 4.0 * want.sqrt(),
+                "{a}-{b}: {n} arrivals, expected {want}"
+            );
+        }
+        assert!(t.windows(2).all(|w| w[1] >= w[0]));
+        // the same seed gives the same trace
+        let again: Vec<f64> = spec("0:40:60s").rows().map(|r| r.arrival_s).collect();
+        assert_eq!(t, again);
     }
 
     #[test]
@@ -371,6 +409,7 @@ mod props {
             prompts: None,
             first_id: 0,
             category: None,
+            ramp: None,
         }
     }
 

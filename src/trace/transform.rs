@@ -15,6 +15,9 @@
 //! 7. `--rate R`: multiply arrival times by observed/R, where observed = (n-1)/(last - first)
 //!    is the mean rate (one over the mean gap) of the rows that passed 1-6; the burst shape is
 //!    kept. This needs the rows twice: they are spilled to a temporary Arrow file.
+//!    `--ramp SPEC` instead: the times are first rescaled to a mean rate of 1 and then go
+//!    through the ramp's change of time ([`super::ramp`]), so the burst shape is kept while
+//!    the mean rate follows the ramp (spilled the same way).
 //!
 //! Rows are written in batches of 8192 (each flushed: a Parquet row group, or an Arrow batch
 //! on a pipe), so memory stays bounded whatever the trace's length.
@@ -25,10 +28,11 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
 use super::import::{Flow, ImportError, RowSink};
+use super::ramp::Ramp;
 use super::synth::stream_seed;
 use super::tokenizer::TokenCounter;
 use super::tokens::SplitMix;
-use super::{META_RATE, META_TRANSFORM, TraceBatch, TraceReader, TraceRow};
+use super::{META_RAMP, META_RATE, META_TRANSFORM, TraceBatch, TraceReader, TraceRow};
 use crate::io::{Format, Sink};
 use crate::meta::Meta;
 use crate::trace::BLOCK_TOKENS;
@@ -48,6 +52,7 @@ pub struct Transform {
     pub count: Option<u64>,
     pub time_scale: Option<f64>,
     pub rate: Option<f64>,
+    pub ramp: Option<Ramp>,
     pub seed: u64,
     /// Category for rows that have none.
     pub category: Option<String>,
@@ -75,8 +80,16 @@ impl Transform {
         {
             return Err(format!("--sample must be a fraction in (0, 1], got {f}"));
         }
-        if self.rate.is_some() && self.time_scale.is_some() {
-            return Err("give --rate (rescale to a mean rate) or --time-scale (multiply times), not both".into());
+        if [self.rate.is_some(), self.time_scale.is_some(), self.ramp.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count()
+            > 1
+        {
+            return Err(
+                "give one of --rate (rescale to a mean rate), --ramp (a rate that changes) or --time-scale (multiply times)"
+                    .into(),
+            );
         }
         if self.clamp && self.max_input.is_none() {
             return Err("--clamp needs --max-input N".into());
@@ -116,6 +129,9 @@ impl Transform {
         }
         if let Some(r) = self.rate {
             v.push(format!("rate={r}"));
+        }
+        if let Some(r) = &self.ramp {
+            v.push(format!("ramp={}", r.spec()));
         }
         v.join(", ")
     }
@@ -321,9 +337,12 @@ impl Pipeline {
         if let Some(r) = t.rate {
             meta.set(META_RATE, format!("{r}"));
         }
-        let out = match t.rate {
-            None => Out::Direct(TraceWriter::create(dest.path, dest.format, &meta)?),
-            Some(_) => {
+        if let Some(r) = &t.ramp {
+            meta.set(META_RAMP, r.spec());
+        }
+        let out = match (t.rate, &t.ramp) {
+            (None, None) => Out::Direct(TraceWriter::create(dest.path, dest.format, &meta)?),
+            _ => {
                 let path = RemoveOnDrop(spill_path(dest.path));
                 Out::Spill {
                     w: TraceWriter::journal(&path.0, &meta)?,
@@ -489,24 +508,34 @@ impl Pipeline {
             Some(Out::Spill { w, path }) => {
                 let observed = w.rate();
                 w.finish(true)?;
+                // --rate R: times x observed/R; --ramp: times x observed (a mean rate of 1),
+                // then through the ramp
                 let target = self.t.rate.unwrap_or(1.0);
                 let factor = match observed {
                     Some(o) => o / target,
                     None => {
-                        return Err(ImportError::Usage(
-                            "--rate needs at least two rows at different times to measure the trace's rate".into(),
-                        ));
+                        return Err(ImportError::Usage(format!(
+                            "{} needs at least two rows at different times to measure the trace's rate",
+                            if self.t.ramp.is_some() { "--ramp" } else { "--rate" }
+                        )));
                     }
                 };
+                let ramp = self.t.ramp.clone();
                 let mut meta = dest.meta.clone();
                 let desc = self.t.describe();
                 meta.set(META_TRANSFORM, format!("{desc} (times x{factor})"));
-                meta.set(META_RATE, format!("{target}"));
+                match &ramp {
+                    Some(r) => meta.set(META_RAMP, r.spec()),
+                    None => meta.set(META_RATE, format!("{target}")),
+                };
                 let mut out = TraceWriter::create(dest.path, dest.format, &meta)?;
                 let mut r = TraceReader::open(&path.0.to_string_lossy())?;
                 while let Some(b) = r.next_rows() {
                     for mut row in b? {
                         row.arrival_s *= factor;
+                        if let Some(r) = &ramp {
+                            row.arrival_s = r.time_at(row.arrival_s);
+                        }
                         out.push(row)?;
                     }
                 }

@@ -503,3 +503,63 @@ pub fn replay_4_shards(trace: &Path, url: &str, ds: &Path) {
         assert!(c.wait().unwrap().success());
     }
 }
+
+/// Start an engine of this checkout's `configs/engines.toml` with engine-up on a free port and
+/// wait for its readiness; `args` come last (`--model`, `--quant`, `--timeout`, and `-- ...`
+/// for the engine). Fails with engine-up's error and the engine's log. Returns the URL
+/// engine-up printed and the state file it wrote (`NAME.json` under `state_dir`).
+pub fn engine_up(engine: &str, args: &[&str], state_dir: &Path) -> (String, serde_json::Value) {
+    let up = run(cmd("engine-up")
+        .arg(engine)
+        .args(["--port", "0", "--state-dir"])
+        .arg(state_dir)
+        .args(args)
+        .env_remove("SERVEBENCH_ROOT"));
+    assert!(
+        up.status.success(),
+        "engine-up {engine} {} failed: {}\n{}",
+        args.join(" "),
+        stderr(&up),
+        std::fs::read_to_string(state_dir.join(format!("{engine}.log"))).unwrap_or_default()
+    );
+    let url = String::from_utf8_lossy(&up.stdout).trim().to_string();
+    let st = std::fs::read_to_string(state_dir.join(format!("{engine}.json"))).expect("engine-up wrote its state");
+    (url, serde_json::from_str(&st).expect("engine-up's state is JSON"))
+}
+
+/// Runs `engine-down ENGINE --state-dir DIR` when dropped: an engine started by a test is
+/// stopped whatever fails after it started (a later test checks that nothing is left behind).
+pub struct EngineDown(pub &'static str, pub PathBuf);
+
+impl Drop for EngineDown {
+    fn drop(&mut self) {
+        if self.1.join(format!("{}.json", self.0)).exists() {
+            let _ = run(cmd("engine-down").arg(self.0).arg("--state-dir").arg(&self.1));
+        }
+    }
+}
+
+/// Live (not zombie) pids whose process group or session is `pgid` (from /proc).
+pub fn process_group(pgid: i64) -> Vec<i64> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i64>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if f.len() > 3 && f[0] != "Z" && (f[2] == pgid.to_string() || f[3] == pgid.to_string()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rfind(')').is_some_and(|c| !s[c + 1..].trim_start().starts_with('Z')))
+}

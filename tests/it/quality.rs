@@ -211,22 +211,14 @@ fn small_set(dir: &Path) -> PathBuf {
     p
 }
 
+/// `quality` against `url`; `k` empty: the protocol's default --top-k.
 fn measure(url: &str, set: &Path, out: &Path, k: &str) {
-    let o = run(cmd("quality")
-        .args([
-            "--url",
-            url,
-            "--api",
-            "completions",
-            "--model",
-            "mock-llm",
-            "--top-k",
-            k,
-            "--set",
-        ])
-        .arg(set)
-        .arg("-o")
-        .arg(out));
+    let mut c = cmd("quality");
+    c.args(["--url", url, "--api", "completions", "--model", "mock-llm"]);
+    if !k.is_empty() {
+        c.args(["--top-k", k]);
+    }
+    let o = run(c.arg("--set").arg(set).arg("-o").arg(out));
     assert!(o.status.success(), "quality failed: {}", stderr(&o));
 }
 
@@ -275,12 +267,19 @@ fn quality_zero_noise_gives_zero_kl_and_full_agreement() {
     let set = small_set(d.path());
     let m = Mock::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
     let (a, b) = (d.path().join("a.parquet"), d.path().join("b.parquet"));
-    measure(&m.url, &set, &a, "5");
-    measure(&m.url, &set, &b, "5");
+    measure(&m.url, &set, &a, "");
+    measure(&m.url, &set, &b, "");
     let c = compare(&a, &b);
+    // without --top-k, the completions protocol's default: vLLM's --max-logprobs default, 20
+    assert_eq!(c["top_k"], serde_json::json!([20, 20]), "{c}");
     assert!(c["positions"].as_u64().unwrap() > 10, "{c}");
     assert_eq!(c["top1_agreement"], 1.0, "{c}");
     assert!(c["mean_kl"].as_f64().unwrap().abs() < 1e-12, "{c}");
+    // identical sides: every interval is the point itself
+    assert_eq!(c["top1_disagreement_ci95"], serde_json::json!([0.0, 0.0]), "{c}");
+    assert_eq!(c["mean_kl_ci95"], serde_json::json!([0.0, 0.0]), "{c}");
+    assert_eq!(c["perplexity_ratio_ci95"], serde_json::json!([1.0, 1.0]), "{c}");
+    assert_eq!(c["accuracy_diff_ci95"], serde_json::json!([0.0, 0.0]), "{c}");
     assert!((c["perplexity_ratio"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{c}");
     assert_eq!(c["greedy_identical_share"], 1.0, "{c}");
     assert_eq!(c["accuracy_diff_points"], 0.0, "{c}");
@@ -327,6 +326,17 @@ fn quality_known_noise_gives_kl_above_zero_and_within_the_estimator_bound() {
         "estimate {est} above the true {true_mean}: {c}"
     );
     assert!(c["top1_agreement"].as_f64().unwrap() <= 1.0);
+    // the intervals (a bootstrap over blocks of positions) hold their estimates, KL's above 0
+    let ci = |k: &str| -> (f64, f64) { (c[k][0].as_f64().unwrap(), c[k][1].as_f64().unwrap()) };
+    let (lo, hi) = ci("mean_kl_ci95");
+    assert!(0.0 < lo && lo <= est && est <= hi, "{c}");
+    let (lo, hi) = ci("top1_disagreement_ci95");
+    let dis = c["top1_disagreement"].as_f64().unwrap();
+    assert!(lo <= dis && dis <= hi && hi <= 1.0, "{c}");
+    let (lo, hi) = ci("perplexity_ratio_ci95");
+    let r = c["perplexity_ratio"].as_f64().unwrap();
+    assert!(lo <= r && r <= hi, "{c}");
+    assert_eq!(c["blocks"], 4, "two passages of 13 and 14 positions: blocks of 8: {c}");
     // With k the whole vocabulary nothing is left in the tail: the estimate is the truth.
     let k = servebench::mock::model::vocab_size().to_string();
     let (fa, fb) = (d.path().join("fa.parquet"), d.path().join("fb.parquet"));

@@ -776,3 +776,147 @@ fn capacity_claims_need_requests_and_real_data() {
     assert!(md.contains("no claim over mock fp8: synthetic data"), "{md}");
     assert!(md.contains("**Synthetic data**"), "{md}");
 }
+
+/// The quality tool's file for `url` (the checked-in evaluation set), recorded as engine mock
+/// in quantization `quant`.
+fn quality_file(url: &str, quant: &str, out: &std::path::Path) {
+    ok(cmd("quality")
+        .args([
+            "--url",
+            url,
+            "--api",
+            "completions",
+            "--model",
+            "mock-llm",
+            "--engine",
+            "mock",
+        ])
+        .args(["--quant", quant, "--state-dir"])
+        .arg(out.parent().unwrap().join("no-state"))
+        .arg("-o")
+        .arg(out));
+}
+
+/// A report of mock runs in three variants: fp8 with a known quality noise against fp16 shows
+/// the quality row with every interval and the sentence, distinguishable on the next-token
+/// distributions; awq, the baseline's own model (noise 0), is not distinguishable.
+#[test]
+fn report_puts_quality_next_to_speed_per_variant() {
+    let d = tmp();
+    let runs = d.path().join("runs");
+    let qdir = d.path().join("quality");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::create_dir_all(&qdir).unwrap();
+    let t0 = 1_700_000_000_000_000i64;
+    // speed: fp8 and awq a little faster than fp16 (100 requests, 2 s each)
+    for (q, gap, seed) in [("fp16", 10.0, 1), ("fp8", 6.0, 2), ("awq", 8.0, 3)] {
+        write(
+            &runs.join(format!("mock-{q}.parquet")),
+            &format!("mock-{q}"),
+            1,
+            &noisy(100, t0, 50.0, gap, seed),
+        );
+    }
+    let base = Mock::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
+    let noisy_m = Mock::start(&[
+        "--ttft-ms",
+        "0",
+        "--itl-ms",
+        "0",
+        "--quality-noise",
+        "0.3",
+        "--quality-seed",
+        "8",
+    ]);
+    quality_file(&base.url, "fp16", &qdir.join("fp16.parquet"));
+    quality_file(&noisy_m.url, "fp8", &qdir.join("fp8.parquet"));
+    quality_file(&base.url, "awq", &qdir.join("awq.parquet"));
+    let md = report_md(&runs, &["--quality", qdir.to_str().unwrap()]);
+    let sec = &md[md.find("## Quantization").expect("quantization section")..];
+    assert!(
+        !md.contains("no quality files were given"),
+        "quality files were given: {md}"
+    );
+    let row = |q: &str| {
+        sec.lines()
+            .find(|l| l.starts_with(&format!("| mock | {q} vs fp16 |")))
+            .unwrap_or_else(|| panic!("no quality row for {q}: {sec}"))
+            .to_string()
+    };
+    let sentence = |q: &str| {
+        sec.lines()
+            .find(|l| l.starts_with(&format!("- **mock {q}** vs fp16: ")))
+            .unwrap_or_else(|| panic!("no sentence for {q}: {sec}"))
+            .to_string()
+    };
+    // fp8: every measure with its interval, and the distributions differ
+    let r = row("fp8");
+    let cells: Vec<&str> = r.split(" | ").collect();
+    assert_eq!(cells.len(), 9, "{r}");
+    for c in &cells[2..8] {
+        if *c != "-" {
+            assert!(
+                c.contains('[') && c.contains(']'),
+                "a cell without its interval: {c} in {r}"
+            );
+        }
+    }
+    assert!(cells[2].contains('x'), "throughput ratio: {r}");
+    let s = sentence("fp8");
+    assert!(s.contains("x output tokens/s [") && s.contains("] at 1 user"), "{s}");
+    assert!(s.contains("% top-1 disagreement ["), "{s}");
+    assert!(s.contains(" nats ["), "{s}");
+    assert!(s.contains("perplexity ratio "), "{s}");
+    assert!(
+        s.contains("accuracy +0.0 points [+0.0, +0.0] (neither side answered"),
+        "{s}"
+    );
+    assert!(
+        s.ends_with(
+            ": accuracy not distinguishable from fp16; the next-token distributions differ from fp16 (intervals: \
+             top-1 disagreement > 0, KL > 0)."
+        ) || s.contains("the next-token distributions differ from fp16 (intervals: top-1 disagreement > 0, KL > 0"),
+        "{s}"
+    );
+    // the KL's interval lies above 0 and holds the estimate
+    let kl: Vec<f64> = s
+        .split("mean KL ")
+        .nth(1)
+        .unwrap()
+        .replace(" nats [", " ")
+        .replace([',', ']'], "")
+        .split_whitespace()
+        .take(3)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(kl[1] > 0.0 && kl[1] <= kl[0] && kl[0] <= kl[2], "{s}");
+    // awq: the baseline's model itself: nothing to tell apart
+    let s = sentence("awq");
+    assert!(s.contains("0.0% top-1 disagreement [0.0%, 0.0%]"), "{s}");
+    assert!(s.contains("mean KL 0 nats [0, 0]"), "{s}");
+    assert!(s.contains("perplexity ratio 1.000 [1.000, 1.000]"), "{s}");
+    assert!(s.ends_with(": not distinguishable from fp16."), "{s}");
+    assert!(
+        row("awq").ends_with("| not distinguishable from fp16 |"),
+        "{}",
+        row("awq")
+    );
+    // the speed tables follow
+    assert!(sec.contains("#### mock: fp8 vs fp16"), "{sec}");
+    // quality files under the input directory are found without --quality
+    std::fs::rename(&qdir, runs.join("quality")).unwrap();
+    let found = report_md(&runs, &[]);
+    assert!(
+        found.contains(&sentence("awq")) && found.contains(&sentence("fp8")),
+        "{found}"
+    );
+    // without them, the report says quality was not measured
+    std::fs::remove_dir_all(runs.join("quality")).unwrap();
+    let none = report_md(&runs, &[]);
+    assert!(none.contains("Output quality: no quality files were given"), "{none}");
+    assert!(
+        none.contains("- **mock fp8** vs fp16: ")
+            && none.contains("quality not measured (no quality file for fp16 and fp8)"),
+        "{none}"
+    );
+}

@@ -146,3 +146,73 @@ fn print_schema_for_every_tool() {
         assert!(s.contains(contract), "{tool}: {s}");
     }
 }
+
+/// `--ramp`: a constant process at a mean rate of 1 goes through the ramp's change of time,
+/// so every arrival is known exactly: 0:10:10s has Λ(t) = t²/2 for t ≤ 10 s (50 requests),
+/// then 10 per second.
+#[test]
+fn a_ramp_retimes_arrivals_exactly() {
+    let d = tmp();
+    let p = trace(
+        d.path(),
+        "r.parquet",
+        &["constant", "--ramp", "0:10:10s", "--duration", "20s"],
+    );
+    let t: Vec<f64> = column_f64(&p, "arrival_s").into_iter().map(Option::unwrap).collect();
+    assert_eq!(t.len(), 150, "Λ(20 s) = 50 + 100 requests");
+    for (u, got) in t.iter().enumerate() {
+        let u = u as f64;
+        let want = if u <= 50.0 {
+            (2.0 * u).sqrt()
+        } else {
+            10.0 + (u - 50.0) / 10.0
+        };
+        assert!((got - want).abs() < 1e-9, "request {u}: at {got} s, expected {want} s");
+    }
+    // a trace re-timed with steps: 2 req/s for 10 s, then 8; the burst shape stays (the same
+    // number of requests, in the same order)
+    let src = trace(
+        d.path(),
+        "g.parquet",
+        &[
+            "gamma",
+            "--rate",
+            "3",
+            "--burstiness",
+            "0.5",
+            "--count",
+            "400",
+            "--seed",
+            "5",
+        ],
+    );
+    let out = d.path().join("s.parquet");
+    ok(cmd("tracegen").args([
+        "transform",
+        src.to_str().unwrap(),
+        "--ramp",
+        "steps:2@10s,8",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let s: Vec<f64> = column_f64(&out, "arrival_s").into_iter().map(Option::unwrap).collect();
+    assert_eq!(s.len(), 400);
+    assert!(s.windows(2).all(|w| w[1] >= w[0]));
+    // the source is first rescaled to a mean rate of 1 ((n-1)/span): the last request is at
+    // u = 399, 20 of them in the first 10 s, the rest at 8 req/s: 10 + 379/8 s
+    let last = *s.last().unwrap();
+    assert!((last - 57.375).abs() < 1e-6, "last arrival at {last} s");
+    // every arrival exactly: u = t × observed rate, then 2 req/s for u < 20, else 8 req/s
+    let g: Vec<f64> = column_f64(&src, "arrival_s").into_iter().map(Option::unwrap).collect();
+    let observed = 399.0 / (g[399] - g[0]);
+    for (a, b) in g.iter().zip(&s) {
+        let u = a * observed;
+        let want = if u < 20.0 { u / 2.0 } else { 10.0 + (u - 20.0) / 8.0 };
+        assert!((b - want).abs() < 1e-6, "source {a} s went to {b} s, expected {want} s");
+    }
+    // one way to set the rate at a time
+    let e = run(cmd("tracegen").args(["poisson", "--rate", "2", "--ramp", "0:2:10s", "--count", "5"]));
+    assert_eq!(e.status.code(), Some(2), "{}", stderr(&e));
+    let e = run(cmd("tracegen").args(["poisson", "--ramp", "0:2:10", "--count", "5"]));
+    assert!(stderr(&e).contains("has no unit"), "{}", stderr(&e));
+}

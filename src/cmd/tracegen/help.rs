@@ -6,6 +6,8 @@ Examples:
   tracegen gamma --rate 8 --burstiness 0.5 --count 1000 --prompts builtin --category short,code -o t.parquet
   tracegen batch --count 200 --input-len uniform:512:0.25 --output-len 128 | replay --url $URL --concurrency 10
   tracegen constant --rate 2 --count 10 --format md      # look at it
+  tracegen poisson --ramp 0:20:60s --duration 5m -o ramp.parquet   # 0 -> 20 req/s over a minute, then 20
+  tracegen poisson --ramp steps:2@30s,4@30s,8 --duration 3m -o steps.parquet
 
 Real traces (see `tracegen azure --help` etc. for each format's quirks):
   tracegen sharegpt ShareGPT_V3_unfiltered_cleaned_split.json --count 1000 --process poisson --rate 8 --seed 1 -o sg.parquet
@@ -100,13 +102,15 @@ pub const TRANSFORM_HELP: &str = "\
 Examples:
   tracegen transform azure.parquet --time-scale 0.5 -o faster.parquet
   tracegen transform azure.parquet --rate 10 -o at10.parquet           # same burst shape, mean 10 req/s
+  tracegen transform azure.parquet --ramp 0:10:2m -o ramp.parquet      # same burst shape, rate 0 -> 10 req/s
   tracegen transform big.parquet --start 30m --window 10m --sample 0.5 --seed 2 -o slice.parquet
   tracegen transform t.parquet --max-input 2048 --clamp --tokenizer tokenizer.json -o clamped.parquet
   tracegen transform unsorted.parquet --sort -o sorted.parquet
   tracegen transform part2.parquet --first-id 100000 -o part2-renumbered.parquet
 
 The tools apply in this order: --sort, --max-input, --start/--window (in the source's time; START becomes
-t=0), --sample, --count, --time-scale, --rate (times x observed/R, where observed = (n-1)/(last-first)).
+t=0), --sample, --count, --time-scale, --rate (times x observed/R, where observed = (n-1)/(last-first))
+or --ramp (times x observed, then through the ramp's change of time: Λ(t) = ∫ rate = u).
 Rows keep their request_id. Every importer takes the same options.";
 
 pub const STATS_HELP: &str = "\

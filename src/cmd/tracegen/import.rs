@@ -119,6 +119,9 @@ pub struct Tools {
     /// Rescale times to this mean rate (req/s), keeping the burst shape (sharegpt: the rate of --process)
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
+    /// Re-time to a rate that changes, keeping the burst shape: FROM:TO:OVER (0:20:60s) or steps:R1@D1,...,Rn (sharegpt: its --process at a mean rate of 1, re-timed)
+    #[arg(long, value_name = "RAMP", conflicts_with_all = ["rate", "time_scale"])]
+    pub ramp: Option<crate::trace::ramp::Ramp>,
     /// Cut a slice starting at D in the source's time (e.g. 10m); START becomes t=0
     #[arg(long, value_name = "D", value_parser = crate::units::duration_arg)]
     pub start: Option<Duration>,
@@ -207,6 +210,7 @@ impl Import {
             count: if is_sharegpt { None } else { tools.count },
             time_scale: tools.time_scale,
             rate: if is_sharegpt { None } else { tools.rate },
+            ramp: tools.ramp.clone(),
             seed: tools.seed,
             category: tools.category.clone(),
             renumber: name != "transform" || tools.first_id.is_some(),
@@ -254,7 +258,9 @@ pub fn run(cmd: Import) -> anyhow::Result<ExitCode> {
             burstiness,
             ..
         } => {
-            let arrival = sharegpt_arrival(process.as_deref(), tools.rate, *burstiness)?;
+            // with --ramp, the process draws at a mean rate of 1 and the ramp re-times it
+            let rate = tools.rate.or(tools.ramp.as_ref().map(|_| 1.0));
+            let arrival = sharegpt_arrival(process.as_deref(), rate, *burstiness)?;
             dest.meta.set(trace::META_PROCESS, arrival.name());
             if let Some(r) = arrival.rate() {
                 let r = r / tools.time_scale.unwrap_or(1.0);

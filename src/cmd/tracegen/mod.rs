@@ -15,6 +15,7 @@ use crate::io::Sink;
 use crate::meta::Meta;
 use crate::schema::TRACE;
 use crate::trace::prompts::PromptSet;
+use crate::trace::ramp::Ramp;
 use crate::trace::synth::{Arrival, LenDist, SynthSpec};
 use crate::trace::{self, TraceBatch, TraceReader};
 
@@ -37,16 +38,16 @@ pub enum Cmd {
     /// Poisson arrivals: exponential gaps of mean 1/RATE
     Poisson {
         /// Mean requests per second
-        #[arg(long)]
-        rate: f64,
+        #[arg(long, required_unless_present = "ramp", conflicts_with = "ramp")]
+        rate: Option<f64>,
         #[command(flatten)]
         common: Common,
     },
     /// Gamma arrivals (vLLM's burstiness): shape B, scale 1/(RATE*B); B=1 is Poisson, B<1 burstier
     Gamma {
         /// Mean requests per second
-        #[arg(long)]
-        rate: f64,
+        #[arg(long, required_unless_present = "ramp", conflicts_with = "ramp")]
+        rate: Option<f64>,
         /// Gamma shape; the gaps' coefficient of variation is 1/sqrt(B)
         #[arg(long, default_value_t = 1.0)]
         burstiness: f64,
@@ -56,8 +57,8 @@ pub enum Cmd {
     /// Evenly spaced arrivals, RATE per second
     Constant {
         /// Requests per second
-        #[arg(long)]
-        rate: f64,
+        #[arg(long, required_unless_present = "ramp", conflicts_with = "ramp")]
+        rate: Option<f64>,
         #[command(flatten)]
         common: Common,
     },
@@ -98,6 +99,9 @@ pub struct Common {
     /// Stop at this trace time (e.g. 120s, 5m)
     #[arg(long, value_name = "D", value_parser = crate::units::duration_arg)]
     pub duration: Option<Duration>,
+    /// A rate that changes over the trace instead of --rate: FROM:TO:OVER (0:20:60s: 0 to 20 req/s over 60 s, then 20) or steps:R1@D1,R2@D2,...,Rn
+    #[arg(long, value_name = "RAMP")]
+    pub ramp: Option<Ramp>,
     /// Input (prompt) length distribution, in tokens; replay synthesises text this long
     #[arg(long, value_name = "SPEC", default_value = "512")]
     pub input_len: LenDist,
@@ -129,13 +133,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no trace kind given; try `tracegen poisson --rate 8 --count 100 -o t.parquet` (see --help)");
     };
     let (arrival, common) = match cmd {
-        Cmd::Poisson { rate, common } => (Arrival::Poisson { rate }, common),
+        // with --ramp the process runs at a mean rate of 1 and the ramp re-times it
+        Cmd::Poisson { rate, common } => (
+            Arrival::Poisson {
+                rate: rate.unwrap_or(1.0),
+            },
+            common,
+        ),
         Cmd::Gamma {
             rate,
             burstiness,
             common,
-        } => (Arrival::Gamma { rate, burstiness }, common),
-        Cmd::Constant { rate, common } => (Arrival::Constant { rate }, common),
+        } => (
+            Arrival::Gamma {
+                rate: rate.unwrap_or(1.0),
+                burstiness,
+            },
+            common,
+        ),
+        Cmd::Constant { rate, common } => (
+            Arrival::Constant {
+                rate: rate.unwrap_or(1.0),
+            },
+            common,
+        ),
         Cmd::Batch { common } => (Arrival::Batch, common),
         Cmd::Import(import) => return import::run(import),
         Cmd::Stats { file, bucket, format } => return stats(&file, bucket, format),
@@ -176,13 +197,26 @@ pub fn synth(arrival: Arrival, c: Common) -> anyhow::Result<ExitCode> {
         prompts,
         first_id: c.first_id,
         category: c.category.first().cloned(),
+        ramp: c.ramp.clone(),
     };
+    if arrival == Arrival::Batch && c.ramp.is_some() {
+        anyhow::bail!(
+            "batch puts every request at t=0, so it has no rate to ramp: use poisson, gamma or constant with --ramp"
+        );
+    }
     spec.validate().map_err(anyhow::Error::msg)?;
     let mut meta = Meta::for_output(&TRACE, true);
     meta.set(trace::META_SEED, c.seed.to_string());
     meta.set(trace::META_PROCESS, arrival.name());
-    if let Some(r) = arrival.rate() {
-        meta.set(trace::META_RATE, format!("{r}"));
+    match &c.ramp {
+        Some(r) => {
+            meta.set(trace::META_RAMP, r.spec());
+        }
+        None => {
+            if let Some(r) = arrival.rate() {
+                meta.set(trace::META_RATE, format!("{r}"));
+            }
+        }
     }
     meta.set(trace::META_TOKENIZER, trace::tokenizer::APPROX_NAME);
     let mut sink = Sink::create(c.out.output.as_deref(), c.out.format, trace::schema(), &meta)?;
