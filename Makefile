@@ -72,10 +72,11 @@ bench-agg: venv
 	SERVEBENCH_PYTHON=$(abspath $(PY)) scripts/bench-agg.sh
 
 # A capacity search (sweep) against a fixed 10-point rate grid of the same step length, on
-# mock-engine --slots; STEP/WARMUP (8s/2s) and START (sweep --start-rate); see BENCHMARKS.md.
+# mock-engine --slots; STEP/WARMUP (8s/2s), START (sweep --start-rate), PROBE (sweep --probe,
+# 1 = no probes); see BENCHMARKS.md.
 bench-sweep:
 	chmod +x scripts/bench-sweep.sh
-	START=$(or $(START),1) scripts/bench-sweep.sh $(or $(STEP),8s) $(or $(WARMUP),2s)
+	START=$(or $(START),1) PROBE=$(or $(PROBE),0.25) scripts/bench-sweep.sh $(or $(STEP),8s) $(or $(WARMUP),2s)
 
 # Fuzz the parsers of outside input (not in CI; needs `cargo install cargo-fuzz`):
 # FUZZ_SECONDS per target (default 60), or FUZZ_RUNS executions per target (FUZZ_RUNS=10000000

@@ -3,10 +3,13 @@
 //! - [`Slo`]: limits on percentiles (`ttft_p99=500ms,tpot_p99=50ms`) or on every request with
 //!   an attainment (`ttft=500ms,tpot=50ms` and `--attainment 0.99`), and the step's
 //!   [`score`] (<= 1 meets the SLO).
-//! - [`Search`]: bracket the highest passing open-loop rate (growing or shrinking by
-//!   `grow`), then bisect until (failing - passing) / passing <= tolerance.
+//! - [`Search`]: bracket the highest passing open-loop rate with short probes (growing or
+//!   shrinking by `grow`²), then, within a bracket no wider than `grow`, bisect (geometric
+//!   mean) with full-length steps until (failing - passing) / passing <= tolerance, and confirm at full
+//!   length any end of it only a probe measured.
 //! - [`Saturation`]: the over-saturation rule, on the backlog (requests due minus requests
-//!   done) sampled over the step.
+//!   done) and the engine's waiting-requests gauge, sampled over the step; [`Signal`] says
+//!   which queue climbed.
 //! - [`decided_fail`]: a step already lost (more misses than the SLO allows of the planned
 //!   requests) ends early.
 //! - [`crossing`], [`bootstrap_interval`], [`t_interval`]: the capacity between the final
@@ -253,7 +256,17 @@ pub fn decided_fail(slo: &Slo, planned: u64, misses_by_limit: &[u64]) -> bool {
     }
 }
 
-/// Where the search is: the highest passing and the lowest failing rate so far.
+/// Where the search is: the highest passing and the lowest failing rate so far, and whether
+/// each was measured by a conclusive step (a full-length one, or one stopped saturated).
+///
+/// With probes (`probes`, sweep's `--probe` below 1) the bracket is found by short steps:
+/// growing by `grow`² (shrinking likewise) until one fails (passes), then one probe at the
+/// geometric mean while the bracket is wider than `grow`. Inside a bracket no wider than
+/// `grow` (near the knee) every step is full-length: bisection (at the geometric mean, as the
+/// tolerance is relative) until (failing - passing) / passing <= tolerance, then a full-length `confirm` of either end that only a probe
+/// measured. A conclusive result overrides a probe's at the same or a conflicting rate, so a
+/// probe that passed only because it was too short to build a queue is retried, never
+/// reported. Without probes every step is full-length and the bracket grows by `grow`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
     pub start: f64,
@@ -261,15 +274,25 @@ pub struct Search {
     pub max: f64,
     pub tolerance: f64,
     pub grow: f64,
+    pub probes: bool,
     pub pass: Option<f64>,
     pub fail: Option<f64>,
+    /// `pass` was measured by a conclusive step.
+    pub pass_sure: bool,
+    /// `fail` was measured by a conclusive step.
+    pub fail_sure: bool,
 }
 
 /// The phase a step belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Finding a passing and a failing rate (short steps with probes).
     Bracket,
+    /// Narrowing the bracket (full length).
     Bisect,
+    /// An end of the final bracket measured only by a probe, run at full length.
+    Confirm,
+    /// `--repeats` of the final bracket (full length).
     Repeat,
 }
 
@@ -278,61 +301,131 @@ impl Phase {
         match self {
             Phase::Bracket => "bracket",
             Phase::Bisect => "bisect",
+            Phase::Confirm => "confirm",
             Phase::Repeat => "repeat",
         }
     }
 }
 
 impl Search {
-    pub fn new(start: f64, min: f64, max: f64, tolerance: f64, grow: f64) -> Search {
+    pub fn new(start: f64, min: f64, max: f64, tolerance: f64, grow: f64, probes: bool) -> Search {
         Search {
             start: start.clamp(min, max),
             min,
             max,
             tolerance,
             grow,
+            probes,
             pass: None,
             fail: None,
+            pass_sure: false,
+            fail_sure: false,
         }
+    }
+
+    /// A step of this phase is a short probe (else full-length).
+    pub fn is_probe(&self, phase: Phase) -> bool {
+        self.probes && phase == Phase::Bracket
     }
 
     /// The next rate to try, or None when the search is over.
     pub fn next(&self) -> Option<(f64, Phase)> {
+        let g = if self.probes { self.grow * self.grow } else { self.grow };
         match (self.pass, self.fail) {
             (None, None) => Some((self.start, Phase::Bracket)),
-            (Some(p), None) => (p < self.max).then(|| ((p * self.grow).min(self.max), Phase::Bracket)),
-            (None, Some(f)) => (f > self.min).then(|| ((f / self.grow).max(self.min), Phase::Bracket)),
-            (Some(p), Some(f)) => ((f - p) / p > self.tolerance).then(|| ((p + f) / 2.0, Phase::Bisect)),
+            (Some(p), None) if p < self.max => Some(((p * g).min(self.max), Phase::Bracket)),
+            (Some(p), None) => (!self.pass_sure).then_some((p, Phase::Confirm)),
+            (None, Some(f)) => (f > self.min).then(|| ((f / g).max(self.min), Phase::Bracket)),
+            (Some(p), Some(f)) => {
+                if self.probes && f / p > self.grow * (1.0 + 1e-9) {
+                    Some(((p * f).sqrt(), Phase::Bracket))
+                } else if (f - p) / p > self.tolerance {
+                    // the tolerance is relative: halve the bracket's ratio, not its width
+                    Some(((p * f).sqrt(), Phase::Bisect))
+                } else if !self.pass_sure {
+                    Some((p, Phase::Confirm))
+                } else if !self.fail_sure {
+                    Some((f, Phase::Confirm))
+                } else {
+                    None
+                }
+            }
         }
     }
 
-    /// A step at `rate` met the SLO or not.
-    pub fn record(&mut self, rate: f64, meets: bool) {
+    /// A step at `rate` met the SLO or not; `sure`: it was conclusive (full-length, or
+    /// stopped saturated).
+    pub fn record(&mut self, rate: f64, meets: bool, sure: bool) {
         if meets {
-            self.pass = Some(self.pass.map_or(rate, |p| p.max(rate)));
+            // a probe's pass does not overrule a conclusive failure at or below it
+            if !sure && self.fail_sure && self.fail.is_some_and(|f| f <= rate) {
+                return;
+            }
+            match self.pass {
+                Some(p) if p > rate => {}
+                Some(p) if p == rate => self.pass_sure |= sure,
+                _ => (self.pass, self.pass_sure) = (Some(rate), sure),
+            }
+            // a pass at or above the failing rate: the fail is not the bracket's top any more
+            if self.fail.is_some_and(|f| f <= rate) {
+                (self.fail, self.fail_sure) = (None, false);
+            }
         } else {
-            self.fail = Some(self.fail.map_or(rate, |f| f.min(rate)));
-        }
-        // a noisy pass above a fail: the fail is not the bracket's top any more
-        if let (Some(p), Some(f)) = (self.pass, self.fail)
-            && f <= p
-        {
-            self.fail = None;
+            // a probe's failure does not overrule a conclusive pass at or above it; nor (as
+            // before probes) does a conclusive failure below a conclusive pass: noise
+            if self.pass_sure && self.pass.is_some_and(|p| p >= rate) {
+                return;
+            }
+            match self.fail {
+                Some(f) if f < rate => {}
+                Some(f) if f == rate => self.fail_sure |= sure,
+                _ => (self.fail, self.fail_sure) = (Some(rate), sure),
+            }
+            // a conclusive failure at or below a probe's pass: the probe was too short
+            if self.pass.is_some_and(|p| p >= rate) {
+                (self.pass, self.pass_sure) = (None, false);
+            }
         }
     }
 }
 
-/// The over-saturation rule. Every sample is the backlog at one instant of the step: requests
-/// due by then (scheduled_at passed) minus requests done. Over the samples since the warm-up
-/// ended, an ordinary least-squares line backlog = a + b t is fitted; the step is saturated
-/// when, over at least `min_window_s`:
+/// What showed a step saturated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The engine's own waiting-requests gauge (enginemon's `waiting`) climbed.
+    EngineQueue,
+    /// The client's backlog (requests due minus requests done) climbed.
+    InFlight,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::EngineQueue => "engine_queue",
+            Signal::InFlight => "in_flight",
+        }
+    }
+}
+
+/// The over-saturation rule, on two queues sampled over the step after its warm-up: the
+/// client's backlog (requests due, their scheduled_at passed, minus requests done) and, when
+/// the engine exposes one, its waiting-requests gauge (vLLM `vllm:num_requests_waiting`,
+/// SGLang `sglang:num_queue_reqs`, TGI `tgi_queue_size`, llama.cpp
+/// `llamacpp:requests_deferred`, ...: enginemon's `waiting`). For each queue an ordinary
+/// least-squares line queue = a + b t is fitted; the queue *climbs* when, over at least
+/// `min_window_s`:
 /// 1. the slope b is at least `min_growth` (0.1) of the offered rate: the server finishes
-///    fewer than ~91% of the arrivals, so the queue can only grow;
+///    (admits) fewer than ~91% of the arrivals, so the queue can only grow;
 /// 2. the rise b x window is at least `min_rise` (5) requests: not one burst;
 /// 3. the slope's t statistic is at least `min_t` (4): a steady climb, not noise;
-/// 4. the server finished fewer requests per second over the window than 95% of the offered
-///    rate: a queue that grows while the server keeps up with the rate asked is a burst of
-///    the trace (a Poisson stretch above its mean), not saturation.
+/// 4. the server finished fewer requests per second over the backlog's window than 95% of the
+///    offered rate (when the backlog was sampled): a queue that grows while the server keeps
+///    up with the rate asked is a burst of the trace (a Poisson stretch above its mean), not
+///    saturation.
+///
+/// The step is saturated when either queue climbs; the engine's queue is named first (it
+/// counts only requests the engine has not started, where the backlog also counts the
+/// running batch and the network).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Saturation {
     pub min_window_s: f64,
@@ -341,6 +434,7 @@ pub struct Saturation {
     pub min_t: f64,
     samples: Vec<(f64, f64)>,
     done: Vec<f64>,
+    waiting: Vec<(f64, f64)>,
 }
 
 impl Default for Saturation {
@@ -352,64 +446,102 @@ impl Default for Saturation {
             min_t: 4.0,
             samples: Vec::new(),
             done: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 }
 
+/// The least-squares slope of a series and its t statistic, with three samples or more.
+pub fn slope_t(series: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = series.len();
+    if n < 3 {
+        return None;
+    }
+    let nf = n as f64;
+    let mt = series.iter().map(|s| s.0).sum::<f64>() / nf;
+    let mb = series.iter().map(|s| s.1).sum::<f64>() / nf;
+    let sxx: f64 = series.iter().map(|s| (s.0 - mt).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = series.iter().map(|s| (s.0 - mt) * (s.1 - mb)).sum();
+    let b = sxy / sxx;
+    let a = mb - b * mt;
+    let sse: f64 = series.iter().map(|s| (s.1 - a - b * s.0).powi(2)).sum();
+    let se = (sse / (nf - 2.0) / sxx).sqrt();
+    let t = if se > 0.0 {
+        b / se
+    } else if b > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
+    Some((b, t))
+}
+
 impl Saturation {
-    /// One sample: `t_s` into the step, the backlog then and the requests done by then.
+    /// One backlog sample: `t_s` into the step, the backlog then and the requests done by then.
     pub fn push(&mut self, t_s: f64, backlog: f64, done: f64) {
         self.samples.push((t_s, backlog));
         self.done.push(done);
     }
 
-    /// The fitted slope (requests per second) and its t statistic, with two samples or more.
-    pub fn slope(&self) -> Option<(f64, f64)> {
-        let n = self.samples.len();
-        if n < 3 {
-            return None;
+    /// One sample of the engine's waiting-requests gauge, `t_s` into the step.
+    pub fn push_waiting(&mut self, t_s: f64, waiting: f64) {
+        if waiting.is_finite() {
+            self.waiting.push((t_s, waiting));
         }
-        let nf = n as f64;
-        let mt = self.samples.iter().map(|s| s.0).sum::<f64>() / nf;
-        let mb = self.samples.iter().map(|s| s.1).sum::<f64>() / nf;
-        let sxx: f64 = self.samples.iter().map(|s| (s.0 - mt).powi(2)).sum();
-        if sxx <= 0.0 {
-            return None;
-        }
-        let sxy: f64 = self.samples.iter().map(|s| (s.0 - mt) * (s.1 - mb)).sum();
-        let b = sxy / sxx;
-        let a = mb - b * mt;
-        let sse: f64 = self.samples.iter().map(|s| (s.1 - a - b * s.0).powi(2)).sum();
-        let se = (sse / (nf - 2.0) / sxx).sqrt();
-        let t = if se > 0.0 {
-            b / se
-        } else if b > 0.0 {
-            f64::INFINITY
-        } else {
-            0.0
-        };
-        Some((b, t))
     }
 
-    /// The rule above, for a step offered `rate` req/s.
-    pub fn saturated(&self, rate: f64) -> bool {
-        let (Some(first), Some(last)) = (self.samples.first(), self.samples.last()) else {
+    /// The engine's waiting-requests gauge over the step, replacing any samples before.
+    pub fn set_waiting(&mut self, series: &[(f64, f64)]) {
+        self.waiting = series.iter().copied().filter(|s| s.1.is_finite()).collect();
+    }
+
+    /// The backlog's fitted slope (requests per second) and its t statistic.
+    pub fn slope(&self) -> Option<(f64, f64)> {
+        slope_t(&self.samples)
+    }
+
+    /// Requests finished per second over the backlog's samples (None without two).
+    fn finished_rate(&self) -> Option<f64> {
+        let (a, b) = (self.samples.first()?, self.samples.last()?);
+        let w = b.0 - a.0;
+        let (d0, d1) = (self.done.first()?, self.done.last()?);
+        (w > 0.0).then(|| (d1 - d0) / w)
+    }
+
+    fn climbs(&self, series: &[(f64, f64)], rate: f64) -> bool {
+        let (Some(first), Some(last)) = (series.first(), series.last()) else {
             return false;
         };
         let window = last.0 - first.0;
         if window < self.min_window_s {
             return false;
         }
-        let finished = match (self.done.first(), self.done.last()) {
-            (Some(a), Some(b)) => (b - a) / window,
-            _ => 0.0,
-        };
-        match self.slope() {
-            Some((b, t)) => {
-                b >= self.min_growth * rate && b * window >= self.min_rise && t >= self.min_t && finished < 0.95 * rate
-            }
+        if self.finished_rate().is_some_and(|f| f >= 0.95 * rate) {
+            return false;
+        }
+        match slope_t(series) {
+            Some((b, t)) => b >= self.min_growth * rate && b * window >= self.min_rise && t >= self.min_t,
             None => false,
         }
+    }
+
+    /// The rule above, for a step offered `rate` req/s: the queue that climbs, if one does.
+    pub fn saturated_by(&self, rate: f64) -> Option<Signal> {
+        if self.climbs(&self.waiting, rate) {
+            Some(Signal::EngineQueue)
+        } else if self.climbs(&self.samples, rate) {
+            Some(Signal::InFlight)
+        } else {
+            None
+        }
+    }
+
+    /// Either queue climbs.
+    pub fn saturated(&self, rate: f64) -> bool {
+        self.saturated_by(rate).is_some()
     }
 }
 
@@ -536,25 +668,71 @@ mod tests {
         assert!(decided_fail(&att, 100, &[11]));
     }
 
+    /// Run a search against a server whose full-length steps pass up to `cap` and whose
+    /// probes pass up to `probe_cap` (a probe too short to build a queue passes above the
+    /// knee); returns the steps (rate, phase, probe).
+    fn drive(mut s: Search, cap: f64, probe_cap: f64) -> (Search, Vec<(f64, Phase, bool)>) {
+        let mut steps = Vec::new();
+        while let Some((r, ph)) = s.next() {
+            let probe = s.is_probe(ph);
+            steps.push((r, ph, probe));
+            s.record(r, r <= if probe { probe_cap } else { cap }, !probe);
+            assert!(steps.len() < 40, "{steps:?}");
+        }
+        (s, steps)
+    }
+
     #[test]
     fn the_search_brackets_then_bisects_to_the_tolerance() {
         let cap = 13.0;
-        let mut s = Search::new(1.0, 0.1, 1000.0, 0.05, 2.0);
-        let mut rates = Vec::new();
-        while let Some((r, _)) = s.next() {
-            rates.push(r);
-            s.record(r, r <= cap);
-            assert!(rates.len() < 30);
-        }
+        let (s, steps) = drive(Search::new(1.0, 0.1, 1000.0, 0.05, 2.0, false), cap, cap);
+        let rates: Vec<f64> = steps.iter().map(|x| x.0).collect();
         let (p, f) = (s.pass.unwrap(), s.fail.unwrap());
         assert!(p <= cap && cap < f && (f - p) / p <= 0.05, "{p} {f}");
         assert_eq!(&rates[..5], &[1.0, 2.0, 4.0, 8.0, 16.0]);
+        assert!(steps.iter().all(|x| !x.2), "without probes every step is full-length");
         // and down from a start above capacity
-        let mut s = Search::new(100.0, 0.1, 1000.0, 0.05, 2.0);
-        while let Some((r, _)) = s.next() {
-            s.record(r, r <= cap);
-        }
+        let (s, _) = drive(Search::new(100.0, 0.1, 1000.0, 0.05, 2.0, false), cap, cap);
         assert!(s.pass.unwrap() <= cap && cap < s.fail.unwrap());
+    }
+
+    #[test]
+    fn probes_bracket_fast_and_only_full_steps_decide() {
+        let cap = 13.0;
+        let (s, steps) = drive(Search::new(1.0, 0.1, 1000.0, 0.05, 2.0, true), cap, cap);
+        let (p, f) = (s.pass.unwrap(), s.fail.unwrap());
+        assert!(p <= cap && cap < f && (f - p) / p <= 0.05, "{steps:?}");
+        assert!(s.pass_sure && s.fail_sure);
+        // probes grow by 4, then one at the geometric mean brings the bracket to 2x
+        let probes: Vec<f64> = steps.iter().filter(|x| x.2).map(|x| x.0).collect();
+        assert_eq!(probes, vec![1.0, 4.0, 16.0, 8.0]);
+        // inside [8, 16] every step is full-length; none below the knee's bracket
+        assert!(
+            steps.iter().filter(|x| !x.2).all(|x| x.0 > 8.0 && x.0 < 16.0),
+            "{steps:?}"
+        );
+
+        // probes that pass far above the knee (too short to build a queue): the full-length
+        // steps fail, the probe's pass is retried at full length, and the search still ends
+        // with a bracket around the real capacity, both ends measured at full length
+        let (s, steps) = drive(Search::new(1.0, 0.1, 1000.0, 0.05, 2.0, true), cap, 40.0);
+        let (p, f) = (s.pass.unwrap(), s.fail.unwrap());
+        assert!(p <= cap && cap < f && (f - p) / p <= 0.05, "{steps:?}");
+        assert!(s.pass_sure && s.fail_sure, "{steps:?}");
+        assert!(steps.iter().any(|x| x.1 == Phase::Confirm), "{steps:?}");
+
+        // probes that fail below the knee (noisy short steps): the top is confirmed at full
+        // length, passes, and the search goes on above it
+        let (s, steps) = drive(Search::new(1.0, 0.1, 1000.0, 0.05, 2.0, true), cap, 3.0);
+        let (p, f) = (s.pass.unwrap(), s.fail.unwrap());
+        assert!(p <= cap && cap < f && (f - p) / p <= 0.05, "{steps:?}");
+        assert!(s.pass_sure && s.fail_sure);
+
+        // --max-rate passes: confirmed at full length, then the search ends
+        let (s, steps) = drive(Search::new(1.0, 0.1, 50.0, 0.05, 2.0, true), 1e9, 1e9);
+        assert_eq!(s.pass, Some(50.0));
+        assert!(s.pass_sure && s.fail.is_none());
+        assert_eq!(steps.last().unwrap().1, Phase::Confirm);
     }
 
     #[test]
@@ -570,7 +748,7 @@ mod tests {
             // the same climb while the server finishes the 40 a second asked: a burst
             burst.push(t, 5.0 + 30.0 * t, 40.0 * t);
         }
-        assert!(grow.saturated(40.0));
+        assert_eq!(grow.saturated_by(40.0), Some(Signal::InFlight));
         assert!(!flat.saturated(40.0));
         assert!(!burst.saturated(40.0));
         // a climb slower than 10% of the offered rate is not saturation
@@ -580,6 +758,54 @@ mod tests {
             short.push(i as f64 * 0.1, 30.0 * i as f64, 0.0);
         }
         assert!(!short.saturated(40.0));
+    }
+
+    /// The engine's waiting gauge: a steady rise is saturation (named engine_queue, before
+    /// the backlog), a flat or noisy one is not.
+    #[test]
+    fn the_engine_queue_saturates_when_it_rises_steadily() {
+        // the backlog is flat (the client sees nothing yet), the server finishes 30 of 40
+        let with = |waiting: &dyn Fn(usize, f64) -> f64| {
+            let mut s = Saturation::default();
+            for i in 0..25 {
+                let t = 2.0 + i as f64 * 0.1;
+                s.push(t, 4.0, 30.0 * t);
+                s.push_waiting(t, waiting(i, t));
+            }
+            s
+        };
+        let rising = with(&|_, t| 20.0 * (t - 2.0));
+        assert_eq!(rising.saturated_by(40.0), Some(Signal::EngineQueue));
+        let flat = with(&|_, _| 3.0);
+        assert_eq!(flat.saturated_by(40.0), None);
+        // noise of +-6 around a flat queue: no steady climb
+        let noisy = with(&|i, _| 6.0 + [6.0, -6.0, 4.0, -5.0, 0.0][i % 5]);
+        assert_eq!(noisy.saturated_by(40.0), None);
+        // noise around a rising queue: still a steady climb (t well above 4)
+        let rising_noisy = with(&|i, t| 20.0 * (t - 2.0) + [2.0, -2.0, 1.0, -1.5, 0.0][i % 5]);
+        assert_eq!(rising_noisy.saturated_by(40.0), Some(Signal::EngineQueue));
+        // rising, but the server finishes the 40 a second asked: a burst, not saturation
+        let mut keeps_up = Saturation::default();
+        for i in 0..25 {
+            let t = 2.0 + i as f64 * 0.1;
+            keeps_up.push(t, 4.0, 40.0 * t);
+            keeps_up.push_waiting(t, 20.0 * (t - 2.0));
+        }
+        assert_eq!(keeps_up.saturated_by(40.0), None);
+        // too short a window of the gauge
+        let mut short = Saturation::default();
+        for i in 0..10 {
+            short.push_waiting(i as f64 * 0.1, 30.0 * i as f64);
+        }
+        assert_eq!(short.saturated_by(40.0), None);
+        // both climb: the engine's queue is named
+        let mut both = Saturation::default();
+        for i in 0..25 {
+            let t = i as f64 * 0.1;
+            both.push(t, 30.0 * t, 10.0 * t);
+            both.push_waiting(t, 26.0 * t);
+        }
+        assert_eq!(both.saturated_by(40.0), Some(Signal::EngineQueue));
     }
 
     #[test]

@@ -14,14 +14,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use crate::capacity::{self, Obs, Phase, Saturation, Search, Slo};
+use crate::capacity::{self, Obs, Phase, Saturation, Search, Signal, Slo};
 use crate::cli::{CheckFailed, TlsArgs};
 use crate::client::http::Client;
 use crate::client::probe::probe;
 use crate::client::protocol::{Api, RequestOpts};
 use crate::client::run::{self as scheduler, ApproxPrompter, Mode, Plan};
+use crate::enginemon;
 use crate::io::Sink;
 use crate::meta::{Meta, RunClock};
+use crate::monitor::scrape;
 use crate::recorder::{self, Dest, Recorder, Spec};
 use crate::schema::{CAPACITY, Capacity, CapacityStep, REQUESTS, Record, Rows, RunLabels, Status};
 use crate::stats::LoadAcc;
@@ -36,6 +38,8 @@ Examples:
   sweep t.parquet --url http://127.0.0.1:8000 --slo ttft_p99=500ms,tpot_p99=50ms --step 20s -o runs/cap
   # the attainment form (goodput): 99% of requests meet every limit; 3 repeats for a t-interval
   sweep t.parquet --engine vllm --slo ttft=500ms,tpot=50ms --attainment 0.99 --repeats 3 -o runs/vllm-cap
+  # the engine's waiting-requests gauge as saturation evidence (mock-engine exports vLLM's)
+  sweep t.parquet --url http://127.0.0.1:8000 --metrics-url http://127.0.0.1:8000 --slo ttft_p99=500ms -o runs/cap2
   # priced: $2.50 per GPU-hour on 2 GPUs (or cost_per_gpu_hour in configs/engines.toml)
   sweep t.parquet --engine sglang --slo ttft_p99=1s --gpu-hour-cost 2.5 --gpus 2 -o runs/sglang-cap
   agg runs/cap                       # every request of every step, one group per step rate
@@ -45,12 +49,21 @@ The trace (any tracegen output: synthetic, prompt sets, imported production trac
 to each step's rate (its arrival pattern kept, its times scaled; repeated when too short) and cut
 at --warmup + --step. Requests due in the first --warmup are marked warmup and not scored;
 latencies are measured from the schedule (ttft_sched_ms, e2e_sched_ms), and a request that did
-not end ok misses every limit. The search grows the rate by --grow from --start-rate until a
-step fails (or shrinks it until one passes), then bisects until (failing - passing) / passing
-<= --tolerance. A step is stopped early, counted as failing, when its backlog (requests due
-minus requests done) climbs steadily: a least-squares slope over at least 1.5 s of at least
-10% of the offered rate, a rise of 5 requests or more, a t statistic of 4 or more, while the
-server finished under 95% of the offered rate (saturated); or when more requests have missed than the SLO allows of the planned ones
+not end ok misses every limit.
+The search: short probes (--probe of the warm-up and of the step, at least 2 s measured) grow
+the rate by --grow squared from --start-rate until one fails (or shrink it until one passes),
+and one more probe at the geometric mean brings the bracket to --grow wide; inside it every
+step is full-length: bisection at the geometric mean until (failing - passing) / passing <=
+--tolerance, then an end of the bracket measured only by a probe is confirmed at full length
+(a probe can pass above the knee only because it was too short to build a queue: a
+full-length step overrules it).
+--probe 1: every step full-length, growing by --grow.
+A step is stopped early, counted as failing, when it saturates: a queue climbs steadily over
+at least 1.5 s (least-squares slope >= 10% of the offered rate, rise >= 5 requests, t >= 4,
+while the server finished under 95% of the offered rate); the queues are the engine's
+waiting-requests gauge (with --metrics-url, or --engine with metrics in engines.toml;
+saturated_by engine_queue) and the client's backlog, requests due minus done (in_flight). It
+is also stopped once more requests have missed than the SLO allows of the planned ones
 (decided). A client-bound step (under 95% of the asked rate sent) never counts as passing.
 The capacity is where the SLO score (worst percentile / limit, or missed share / allowed
 share; <= 1 meets) crosses 1 between the final passing and failing steps; its 95% interval
@@ -107,9 +120,15 @@ pub struct Args {
     /// Highest rate tried, req/s
     #[arg(long, value_name = "RPS", default_value_t = 10_000.0)]
     pub max_rate: f64,
-    /// Factor between bracketing steps
+    /// Factor between bracketing steps: probes grow (or shrink) by its square, full-length
+    /// steps (with --probe 1) by it
     #[arg(long, default_value_t = 2.0)]
     pub grow: f64,
+    /// Length of a bracketing probe as a share of --warmup and of --step (its measured part
+    /// at least 2 s, so that the saturation rule can see it); the knee's bracket, no wider
+    /// than --grow, is then searched with full-length steps. 1: every step full-length
+    #[arg(long, value_name = "SHARE", default_value_t = 0.25)]
+    pub probe: f64,
     /// Measured length of each step (after --warmup)
     #[arg(long, value_name = "D", value_parser = crate::units::duration_arg, default_value = "30s")]
     pub step: Duration,
@@ -130,6 +149,11 @@ pub struct Args {
     /// GPUs serving the endpoint
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub gpus: u32,
+    /// The engine's Prometheus metrics URL (http://HOST:PORT or a full path): its
+    /// waiting-requests gauge is sampled during each step as saturation evidence
+    /// [default: with --engine, the engine's metrics URL from engines.toml, if it has one]
+    #[arg(long, value_name = "URL")]
+    pub metrics_url: Option<String>,
     /// Never stop a step early (no saturation or decided-failure stop)
     #[arg(long)]
     pub no_early_stop: bool,
@@ -244,7 +268,23 @@ struct Ctx {
     seed: u64,
     early: bool,
     quiet: bool,
+    probe: f64,
+    /// The engine's metrics endpoint, when it has a waiting-requests gauge.
+    metrics: Option<Metrics>,
 }
+
+/// Where the engine's waiting-requests gauge is scraped.
+struct Metrics {
+    client: Arc<Client>,
+    path: String,
+}
+
+/// The shortest measured part of a probe, s: the saturation rule needs 1.5 s of samples.
+const PROBE_MIN_S: f64 = 2.0;
+/// How often the engine's metrics are scraped during a step.
+const SCRAPE_EVERY: Duration = Duration::from_millis(100);
+/// Ticks (of 100 ms) a backlog verdict waits for the engine's gauge to catch up.
+const GAUGE_LAG: u32 = 3;
 
 /// A step run: its contract entry and its scored requests.
 struct StepRun {
@@ -309,10 +349,20 @@ impl Live {
 }
 
 impl Ctx {
-    fn run_step(&self, n: u32, rate: f64, phase: Phase) -> anyhow::Result<StepRun> {
-        let planned_s = self.warmup_s + self.step_s;
+    /// Run step `n` at `rate`: full-length (--warmup + --step), or a probe (--probe of each,
+    /// its measured part at least [`PROBE_MIN_S`] and at most --step).
+    fn run_step(&self, n: u32, rate: f64, phase: Phase, probe: bool) -> anyhow::Result<StepRun> {
+        let (warmup_s, step_s) = if probe {
+            (
+                self.warmup_s * self.probe,
+                (self.step_s * self.probe).max(PROBE_MIN_S).min(self.step_s),
+            )
+        } else {
+            (self.warmup_s, self.step_s)
+        };
+        let planned_s = warmup_s + step_s;
         let rows = self.base.at_rate(rate, planned_s);
-        let warm_n = rows.iter().filter(|r| r.arrival_s < self.warmup_s).count() as u64;
+        let warm_n = rows.iter().filter(|r| r.arrival_s < warmup_s).count() as u64;
         let planned = rows.len() as u64 - warm_n;
         let arrivals: Vec<f64> = rows.iter().map(|r| r.arrival_s).collect();
         let path = self.dir.join(format!("step={n}")).join("requests.parquet");
@@ -323,6 +373,7 @@ impl Ctx {
         let mut meta = self.meta.clone();
         meta.set("servebench.sweep.step", n.to_string());
         meta.set("servebench.sweep.phase", phase.name());
+        meta.set("servebench.sweep.probe", probe.to_string());
         meta.set("servebench.sweep.rate_rps", format!("{rate}"));
         meta.set("servebench.mode", format!("open loop, {rate} req/s (sweep step {n})"));
         let labels = RunLabels {
@@ -374,6 +425,9 @@ impl Ctx {
         let hash = trace_hash(&rows);
         let t0 = Instant::now();
         let stopped: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
+        let signal: Arc<Mutex<Option<Signal>>> = Arc::new(Mutex::new(None));
+        // the engine's waiting gauge, (s into the step, value), filled by a scrape task
+        let waiting: Arc<Mutex<Vec<(f64, f64)>>> = Arc::new(Mutex::new(Vec::new()));
         let health = self.rt.block_on(async {
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             tokio::spawn(async move {
@@ -383,17 +437,39 @@ impl Ctx {
                     }
                 }
             });
+            let scraper = self.metrics.as_ref().map(|m| {
+                let (client, path, waiting) = (m.client.clone(), m.path.clone(), waiting.clone());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(SCRAPE_EVERY);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    loop {
+                        tick.tick().await;
+                        let sent = t0.elapsed().as_secs_f64();
+                        if let Ok(v) = scrape::common_once(&client, &path, Duration::from_secs(1)).await
+                            && let Some((_, w)) = v.get(enginemon::WAITING)
+                        {
+                            // the gauge's time: the middle of the scrape
+                            let at = (sent + t0.elapsed().as_secs_f64()) / 2.0;
+                            waiting.lock().unwrap_or_else(|e| e.into_inner()).push((at, *w));
+                        }
+                    }
+                })
+            });
             let watch = {
-                let (live, stop, stopped, halt, slo) = (
+                let (live, stop, stopped, signal, halt, slo, waiting) = (
                     live.clone(),
                     stop.clone(),
                     stopped.clone(),
+                    signal.clone(),
                     self.halt.clone(),
                     self.slo.clone(),
+                    waiting.clone(),
                 );
-                let (warmup_s, early, drain_s) = (self.warmup_s, self.early, self.drain.as_secs_f64());
+                let (early, drain_s, gauge) = (self.early, self.drain.as_secs_f64(), self.metrics.is_some());
                 tokio::spawn(async move {
                     let mut sat = Saturation::default();
+                    let mut gauge_seen = 0;
+                    let mut waited = 0;
                     let mut tick = tokio::time::interval(Duration::from_millis(100));
                     loop {
                         tick.tick().await;
@@ -403,12 +479,33 @@ impl Ctx {
                             (l.done, l.misses.clone(), l.misses_any)
                         };
                         let due = arrivals.partition_point(|a| *a <= e) as u64;
-                        if e >= warmup_s {
+                        // the queues are sampled from the warm-up's end to the schedule's
+                        // (after it the queue can only drain); the gauge from its last
+                        // scrape before the warm-up ended
+                        if e >= warmup_s && e <= planned_s {
                             sat.push(e, due.saturating_sub(done) as f64, done as f64);
+                        }
+                        {
+                            let w = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                            let from = w.partition_point(|x| x.0 < warmup_s).saturating_sub(1);
+                            let to = w.partition_point(|x| x.0 <= planned_s);
+                            if from < to && w.len() != gauge_seen {
+                                sat.set_waiting(&w[from..to]);
+                            }
+                            gauge_seen = w.len();
+                        }
+                        let mut by = if early { sat.saturated_by(rate) } else { None };
+                        // the gauge's samples lag the backlog's by up to a scrape: when only
+                        // the backlog climbs yet, wait up to GAUGE_LAG ticks for the gauge, so
+                        // that a step where both climb names the engine's queue
+                        if gauge && by == Some(Signal::InFlight) && waited < GAUGE_LAG {
+                            waited += 1;
+                            by = None;
                         }
                         let why = if halt.is_stopped() {
                             Some("interrupted")
-                        } else if early && sat.saturated(rate) {
+                        } else if let Some(b) = by {
+                            *signal.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
                             Some("saturated")
                         } else if early
                             && capacity::decided_fail(
@@ -438,6 +535,9 @@ impl Ctx {
             };
             let h = scheduler::run(plan, rx, feed, stop.clone()).await;
             watch.abort();
+            if let Some(s) = scraper {
+                s.abort();
+            }
             h
         });
         let wall = t0.elapsed().as_secs_f64();
@@ -456,6 +556,7 @@ impl Ctx {
             _ => None,
         };
         let saturated = stopped == Some("saturated");
+        let signal = *signal.lock().unwrap_or_else(|e| e.into_inner());
         let meets = stopped.is_none() && !load.client_bound && n_ok > 0 && sc.score.is_some_and(|s| s <= 1.0);
         let step = CapacityStep {
             step: n,
@@ -474,11 +575,47 @@ impl Ctx {
             client_bound: load.client_bound,
             output_tok_per_s: span.map(|s| out_tokens as f64 / s),
             stopped: stopped.map(str::to_string),
+            saturated_by: signal.filter(|_| saturated).map(|s| s.name().to_string()),
         };
         if !self.quiet {
             eprintln!("{}", step_line(&step, &self.slo));
         }
         Ok(StepRun { step, obs: live.obs })
+    }
+}
+
+/// The engine's waiting-requests gauge at `url`, checked with one scrape: None (with a
+/// warning) when the endpoint answers without one, an error when it cannot be parsed as a URL.
+fn engine_queue(rt: &tokio::runtime::Runtime, url: Option<&str>, args: &Args) -> anyhow::Result<Option<Metrics>> {
+    let Some(url) = url else { return Ok(None) };
+    let (target, path) = scrape::metrics_endpoint(url)
+        .map_err(|e| anyhow::anyhow!("--metrics-url {url}: {e} (give http://HOST:PORT or a full metrics URL)"))?;
+    let shown = format!("{}{path}", target.base_url());
+    let client = Arc::new(Client::new(target, Vec::new(), false, &args.tls.options())?);
+    let first = rt.block_on(scrape::common_once(&client, &path, Duration::from_secs(3)));
+    match first {
+        Ok(v) => match v.get(enginemon::WAITING) {
+            Some((series, _)) => {
+                if !args.quiet {
+                    eprintln!(
+                        "sweep: engine queue: {series} from {shown}, sampled every {SCRAPE_EVERY:?} as saturation evidence"
+                    );
+                }
+                Ok(Some(Metrics { client, path }))
+            }
+            None => {
+                eprintln!(
+                    "sweep: warning: {shown} has no waiting-requests gauge enginemon knows; the saturation rule uses the client's backlog only"
+                );
+                Ok(None)
+            }
+        },
+        Err(e) => {
+            eprintln!(
+                "sweep: warning: {shown}: {e}; the saturation rule uses the client's backlog only (check --metrics-url)"
+            );
+            Ok(None)
+        }
     }
 }
 
@@ -505,7 +642,12 @@ fn step_line(s: &CapacityStep, slo: &Slo) -> String {
         "met".to_string()
     } else {
         match s.stopped.as_deref() {
-            Some("saturated") => format!("SATURATED, stopped after {:.1} s of {:.1} s", s.duration_s, s.planned_s),
+            Some("saturated") => format!(
+                "SATURATED ({}), stopped after {:.1} s of {:.1} s",
+                s.saturated_by.as_deref().unwrap_or("in_flight"),
+                s.duration_s,
+                s.planned_s
+            ),
             Some("decided") => format!(
                 "missed, stopped after {:.1} s of {:.1} s (already lost)",
                 s.duration_s, s.planned_s
@@ -572,6 +714,16 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
     if args.repeats == 0 || args.gpus == 0 {
         bail!("--repeats and --gpus must be at least 1");
     }
+    if let Some(u) = &args.metrics_url {
+        scrape::metrics_endpoint(u)
+            .map_err(|e| anyhow::anyhow!("--metrics-url {u}: {e} (give http://HOST:PORT or a full metrics URL)"))?;
+    }
+    if !(args.probe > 0.0 && args.probe <= 1.0) {
+        bail!(
+            "--probe must be a share of the step above 0 and at most 1 (1: no probes), got {}",
+            args.probe
+        );
+    }
     if args.step.is_zero() {
         bail!("--step must be longer than zero, e.g. 30s");
     }
@@ -632,6 +784,13 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
         rate_rps: None,
         source_tool: None,
     };
+    let metrics = engine_queue(
+        &rt,
+        args.metrics_url
+            .as_deref()
+            .or_else(|| state.as_ref().and_then(|s| s.metrics_url.as_deref())),
+        &args,
+    )?;
     let mut meta = Meta::for_output(&REQUESTS, false);
     meta.set("servebench.url", target.base_url());
     meta.set("servebench.api", api.name());
@@ -671,9 +830,18 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         early: !args.no_early_stop,
         quiet: args.quiet,
+        probe: args.probe,
+        metrics,
     };
     let t_search = Instant::now();
-    let mut search = Search::new(args.start_rate, args.min_rate, args.max_rate, args.tolerance, args.grow);
+    let mut search = Search::new(
+        args.start_rate,
+        args.min_rate,
+        args.max_rate,
+        args.tolerance,
+        args.grow,
+        args.probe < 1.0,
+    );
     let mut runs: Vec<StepRun> = Vec::new();
     let mut n = 0u32;
     while let Some((rate, phase)) = search.next() {
@@ -681,8 +849,10 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
             break;
         }
         n += 1;
-        let r = ctx.run_step(n, rate, phase)?;
-        search.record(rate, r.step.meets);
+        let probe = search.is_probe(phase);
+        let r = ctx.run_step(n, rate, phase, probe)?;
+        // a probe is conclusive only when it saturated (a climbing queue at any length)
+        search.record(rate, r.step.meets, !probe || r.step.saturated);
         runs.push(r);
     }
     // The final bracket: the last step at the passing rate and at the failing one.
@@ -741,13 +911,13 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
                 break;
             }
             n += 1;
-            let rp = ctx.run_step(n, runs[ip].step.rate_rps, Phase::Repeat)?;
+            let rp = ctx.run_step(n, runs[ip].step.rate_rps, Phase::Repeat, false)?;
             runs.push(rp);
             let ip2 = runs.len() - 1;
             let jf2 = match fail {
                 Some(f) => {
                     n += 1;
-                    runs.push(ctx.run_step(n, f, Phase::Repeat)?);
+                    runs.push(ctx.run_step(n, f, Phase::Repeat, false)?);
                     Some(runs.len() - 1)
                 }
                 None => None,

@@ -19,7 +19,9 @@
 //! every second). The capacity at any TTFT limit above `ttft_ms` is therefore N / S (exactly,
 //! as the step grows long): the sharp, known knee `sweep`'s tests search for. E.g. N = 4,
 //! ttft 50 ms, itl 10 ms, 16 tokens of one chunk each: S = 50 + 15 x 10 = 200 ms, 20 req/s.
-//! A client that goes away gives up its place in the queue or its slot.
+//! A client that goes away gives up its place in the queue or its slot. `/metrics` then shows
+//! the streams holding a slot as `vllm:num_requests_running` and the ones queued for a slot
+//! as `vllm:num_requests_waiting`.
 
 pub mod fault;
 pub mod format;
@@ -292,6 +294,11 @@ fn metrics_text(sh: &Shared) -> String {
     let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let (running, waiting) = if sh.sim.is_some() {
         (g(&m.running), g(&m.waiting))
+    } else if let (Some(sem), Some(n)) = (&sh.slots, sh.cfg.slots) {
+        // --slots: the streams holding a slot run, the others wait for one
+        let busy = (n.max(1) - sem.available_permits()) as u64;
+        let streams = g(&m.active_streams);
+        (busy.min(streams), streams.saturating_sub(busy))
     } else {
         (g(&m.active_streams), 0)
     };

@@ -140,6 +140,27 @@ async fn scrape_once(
     }
 }
 
+/// One scrape's well-known values (enginemon's common names: `waiting`, `running`, ...), for
+/// a caller that reads gauges live rather than recording rows (sweep's engine-queue signal).
+pub async fn common_once(
+    client: &Client,
+    path: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<&'static str, (String, f64)>, String> {
+    match client.get(path, timeout).await? {
+        (200, body) => Ok(crate::enginemon::common_values(&crate::prom::parse(
+            &String::from_utf8_lossy(&body),
+        ))),
+        (status, body) => {
+            let b = String::from_utf8_lossy(&body);
+            Err(format!(
+                "HTTP {status}: {}",
+                b.trim().chars().take(120).collect::<String>()
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

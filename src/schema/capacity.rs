@@ -21,14 +21,17 @@ use std::collections::BTreeMap;
 pub struct CapacityStep {
     /// The `N` of `DIR/step=N/requests.parquet` (1-based, in the order run).
     pub step: u32,
-    /// `bracket` (growing or shrinking to find a passing and a failing rate), `bisect`
-    /// (narrowing to --tolerance) or `repeat` (--repeats of the final bracket).
+    /// `bracket` (short probes, growing or shrinking to find a passing and a failing rate),
+    /// `bisect` (narrowing to --tolerance, full length), `confirm` (an end of the final
+    /// bracket measured only by a probe, run at full length) or `repeat` (--repeats of the
+    /// final bracket).
     pub phase: String,
     /// Offered (scheduled) open-loop rate, req/s.
     pub rate_rps: f64,
     /// Rate the client really sent at, req/s (null with fewer than 2 sent).
     pub achieved_rate_rps: Option<f64>,
-    /// How long the step was planned to run, s.
+    /// How long the step was planned to run (warm-up included; a probe's is --probe of a
+    /// full step's), s.
     pub planned_s: f64,
     /// How long it ran (shorter when stopped early: saturated or already decided), s.
     pub duration_s: f64,
@@ -55,6 +58,10 @@ pub struct CapacityStep {
     pub output_tok_per_s: Option<f64>,
     /// Why the step ended before its planned end, if it did (`saturated`, `decided`).
     pub stopped: Option<String>,
+    /// What showed a saturated step saturated: `engine_queue` (the engine's waiting-requests
+    /// gauge climbed) or `in_flight` (the client's backlog, requests due minus done, climbed).
+    #[serde(default)]
+    pub saturated_by: Option<String>,
 }
 
 impl CapacityStep {
@@ -138,5 +145,5 @@ crate::contract! {
     N_STEPS "n_steps": u32, opt, "", "steps run, repeats included", field(n_steps);
     SEARCH_S "search_s": f64, opt, "s", "wall time of the whole search", field(search_s);
     NOTE "note": Option<String>, opt, "", "what limits the answer (e.g. 'at least: --max-rate met the SLO', 'below --min-rate')", field(note);
-    STEPS_JSON "steps_json": String, opt, "", "the steps tried, a JSON array of objects: step, phase, rate_rps, achieved_rate_rps, planned_s, duration_s, n_sent, n_ok, attained_pct, percentiles {ttft_p99_ms: ...}, score, meets, saturated, client_bound, output_tok_per_s, stopped", field(steps_json);
+    STEPS_JSON "steps_json": String, opt, "", "the steps tried, a JSON array of objects: step, phase, rate_rps, achieved_rate_rps, planned_s, duration_s, n_sent, n_ok, attained_pct, percentiles {ttft_p99_ms: ...}, score, meets, saturated, client_bound, output_tok_per_s, stopped, saturated_by (engine_queue or in_flight)", field(steps_json);
 }

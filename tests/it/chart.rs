@@ -516,6 +516,7 @@ pub fn capacity_rows() -> Vec<servebench::schema::Capacity> {
                     client_bound: false,
                     output_tok_per_s: Some(rate * 128.0),
                     stopped: saturated.then(|| "saturated".into()),
+                    saturated_by: saturated.then(|| "in_flight".into()),
                 }
             })
             .collect();

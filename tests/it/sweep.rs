@@ -167,7 +167,10 @@ fn timing_sweep_is_deterministic() {
     let d = tmp();
     let m = Mock::start(SLOTS);
     let t = constant_trace(d.path(), "32", "16");
-    // a loose tolerance keeps every step away from the knee (6, 12, 24, 18)
+    // a loose tolerance keeps every step away from the knee: probes at 6, 24 (x4) and 12
+    // (the geometric mean), then full-length steps at 17 (bisection at the geometric mean,
+    // 12 x 2^0.5) and 24 (the failing end, measured only by a probe, confirmed); no early
+    // stops, so no timing decides whether the probe at 24 was conclusive
     let args = [
         "--slo",
         "ttft_p99=150ms",
@@ -176,16 +179,23 @@ fn timing_sweep_is_deterministic() {
         "--step",
         "2s",
         "--tolerance",
-        "0.4",
+        "0.45",
         "--seed",
         "9",
+        "--no-early-stop",
     ];
     let a = sweep(&t, &m.url, &d.path().join("a"), &args);
     let b = sweep(&t, &m.url, &d.path().join("b"), &args);
-    assert_eq!(rates(&a), vec![6.0, 12.0, 24.0, 18.0], "{}", a.steps_json);
+    let rounded: Vec<f64> = rates(&a).iter().map(|r| (r * 100.0).round() / 100.0).collect();
+    assert_eq!(rounded, vec![6.0, 24.0, 12.0, 16.97, 24.0], "{}", a.steps_json);
     assert_eq!(rates(&a), rates(&b));
+    let phases: Vec<String> = a.steps().unwrap().into_iter().map(|s| s.phase).collect();
+    assert_eq!(phases, ["bracket", "bracket", "bracket", "bisect", "confirm"]);
+    // probes are a quarter of a full step's warm-up and at least 2 s measured
+    let planned: Vec<f64> = a.steps().unwrap().iter().map(|s| s.planned_s).collect();
+    assert_eq!(planned, [2.25, 2.25, 2.25, 3.0, 3.0]);
     let hashes = |dir: &Path| -> Vec<String> {
-        (1..=4)
+        (1..=5)
             .map(|n| {
                 let p = dir.join(format!("step={n}")).join("requests.parquet");
                 let i = servebench::io::open(&p.to_string_lossy()).unwrap();
@@ -211,7 +221,7 @@ fn timing_a_saturated_step_stops_early_and_the_search_goes_on_below() {
     let t = constant_trace(d.path(), "32", "16");
     let out = d.path().join("cap");
     // a TTFT limit this loose is never decided by misses within a step: only the saturation
-    // rule can end a step early
+    // rule can end a step early; every step full-length (--probe 1)
     let c = sweep(
         &t,
         &m.url,
@@ -225,6 +235,8 @@ fn timing_a_saturated_step_stops_early_and_the_search_goes_on_below() {
             "6s",
             "--tolerance",
             "0.3",
+            "--probe",
+            "1",
         ],
     );
     let steps: Vec<CapacityStep> = c.steps().unwrap();
@@ -232,6 +244,8 @@ fn timing_a_saturated_step_stops_early_and_the_search_goes_on_below() {
     assert_eq!(first.rate_rps, 80.0);
     assert!(first.saturated && !first.meets, "{first:?}");
     assert_eq!(first.stopped.as_deref(), Some("saturated"));
+    // without the engine's metrics, the client's backlog showed it
+    assert_eq!(first.saturated_by.as_deref(), Some("in_flight"));
     assert!(
         first.duration_s < 0.6 * first.planned_s,
         "stopped after {} s of {} s",
@@ -268,6 +282,51 @@ fn timing_a_saturated_step_stops_early_and_the_search_goes_on_below() {
     assert_eq!(rows(&summary), distinct.len());
 }
 
+/// With the engine's metrics endpoint (mock-engine --slots exports its queue as
+/// `vllm:num_requests_waiting`), a step far past capacity is stopped early on the engine's
+/// waiting gauge, and the step says so.
+#[test]
+fn timing_a_saturated_step_stops_on_the_engine_queue() {
+    let d = tmp();
+    let m = Mock::start(SLOTS);
+    let t = constant_trace(d.path(), "32", "16");
+    let out = d.path().join("cap");
+    let c = sweep(
+        &t,
+        &m.url,
+        &out,
+        &[
+            "--slo",
+            "ttft_p99=20s",
+            "--start-rate",
+            "80",
+            "--step",
+            "6s",
+            "--tolerance",
+            "0.3",
+            "--probe",
+            "1",
+            "--metrics-url",
+            &m.url,
+        ],
+    );
+    let steps: Vec<CapacityStep> = c.steps().unwrap();
+    let first = &steps[0];
+    assert_eq!(first.rate_rps, 80.0);
+    assert!(first.saturated && !first.meets, "{first:?}");
+    assert_eq!(first.saturated_by.as_deref(), Some("engine_queue"), "{first:?}");
+    assert!(
+        first.duration_s < 0.6 * first.planned_s,
+        "stopped after {} s of {} s",
+        first.duration_s,
+        first.planned_s
+    );
+    // the search goes on below it and finds the knee
+    let cap = c.capacity_rps.expect("a capacity");
+    assert!(cap > 10.0 && cap < 30.0, "{cap}; {}", c.steps_json);
+    assert!(steps.iter().any(|s| s.meets && s.saturated_by.is_none()));
+}
+
 #[test]
 fn sweep_refuses_bad_arguments_and_shows_an_example() {
     let help = match Args::try_parse_from(["sweep", "--help"]) {
@@ -289,4 +348,6 @@ fn sweep_refuses_bad_arguments_and_shows_an_example() {
     assert!(bad(&["--slo", "ttft=500ms"]).contains("--attainment"));
     assert!(bad(&["--slo", "ttft_p99=500ms", "--tolerance", "0"]).contains("--tolerance"));
     assert!(bad(&["--slo", "ttft_p99=500ms", "--min-rate", "5", "--max-rate", "1"]).contains("--min-rate"));
+    assert!(bad(&["--slo", "ttft_p99=500ms", "--probe", "0"]).contains("--probe"));
+    assert!(bad(&["--slo", "ttft_p99=500ms", "--metrics-url", "nohost"]).contains("--metrics-url"));
 }
