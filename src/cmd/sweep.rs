@@ -50,8 +50,9 @@ to each step's rate (its arrival pattern kept, its times scaled; repeated when t
 at --warmup + --step. Requests due in the first --warmup are marked warmup and not scored;
 latencies are measured from the schedule (ttft_sched_ms, e2e_sched_ms), and a request that did
 not end ok misses every limit.
-The search: short probes (--probe of the warm-up and of the step, at least 2 s measured) grow
-the rate by --grow squared from --start-rate until one fails (or shrink it until one passes),
+The search: short probes (--probe of the warm-up and of the step, at least 2 s and 3 requests
+measured; a probe that cannot hold 3 requests in --step is a full-length step) grow the rate by
+--grow squared from --start-rate until one fails (or shrink it until one passes),
 and one more probe at the geometric mean brings the bracket to --grow wide; inside it every
 step is full-length: bisection at the geometric mean until (failing - passing) / passing <=
 --tolerance, then an end of the bracket measured only by a probe is confirmed at full length
@@ -281,6 +282,10 @@ struct Metrics {
 
 /// The shortest measured part of a probe, s: the saturation rule needs 1.5 s of samples.
 const PROBE_MIN_S: f64 = 2.0;
+/// The fewest requests a probe's measured part is planned to hold: at low rates a probe is
+/// lengthened so that it sends some (a probe as long as the step is a full-length step). A
+/// probe only brackets; the ends of the final bracket are measured at full length.
+const PROBE_MIN_REQUESTS: f64 = 3.0;
 /// How often the engine's metrics are scraped during a step.
 const SCRAPE_EVERY: Duration = Duration::from_millis(100);
 /// Ticks (of 100 ms) a backlog verdict waits for the engine's gauge to catch up.
@@ -349,14 +354,20 @@ impl Live {
 }
 
 impl Ctx {
-    /// Run step `n` at `rate`: full-length (--warmup + --step), or a probe (--probe of each,
-    /// its measured part at least [`PROBE_MIN_S`] and at most --step).
+    /// The measured length of a probe at `rate`: --probe of --step, at least [`PROBE_MIN_S`]
+    /// and long enough for [`PROBE_MIN_REQUESTS`], at most --step.
+    fn probe_s(&self, rate: f64) -> f64 {
+        (self.step_s * self.probe)
+            .max(PROBE_MIN_S)
+            .max(PROBE_MIN_REQUESTS / rate)
+            .min(self.step_s)
+    }
+
+    /// Run step `n` at `rate`: full-length (--warmup + --step), or a probe (--probe of the
+    /// warm-up, and [`Ctx::probe_s`] measured).
     fn run_step(&self, n: u32, rate: f64, phase: Phase, probe: bool) -> anyhow::Result<StepRun> {
         let (warmup_s, step_s) = if probe {
-            (
-                self.warmup_s * self.probe,
-                (self.step_s * self.probe).max(PROBE_MIN_S).min(self.step_s),
-            )
+            (self.warmup_s * self.probe, self.probe_s(rate))
         } else {
             (self.warmup_s, self.step_s)
         };
@@ -849,8 +860,16 @@ pub fn run_with(args: Args, halt: Arc<Stop>) -> anyhow::Result<ExitCode> {
             break;
         }
         n += 1;
-        let probe = search.is_probe(phase);
+        // a probe that could not hold its few requests within the step is a full-length step
+        let probe = search.is_probe(phase) && PROBE_MIN_REQUESTS / rate <= ctx.step_s;
         let r = ctx.run_step(n, rate, phase, probe)?;
+        if r.step.n_sent == 0 && !r.step.saturated && !halt.is_stopped() {
+            anyhow::bail!(
+                "step {n} at {rate:.3} req/s measured no request in {:.1} s: a verdict needs requests; lengthen \
+                 --step, raise --start-rate or --min-rate, or give a longer trace",
+                r.step.planned_s
+            );
+        }
         // a probe is conclusive only when it saturated (a climbing queue at any length)
         search.record(rate, r.step.meets, !probe || r.step.saturated);
         runs.push(r);
