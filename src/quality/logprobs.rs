@@ -104,7 +104,7 @@ pub fn scores_per_position(api: Api) -> bool {
 /// multi-byte character), so the greedy token could leave a position unscored; a plain ASCII
 /// token always completes. The bias acts in the sampler, after the probabilities are read
 /// from the raw logits: the top-k returned are unchanged (checked on the real server).
-pub const LLAMACPP_FORCED: &str = "a";
+pub const LLAMACPP_FORCED: &str = " the";
 
 /// llama.cpp's tokenizer route.
 pub const LLAMACPP_TOKENIZE: &str = "/tokenize";
