@@ -282,7 +282,8 @@ impl Fmt {
             }
         };
         if let Some(lp) = &self.lp {
-            if self.proto == Proto::Llamacpp {
+            // llama.cpp sends the field only when n_probs asked for it
+            if self.proto == Proto::Llamacpp && lp.ask.logprobs.is_some() {
                 v["completion_probabilities"] = lp.llamacpp_probs(0, k);
             }
             match self.proto {
