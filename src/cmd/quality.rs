@@ -228,13 +228,16 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(target, Vec::new(), true, &TlsOptions::default()).map_err(|e| Usage(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let per_position = scores_per_position(api);
+    if per_position && (args.max_positions == 0 || args.concurrency == 0) {
+        return Err(Usage("--max-positions and --concurrency must be at least 1".into()).into());
+    }
     let score = scores_prompt(api) || per_position;
     if per_position {
         eprintln!(
             "quality: the {} protocol scores a passage one request per position (its first {} positions, {} requests in flight; a prefix of the next, cached by the server)",
             api.name(),
             args.max_positions,
-            args.concurrency.max(1)
+            args.concurrency
         );
     } else if !score {
         eprintln!(
@@ -375,7 +378,7 @@ async fn teacher_force(
     let bodies: Vec<Value> = (1..=last).map(|i| llamacpp_position_body(&ids[..i], k)).collect();
     let path = route(Api::Llamacpp);
     let resps: Vec<Value> = stream::iter(bodies.iter().map(|b| post(client, path, b, timeout)))
-        .buffered(args.concurrency.max(1))
+        .buffered(args.concurrency)
         .try_collect()
         .await?;
     let mut out = Vec::with_capacity(last + 1);

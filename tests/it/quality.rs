@@ -455,6 +455,12 @@ fn quality_bad_input_exits_2_naming_the_line_or_the_missing_field() {
         e.contains(&m.url) && e.contains("meta_info.") && e.contains("no log probabilities"),
         "{e}"
     );
+    // llama.cpp's per-position scoring needs at least one position
+    let o = run(cmd("quality")
+        .args(["--url", &m.url, "--api", "llamacpp", "--max-positions", "0", "--set"])
+        .arg(&set));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--max-positions"), "{}", stderr(&o));
 }
 
 #[test]
