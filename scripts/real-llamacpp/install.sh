@@ -18,7 +18,9 @@
 #                                        (scripts/real-vllm/make_tiny_llama.py, no weights)
 #   DIR/tiny-llama-{fp16,q8_0,q4_k_m}.gguf  F16 from make_gguf.py (random weights, seed 0),
 #                                        Q8_0 and Q4_K_M from llama-quantize
-#   DIR/.ok                              written last
+#   DIR/.ok                              written last; holds "model MODEL_VERSION": an install
+#                                        of an older model version (v1: random weights with a
+#                                        nearly uniform output) is remade
 # Needs python3 with venv, a C++ compiler (Debian build-essential) and PyPI. The build takes
 # about 20-30 minutes on 2 busy cores. Idempotent: nothing is redone when both .ok markers
 # exist; a partial install is redone (a finished build whose copy was interrupted is reused).
@@ -26,6 +28,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 VERSION=0.3.36
+# The tiny model's version (make_gguf.py): 2 = the sharpened output distribution.
+MODEL_VERSION=2
 CACHE=${SERVEBENCH_CACHE:-$HOME/.cache/servebench}/llamacpp-$VERSION
 DIR=${1:-build/real-llamacpp}
 mkdir -p "$DIR" "$CACHE"
@@ -33,7 +37,7 @@ DIR=$(cd "$DIR" && pwd)
 t0=$(date +%s)
 say() { echo "real-llamacpp: [$(( $(date +%s) - t0 )) s] $*" >&2; }
 
-if [ -f "$DIR/.ok" ] && [ -f "$CACHE/.ok" ] && [ -x "$DIR/bin/llama-server" ]; then
+if grep -qx "model $MODEL_VERSION" "$DIR/.ok" 2>/dev/null && [ -f "$CACHE/.ok" ] && [ -x "$DIR/bin/llama-server" ]; then
   exit 0
 fi
 
@@ -92,5 +96,5 @@ for q in q8_0 q4_k_m; do
   "$DIR/bin/llama-quantize" "$DIR/tiny-llama-fp16.gguf" "$DIR/tiny-llama-$q.gguf" "$Q" 2 \
     > "$DIR/quantize-$q.log" 2>&1 || { tail -20 "$DIR/quantize-$q.log" >&2; exit 1; }
 done
-touch "$DIR/.ok"
+echo "model $MODEL_VERSION" > "$DIR/.ok"
 say "done: $DIR ($(cd "$DIR" && ls -s --block-size=K tiny-llama-*.gguf | tr '\n' ' '))"

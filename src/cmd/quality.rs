@@ -22,8 +22,11 @@ use crate::meta::Meta;
 use crate::quality::compare::{
     META_ENGINE, META_LABEL, META_MODEL, META_QUANT, META_SET, META_SET_SHA256, compare_files,
 };
-use crate::quality::logprobs::{LogprobError, default_top_k, parse, path as route, request_body, scores_prompt};
-use crate::quality::measures::exact_match;
+use crate::quality::logprobs::{
+    LLAMACPP_TOKENIZE, LogprobError, Piece, default_top_k, llamacpp_position, llamacpp_position_body,
+    llamacpp_tokenize_body, llamacpp_tokens, parse, path as route, request_body, scores_per_position, scores_prompt,
+};
+use crate::quality::measures::{Position, exact_match};
 use crate::schema::{QUALITY, QualityRow, Rows};
 
 /// The checked-in evaluation set.
@@ -52,7 +55,7 @@ pub struct Args {
     /// Directory of engine-up state files
     #[arg(long, env = "SERVEBENCH_STATE_DIR", default_value = ".servebench/engines")]
     pub state_dir: PathBuf,
-    /// Protocol: completions (scores passages with echo; vLLM's prompt_logprobs), chat, tgi, sglang, llamacpp (chat and llamacpp cannot score a given text: task rows only)
+    /// Protocol: completions (scores passages with echo; vLLM's prompt_logprobs), chat, tgi, sglang, llamacpp (scores passages one request per position); chat cannot score a given text: task rows only
     #[arg(long, default_value = "completions")]
     pub api: String,
     /// Model name sent in OpenAI requests (default: the engine's served model)
@@ -80,6 +83,13 @@ pub struct Args {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// llamacpp: positions scored per passage (one request each, the first N after the first
+    /// token); the rest of a longer passage is left out
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_positions: u32,
+    /// llamacpp: requests in flight at once while scoring a passage's positions
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
 }
 
 /// One item of the evaluation set.
@@ -217,8 +227,19 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
     let target = Endpoint::parse(&url).map_err(|e| Usage(e.to_string()))?;
     let client = Client::new(target, Vec::new(), true, &TlsOptions::default()).map_err(|e| Usage(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let score = scores_prompt(api);
-    if !score {
+    let per_position = scores_per_position(api);
+    if per_position && (args.max_positions == 0 || args.concurrency == 0) {
+        return Err(Usage("--max-positions and --concurrency must be at least 1".into()).into());
+    }
+    let score = scores_prompt(api) || per_position;
+    if per_position {
+        eprintln!(
+            "quality: the {} protocol scores a passage one request per position (its first {} positions, {} requests in flight; a prefix of the next, cached by the server)",
+            api.name(),
+            args.max_positions,
+            args.concurrency
+        );
+    } else if !score {
         eprintln!(
             "quality: the {} protocol cannot score a given text: teacher-forced agreement, KL and perplexity are missing; task rows only",
             api.name()
@@ -231,7 +252,34 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let mut rows: Vec<QualityRow> = Vec::new();
     let timeout = Duration::from_secs(args.timeout.max(1));
+    // llama.cpp: scored positions, and those whose observed token was outside the top k
+    let (mut scored_positions, mut outside) = (0usize, 0usize);
     for it in &items {
+        if per_position && it.kind == "passage" {
+            let text = it.text.as_deref().unwrap_or_default();
+            let ps = rt
+                .block_on(teacher_force(&client, text, top_k, args, timeout))
+                .with_context(|| format!("item {}: {who}", it.id))?
+                .map_err(|e| Usage(format!("{who}: item {}: {e}", it.id)))?;
+            for (i, p) in ps.into_iter().enumerate() {
+                if i > 0 {
+                    scored_positions += 1;
+                    outside += usize::from(p.logprob.is_none());
+                }
+                rows.push(QualityRow {
+                    item_id: it.id.clone(),
+                    item_kind: it.kind.clone(),
+                    top_k,
+                    api: api.name().to_string(),
+                    position: Some(i as u32),
+                    position_token: Some(p.token),
+                    token_logprob: p.logprob,
+                    top_logprobs_json: Some(json!(p.top).to_string()),
+                    ..Default::default()
+                });
+            }
+            continue;
+        }
         let (prompt, max_tokens, passage) = match it.kind.as_str() {
             "passage" if score => (it.text.as_deref().unwrap_or_default(), 1, true),
             "passage" => continue,
@@ -299,8 +347,54 @@ fn measure(args: &Args) -> anyhow::Result<ExitCode> {
     let mut sink = Sink::create(args.output.as_deref(), None, QUALITY.schema(), &meta)?;
     sink.write(&QualityRow::encode(&rows, &()))?;
     let n = sink.finish()?;
+    if per_position && outside > 0 {
+        eprintln!(
+            "quality: at {outside} of {scored_positions} scored positions the passage's token was not among the top {top_k}: no log probability there (its mass is in the KL's tail bucket; perplexity leaves those positions out)"
+        );
+    }
     eprintln!("quality: {n} rows from {} items ({who})", items.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Teacher-force one passage on llama.cpp (see `quality::logprobs`): tokenize it with the
+/// server's tokenizer, then score positions 1..=--max-positions, one `/completion` each,
+/// `--concurrency` at a time, in order. Position 0 comes first, unscored. The inner `Err` is a
+/// response without the expected fields (exit 2).
+async fn teacher_force(
+    client: &Client,
+    text: &str,
+    k: u32,
+    args: &Args,
+    timeout: Duration,
+) -> anyhow::Result<Result<Vec<Position>, LogprobError>> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let tb = post(client, LLAMACPP_TOKENIZE, &llamacpp_tokenize_body(text), timeout).await?;
+    let toks: Vec<Piece> = match llamacpp_tokens(&tb) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    let ids: Vec<i64> = toks.iter().map(|t| t.id).collect();
+    let last = toks.len().saturating_sub(1).min(args.max_positions as usize);
+    let bodies: Vec<Value> = (1..=last).map(|i| llamacpp_position_body(&ids[..i], k)).collect();
+    let path = route(Api::Llamacpp);
+    let resps: Vec<Value> = stream::iter(bodies.iter().map(|b| post(client, path, b, timeout)))
+        .buffered(args.concurrency)
+        .try_collect()
+        .await?;
+    let mut out = Vec::with_capacity(last + 1);
+    if let Some(first) = toks.first() {
+        out.push(Position {
+            token: first.piece.clone(),
+            ..Default::default()
+        });
+    }
+    for (i, r) in resps.iter().enumerate() {
+        match llamacpp_position(r, &toks[i + 1]) {
+            Ok(p) => out.push(p),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(out))
 }
 
 async fn post(client: &Client, path: &str, body: &Value, timeout: Duration) -> anyhow::Result<Value> {

@@ -282,10 +282,14 @@ impl Fmt {
             }
         };
         if let Some(lp) = &self.lp {
-            let c = &mut v["choices"][0];
+            // llama.cpp sends the field only when n_probs asked for it
+            if self.proto == Proto::Llamacpp && lp.ask.logprobs.is_some() {
+                v["completion_probabilities"] = lp.llamacpp_probs(0, k);
+            }
             match self.proto {
-                Proto::Chat => c["logprobs"] = lp.chat_logprobs(0, k),
+                Proto::Chat => v["choices"][0]["logprobs"] = lp.chat_logprobs(0, k),
                 Proto::Completions => {
+                    let c = &mut v["choices"][0];
                     if let Some(e) = lp.echo_text() {
                         c["text"] = serde_json::Value::String(format!("{e}{text}"));
                     }
@@ -294,7 +298,7 @@ impl Fmt {
                 }
                 _ => {}
             }
-            if matches!(self.proto, Proto::Chat | Proto::Completions)
+            if matches!(self.proto, Proto::Chat | Proto::Completions | Proto::Llamacpp)
                 && let Some(kl) = lp.true_kl()
             {
                 v["servebench_true_kl"] = kl;

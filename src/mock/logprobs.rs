@@ -6,7 +6,11 @@
 //! - completions: `logprobs: k` (top-k per generated token), `echo: true` (the prompt's own
 //!   tokens come back scored, the first with `null`), `prompt_logprobs: k` (vLLM's extension),
 //!   `temperature`;
-//! - chat: `logprobs: true` with `top_logprobs: k`, `temperature`.
+//! - chat: `logprobs: true` with `top_logprobs: k`, `temperature`;
+//! - llama.cpp `/completion`: `n_probs: k` (0: none), `temperature`; `prompt` a string or a
+//!   list of token ids (as `/tokenize` returns them: [`tokenize_response`]). `logit_bias` is
+//!   ignored (the mock's tokens are whole words: it never withholds probabilities the way
+//!   llama.cpp does for an incomplete UTF-8 token).
 //!
 //! Whenever log probabilities are asked for, or `temperature` is 0, the generated tokens are
 //! the model's greedy (argmax) continuation of the prompt: generated text becomes a function of
@@ -25,7 +29,10 @@
 //!   decoded_token}` with the top k and the prompt's own token (non-streamed responses);
 //! - chat, `choices[0].logprobs.content[]` = `{token, logprob, bytes, top_logprobs: [{token,
 //!   logprob, bytes}]}` (OpenAI's `ChatCompletionTokenLogprob`), top_logprobs best first;
-//! - both, when log probabilities were asked for (not for `temperature: 0` alone):
+//! - llama.cpp (non-streamed), `completion_probabilities[]` = `{id, token, bytes, logprob,
+//!   top_logprobs: [{id, token, bytes, logprob}]}` per generated token, top_logprobs best
+//!   first (llama.cpp since b4500);
+//! - all three, when log probabilities were asked for (not for `temperature: 0` alone):
 //!   `servebench_true_kl` (top level, not in any engine's format) = `{prompt: [null,
 //!   KL...], completion: [KL...], mean}`: the exact KL(baseline ‖ this server's variant), in
 //!   nats, of every distribution served, by summation over the whole vocabulary; `prompt` only
@@ -106,11 +113,35 @@ pub fn ask(proto: Proto, v: &Value) -> Result<Ask, String> {
                 ..Ask::default()
             })
         }
+        Proto::Llamacpp => Ok(Ask {
+            logprobs: count(v, "n_probs")?.filter(|k| *k > 0),
+            greedy,
+            ..Ask::default()
+        }),
         _ => Ok(Ask {
             greedy,
             ..Ask::default()
         }),
     }
+}
+
+/// llama.cpp's `POST /tokenize` answer for a request `{content, with_pieces}`: `{tokens:
+/// [id...]}`, or `{tokens: [{id, piece}...]}` with pieces (the mock has no special tokens:
+/// `add_special` changes nothing).
+pub fn tokenize_response(v: &Value) -> Value {
+    let text = v.get("content").and_then(Value::as_str).unwrap_or_default();
+    let pieces = v.get("with_pieces").and_then(Value::as_bool).unwrap_or(false);
+    let toks: Vec<Value> = model::tokenize(text)
+        .into_iter()
+        .map(|t| {
+            if pieces {
+                json!({"id": t.id, "piece": t.text})
+            } else {
+                json!(t.id)
+            }
+        })
+        .collect();
+    json!({ "tokens": toks })
 }
 
 /// The prompt's tokens: a string is tokenized; a list of integers is token ids; a list of
@@ -317,6 +348,29 @@ impl Scored {
             out.push(Value::Object(m));
         }
         Value::Array(out)
+    }
+
+    /// llama.cpp's `completion_probabilities` for generated tokens `from..to`; `null` when not
+    /// asked for.
+    pub fn llamacpp_probs(&self, from: u32, to: u32) -> Value {
+        let Some(k) = self.ask.logprobs else {
+            return Value::Null;
+        };
+        let one =
+            |id: u32, text: &str, lp: f64| json!({"id": id, "token": text, "bytes": text.as_bytes(), "logprob": lp});
+        self.generated[from as usize..to as usize]
+            .iter()
+            .map(|s| {
+                let mut v = one(s.id, &s.text, s.logprob);
+                v["top_logprobs"] = s
+                    .top
+                    .iter()
+                    .take(k)
+                    .map(|(id, lp)| one(*id, &model::id_text(*id), *lp))
+                    .collect();
+                v
+            })
+            .collect()
     }
 
     /// Chat `logprobs` for generated tokens `from..to`; `null` when not asked for.

@@ -248,6 +248,7 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>, fd: RawFd) -> Result<Re
         ("GET", "/metrics") => text_resp(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(&sh)),
         ("POST", p) => {
             let proto = match p {
+                "/tokenize" => Proto::Llamacpp,
                 "/v1/chat/completions" => Proto::Chat,
                 "/v1/completions" => Proto::Completions,
                 "/generate_stream" => Proto::Tgi,
@@ -278,6 +279,9 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>, fd: RawFd) -> Result<Re
                     ));
                 }
             };
+            if p == "/tokenize" {
+                return Ok(json_resp(StatusCode::OK, &logprobs::tokenize_response(&v)));
+            }
             return generate(&sh, proto, &v, arrived, fd);
         }
         _ => error(

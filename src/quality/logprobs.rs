@@ -30,8 +30,30 @@
 //! - llama.cpp `/completion`: `n_probs: k` → `completion_probabilities[i] = {id, token,
 //!   logprob, bytes, top_logprobs: [{id, token, logprob, bytes}]}` for generated tokens only
 //!   (llama.cpp before b4500 sent `{content, probs: [{tok_str, prob}]}` with probabilities, also
-//!   parsed). No prompt scoring: teacher-forced measures are not available there.
+//!   parsed). No prompt scoring in one request: [`llamacpp_tokenize_body`] and
+//!   [`llamacpp_position_body`] score a passage position by position instead (below).
 //!   (llama.cpp tools/server/README.md, `/completion` options and response.)
+//!
+//! # llama.cpp: teacher forcing one position per request
+//!
+//! llama.cpp's server cannot score a given sequence in one request (`n_probs` covers generated
+//! tokens only; its `/v1/completions` refuses `echo`). It can be teacher-forced all the same:
+//! `POST /tokenize {content, add_special: true, with_pieces: true}` → `{tokens: [{id, piece}]}`
+//! (`piece` a string, or a list of bytes where the piece is not valid UTF-8) gives the
+//! passage's tokens as the server's own tokenizer cuts them (the model's BOS first where it
+//! adds one), and for each position i ≥ 1 a `/completion` whose prompt is the token-id list
+//! `tokens[0..i]` with `n_predict: 1, n_probs: k, temperature: 0, cache_prompt: true` returns in
+//! `completion_probabilities[0].top_logprobs` the top-k of the distribution at position i
+//! (computed from the full softmax before sampling; `post_sampling_probs` is not sent). The
+//! observed token is `tokens[i]`: its log probability is its entry in that list, matched by
+//! id; where it is not among the top k it has none (its mass is in the tail bucket of the KL
+//! estimator, as with every engine, and perplexity is over the positions that carry one). One
+//! request per position, each a prefix of the next: the server's prefix cache
+//! (`cache_prompt`) makes each one cost about one token's forward pass. Position 0 (no
+//! context) is not scored, as with `echo`. (llama.cpp tools/server/README.md, `/tokenize` and
+//! `/completion`; fixtures `llamacpp_tokenize_with_pieces.json` and
+//! `llamacpp_completion_token_prompt_n_probs.json` captured from llama-server as vendored in
+//! llama-cpp-python 0.3.36.)
 
 use serde_json::{Value, json};
 
@@ -64,9 +86,144 @@ pub enum LogprobError {
     },
 }
 
-/// Whether the protocol can return the prompt's log probabilities (teacher forcing).
+/// Whether the protocol can return the prompt's log probabilities in one request (teacher
+/// forcing; llama.cpp does it one position per request: [`scores_per_position`]).
 pub fn scores_prompt(api: Api) -> bool {
     matches!(api, Api::Completions | Api::Tgi | Api::Sglang)
+}
+
+/// Whether the protocol teacher-forces a passage one position per request (llama.cpp's
+/// native protocol: see the module documentation).
+pub fn scores_per_position(api: Api) -> bool {
+    api == Api::Llamacpp
+}
+
+/// The text whose token(s) the scoring request forces as its one generated token (a logit
+/// bias of +100, string form): llama.cpp withholds a generated token's `n_probs` while its
+/// text is an incomplete UTF-8 sequence (a byte-level BPE token holding the first byte of a
+/// multi-byte character), so the greedy token could leave a position unscored; a plain ASCII
+/// token always completes. The bias acts in the sampler, after the probabilities are read
+/// from the raw logits: the top-k returned are unchanged (checked on the real server).
+pub const LLAMACPP_FORCED: &str = " the";
+
+/// llama.cpp's tokenizer route.
+pub const LLAMACPP_TOKENIZE: &str = "/tokenize";
+
+/// The `/tokenize` request for a passage: special tokens added as for a prompt (the model's
+/// BOS, if it adds one), with each token's piece.
+pub fn llamacpp_tokenize_body(text: &str) -> Value {
+    json!({"content": text, "add_special": true, "with_pieces": true})
+}
+
+/// One token of a passage as the server cut it: its id and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub id: i64,
+    pub piece: String,
+}
+
+/// Parse a `/tokenize` response with pieces; `piece` is a string, or a list of bytes where the
+/// piece is not valid UTF-8 (read lossily). Plain ids (a server that ignored `with_pieces`)
+/// are an error: the rows need the tokens' texts.
+pub fn llamacpp_tokens(body: &Value) -> Result<Vec<Piece>, LogprobError> {
+    let api = Api::Llamacpp;
+    let toks = array(api, &body["tokens"], "tokens")?;
+    toks.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let id = t["id"].as_i64().ok_or_else(|| {
+                malformed(
+                    api,
+                    "tokens",
+                    format!("token {i} has no id and piece (does the server know with_pieces?)"),
+                )
+            })?;
+            let piece = match &t["piece"] {
+                Value::String(s) => s.clone(),
+                Value::Array(b) => piece_text(&byte_list(b)),
+                _ => return Err(malformed(api, "tokens", format!("token {i} has no piece"))),
+            };
+            Ok(Piece { id, piece })
+        })
+        .collect()
+}
+
+fn byte_list(b: &[Value]) -> Vec<u8> {
+    b.iter().filter_map(|x| x.as_u64()).map(|x| x as u8).collect()
+}
+
+/// A token's text from its bytes, distinct for distinct bytes: the text where the bytes are
+/// valid UTF-8, else `<0xCD 0x63 ...>`. (llama.cpp's `token` renders an incomplete UTF-8 piece
+/// lossily, so two byte tokens can share a `token` text; the estimator matches tokens by
+/// text, so a shared text would pair the wrong probabilities.)
+pub fn piece_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            let hex: Vec<String> = bytes.iter().map(|b| format!("0x{b:02X}")).collect();
+            format!("<{}>", hex.join(" "))
+        }
+    }
+}
+
+/// The `/completion` request that scores the position after `prefix` (token ids): one token
+/// (forced: [`LLAMACPP_FORCED`]) with the top-`k` log probabilities of the distribution there,
+/// the prefix cache on.
+pub fn llamacpp_position_body(prefix: &[i64], k: u32) -> Value {
+    json!({"prompt": prefix, "n_predict": 1, "n_probs": k, "temperature": 0.0,
+        "stream": false, "logit_bias": [[LLAMACPP_FORCED, 100.0]]})
+}
+
+/// The scored position from a `/completion` response to [`llamacpp_position_body`]: the
+/// distribution at the first generated position, with `observed` (the passage's token there)
+/// and its log probability where it is among the top k (matched by id; by text on servers
+/// before b4500, which sent probabilities without ids).
+pub fn llamacpp_position(body: &Value, observed: &Piece) -> Result<Position, LogprobError> {
+    let api = Api::Llamacpp;
+    let probs = array(api, &body["completion_probabilities"], "completion_probabilities")?;
+    let e = probs
+        .first()
+        .ok_or_else(|| malformed(api, "completion_probabilities", "empty: no token was generated"))?;
+    let mut own = None;
+    let top: Vec<(String, f64)> = if let Some(ps) = e.get("probs") {
+        let ps = array(api, ps, "completion_probabilities[0].probs")?;
+        ps.iter()
+            .filter_map(|t| {
+                let (tok, lp) = (text(&t["tok_str"]), num(&t["prob"])?.ln());
+                if own.is_none() && tok == observed.piece {
+                    own = Some(lp);
+                }
+                Some((tok, lp))
+            })
+            .collect()
+    } else {
+        let ts = array(api, &e["top_logprobs"], "completion_probabilities[0].top_logprobs")?;
+        ts.iter()
+            .filter_map(|t| {
+                let lp = num(&t["logprob"])?;
+                if t["id"].as_i64() == Some(observed.id) {
+                    own = Some(lp);
+                }
+                let tok = match &t["bytes"] {
+                    Value::Array(b) => piece_text(&byte_list(b)),
+                    _ => text(&t["token"]),
+                };
+                Some((tok, lp))
+            })
+            .collect()
+    };
+    if top.is_empty() {
+        return Err(malformed(
+            api,
+            "completion_probabilities[0].top_logprobs",
+            "empty (n_probs 0?)",
+        ));
+    }
+    Ok(Position {
+        token: observed.piece.clone(),
+        logprob: own,
+        top,
+    })
 }
 
 /// The default `--top-k` of each protocol: the most log probabilities per position its engines

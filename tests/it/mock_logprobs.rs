@@ -261,3 +261,54 @@ fn chat_logprobs_and_streams_carry_the_same_tokens() {
     assert!(plain["choices"][0].get("logprobs").is_none_or(Value::is_null));
     assert!(plain.get("servebench_true_kl").is_none());
 }
+
+/// llama.cpp's native route: `/tokenize` cuts a text as the completions route does, a prompt
+/// of those token ids is scored as the text itself, `n_probs` gives the top k of each
+/// generated token (llama.cpp's `completion_probabilities` shape) with the greedy token first,
+/// and the variant's `servebench_true_kl` is the KL at the position after the prompt, the same
+/// number the completions route reports for that position.
+#[test]
+fn llamacpp_tokenize_token_prompts_and_n_probs() {
+    let m = mock(&["--quality-noise", "0.3", "--quality-seed", "5"]);
+    let t = post_json(&m, "/tokenize", &json!({"content": PROMPT, "with_pieces": true}));
+    let toks = t["tokens"].as_array().unwrap();
+    let ids: Vec<u64> = toks.iter().map(|x| x["id"].as_u64().unwrap()).collect();
+    let pieces: String = toks.iter().map(|x| x["piece"].as_str().unwrap()).collect();
+    assert_eq!(pieces, PROMPT);
+    let plain = post_json(&m, "/tokenize", &json!({"content": PROMPT}));
+    assert_eq!(plain["tokens"], json!(ids));
+    let ask = |prompt: Value| {
+        post_json(
+            &m,
+            "/completion",
+            &json!({"prompt": prompt, "n_predict": 1, "n_probs": 4, "temperature": 0.0, "stream": false}),
+        )
+    };
+    let (a, b) = (ask(json!(ids)), ask(json!(PROMPT)));
+    assert_eq!(a["completion_probabilities"], b["completion_probabilities"]);
+    let cp = a["completion_probabilities"].as_array().unwrap();
+    assert_eq!(cp.len(), 1);
+    let top = cp[0]["top_logprobs"].as_array().unwrap();
+    assert_eq!(top.len(), 4);
+    assert_eq!(top[0]["id"], cp[0]["id"], "greedy: the generated token is the top one");
+    assert!(
+        top.windows(2)
+            .all(|w| w[0]["logprob"].as_f64() >= w[1]["logprob"].as_f64())
+    );
+    let kl = a["servebench_true_kl"]["completion"][0].as_f64().unwrap();
+    assert!(kl > 0.0, "{a}");
+    // the completions route scores the same position (the first generated one) alike
+    let c = post_json(
+        &m,
+        "/v1/completions",
+        &json!({"model": "mock-llm", "prompt": PROMPT, "max_tokens": 1, "logprobs": 1, "temperature": 0}),
+    );
+    assert!((c["servebench_true_kl"]["completion"][0].as_f64().unwrap() - kl).abs() < 1e-12);
+    // no n_probs: no probabilities (greedy text only)
+    let n = post_json(
+        &m,
+        "/completion",
+        &json!({"prompt": PROMPT, "n_predict": 1, "temperature": 0.0}),
+    );
+    assert!(n.get("completion_probabilities").is_none(), "{n}");
+}

@@ -24,6 +24,10 @@ fn every_logprob_fixture_is_parsed() {
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
+        if name.contains("tokenize") {
+            // not a completion: read by llamacpp_tokenize_and_position_fixtures
+            continue;
+        }
         let (api, prompt) = match name.split('_').next().unwrap() {
             "vllm" if name.contains("chat") => (Api::Chat, false),
             "vllm" => (Api::Completions, name.contains("prompt_logprobs")),
@@ -46,7 +50,67 @@ fn every_logprob_fixture_is_parsed() {
         }
         n += 1;
     }
-    assert_eq!(n, 8);
+    assert_eq!(n, 9);
+}
+
+/// llama.cpp's teacher forcing, from responses captured from llama-server (llama-cpp-python
+/// 0.3.36's llama.cpp, the sharpened tiny model): `/tokenize` with pieces, and the
+/// `/completion` whose prompt is the token ids [1878, 223, 370, 428] ("The river") with
+/// n_probs 5. The observed token's log probability is its top-k entry, matched by id; a token
+/// outside the top k has none (its mass is in the tail bucket).
+#[test]
+fn llamacpp_tokenize_and_position_fixtures() {
+    use serde_json::json;
+    use servebench::quality::logprobs::{
+        Piece, llamacpp_position, llamacpp_position_body, llamacpp_tokenize_body, llamacpp_tokens, piece_text,
+    };
+    let toks = llamacpp_tokens(&fixture("llamacpp_tokenize_with_pieces.json")).unwrap();
+    assert_eq!(toks.len(), 16);
+    assert_eq!(
+        toks[..4],
+        [(1878, "The"), (223, " "), (370, "ri"), (428, "ver")].map(|(id, p)| Piece { id, piece: p.into() })
+    );
+    let b = llamacpp_tokenize_body("x");
+    assert_eq!(
+        (b["add_special"].clone(), b["with_pieces"].clone()),
+        (json!(true), json!(true))
+    );
+    let b = llamacpp_position_body(&[1878, 223], 7);
+    assert_eq!(
+        (b["prompt"].clone(), b["n_predict"].clone(), b["n_probs"].clone()),
+        (json!([1878, 223]), json!(1), json!(7))
+    );
+    let r = fixture("llamacpp_completion_token_prompt_n_probs.json");
+    let top = &r["completion_probabilities"][0]["top_logprobs"];
+    let (id1, lp1) = (top[1]["id"].as_i64().unwrap(), top[1]["logprob"].as_f64().unwrap());
+    let inside = llamacpp_position(
+        &r,
+        &Piece {
+            id: id1,
+            piece: "x".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(inside.top.len(), 5);
+    assert_eq!(inside.logprob, Some(lp1), "matched by id, not text");
+    assert_eq!(inside.token, "x");
+    assert!(inside.top.windows(2).all(|w| w[0].1 >= w[1].1));
+    let outside = llamacpp_position(
+        &r,
+        &Piece {
+            id: 999_999,
+            piece: "y".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(outside.logprob, None);
+    assert_eq!(outside.top, inside.top);
+    // without probabilities (a response to a request without n_probs): the field is named
+    let e = llamacpp_position(&json!({"content": "a"}), &toks[0]).unwrap_err();
+    assert!(e.to_string().contains("completion_probabilities"), "{e}");
+    // incomplete UTF-8 pieces stay distinct
+    assert_eq!(piece_text(b" a"), " a");
+    assert_ne!(piece_text(&[0xCD]), piece_text(&[0xCE]));
 }
 
 #[test]
@@ -391,6 +455,12 @@ fn quality_bad_input_exits_2_naming_the_line_or_the_missing_field() {
         e.contains(&m.url) && e.contains("meta_info.") && e.contains("no log probabilities"),
         "{e}"
     );
+    // llama.cpp's per-position scoring needs at least one position
+    let o = run(cmd("quality")
+        .args(["--url", &m.url, "--api", "llamacpp", "--max-positions", "0", "--set"])
+        .arg(&set));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--max-positions"), "{}", stderr(&o));
 }
 
 #[test]
@@ -401,4 +471,85 @@ fn the_checked_in_evaluation_set_is_well_formed() {
     let tasks = items.iter().filter(|i| i.kind == "task").count();
     let passages = items.len() - tasks;
     assert!(tasks >= 100 && passages >= 6, "{tasks} tasks, {passages} passages");
+}
+
+/// `quality --api llamacpp` against `url`: passages teacher-forced one `/completion` per
+/// position (token ids from `/tokenize`); returns the tool's stderr.
+fn measure_llamacpp(url: &str, set: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = run(cmd("quality")
+        .args(["--url", url, "--api", "llamacpp"])
+        .args(extra)
+        .arg("--set")
+        .arg(set)
+        .arg("-o")
+        .arg(out));
+    assert!(o.status.success(), "quality failed: {}", stderr(&o));
+    stderr(&o)
+}
+
+/// llama.cpp's native protocol cannot score a prompt in one request; the tool scores each
+/// position with its own request. Against the mock: zero noise gives zero KL and full
+/// agreement; a known noise gives KL-hat above zero and at most the mock's true KL over the
+/// very same positions (which the completions route reports for the same text), and with k
+/// the whole vocabulary the estimate is the truth; --max-positions bounds the requests.
+#[test]
+fn quality_llamacpp_teacher_forces_position_by_position_within_the_estimator_bound() {
+    let d = tmp();
+    let set = small_set(d.path());
+    let base = Mock::start(&["--ttft-ms", "0", "--itl-ms", "0"]);
+    let var = Mock::start(&[
+        "--ttft-ms",
+        "0",
+        "--itl-ms",
+        "0",
+        "--quality-noise",
+        "0.5",
+        "--quality-seed",
+        "3",
+    ]);
+    let p = |n: &str| d.path().join(n);
+    let e = measure_llamacpp(&base.url, &set, &p("a.parquet"), &["--top-k", "5"]);
+    assert!(e.contains("one request per position"), "{e}");
+    measure_llamacpp(
+        &base.url,
+        &set,
+        &p("a2.parquet"),
+        &["--top-k", "5", "--concurrency", "1"],
+    );
+    measure_llamacpp(&var.url, &set, &p("b.parquet"), &["--top-k", "5"]);
+    let same = compare(&p("a.parquet"), &p("a2.parquet"));
+    assert_eq!(same["top1_agreement"], 1.0, "{same}");
+    assert!(same["mean_kl"].as_f64().unwrap().abs() < 1e-12, "{same}");
+    assert_eq!(same["tasks"], 4, "{same}");
+    let c = compare(&p("a.parquet"), &p("b.parquet"));
+    let est = c["mean_kl"].as_f64().unwrap();
+    let n = c["positions"].as_u64().unwrap() as usize;
+    let mut truth = Vec::new();
+    for t in [
+        "the river rose for three days and the mill flooded in the spring",
+        "a good map leaves things out and every line on it is a decision",
+    ] {
+        truth.extend(true_kl(&var.url, t));
+    }
+    assert_eq!(truth.len(), n, "{c}");
+    let true_mean = truth.iter().sum::<f64>() / n as f64;
+    assert!(est > 0.0, "{c}");
+    assert!(
+        est <= true_mean * (1.0 + 1e-6) + 1e-9,
+        "estimate {est} above the true {true_mean}: {c}"
+    );
+    assert!(c["perplexity_ratio"].as_f64().is_some(), "{c}");
+    // k the whole vocabulary: nothing in the tail, the estimate is the truth
+    let k = servebench::mock::model::vocab_size().to_string();
+    measure_llamacpp(&base.url, &set, &p("fa.parquet"), &["--top-k", &k]);
+    measure_llamacpp(&var.url, &set, &p("fb.parquet"), &["--top-k", &k]);
+    let f = compare(&p("fa.parquet"), &p("fb.parquet"));
+    let full = f["mean_kl"].as_f64().unwrap();
+    assert!(
+        (full - true_mean).abs() < 1e-6 * true_mean.max(1.0),
+        "top-{k}: {full} vs true {true_mean}: {f}"
+    );
+    // --max-positions 5: position 0 and 5 scored positions per passage, then the 4 tasks
+    measure_llamacpp(&base.url, &set, &p("m.parquet"), &["--max-positions", "5"]);
+    assert_eq!(crate::common::rows(&p("m.parquet")), 2 * 6 + 4);
 }

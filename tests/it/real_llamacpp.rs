@@ -28,9 +28,10 @@ fn f(v: &Value, k: &str) -> f64 {
 
 /// For each quant: engine-up (readiness is /health, which answers 503 while the model loads),
 /// a short trace replayed over chat, completions and the native /completion with token
-/// counts from the server, enginemon on /metrics, the quality tool's greedy answers (n_probs),
-/// engine-down with no process left. Then the quants against F16: Q4_K_M further from it than
-/// Q8_0, F16 against itself identical.
+/// counts from the server, enginemon on /metrics, the quality tool (n_probs: passages
+/// teacher-forced one position per request, greedy answers), engine-down with no process
+/// left. Then the quants against F16: Q4_K_M further from it than Q8_0 in mean KL and greedy
+/// agreement, F16 against itself at zero.
 #[test]
 fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
     let dir = real_dir();
@@ -64,12 +65,14 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
             "1",
         ],
     );
-    // The checked-in set's first 64 task items (llama.cpp's n_probs covers generated tokens
-    // only: passages cannot be scored there, the tool skips them).
+    // The checked-in set's first three passages (teacher-forced one /completion per position,
+    // the first MAX_POSITIONS positions of each) and first 64 task items (greedy answers).
+    const MAX_POSITIONS: usize = 16;
     let full = std::fs::read_to_string(root.join(servebench::cmd::quality::DEFAULT_SET)).unwrap();
+    let passages: Vec<&str> = full.lines().filter(|l| l.contains("\"passage\"")).take(3).collect();
     let tasks: Vec<&str> = full.lines().filter(|l| l.contains("\"task\"")).take(64).collect();
     let set = d.path().join("set.jsonl");
-    std::fs::write(&set, tasks.join("\n") + "\n").unwrap();
+    std::fs::write(&set, [passages.clone(), tasks.clone()].concat().join("\n") + "\n").unwrap();
 
     let mut quality = Vec::new();
     for quant in ["fp16", "q8_0", "q4_k_m"] {
@@ -189,10 +192,14 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
             "{quant}: tokens_predicted_total {predicted}"
         );
 
-        // Greedy answers with top-5 log probabilities (n_probs); F16 twice.
+        // The quality tool with top-20 log probabilities (n_probs): passages teacher-forced
+        // position by position, greedy answers; F16 twice. One request at a time: with the
+        // server's --no-cache-prompt every position is computed whole, in the same batch shape
+        // each run (F16 against itself is then exactly the same).
         let runs = if quant == "fp16" { 2 } else { 1 };
         for i in 0..runs {
             let out = d.path().join(format!("quality-{quant}-{i}.parquet"));
+            let t0 = Instant::now();
             let o = ok(cmd("quality")
                 .args([
                     "--engine",
@@ -200,7 +207,11 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
                     "--api",
                     "llamacpp",
                     "--top-k",
-                    "5",
+                    "20",
+                    "--concurrency",
+                    "1",
+                    "--max-positions",
+                    &MAX_POSITIONS.to_string(),
                     "--state-dir",
                 ])
                 .arg(&sd)
@@ -208,10 +219,17 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
                 .arg(&set)
                 .arg("-o")
                 .arg(&out));
-            assert!(stderr(&o).contains("task rows only"), "{}", stderr(&o));
-            assert_eq!(rows(&out), tasks.len(), "{quant}");
+            eprintln!("quality {quant}: {:.1} s", t0.elapsed().as_secs_f64());
+            assert!(stderr(&o).contains("one request per position"), "{}", stderr(&o));
+            assert_eq!(
+                rows(&out),
+                passages.len() * (MAX_POSITIONS + 1) + tasks.len(),
+                "{quant}"
+            );
             let toks = column_text(&out, "output_tokens_json");
-            assert!(toks.iter().all(|t| t.len() > 2), "{quant}: empty answers {toks:?}");
+            // the task rows carry the answers (passage rows have none)
+            let answered = toks.iter().filter(|t| t.len() > 2).count();
+            assert_eq!(answered, tasks.len(), "{quant}: empty answers {toks:?}");
             quality.push(out);
         }
 
@@ -223,15 +241,32 @@ fn real_llamacpp_cpu_tiny_quants_serve_every_protocol_and_rank_by_quality() {
         assert!(!sd.join("llamacpp.json").exists());
     }
 
-    // The quality tool's comparison of greedy answers (16 tokens each): F16 against itself is
-    // identical; Q8_0 keeps closer to F16 than Q4_K_M (a longer common prefix on average),
-    // and Q4_K_M changes some answers. The random-weight model's next-token distribution is
-    // nearly uniform over its 8,192 tokens, so the top-5 lists hold almost no mass; greedy
-    // agreement is where the quantizations differ visibly.
+    // The quality tool's comparison. Teacher-forced: F16 against itself at zero KL and full
+    // top-1 agreement; Q4_K_M's mean KL from F16 above Q8_0's, and Q8_0's above zero. The
+    // sharpened model (make_gguf.py) puts most of the mass in the top 20, so the tail bucket
+    // hides little. Greedy answers (16 tokens each): F16 against itself identical; Q8_0 keeps
+    // closer to F16 than Q4_K_M (a longer common prefix on average), and Q4_K_M changes some.
     let same = compare(&quality[0], &quality[1]);
     let q8 = compare(&quality[0], &quality[2]);
     let q4 = compare(&quality[0], &quality[3]);
     eprintln!("F16 twice: {same}\nF16 vs Q8_0: {q8}\nF16 vs Q4_K_M: {q4}");
+    let positions = passages.len() * MAX_POSITIONS;
+    for c in [&same, &q8, &q4] {
+        assert_eq!(c["positions"], positions, "{c}");
+        assert_eq!(c["top_k"], serde_json::json!([20, 20]), "{c}");
+    }
+    assert!(f(&same, "mean_kl") < 1e-6, "F16 against itself: {same}");
+    assert_eq!(f(&same, "top1_agreement"), 1.0, "{same}");
+    // the top 20 hold most of the mass (the baseline's mean tail is small)
+    let top20 = 1.0 - f(&same, "mean_p_tail");
+    assert!(top20 > 0.8, "top-20 mass {top20}: {same}");
+    let (k8, k4) = (f(&q8, "mean_kl"), f(&q4, "mean_kl"));
+    assert!(
+        k8 > 0.0 && k4 > k8,
+        "Q4_K_M should be further from F16 than Q8_0: {k4} vs {k8}"
+    );
+    assert!(f(&q4, "top1_agreement") <= f(&q8, "top1_agreement"), "{q4}\n{q8}");
+    eprintln!("mean KL from F16 (nats): Q8_0 {k8:.5}, Q4_K_M {k4:.5}; top-20 mass {top20:.3}");
     assert_eq!(same["greedy_prompts"], tasks.len(), "{same}");
     assert_eq!(f(&same, "greedy_identical_share"), 1.0, "{same}");
     assert_eq!(same["accuracy_diff_points"], 0.0, "{same}");
