@@ -71,11 +71,9 @@ pub fn style_of(
         Some(e) => engine_color(e, false),
         None => engine_color(label, true),
     };
-    let dashed = !matches!(
-        quant.map(|s| s.to_ascii_lowercase()).as_deref(),
-        None | Some("fp16") | Some("bf16") | Some("exact")
-    );
-    (color, quant_marker(quant), dashed)
+    // dashed: every variant but the full-precision one (the circle)
+    let marker = quant_marker(quant);
+    (color, marker, marker != super::Marker::Circle)
 }
 
 /// A row's label, or "run" when it has none.

@@ -133,12 +133,22 @@ pub enum Marker {
     Cross,
 }
 
+/// By the variant's bit width, so GGUF names read like the others: 16 or 32 bits (and none
+/// given) a circle; 8 bits (fp8, int8, q8_0, w8a8) a square; 4 bits (awq, gptq, int4, q4_k_m,
+/// w4a16) a triangle; anything else a cross.
 pub fn quant_marker(q: Option<&str>) -> Marker {
-    match q.map(|s| s.to_ascii_lowercase()).as_deref() {
-        None | Some("fp16") | Some("bf16") | Some("exact") => Marker::Circle,
-        Some("awq") | Some("gptq") | Some("int4") => Marker::Triangle,
-        Some("fp8") | Some("int8") => Marker::Square,
-        _ => Marker::Cross,
+    let Some(q) = q.map(|s| s.to_ascii_lowercase()) else {
+        return Marker::Circle;
+    };
+    let bits = |b: &str| q.contains(b);
+    if matches!(q.as_str(), "fp16" | "bf16" | "f16" | "fp32" | "f32" | "exact") {
+        Marker::Circle
+    } else if bits("awq") || bits("gptq") || bits("4") {
+        Marker::Triangle
+    } else if bits("8") {
+        Marker::Square
+    } else {
+        Marker::Cross
     }
 }
 
