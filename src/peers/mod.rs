@@ -133,7 +133,7 @@ pub enum PeerError {
         written_for: &'static str,
         msg: String,
     },
-    #[error("{path}: not a {tool} result file ({written_for}){looks}; name the right tool with --tool")]
+    #[error("{path}: not a result file of {tool} ({written_for}){looks}; name the right tool with --tool")]
     WrongTool {
         path: PathBuf,
         tool: &'static str,

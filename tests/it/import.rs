@@ -212,7 +212,7 @@ fn broken_files_give_one_clear_error() {
     let vllm = peers_fixture("vllm/bench-serve-c4-n40.json");
     fails(
         &["--tool".as_ref(), "sglang".as_ref(), vllm.as_os_str()],
-        &["not a sglang result file", "looks like a vllm file"],
+        &["not a result file of sglang", "looks like a vllm file"],
     );
     // two tools in one import
     let sg = peers_fixture("sglang/bench-serving-details.jsonl");

@@ -414,7 +414,7 @@ fn truncated_and_wrong_tool_files_fail_cleanly() {
             import_cmd().arg(&q).args(["--tool", tool, "--format", "csv"]),
             &q,
             &[
-                &format!("not a {tool} result file"),
+                &format!("not a result file of {tool}"),
                 &format!("looks like a {looks} file"),
                 "--tool",
             ],
