@@ -221,9 +221,111 @@ pub struct StreamState {
     pub error: Option<String>,
     /// The stream said it is complete ([DONE], a final event, or an error).
     pub done: bool,
-    /// Output text, when captured (multi-turn sessions need it as context).
+    /// Output text, when captured (multi-turn sessions need it as context): the answer only,
+    /// reasoning left out (reasoning models are not to be shown their own reasoning again).
     pub text: Option<String>,
     pub events: u32,
+    think: Think,
+    /// SGLang's native text so far (it is cumulative by default, incremental on request).
+    sgl_text: String,
+}
+
+/// What a content chunk carried, for the reasoning split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Answer text (or tool calls).
+    Answer,
+    /// Reasoning text in a reasoning field (`reasoning_content`, `reasoning`, `thinking`).
+    Reasoning,
+    /// Both in one event (the step that ended the reasoning).
+    Both,
+    /// Neither: tokens counted by the server with their text held back.
+    Neither,
+}
+
+const THINK_OPEN: &str = "<think>";
+const THINK_CLOSE: &[u8] = b"</think>";
+
+/// Where the reasoning ends, found in one of two ways:
+/// - fields: the server separates reasoning (`delta.reasoning_content` as SGLang, llama.cpp and
+///   TensorRT-LLM send it, `delta.reasoning` as vLLM does, Ollama's `thinking`);
+/// - tags: no field ever carries reasoning (completions and native routes, or a server without
+///   a reasoning parser) and the answer text holds `</think>`: what comes before it is
+///   reasoning (a text that opens with `<think>` and never closes it is all reasoning).
+#[derive(Debug, Default)]
+struct Think {
+    field: bool,
+    first_reasoning: Option<usize>,
+    first_answer: Option<usize>,
+    /// tags: whether the first text opened with `<think>` (None before any text)
+    opened: Option<bool>,
+    /// tags: the chunk that completed `</think>`, and the first with answer text after it
+    closed: Option<usize>,
+    tag_answer: Option<usize>,
+    /// the last bytes of text (a tag can straddle two chunks)
+    carry: [u8; 7],
+    carry_len: u8,
+    /// the server's count of reasoning tokens (usage or meta_info), the latest seen
+    server: Option<u32>,
+}
+
+impl Think {
+    fn scan(&mut self, idx: usize, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.opened.is_none() {
+            let t = text.trim_start();
+            if !t.is_empty() {
+                self.opened = Some(t.starts_with(THINK_OPEN));
+            }
+        }
+        let b = text.as_bytes();
+        if self.closed.is_none() {
+            let carry = &self.carry[..self.carry_len as usize];
+            // the tag split between the carry and this text
+            let split = (1..THINK_CLOSE.len()).find_map(|k| {
+                (carry.ends_with(&THINK_CLOSE[..k]) && b.starts_with(&THINK_CLOSE[k..])).then(|| THINK_CLOSE.len() - k)
+            });
+            let end = split.or_else(|| memchr::memmem::find(b, THINK_CLOSE).map(|p| p + THINK_CLOSE.len()));
+            match end {
+                Some(e) => {
+                    self.closed = Some(idx);
+                    if !text[e..].trim().is_empty() {
+                        self.tag_answer = Some(idx);
+                    }
+                }
+                None => {
+                    let keep = b.len().min(7);
+                    let mut c = [0u8; 7];
+                    let old = self.carry_len as usize;
+                    // the last 7 bytes of carry + text
+                    let from_old = 7 - keep;
+                    let take_old = from_old.min(old);
+                    c[..take_old].copy_from_slice(&self.carry[old - take_old..old]);
+                    c[take_old..take_old + keep].copy_from_slice(&b[b.len() - keep..]);
+                    self.carry = c;
+                    self.carry_len = (take_old + keep) as u8;
+                }
+            }
+        } else if self.tag_answer.is_none() && !text.trim().is_empty() {
+            self.tag_answer = Some(idx);
+        }
+    }
+}
+
+/// A request's reasoning split (see [`StreamState::reasoning`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Split {
+    /// The first chunk carrying reasoning, ms after sent_at; None without reasoning.
+    pub ttfr_ms: Option<f64>,
+    /// The first chunk carrying answer content, ms after sent_at; None when the output was
+    /// all reasoning (it ran out of tokens before answering).
+    pub ttfa_ms: Option<f64>,
+    /// Reasoning tokens: the server's count where it gave one above 0, else the tokens of the
+    /// chunks before the first answer chunk (the server's per-chunk counts, else one per chunk);
+    /// 0 without reasoning.
+    pub reasoning_tokens: Option<u32>,
 }
 
 impl StreamState {
@@ -276,14 +378,66 @@ impl StreamState {
         !self.chunk_ms.is_empty()
     }
 
-    fn content(&mut self, t_ms: f64, tokens: Option<u32>, text: Option<&str>) {
+    /// One content chunk: its arrival, its tokens where the server counts them, its answer
+    /// text and what kind of output it carried.
+    fn content(&mut self, t_ms: f64, tokens: Option<u32>, text: Option<&str>, kind: Kind) {
+        let idx = self.chunk_ms.len();
         self.chunk_ms.push(t_ms);
         match tokens {
             Some(n) => self.chunk_tokens.push(n),
             None => self.counts_known = false,
         }
-        if let (Some(buf), Some(t)) = (self.text.as_mut(), text) {
-            buf.push_str(t);
+        let th = &mut self.think;
+        if matches!(kind, Kind::Reasoning | Kind::Both) {
+            th.field = true;
+            th.first_reasoning.get_or_insert(idx);
+        }
+        if matches!(kind, Kind::Answer | Kind::Both) {
+            th.first_answer.get_or_insert(idx);
+        }
+        if let Some(t) = text {
+            th.scan(idx, t);
+            if let Some(buf) = self.text.as_mut() {
+                buf.push_str(t);
+            }
+        }
+    }
+
+    /// The reasoning split of the stream so far: when reasoning and answer began, and the
+    /// reasoning tokens. Without any content, all None.
+    pub fn reasoning(&self) -> Split {
+        let n = self.chunk_ms.len();
+        if n == 0 {
+            return Split::default();
+        }
+        let th = &self.think;
+        let (first_r, first_a) = if th.field {
+            (th.first_reasoning, th.first_answer)
+        } else if let Some(c) = th.closed {
+            // everything up to the closing tag (chunk c) was reasoning
+            let _ = c;
+            (Some(0), th.tag_answer)
+        } else if th.opened == Some(true) {
+            (Some(0), None)
+        } else {
+            (None, Some(0))
+        };
+        let at = |i: Option<usize>| i.map(|i| self.chunk_ms[i]);
+        let server = th.server.filter(|&r| r > 0);
+        let tokens = match first_r {
+            None => Some(server.unwrap_or(0)),
+            Some(_) => server.or_else(|| {
+                let end = first_a.unwrap_or(n);
+                Some(match self.chunk_tokens() {
+                    Some(t) => t[..end].iter().sum(),
+                    None => end as u32,
+                })
+            }),
+        };
+        Split {
+            ttfr_ms: at(first_r),
+            ttfa_ms: at(first_a),
+            reasoning_tokens: tokens,
         }
     }
 
@@ -352,35 +506,41 @@ impl StreamState {
             match kind {
                 "token_sampled" => {
                     let t = c.text.as_deref().unwrap_or("");
-                    self.content(t_ms, None, Some(t));
+                    self.content(t_ms, None, Some(t), Kind::Answer);
                 }
                 "complete" => self.done = true,
                 _ => {}
             }
         }
-        let mut text_seen = false;
+        // answer: content, completion text or tool calls; reasoning: its own fields
+        let mut answer = false;
+        let mut reasoned = false;
         let mut text_buf: Option<Cow<'_, str>> = None;
         let mut finish: Option<Cow<'_, str>> = None;
         if let Some(choices) = &c.choices {
             for ch in choices {
                 if let Some(d) = &ch.delta {
-                    for t in [&d.content, &d.reasoning_content, &d.reasoning].into_iter().flatten() {
-                        if !t.is_empty() {
-                            text_seen = true;
-                            text_buf = Some(match text_buf.take() {
-                                None => t.clone(),
-                                Some(p) => Cow::Owned(format!("{p}{t}")),
-                            });
-                        }
+                    if let Some(t) = &d.content
+                        && !t.is_empty()
+                    {
+                        answer = true;
+                        text_buf = Some(t.clone());
+                    }
+                    if [&d.reasoning_content, &d.reasoning]
+                        .into_iter()
+                        .flatten()
+                        .any(|t| !t.is_empty())
+                    {
+                        reasoned = true;
                     }
                     if d.tool_calls.is_some() || d.function_call.is_some() {
-                        text_seen = true;
+                        answer = true;
                     }
                 }
                 if let Some(t) = &ch.text
                     && !t.is_empty()
                 {
-                    text_seen = true;
+                    answer = true;
                     text_buf = Some(t.clone());
                 }
                 if let Some(f) = &ch.finish_reason
@@ -391,10 +551,14 @@ impl StreamState {
             }
         }
         let has_choices = c.choices.as_ref().map(|v| !v.is_empty()).unwrap_or(false);
+        let text_seen = answer || reasoned;
         let mut delta_tokens = None;
         if let Some(u) = &c.usage {
             if let Some(p) = u.prompt_tokens {
                 self.usage_prompt = Some(p);
+            }
+            if let Some(r) = u.reasoning() {
+                self.think.server = Some(r);
             }
             if let Some(ct) = u.completion_tokens {
                 if !has_choices {
@@ -410,7 +574,13 @@ impl StreamState {
             }
         }
         if text_seen || delta_tokens.is_some_and(|d| d > 0) {
-            self.content(t_ms, delta_tokens, text_buf.as_deref());
+            let kind = match (answer, reasoned) {
+                (true, true) => Kind::Both,
+                (true, false) => Kind::Answer,
+                (false, true) => Kind::Reasoning,
+                (false, false) => Kind::Neither,
+            };
+            self.content(t_ms, delta_tokens, text_buf.as_deref(), kind);
         }
         if let Some(f) = finish {
             match f.as_ref() {
@@ -434,7 +604,7 @@ impl StreamState {
                 Some(i) => self.count(i).max(1),
                 None => 1,
             };
-            self.content(t_ms, Some(d), Some(tok.text.as_deref().unwrap_or("")));
+            self.content(t_ms, Some(d), Some(tok.text.as_deref().unwrap_or("")), Kind::Answer);
         }
         if let Some(det) = &e.details {
             if let Some(n) = det.generated_tokens {
@@ -486,30 +656,19 @@ impl StreamState {
         }
         // text is cumulative by default, incremental with --incremental-streaming-output
         let text = e.text.as_deref().unwrap_or("");
-        let mut new_text: Option<String> = None;
-        let mut grew = false;
-        if let Some(buf) = self.text.as_mut() {
-            if text.len() >= buf.len() && text.starts_with(buf.as_str()) {
-                grew = text.len() > buf.len();
-                new_text = Some(text[buf.len()..].to_string());
-            } else {
-                grew = !text.is_empty();
-                new_text = Some(text.to_string());
-            }
-        } else if !text.is_empty() {
-            grew = true;
-        }
+        let buf = &mut self.sgl_text;
+        let cumulative = text.len() >= buf.len() && text.starts_with(buf.as_str());
+        let new_text = if cumulative { &text[buf.len()..] } else { text };
+        buf.push_str(new_text);
         let is_content = match delta {
             Some(d) => d > 0,
-            None => grew,
+            None => !new_text.is_empty(),
         };
+        if let Some(r) = e.meta_info.as_ref().and_then(|m| m.reasoning_tokens) {
+            self.think.server = Some(r);
+        }
         if is_content {
-            let keep = self.text.take();
-            self.content(t_ms, delta, None);
-            self.text = keep;
-            if let (Some(buf), Some(t)) = (self.text.as_mut(), new_text) {
-                buf.push_str(&t);
-            }
+            self.content(t_ms, delta, Some(new_text), Kind::Answer);
         }
         if let Some(m) = &e.meta_info
             && m.finish_reason.as_ref().is_some_and(|f| !f.is_null())
@@ -531,7 +690,7 @@ impl StreamState {
         let delta = e.tokens_predicted.map(|n| self.count(n));
         let is_content = !text.is_empty() || ntok > 0 || (delta.is_some_and(|d| d > 0) && e.stop != Some(true));
         if is_content {
-            self.content(t_ms, delta.or((ntok > 0).then_some(ntok)), Some(text));
+            self.content(t_ms, delta.or((ntok > 0).then_some(ntok)), Some(text), Kind::Answer);
         }
         if e.stop == Some(true) {
             self.done = true;
@@ -561,8 +720,16 @@ impl StreamState {
             .as_deref()
             .or(e.message.as_ref().and_then(|m| m.content.as_deref()))
             .unwrap_or("");
-        if !text.is_empty() {
-            self.content(t_ms, None, Some(text));
+        let thinking = e
+            .thinking
+            .as_deref()
+            .or(e.message.as_ref().and_then(|m| m.thinking.as_deref()))
+            .is_some_and(|t| !t.is_empty());
+        match (text.is_empty(), thinking) {
+            (false, false) => self.content(t_ms, None, Some(text), Kind::Answer),
+            (false, true) => self.content(t_ms, None, Some(text), Kind::Both),
+            (true, true) => self.content(t_ms, None, None, Kind::Reasoning),
+            (true, false) => {}
         }
         if e.done == Some(true) {
             self.done = true;
@@ -726,6 +893,28 @@ struct Usage {
     prompt_tokens: Option<u32>,
     #[serde(default)]
     completion_tokens: Option<u32>,
+    /// OpenAI's shape (vLLM with a reasoning parser): `completion_tokens_details.reasoning_tokens`.
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    /// SGLang's shape: `reasoning_tokens` beside `completion_tokens`.
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
+}
+
+#[derive(Deserialize, Debug, PartialEq, Default)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
+}
+
+impl Usage {
+    /// The server's count of reasoning tokens, in either shape.
+    fn reasoning(&self) -> Option<u32> {
+        self.completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .or(self.reasoning_tokens)
+    }
 }
 
 #[derive(Deserialize)]
@@ -775,6 +964,8 @@ struct SglMeta {
     #[serde(default)]
     prompt_tokens: Option<u32>,
     #[serde(default)]
+    reasoning_tokens: Option<u32>,
+    #[serde(default)]
     completion_tokens: Option<u32>,
     #[serde(default)]
     finish_reason: Option<Value>,
@@ -802,6 +993,9 @@ struct LlamaEvent<'a> {
 struct OllamaEvent<'a> {
     #[serde(borrow, default)]
     response: Option<Cow<'a, str>>,
+    /// `/api/generate` with `think`: the reasoning text.
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     message: Option<OllamaMsg<'a>>,
     #[serde(default)]
@@ -820,6 +1014,9 @@ struct OllamaEvent<'a> {
 struct OllamaMsg<'a> {
     #[serde(borrow, default)]
     content: Option<Cow<'a, str>>,
+    /// `/api/chat` with `think`: the reasoning text.
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
 }
 
 /// For tests and the fuzz target: when the borrowed reader takes an OpenAI event, it must
@@ -858,7 +1055,7 @@ mod lazy {
 
     use serde::de::IgnoredAny;
 
-    use super::{Delta, OaiChoice, OaiChunk, Usage};
+    use super::{CompletionDetails, Delta, OaiChoice, OaiChunk, Usage};
 
     const MAX_DEPTH: u32 = 32;
 
@@ -1229,9 +1426,38 @@ mod lazy {
                     u.completion_tokens = r.opt_u32()?;
                     Some(())
                 }
+                "reasoning_tokens" => {
+                    seen.once(2)?;
+                    u.reasoning_tokens = r.opt_u32()?;
+                    Some(())
+                }
+                "completion_tokens_details" => {
+                    seen.once(3)?;
+                    if !r.null()? {
+                        u.completion_tokens_details = Some(r.completion_details()?);
+                    }
+                    Some(())
+                }
                 _ => r.skip(2),
             })?;
             Some(u)
+        }
+
+        fn completion_details(&mut self) -> Option<CompletionDetails> {
+            let mut d = CompletionDetails::default();
+            let mut seen = Seen(0);
+            if self.peek()? != b'{' {
+                return None;
+            }
+            self.object(|r, k| match k {
+                "reasoning_tokens" => {
+                    seen.once(0)?;
+                    d.reasoning_tokens = r.opt_u32()?;
+                    Some(())
+                }
+                _ => r.skip(3),
+            })?;
+            Some(d)
         }
     }
 
@@ -1338,6 +1564,150 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(40), "]".repeat(40));
         assert!(!check_openai_reader(deep.as_bytes()));
         assert!(!check_openai_reader(b"{\"a\":\"\xff\"}"));
+    }
+
+    fn fixture(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sse")
+            .join(name);
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    /// Reasoning in each engine's shape: fields (vLLM `reasoning`, SGLang and llama.cpp
+    /// `reasoning_content`) and raw `</think>` text (TGI, SGLang's native route). Event n
+    /// arrives at n ms, so the times name the events.
+    #[test]
+    fn reasoning_splits_first_token_from_first_answer() {
+        let cases = [
+            // file, api, ttfr, ttfa, reasoning tokens, output tokens, answer text
+            (
+                "vllm-chat-reasoning.sse",
+                Api::Chat,
+                Some(2.0),
+                Some(5.0),
+                5,
+                9,
+                Some("\n\nParis."),
+            ),
+            (
+                "sglang-chat-reasoning.sse",
+                Api::Chat,
+                Some(2.0),
+                Some(5.0),
+                5,
+                9,
+                Some("\n\nParis."),
+            ),
+            (
+                "llamacpp-chat-reasoning.sse",
+                Api::Chat,
+                Some(2.0),
+                Some(6.0),
+                4,
+                9,
+                Some("Paris."),
+            ),
+            (
+                "tgi-generate_stream-reasoning.sse",
+                Api::Tgi,
+                Some(1.0),
+                Some(10.0),
+                9,
+                10,
+                None,
+            ),
+            (
+                "sglang-generate-reasoning.sse",
+                Api::Sglang,
+                Some(1.0),
+                Some(5.0),
+                5,
+                7,
+                None,
+            ),
+        ];
+        for (file, api, ttfr, ttfa, rt, out, text) in cases {
+            let st = run(api, &fixture(file));
+            assert!(st.error.is_none(), "{file}: {:?}", st.error);
+            let s = st.reasoning();
+            assert_eq!(
+                (s.ttfr_ms, s.ttfa_ms, s.reasoning_tokens),
+                (ttfr, ttfa, Some(rt)),
+                "{file}"
+            );
+            assert_eq!(st.output_tokens().0, out, "{file}");
+            assert_eq!(
+                st.chunk_ms.first(),
+                ttfr.as_ref(),
+                "{file}: TTFT is the first token of any kind"
+            );
+            if let Some(t) = text {
+                assert_eq!(
+                    st.text.as_deref(),
+                    Some(t),
+                    "{file}: the captured answer leaves reasoning out"
+                );
+            }
+        }
+    }
+
+    /// Without reasoning, the answer begins at the first token and no reasoning is counted,
+    /// whatever the engine.
+    #[test]
+    fn without_reasoning_ttfa_is_ttft() {
+        for (file, api) in [
+            ("vllm-chat.sse", Api::Chat),
+            ("sglang-chat.sse", Api::Chat),
+            ("sglang-generate.sse", Api::Sglang),
+            ("tgi-generate_stream.sse", Api::Tgi),
+            ("llamacpp-completion.sse", Api::Llamacpp),
+            ("vllm-completions.sse", Api::Completions),
+        ] {
+            let st = run(api, &fixture(file));
+            let s = st.reasoning();
+            assert_eq!(s.ttfr_ms, None, "{file}");
+            assert_eq!(s.ttfa_ms, st.chunk_ms.first().copied(), "{file}");
+            assert_eq!(s.reasoning_tokens, Some(0), "{file}");
+        }
+    }
+
+    /// Tags split across chunks, output that never closes its reasoning, and Ollama's
+    /// `thinking` field.
+    #[test]
+    fn reasoning_edges() {
+        let tgi = |toks: &[&str]| {
+            let mut b = String::new();
+            for (i, t) in toks.iter().enumerate() {
+                b.push_str(&format!("data:{{\"index\":{},\"token\":{{\"id\":1,\"text\":{},\"logprob\":0.0,\"special\":false}},\"generated_text\":null,\"details\":null}}\n\n", i + 1, serde_json::to_string(t).unwrap()));
+            }
+            run(Api::Tgi, &b).reasoning()
+        };
+        // the closing tag split over two events, the answer right after it
+        let s = tgi(&["<think>", "hm", "</th", "ink>Paris"]);
+        assert_eq!(
+            (s.ttfr_ms, s.ttfa_ms, s.reasoning_tokens),
+            (Some(1.0), Some(4.0), Some(3))
+        );
+        // opened and never closed: all reasoning, no answer
+        let s = tgi(&["<think>", "hm", "hmm"]);
+        assert_eq!((s.ttfr_ms, s.ttfa_ms, s.reasoning_tokens), (Some(1.0), None, Some(3)));
+        // a plain answer that mentions the tag's name is not reasoning
+        let s = tgi(&["Use", " <b>", " tags"]);
+        assert_eq!((s.ttfr_ms, s.ttfa_ms, s.reasoning_tokens), (None, Some(1.0), Some(0)));
+        // Ollama's native thinking field
+        let ollama = concat!(
+            "{\"model\":\"m\",\"response\":\"\",\"thinking\":\"Okay\",\"done\":false}\n",
+            "{\"model\":\"m\",\"response\":\"\",\"thinking\":\" so\",\"done\":false}\n",
+            "{\"model\":\"m\",\"response\":\"Paris\",\"done\":false}\n",
+            "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":5,\"eval_count\":3}\n",
+        );
+        let st = run(Api::Ollama, ollama);
+        let s = st.reasoning();
+        assert_eq!(
+            (s.ttfr_ms, s.ttfa_ms, s.reasoning_tokens),
+            (Some(1.0), Some(3.0), Some(2))
+        );
+        assert_eq!(st.text.as_deref(), Some("Paris"));
     }
 
     #[test]

@@ -967,6 +967,10 @@ async fn measure(
     rec.output_tokens_source = source;
     rec.server_input_tokens = st.usage_prompt;
     rec.finish_reason = st.finish_reason.take();
+    let split = st.reasoning();
+    rec.ttfr_ms = split.ttfr_ms;
+    rec.ttfa_ms = split.ttfa_ms;
+    rec.reasoning_tokens = split.reasoning_tokens;
     rec.chunk_tokens = st.take_chunk_tokens();
     if let (Some(&first), Some(&last)) = (st.chunk_ms.first(), st.chunk_ms.last()) {
         rec.ttft_ms = Some(first);

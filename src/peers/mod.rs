@@ -604,6 +604,9 @@ impl Measured {
             connect_ms: None,
             tls_ms: None,
             cancel_after_ms: None,
+            ttfr_ms: None,
+            ttfa_ms: None,
+            reasoning_tokens: None,
             ttft_ms: ttft,
             e2e_ms: e2e,
             tpot_ms: match (ttft, e2e) {

@@ -98,6 +98,10 @@ pub struct Record {
     /// When the client planned to give up on the request (replay --cancel), ms after sent_at.
     pub cancel_after_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
+    /// First chunk carrying reasoning, ms after sent_at (None without reasoning).
+    pub ttfr_ms: Option<f64>,
+    /// First chunk carrying the answer, ms after sent_at (None when the output was all reasoning).
+    pub ttfa_ms: Option<f64>,
     pub e2e_ms: Option<f64>,
     pub tpot_ms: Option<f64>,
     pub ttft_sched_ms: Option<f64>,
@@ -110,6 +114,8 @@ pub struct Record {
     pub requested_output_tokens: u32,
     pub output_tokens: u32,
     pub output_tokens_source: &'static str,
+    /// Reasoning tokens among output_tokens (see the column).
+    pub reasoning_tokens: Option<u32>,
     pub status: Status,
     pub http_status: Option<u16>,
     pub error: Option<String>,
@@ -139,6 +145,8 @@ impl Record {
             tls_ms: None,
             cancel_after_ms: None,
             ttft_ms: None,
+            ttfr_ms: None,
+            ttfa_ms: None,
             e2e_ms: None,
             tpot_ms: None,
             ttft_sched_ms: None,
@@ -151,6 +159,7 @@ impl Record {
             requested_output_tokens: row.output_tokens,
             output_tokens: 0,
             output_tokens_source: "chunks",
+            reasoning_tokens: None,
             status: Status::NotSent,
             http_status: None,
             error: Some(why.to_string()),
@@ -192,7 +201,9 @@ crate::contract! {
     CONNECT_MS "connect_ms": Option<f64>, opt, "ms", "TCP connect time of the request's connection when new or warm; null when reused", field(connect_ms);
     TLS_MS "tls_ms": Option<f64>, opt, "ms", "TLS handshake time of the request's connection when new or warm over https; null over http or when reused", field(tls_ms);
     CANCEL_AFTER_MS "cancel_after_ms": Option<f64>, opt, "ms", "when the client planned to give up on this request (replay --cancel), after sent_at (ttft+D: TTFT + D, known once the first token came); null when its user never gives up. A cancelled row with it set is a user who gave up, not a stopped run", field(cancel_after_ms);
-    TTFT_MS "ttft_ms": Option<f64>, opt, "ms", "first content chunk - sent_at", field(ttft_ms);
+    TTFT_MS "ttft_ms": Option<f64>, opt, "ms", "first content chunk - sent_at: the first token of any kind, reasoning or answer", field(ttft_ms);
+    TTFR_MS "ttfr_ms": Option<f64>, opt, "ms", "first chunk carrying reasoning - sent_at: a reasoning field (delta.reasoning_content as SGLang, llama.cpp, TensorRT-LLM send it, delta.reasoning as vLLM does, Ollama's thinking) or, where no field carries reasoning, text before a closing </think> tag; null without reasoning", field(ttfr_ms);
+    TTFA_MS "ttfa_ms": Option<f64>, opt, "ms", "time to first answer token: first chunk carrying answer content (not reasoning) - sent_at; equals ttft_ms without reasoning; null when the output was all reasoning (it ran out of tokens before answering)", field(ttfa_ms);
     E2E_MS "e2e_ms": Option<f64>, opt, "ms", "last content chunk - sent_at", field(e2e_ms);
     TPOT_MS "tpot_ms": Option<f64>, opt, "ms", "(e2e_ms - ttft_ms) / (output_tokens - 1), when output_tokens > 1", field(tpot_ms);
     TTFT_SCHED_MS "ttft_sched_ms": Option<f64>, opt, "ms", "first content chunk - scheduled_at (what a user of a late client sees)", field(ttft_sched_ms);
@@ -204,6 +215,7 @@ crate::contract! {
     SERVER_INPUT_TOKENS "server_input_tokens": Option<u32>, opt, "tokens", "prompt length the server reported (usage), if any", field(server_input_tokens);
     REQUESTED_OUTPUT_TOKENS "requested_output_tokens": u32, opt, "tokens", "max_tokens sent", field(requested_output_tokens);
     OUTPUT_TOKENS "output_tokens": u32, opt, "tokens", "output tokens received (see output_tokens_source)", field(output_tokens);
+    REASONING_TOKENS "reasoning_tokens": Option<u32>, opt, "tokens", "reasoning tokens among output_tokens: the server's count (usage.completion_tokens_details.reasoning_tokens, SGLang's usage.reasoning_tokens and meta_info.reasoning_tokens) when above 0, else the tokens of the chunks before the first answer chunk (per-chunk counts, else one per chunk); 0 without reasoning; null without content", field(reasoning_tokens);
     OUTPUT_TOKENS_SOURCE "output_tokens_source": String, opt, "", "usage: the server's count; chunks: number of content chunks; tool: an imported tool's own count (its tokenizer or its record)", get(|r, _| r.output_tokens_source);
     STATUS "status": String, opt, "", "ok, http_error, timeout, connect_error, stream_error, cancelled, not_sent", get(|r, _| r.status.as_str());
     HTTP_STATUS "http_status": Option<u16>, opt, "", "HTTP status of the response, if one came", field(http_status);
