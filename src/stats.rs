@@ -244,6 +244,14 @@ impl Samples {
         }
     }
 
+    /// The mean, None without values.
+    pub fn mean(&self) -> Option<f64> {
+        match self {
+            Samples::Exact(x) => (!x.is_empty()).then(|| x.iter().sum::<f64>() / x.len() as f64),
+            Samples::Hist(h) => (h.n > 0).then(|| h.sum / h.n as f64),
+        }
+    }
+
     /// The empirical inverse CDF F^-1(u), for the bootstrap.
     fn inverse(&self, u: f64) -> f64 {
         match self {

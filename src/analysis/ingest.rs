@@ -64,6 +64,13 @@ pub struct Acc {
     pub e2e: Samples,
     pub sched_lag: Samples,
     pub ttft_sched: Samples,
+    /// Time to first answer token of ok requests that answered (`ttfa_ms`).
+    pub ttfa: Samples,
+    /// Ok requests whose output had reasoning, those of them that never answered, and their
+    /// reasoning tokens.
+    pub n_reasoning: u64,
+    pub n_unanswered: u64,
+    pub reasoning_tokens: u64,
     pub slo_ttft_ok: u64,
     pub slo_tpot_ok: u64,
     pub slo_e2e_ok: u64,
@@ -105,7 +112,7 @@ impl Acc {
         }
     }
 
-    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 6] {
+    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 7] {
         [
             &mut self.ttft,
             &mut self.tpot,
@@ -113,6 +120,7 @@ impl Acc {
             &mut self.e2e,
             &mut self.sched_lag,
             &mut self.ttft_sched,
+            &mut self.ttfa,
         ]
     }
 
@@ -123,6 +131,7 @@ impl Acc {
             + self.e2e.held()
             + self.sched_lag.held()
             + self.ttft_sched.held()
+            + self.ttfa.held()
     }
 
     /// Fold another partial accumulation of the same group into this one.
@@ -147,6 +156,10 @@ impl Acc {
         self.e2e.merge(o.e2e);
         self.sched_lag.merge(o.sched_lag);
         self.ttft_sched.merge(o.ttft_sched);
+        self.ttfa.merge(o.ttfa);
+        self.n_reasoning += o.n_reasoning;
+        self.n_unanswered += o.n_unanswered;
+        self.reasoning_tokens += o.reasoning_tokens;
         self.slo_ttft_ok += o.slo_ttft_ok;
         self.slo_tpot_ok += o.slo_tpot_ok;
         self.slo_e2e_ok += o.slo_e2e_ok;
@@ -179,6 +192,9 @@ pub const READ_COLUMNS: &[&str] = &[
     rc::SENT_AT,
     rc::DONE_AT,
     rc::TTFT_MS,
+    rc::TTFR_MS,
+    rc::TTFA_MS,
+    rc::REASONING_TOKENS,
     rc::TPOT_MS,
     rc::E2E_MS,
     rc::SCHED_LAG_MS,
@@ -555,9 +571,24 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
     let inn = v.sin.get(i).or_else(|| v.inp.get(i)).unwrap_or(0).max(0) as u64;
     acc.out_tokens_ok += out;
     acc.in_tokens_ok += inn;
-    let t_ttft = v.ttft.get(i);
+    let t_first = v.ttft.get(i);
     let t_e2e = v.e2e.get(i);
-    let t_tpot = v.tpot.get(i).or_else(|| match (t_ttft, t_e2e) {
+    // Reasoning: the first answer token (the first token when nothing was reasoning).
+    let reasoned = v.ttfr.get(i).is_some();
+    let t_answer = v.ttfa.get(i).or(if reasoned { None } else { t_first });
+    if reasoned {
+        acc.n_reasoning += 1;
+        acc.n_unanswered += u64::from(t_answer.is_none());
+    }
+    acc.reasoning_tokens += v.rtok.get(i).unwrap_or(0).max(0) as u64;
+    if let Some(x) = t_answer {
+        acc.ttfa.push(x);
+    }
+    // TTFT as the definitions in force report it: the first token of any kind, or (tools that
+    // only look at answer content) the first answer token; TPOT counts from the same point.
+    let answer_only = o.defs.ttft_is_answer() && reasoned;
+    let t_ttft = if answer_only { t_answer } else { t_first };
+    let t_tpot = if answer_only { None } else { v.tpot.get(i) }.or_else(|| match (t_ttft, t_e2e) {
         (Some(a), Some(e)) => crate::schema::tpot(a, e, u32::try_from(out).unwrap_or(u32::MAX)),
         _ => None,
     });
@@ -664,6 +695,9 @@ struct View<'a> {
     sin: IntCol<'a>,
     rate: F64Col<'a>,
     ttft: F64Col<'a>,
+    ttfr: F64Col<'a>,
+    ttfa: F64Col<'a>,
+    rtok: IntCol<'a>,
     tpot: F64Col<'a>,
     e2e: F64Col<'a>,
     lag: F64Col<'a>,
@@ -697,6 +731,9 @@ impl<'a> View<'a> {
             sin: cols::int_col(c(rc::SERVER_INPUT_TOKENS)),
             rate: cols::f64_col(c(rc::RATE_RPS)),
             ttft: cols::f64_col(c(rc::TTFT_MS)),
+            ttfr: cols::f64_col(c(rc::TTFR_MS)),
+            ttfa: cols::f64_col(c(rc::TTFA_MS)),
+            rtok: cols::int_col(c(rc::REASONING_TOKENS)),
             tpot: cols::f64_col(c(rc::TPOT_MS)),
             e2e: cols::f64_col(c(rc::E2E_MS)),
             lag: cols::f64_col(c(rc::SCHED_LAG_MS)),

@@ -68,6 +68,14 @@ impl Defs {
         }
     }
 
+    /// Whether the tool's TTFT waits for the first answer token, reasoning left out (its
+    /// client reads only `delta.content`): SGLang's bench_serving, inference-perf and LLMPerf.
+    /// vLLM bench serve, AIPerf, GuideLLM and genai-bench count any first token, reasoning
+    /// included (AIPerf's and GuideLLM's separate time to first output token is `ttfa`).
+    pub fn ttft_is_answer(self) -> bool {
+        matches!(self, Defs::Sglang | Defs::InferencePerf | Defs::Llmperf)
+    }
+
     /// How these definitions make ITL.
     pub fn itl(self) -> Itl {
         match self {
@@ -129,7 +137,7 @@ pub fn own_definitions() -> [Definition; 6] {
         def(
             METRICS[0],
             rc::TTFT_MS,
-            "first chunk carrying generated content - sent_at",
+            "first chunk carrying generated content, reasoning or answer - sent_at (the first answer token: ttfa_ms)",
             "ms",
             PER_REQ,
             SENT,
@@ -214,7 +222,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "ttft",
-                        "first SSE chunk with `choices` (text may be empty) - start_time",
+                        "first SSE chunk with `choices` (text may be empty; reasoning counts) - start_time",
                         "s per request, ms in the summary",
                         PER_REQ,
                         ST,
@@ -268,7 +276,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "ttft",
-                        "first chunk with non-empty text - st",
+                        "first chunk with non-empty `delta.content` or text - st (answer only: reasoning deltas do not count, so agg --defs sglang uses ttfa_ms)",
                         "s per request, ms in the summary",
                         PER_REQ,
                         ST,
@@ -322,7 +330,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "time_to_first_token",
-                        "first response chunk - request start",
+                        "first response chunk, reasoning included - request start (its time_to_first_output_token leaves reasoning out: ttfa_ms)",
                         "ms",
                         PER_REQ,
                         ST,
@@ -376,7 +384,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "time_to_first_token_ms",
-                        "first token - request_start",
+                        "first token, reasoning included - request_start (its time_to_first_output_token_ms leaves reasoning out: ttfa_ms)",
                         "ms",
                         PER_REQ,
                         ST,
@@ -427,7 +435,14 @@ impl Defs {
                 const ST: &str = "start_time: when the request is sent";
                 const DUR: &str = "duration: the run's first request start to its last end";
                 [
-                    def(METRICS[0], "ttft", "first token - start_time", "s", PER_REQ, ST),
+                    def(
+                        METRICS[0],
+                        "ttft",
+                        "first content or reasoning delta - start_time",
+                        "s",
+                        PER_REQ,
+                        ST,
+                    ),
                     def(
                         METRICS[1],
                         "tpot",
@@ -470,7 +485,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "time_to_first_token",
-                        "first output token time - start_time",
+                        "first chunk with `delta.content` or text - start_time (answer only: agg --defs inference-perf uses ttfa_ms)",
                         "s",
                         PER_REQ,
                         ST,
@@ -524,7 +539,7 @@ impl Defs {
                     def(
                         METRICS[0],
                         "ttft_s",
-                        "first content chunk - start_time",
+                        "first chunk with `delta.content` - start_time (answer only: agg --defs llmperf uses ttfa_ms)",
                         "s",
                         PER_REQ,
                         ST,

@@ -160,6 +160,18 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
             r.conn_setup_mean_ms = Some(acc.conn_setup_ms / n);
         }
         r.ttft_sched_p99_ms = acc.ttft_sched.percentile(0.99);
+        acc.ttfa.finish();
+        r.ttfa_mean_ms = acc.ttfa.mean();
+        r.ttfa_p50_ms = acc.ttfa.percentile(0.5);
+        r.ttfa_p90_ms = acc.ttfa.percentile(0.9);
+        r.ttfa_p99_ms = acc.ttfa.percentile(0.99);
+        r.n_reasoning = acc.n_reasoning;
+        r.n_unanswered = acc.n_unanswered;
+        if acc.n_reasoning > 0 {
+            r.reasoning_tokens_mean = Some(acc.reasoning_tokens as f64 / acc.n_reasoning as f64);
+            r.reasoning_token_pct =
+                (acc.out_tokens_ok > 0).then(|| 100.0 * acc.reasoning_tokens as f64 / acc.out_tokens_ok as f64);
+        }
         rows.push(r);
     }
     rows

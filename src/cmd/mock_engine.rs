@@ -38,6 +38,13 @@ asking for them, or `temperature: 0`, makes the output its greedy continuation o
 quantized variant; `servebench_true_kl` in the response is the exact KL(baseline || variant).
   mock-engine --port 8101 --quality-noise 0.1 --quality-seed 4
 
+Reasoning (--reasoning-tokens N|uniform:LO:HI|exp:MEAN): each response starts with that many
+reasoning tokens, within max_tokens (a draw that reaches it never answers). Chat sends them in
+--reasoning-format's field (vllm: delta.reasoning and usage.completion_tokens_details.reasoning_tokens;
+sglang: delta.reasoning_content and usage.reasoning_tokens) or, with tags and on every other
+route, as <think> ... </think> text (SGLang's native route also counts meta_info.reasoning_tokens).
+  mock-engine --port 8100 --reasoning-tokens uniform:20:60 --reasoning-format sglang
+
 Faults (--fault KIND[:RATE], repeatable; RATE is the share of requests, default all; the
 requests that fail are a seeded draw, --fault-seed; several faults share the requests):
   reset        read the request, then reset the connection before any header
@@ -140,6 +147,15 @@ pub struct Args {
     /// Log probabilities: seed of the noise (two variants with different seeds differ)
     #[arg(long, default_value_t = 1)]
     pub quality_seed: u64,
+    /// A reasoning model: each response starts with this many reasoning tokens (within
+    /// max_tokens): N, uniform:LO:HI or exp:MEAN, drawn per request
+    #[arg(long, value_name = "N|DIST")]
+    pub reasoning_tokens: Option<crate::mock::format::ReasoningTokens>,
+    /// How reasoning is sent: vllm (chat delta.reasoning, usage.completion_tokens_details),
+    /// sglang (chat delta.reasoning_content, usage.reasoning_tokens), tags (<think>...</think>
+    /// in the text, uncounted); the other routes always send raw text with tags
+    #[arg(long, value_enum, default_value = "vllm")]
+    pub reasoning_format: crate::mock::format::ReasoningFormat,
 }
 
 impl Args {
@@ -202,6 +218,8 @@ impl Args {
                 noise: self.quality_noise,
                 seed: self.quality_seed,
             },
+            reasoning: self.reasoning_tokens,
+            reasoning_format: self.reasoning_format,
             ..Config::default()
         };
         let addr: SocketAddr = format!(

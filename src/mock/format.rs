@@ -22,6 +22,85 @@ pub enum Proto {
     Ollama,
 }
 
+/// How a reasoning model's reasoning goes out (`mock-engine --reasoning-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReasoningFormat {
+    /// vLLM with a reasoning parser: chat `delta.reasoning`, counted in
+    /// `usage.completion_tokens_details.reasoning_tokens`; raw text elsewhere.
+    #[default]
+    Vllm,
+    /// SGLang with a reasoning parser: chat `delta.reasoning_content`, counted in
+    /// `usage.reasoning_tokens` (and the native route's `meta_info.reasoning_tokens`); raw text
+    /// elsewhere.
+    Sglang,
+    /// No reasoning parser: `<think> ... </think>` in the text on every route, uncounted.
+    Tags,
+}
+
+/// How many reasoning tokens a response starts with (`mock-engine --reasoning-tokens`): `N`,
+/// `uniform:LO:HI` (whole numbers, both ends included) or `exp:MEAN` (rounded down), drawn
+/// per request from its number, so a run is reproducible. The reasoning counts within
+/// `max_tokens`, as engines count it in `completion_tokens`: a request whose draw reaches
+/// `max_tokens` never answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReasoningTokens {
+    Fixed(u32),
+    Uniform(u32, u32),
+    Exp(f64),
+}
+
+impl ReasoningTokens {
+    /// The mean of the distribution (before the cap at max_tokens).
+    pub fn mean(self) -> f64 {
+        match self {
+            ReasoningTokens::Fixed(n) => n as f64,
+            ReasoningTokens::Uniform(a, b) => (a as f64 + b as f64) / 2.0,
+            ReasoningTokens::Exp(m) => m,
+        }
+    }
+
+    /// Request `n`'s reasoning tokens.
+    pub fn draw(self, n: u64) -> u32 {
+        let mut r = SplitMix(n ^ 0x5EA5_0111_7000_0001);
+        let unit = (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        match self {
+            ReasoningTokens::Fixed(k) => k,
+            ReasoningTokens::Uniform(a, b) => a + ((b - a + 1) as f64 * unit).floor().min((b - a) as f64) as u32,
+            ReasoningTokens::Exp(m) => (-m * (1.0 - unit).ln()).floor().min(u32::MAX as f64) as u32,
+        }
+    }
+}
+
+impl std::str::FromStr for ReasoningTokens {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid --reasoning-tokens {s:?}: use N, uniform:LO:HI or exp:MEAN (e.g. 200, uniform:50:500, exp:300)"
+            )
+        };
+        let int = |x: &str| x.trim().parse::<u32>().map_err(|_| bad());
+        match s.split(':').collect::<Vec<_>>().as_slice() {
+            [n] => Ok(ReasoningTokens::Fixed(int(n)?)),
+            ["uniform", a, b] => {
+                let (a, b) = (int(a)?, int(b)?);
+                if b < a {
+                    return Err(bad());
+                }
+                Ok(ReasoningTokens::Uniform(a, b))
+            }
+            ["exp", m] => {
+                let m: f64 = m.trim().parse().map_err(|_| bad())?;
+                if !(m.is_finite() && m > 0.0) {
+                    return Err(bad());
+                }
+                Ok(ReasoningTokens::Exp(m))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// Everything needed to format one response.
 #[derive(Debug, Clone)]
 pub struct Fmt {
@@ -42,6 +121,10 @@ pub struct Fmt {
     /// The pseudo-model's tokens and log probabilities, when the request asked for them or
     /// for greedy decoding (see [`super::logprobs`]); `None` keeps the seeded words.
     pub lp: Option<Arc<Scored>>,
+    /// The first `reasoning` of the `max_tokens` tokens are reasoning (0: none), sent as
+    /// `reasoning_format` says.
+    pub reasoning: u32,
+    pub reasoning_format: ReasoningFormat,
 }
 
 impl Fmt {
@@ -53,6 +136,50 @@ impl Fmt {
         WORDS[(m.next_u64() % WORDS.len() as u64) as usize]
     }
 
+    /// Whether reasoning goes in a chat field (else as `<think>` text).
+    fn reasoning_field(&self) -> Option<&'static str> {
+        match (self.proto, self.reasoning_format) {
+            (_, _) if self.reasoning == 0 => None,
+            (Proto::Chat, ReasoningFormat::Vllm) => Some("reasoning"),
+            (Proto::Chat, ReasoningFormat::Sglang) => Some("reasoning_content"),
+            _ => None,
+        }
+    }
+
+    /// Token i's text: a space and its word, after `<think>` (the first reasoning token) or
+    /// `</think>` (the first answer token) when reasoning is raw text.
+    fn token_text(&self, i: u32, out: &mut String) {
+        if self.reasoning > 0 && self.reasoning_field().is_none() {
+            if i == 0 {
+                out.push_str("<think>");
+            } else if i == self.reasoning {
+                out.push_str("</think>");
+            }
+        }
+        out.push(' ');
+        out.push_str(self.word(i));
+    }
+
+    /// Reasoning tokens among the first `k`, when the server counts them in this format.
+    fn reasoning_count(&self, k: u32) -> Option<u32> {
+        match self.reasoning_format {
+            ReasoningFormat::Tags => None,
+            _ => Some(k.min(self.reasoning)),
+        }
+    }
+
+    /// The usage's reasoning fields (after `completion_tokens`), in the format's shape.
+    fn usage_reasoning(&self, k: u32, null_details: bool) -> String {
+        match (self.reasoning_format, self.reasoning_count(k)) {
+            (ReasoningFormat::Vllm, Some(r)) if self.reasoning > 0 => {
+                format!(",\"completion_tokens_details\":{{\"reasoning_tokens\":{r}}}")
+            }
+            (ReasoningFormat::Sglang, Some(r)) if self.reasoning > 0 => format!(",\"reasoning_tokens\":{r}"),
+            _ if null_details => ",\"completion_tokens_details\":null".into(),
+            _ => String::new(),
+        }
+    }
+
     /// Append the stream bytes for the next `n` tokens (the first call also writes any
     /// leading role chunk; the call that reaches `max_tokens` writes the end of the stream).
     /// Every event is framed by [`Writer`].
@@ -61,10 +188,16 @@ impl Fmt {
         let start = self.sent;
         self.sent = (self.sent + n).min(self.max_tokens);
         let last = self.sent >= self.max_tokens;
+        let field = self.reasoning_field();
+        // the answer text, and (reasoning in a field) the reasoning text
         let mut piece = String::new();
+        let mut thought = String::new();
         for i in start..self.sent {
-            piece.push(' ');
-            piece.push_str(self.word(i));
+            if field.is_some() && i < self.reasoning {
+                self.token_text(i, &mut thought);
+            } else {
+                self.token_text(i, &mut piece);
+            }
         }
         let k = self.sent;
         let p = self.prompt_tokens;
@@ -81,7 +214,8 @@ impl Fmt {
                         if self.include_usage && self.continuous_usage {
                             let _ = write!(
                                 o,
-                                ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{p},\"completion_tokens\":0,\"completion_tokens_details\":null}}"
+                                ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{p},\"completion_tokens\":0{}}}",
+                                self.usage_reasoning(0, true)
                             );
                         }
                         o.extend_from_slice(b",\"prompt_token_ids\":null,\"prompt_text\":null}");
@@ -90,7 +224,12 @@ impl Fmt {
                 w.event(|o| {
                     let _ = write!(
                         o,
-                        "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"logprobs\":{},",
+                        "{{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{{}}},\"logprobs\":{},",
+                        match (field, thought.is_empty(), piece.is_empty()) {
+                            (Some(f), false, true) => format!("\"{f}\":\"{thought}\""),
+                            (Some(f), false, false) => format!("\"{f}\":\"{thought}\",\"content\":\"{piece}\""),
+                            _ => format!("\"content\":\"{piece}\""),
+                        },
                         self.lp.as_ref().map(|l| l.chat_logprobs(start, k)).unwrap_or_default()
                     );
                     if last {
@@ -132,16 +271,20 @@ impl Fmt {
             Proto::Tgi => {
                 // one event per token, `index` counts from 1; the last carries the details
                 for i in start..self.sent {
-                    let word = self.word(i);
+                    let mut word = String::new();
+                    self.token_text(i, &mut word);
                     w.event(|o| {
                         let _ = write!(
                             o,
-                            "{{\"index\":{},\"token\":{{\"id\":{},\"text\":\" {word}\",\"logprob\":-0.5,\"special\":false}},",
+                            "{{\"index\":{},\"token\":{{\"id\":{},\"text\":\"{word}\",\"logprob\":-0.5,\"special\":false}},",
                             i + 1,
                             1000 + (i % 7000)
                         );
                         if i + 1 == self.max_tokens {
-                            let all: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
+                            let mut all = String::new();
+                            for j in 0..self.max_tokens {
+                                self.token_text(j, &mut all);
+                            }
                             let _ = write!(
                                 o,
                                 "\"generated_text\":\"{all}\",\"details\":{{\"finish_reason\":\"length\",\"generated_tokens\":{},\"seed\":null,\"input_length\":{p}}}}}",
@@ -160,14 +303,15 @@ impl Fmt {
                 w.event(|o| {
                     let _ = write!(
                         o,
-                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{k},\"cached_tokens\":0}}}}",
+                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":{},\"completion_tokens\":{k},\"cached_tokens\":0}}}}",
                         text,
                         ids.join(","),
                         if last {
                             format!("{{\"type\":\"length\",\"length\":{}}}", self.max_tokens)
                         } else {
                             "null".into()
-                        }
+                        },
+                        self.reasoning_count(k).unwrap_or(0)
                     );
                 });
                 if last {
@@ -176,11 +320,13 @@ impl Fmt {
             }
             Proto::Llamacpp => {
                 for i in start..self.sent {
+                    let mut word = String::new();
+                    self.token_text(i, &mut word);
                     w.event(|o| {
                         let _ = write!(
                             o,
-                            "{{\"index\":0,\"content\":\" {}\",\"tokens\":[{}],\"stop\":false,\"id_slot\":-1,\"tokens_predicted\":{},\"tokens_evaluated\":{p}}}",
-                            self.word(i),
+                            "{{\"index\":0,\"content\":\"{}\",\"tokens\":[{}],\"stop\":false,\"id_slot\":-1,\"tokens_predicted\":{},\"tokens_evaluated\":{p}}}",
+                            word,
                             1000 + i % 7000,
                             i + 1
                         );
@@ -198,11 +344,13 @@ impl Fmt {
             }
             Proto::Ollama => {
                 for i in start..self.sent {
+                    let mut word = String::new();
+                    self.token_text(i, &mut word);
                     w.event(|o| {
                         let _ = write!(
                             o,
-                            "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\" {}\",\"done\":false}}",
-                            self.word(i)
+                            "{{\"model\":\"{model}\",\"created_at\":\"1970-01-01T00:00:00Z\",\"response\":\"{}\",\"done\":false}}",
+                            word
                         );
                     });
                 }
@@ -223,8 +371,9 @@ impl Fmt {
             let (p, k) = (self.prompt_tokens, self.sent);
             let _ = write!(
                 out,
-                ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k},\"completion_tokens_details\":null}}",
-                p + k
+                ",\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}{}}}",
+                p + k,
+                self.usage_reasoning(k, true)
             );
         }
     }
@@ -243,11 +392,12 @@ impl Fmt {
             w.event(|o| {
                 let _ = write!(
                     o,
-                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}}},\"system_fingerprint\":\"servebench-mock\"}}",
+                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}{}}},\"system_fingerprint\":\"servebench-mock\"}}",
                     self.id,
                     self.created,
                     self.model,
-                    p + k
+                    p + k,
+                    self.usage_reasoning(k, false)
                 );
             });
         }
@@ -256,9 +406,26 @@ impl Fmt {
 
     /// The whole (non-streamed) response body.
     pub fn whole(&mut self) -> Vec<u8> {
-        let text: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
+        let field = self.reasoning_field();
+        let (mut text, mut thought) = (String::new(), String::new());
+        for j in 0..self.max_tokens {
+            if field.is_some() && j < self.reasoning {
+                self.token_text(j, &mut thought);
+            } else {
+                self.token_text(j, &mut text);
+            }
+        }
         let (p, k) = (self.prompt_tokens, self.max_tokens);
-        let usage = serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
+        let mut usage = serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
+        if self.reasoning > 0 {
+            match (self.reasoning_format, self.reasoning_count(k)) {
+                (ReasoningFormat::Vllm, Some(r)) => {
+                    usage["completion_tokens_details"] = serde_json::json!({"reasoning_tokens": r})
+                }
+                (ReasoningFormat::Sglang, Some(r)) => usage["reasoning_tokens"] = r.into(),
+                _ => {}
+            }
+        }
         let mut v = match self.proto {
             Proto::Chat => {
                 serde_json::json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -281,6 +448,9 @@ impl Fmt {
                 serde_json::json!({"model": self.model, "response": text, "done": true, "done_reason": "length", "prompt_eval_count": p, "eval_count": k})
             }
         };
+        if let Some(f) = field {
+            v["choices"][0]["message"][f] = serde_json::Value::String(thought);
+        }
         if let Some(lp) = &self.lp {
             // llama.cpp sends the field only when n_probs asked for it
             if self.proto == Proto::Llamacpp && lp.ask.logprobs.is_some() {
@@ -328,6 +498,8 @@ mod tests {
             sent: 0,
             text: String::new(),
             lp: None,
+            reasoning: 0,
+            reasoning_format: ReasoningFormat::Vllm,
         }
     }
 

@@ -77,6 +77,9 @@ pub struct Config {
     pub slots: Option<usize>,
     /// The pseudo-model variant behind log probabilities (see [`model`]).
     pub quality: model::Variant,
+    /// Reasoning before each answer (none by default), and how it is sent.
+    pub reasoning: Option<format::ReasoningTokens>,
+    pub reasoning_format: format::ReasoningFormat,
 }
 
 impl Default for Config {
@@ -93,6 +96,8 @@ impl Default for Config {
             tls: None,
             slots: None,
             quality: model::Variant::default(),
+            reasoning: None,
+            reasoning_format: format::ReasoningFormat::default(),
         }
     }
 }
@@ -515,6 +520,8 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         sent: 0,
         text: String::new(),
         lp,
+        reasoning: sh.cfg.reasoning.map(|r| r.draw(n).min(max_tokens)).unwrap_or(0),
+        reasoning_format: sh.cfg.reasoning_format,
     };
     sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
     let source = match &sh.sim {

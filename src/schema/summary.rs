@@ -229,6 +229,14 @@ pub struct Summary {
     pub sched_lag_p50_ms: Option<f64>,
     pub sched_lag_p99_ms: Option<f64>,
     pub ttft_sched_p99_ms: Option<f64>,
+    pub ttfa_mean_ms: Option<f64>,
+    pub ttfa_p50_ms: Option<f64>,
+    pub ttfa_p90_ms: Option<f64>,
+    pub ttfa_p99_ms: Option<f64>,
+    pub n_reasoning: u64,
+    pub n_unanswered: u64,
+    pub reasoning_tokens_mean: Option<f64>,
+    pub reasoning_token_pct: Option<f64>,
     pub in_flight_mean: Option<f64>,
     pub concurrency_pct: Option<f64>,
     pub achieved_rate_rps: Option<f64>,
@@ -356,6 +364,14 @@ crate::contract! {
     SCHED_LAG_P50_MS "sched_lag_p50_ms": Option<f64>, opt, "ms", "median sched_lag_ms: due (scheduled_at) to first byte written (sent_at)", field(sched_lag_p50_ms);
     SCHED_LAG_P99_MS "sched_lag_p99_ms": Option<f64>, opt, "ms", "99th percentile of sched_lag_ms (client falling behind)", field(sched_lag_p99_ms);
     TTFT_SCHED_P99_MS "ttft_sched_p99_ms": Option<f64>, opt, "ms", "99th percentile TTFT measured from scheduled_at", field(ttft_sched_p99_ms);
+    TTFA_MEAN_MS "ttfa_mean_ms": Option<f64>, opt, "ms", "mean time to first answer token (requests ttfa_ms) of ok requests that answered: the first token after the reasoning; equal to TTFT without reasoning", field(ttfa_mean_ms);
+    TTFA_P50_MS "ttfa_p50_ms": Option<f64>, opt, "ms", "median time to first answer token", field(ttfa_p50_ms);
+    TTFA_P90_MS "ttfa_p90_ms": Option<f64>, opt, "ms", "90th percentile time to first answer token", field(ttfa_p90_ms);
+    TTFA_P99_MS "ttfa_p99_ms": Option<f64>, opt, "ms", "99th percentile time to first answer token", field(ttfa_p99_ms);
+    N_REASONING "n_reasoning": u64, opt, "", "ok requests whose output had reasoning (requests ttfr_ms set)", field(n_reasoning);
+    N_UNANSWERED "n_unanswered": u64, opt, "", "of n_reasoning, the requests that ran out of tokens before answering (no ttfa_ms): raise max_tokens or count them as failures", field(n_unanswered);
+    REASONING_TOKENS_MEAN "reasoning_tokens_mean": Option<f64>, opt, "tokens", "mean reasoning tokens of the ok requests with reasoning; null without any", field(reasoning_tokens_mean);
+    REASONING_TOKEN_PCT "reasoning_token_pct": Option<f64>, opt, "%", "reasoning tokens as a share of the output tokens of ok requests (the tokens paid for that the user does not read); null without reasoning", field(reasoning_token_pct);
     IN_FLIGHT_MEAN "in_flight_mean": Option<f64>, opt, "requests", "achieved concurrency: time-weighted mean requests in flight (sent_at to done_at) over duration_s", field(in_flight_mean);
     CONCURRENCY_PCT "concurrency_pct": Option<f64>, opt, "%", "closed loop: in_flight_mean as a share of the users asked", field(concurrency_pct);
     ACHIEVED_RATE_RPS "achieved_rate_rps": Option<f64>, opt, "req/s", "open loop: (sent - 1) / (last sent_at - first sent_at)", field(achieved_rate_rps);

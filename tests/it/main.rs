@@ -26,6 +26,7 @@ mod real_llamacpp;
 mod real_peers;
 mod real_quality;
 mod real_vllm;
+mod reasoning;
 mod reliability;
 mod replay;
 mod report;
