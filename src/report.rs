@@ -844,6 +844,8 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
         }
     }
 
+    s.push_str(&workload_features(inp.rows));
+
     s.push_str("\n## Winners by load level\n\n");
     s.push_str(
         "For each load level and metric: the best label, its margin over the runner-up, the requests each side rests \
@@ -875,6 +877,84 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
     }
     s.push_str(&method());
     s
+}
+
+/// A group's name in the feature tables: its label and load level.
+fn group_cells(r: &Summary) -> String {
+    format!(
+        "{} | {}",
+        r.label,
+        Load::of(r).map(|l| l.text()).unwrap_or_else(|| "-".into())
+    )
+}
+
+fn ms_cell(v: Option<f64>) -> String {
+    v.map(|x| format!("{} ms", sig3(x))).unwrap_or_else(|| "-".into())
+}
+
+/// What today's workloads change in the numbers, shown only where a run has it: reasoning
+/// (TTFT against time to first answer), users who gave up.
+fn workload_features(rows: &[Summary]) -> String {
+    let mut s = String::new();
+    let reasoning: Vec<&Summary> = rows.iter().filter(|r| r.n_reasoning > 0).collect();
+    if !reasoning.is_empty() {
+        s.push_str(
+            "\n### Reasoning\n\nTTFT counts the first token of any kind; a reasoning model's user waits for the \
+             answer, so time to first answer (TTFA) is the latency they feel. Reasoning tokens are paid for and \
+             unread.\n\n\
+             | label | load | with reasoning | TTFT p50 | TTFA p50 | TTFA p99 | reasoning tokens (mean) | share of output | never answered |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &reasoning {
+            let _ = writeln!(
+                s,
+                "| {} | {} of {} | {} | {} | {} | {} | {} | {} |",
+                group_cells(r),
+                r.n_reasoning,
+                r.n.ok,
+                ms_cell(r.ttft.p50),
+                ms_cell(r.ttfa_p50_ms),
+                ms_cell(r.ttfa_p99_ms),
+                r.reasoning_tokens_mean.map(sig3).unwrap_or_else(|| "-".into()),
+                r.reasoning_token_pct
+                    .map(|x| format!("{x:.0}%"))
+                    .unwrap_or_else(|| "-".into()),
+                r.n_unanswered
+            );
+        }
+        if let Some(r) = reasoning.iter().find(|r| r.n_unanswered > 0) {
+            let _ = writeln!(
+                s,
+                "\n{} request(s) of {} ran out of tokens before answering: raise max_tokens (the trace's output \
+                 lengths) or count them as failures.",
+                r.n_unanswered,
+                group_cells(r).replace(" | ", " at ")
+            );
+        }
+    }
+    let gave_up: Vec<&Summary> = rows.iter().filter(|r| r.n_gave_up > 0).collect();
+    if !gave_up.is_empty() {
+        s.push_str(
+            "\n### Users who gave up\n\n`replay --cancel` closed these requests early, as a user closing the tab: \
+             they are neither successes nor errors, kept out of the latency statistics and of the error rate. \
+             The engine's own metrics show what it did with the dropped streams.\n\n\
+             | label | load | gave up | of requests | error rate (others) |\n|---|---|---|---|---|\n",
+        );
+        for r in &gave_up {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.1}% |",
+                group_cells(r),
+                r.n_gave_up,
+                r.n_requests,
+                100.0 * r.error_rate
+            );
+        }
+    }
+    if s.is_empty() {
+        return s;
+    }
+    format!("\n## Today's workloads\n{s}")
 }
 
 fn slo_text(o: &Options) -> String {

@@ -120,6 +120,25 @@ fn agg_summarises_the_split_and_follows_each_tools_ttft() {
     let own_mean = answered.iter().sum::<f64>() / answered.len() as f64;
     assert!((one(&s, "ttfa_mean_ms") - own_mean).abs() < 1e-6);
 
+    // the report shows the split, and the requests that never answered
+    let runs = d.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::copy(&out, runs.join("r.parquet")).unwrap();
+    let rep = d.path().join("report");
+    ok(cmd("report")
+        .arg(&runs)
+        .arg("-o")
+        .arg(&rep)
+        .args(["--bootstrap", "200"]));
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    let section = md.split("### Reasoning").nth(1).expect("a reasoning section");
+    let row = section
+        .lines()
+        .find(|l| l.contains("| 40 of 40 |"))
+        .expect("the group's row");
+    assert!(row.contains(&format!("| {unanswered} |")), "{row}");
+    assert!(section.contains(&format!("{unanswered} request(s)")), "{section}");
+
     // tools whose TTFT is the first answer token report ttfa as TTFT; the others the first token
     for (defs, answer) in [
         ("sglang", true),
