@@ -147,6 +147,12 @@ fn import(doc: &Doc, path: &Path) -> Result<Imported, PeerError> {
             ..Default::default()
         }
         .into_record();
+        // its time to first output token (reasoning left out) and reasoning tokens
+        let rtok = match count("reasoning_token_count")? {
+            Some(n) => Some(n),
+            None => count("usage_reasoning_tokens")?,
+        };
+        super::set_answer(&mut r, num("time_to_first_output_token")?, rtok);
         // AIPerf's own end instant (for a success, sent_at + request_latency to the ns)
         if let Some(e) = end_ns {
             r.done_at_us = Some((e / 1e3).round() as i64);

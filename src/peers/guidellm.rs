@@ -223,6 +223,12 @@ fn request(
         ..Default::default()
     }
     .into_record();
+    // GuideLLM's time to first output token (reasoning left out)
+    super::set_answer(
+        &mut r,
+        req.get("time_to_first_output_token_ms").and_then(Value::as_f64),
+        None,
+    );
     if let Some(end) = t("request_end").or_else(|| req.get("request_end_time").and_then(Value::as_f64)) {
         r.done_at_us = Some(epoch_secs_to_us(end));
     }

@@ -390,6 +390,21 @@ pub fn epoch_secs_to_us(s: f64) -> i64 {
 
 /// Chunk arrival times (ms after the request was sent) from the TTFT and the gaps between
 /// consecutive chunks (vLLM's and SGLang's `itl` lists): `[ttft, ttft + g1, ttft + g1 + g2, ...]`.
+/// A tool's time to first output token (reasoning left out: AIPerf's and GuideLLM's TTFO) and
+/// reasoning token count, onto an imported row: a TTFO after the TTFT means the output began
+/// with reasoning (`ttfr_ms` = TTFT, `ttfa_ms` = TTFO); one equal to it, that it did not.
+pub fn set_answer(r: &mut Record, ttfo_ms: Option<f64>, reasoning_tokens: Option<u32>) {
+    let Some(ttft) = r.ttft_ms else { return };
+    r.reasoning_tokens = reasoning_tokens;
+    if let Some(a) = ttfo_ms {
+        // (a microsecond of slack: the tools compute both from the same float instants)
+        if a > ttft + 1e-3 || reasoning_tokens.is_some_and(|n| n > 0) {
+            r.ttfr_ms = Some(ttft);
+        }
+        r.ttfa_ms = Some(a);
+    }
+}
+
 pub fn chunk_times_from_gaps(ttft_ms: f64, gaps_ms: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(gaps_ms.len() + 1);
     let mut t = ttft_ms;
@@ -639,6 +654,34 @@ pub use crate::analysis::imported as meta_keys;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tools_ttfo_splits_reasoning_from_the_answer() {
+        let row = |ttft: Option<f64>| {
+            Measured {
+                ttft_ms: ttft,
+                e2e_ms: Some(900.0),
+                output_tokens: 40,
+                ..Default::default()
+            }
+            .into_record()
+        };
+        // TTFO after TTFT: the output began with reasoning
+        let mut r = row(Some(50.0));
+        set_answer(&mut r, Some(400.0), Some(30));
+        assert_eq!(
+            (r.ttfr_ms, r.ttfa_ms, r.reasoning_tokens),
+            (Some(50.0), Some(400.0), Some(30))
+        );
+        // TTFO equal to TTFT: no reasoning
+        let mut r = row(Some(50.0));
+        set_answer(&mut r, Some(50.0), None);
+        assert_eq!((r.ttfr_ms, r.ttfa_ms, r.reasoning_tokens), (None, Some(50.0), None));
+        // no first token at all (a failure): nothing to split
+        let mut r = row(None);
+        set_answer(&mut r, Some(400.0), Some(3));
+        assert_eq!((r.ttfr_ms, r.ttfa_ms, r.reasoning_tokens), (None, None, None));
+    }
+
     use super::*;
 
     #[test]
