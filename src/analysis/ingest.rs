@@ -71,6 +71,8 @@ pub struct Acc {
     pub n_reasoning: u64,
     pub n_unanswered: u64,
     pub reasoning_tokens: u64,
+    /// Ok requests with reasoning tokens counted (some servers count hidden reasoning).
+    pub n_reasoning_counted: u64,
     pub slo_ttft_ok: u64,
     pub slo_tpot_ok: u64,
     pub slo_e2e_ok: u64,
@@ -160,6 +162,7 @@ impl Acc {
         self.n_reasoning += o.n_reasoning;
         self.n_unanswered += o.n_unanswered;
         self.reasoning_tokens += o.reasoning_tokens;
+        self.n_reasoning_counted += o.n_reasoning_counted;
         self.slo_ttft_ok += o.slo_ttft_ok;
         self.slo_tpot_ok += o.slo_tpot_ok;
         self.slo_e2e_ok += o.slo_e2e_ok;
@@ -580,7 +583,9 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         acc.n_reasoning += 1;
         acc.n_unanswered += u64::from(t_answer.is_none());
     }
-    acc.reasoning_tokens += v.rtok.get(i).unwrap_or(0).max(0) as u64;
+    let rtok = v.rtok.get(i).unwrap_or(0).max(0) as u64;
+    acc.reasoning_tokens += rtok;
+    acc.n_reasoning_counted += u64::from(rtok > 0);
     if let Some(x) = t_answer {
         acc.ttfa.push(x);
     }

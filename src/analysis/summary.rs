@@ -167,8 +167,8 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         r.ttfa_p99_ms = acc.ttfa.percentile(0.99);
         r.n_reasoning = acc.n_reasoning;
         r.n_unanswered = acc.n_unanswered;
-        if acc.n_reasoning > 0 {
-            r.reasoning_tokens_mean = Some(acc.reasoning_tokens as f64 / acc.n_reasoning as f64);
+        if acc.n_reasoning_counted > 0 {
+            r.reasoning_tokens_mean = Some(acc.reasoning_tokens as f64 / acc.n_reasoning_counted as f64);
             r.reasoning_token_pct =
                 (acc.out_tokens_ok > 0).then(|| 100.0 * acc.reasoning_tokens as f64 / acc.out_tokens_ok as f64);
         }

@@ -370,7 +370,7 @@ crate::contract! {
     TTFA_P99_MS "ttfa_p99_ms": Option<f64>, opt, "ms", "99th percentile time to first answer token", field(ttfa_p99_ms);
     N_REASONING "n_reasoning": u64, opt, "", "ok requests whose output had reasoning (requests ttfr_ms set)", field(n_reasoning);
     N_UNANSWERED "n_unanswered": u64, opt, "", "of n_reasoning, the requests that ran out of tokens before answering (no ttfa_ms): raise max_tokens or count them as failures", field(n_unanswered);
-    REASONING_TOKENS_MEAN "reasoning_tokens_mean": Option<f64>, opt, "tokens", "mean reasoning tokens of the ok requests with reasoning; null without any", field(reasoning_tokens_mean);
+    REASONING_TOKENS_MEAN "reasoning_tokens_mean": Option<f64>, opt, "tokens", "mean reasoning tokens of the ok requests that had any (reasoning_tokens > 0: streamed reasoning, or reasoning a server counts but hides); null without any", field(reasoning_tokens_mean);
     REASONING_TOKEN_PCT "reasoning_token_pct": Option<f64>, opt, "%", "reasoning tokens as a share of the output tokens of ok requests (the tokens paid for that the user does not read); null without reasoning", field(reasoning_token_pct);
     IN_FLIGHT_MEAN "in_flight_mean": Option<f64>, opt, "requests", "achieved concurrency: time-weighted mean requests in flight (sent_at to done_at) over duration_s", field(in_flight_mean);
     CONCURRENCY_PCT "concurrency_pct": Option<f64>, opt, "%", "closed loop: in_flight_mean as a share of the users asked", field(concurrency_pct);
