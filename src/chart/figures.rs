@@ -108,20 +108,10 @@ impl Figure for BoxPlot {
                 .y_label_area_size(64)
                 .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), 0.0..ymax)
                 .map_err(err)?;
-            let xfmt = |v: &f64| -> String {
-                let r = v.round();
-                if (v - r).abs() < 1e-6 && r >= 0.0 && (r as usize) < names.len() {
-                    names[r as usize].clone()
-                } else {
-                    String::new()
-                }
-            };
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_labels(n * 2 + 1)
-                .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
-                .x_label_formatter(&xfmt)
+                .x_labels(0)
                 .y_label_formatter(&|v| fmt_tick(*v))
                 .y_desc(self.y_label.as_str())
                 .label_style(("sans-serif", 13))
@@ -129,6 +119,8 @@ impl Figure for BoxPlot {
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(err)?;
+            let at: Vec<(f64, String)> = names.iter().enumerate().map(|(i, n)| (i as f64, n.clone())).collect();
+            category_labels(&inner, &chart, &at, 13, true)?;
             let (xr, yr) = chart.plotting_area().get_pixel_range();
             let mut g = PlotGeom {
                 kind: "box",
@@ -311,36 +303,28 @@ impl Figure for Heatmap {
             .y_label_area_size(170)
             .build_cartesian_2d(0f64..nx as f64, 0f64..ny as f64)
             .map_err(err)?;
-        let xfmt = |v: &f64| -> String {
-            let i = (v - 0.5).round();
-            if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < xl.len() {
-                xl[i as usize].clone()
-            } else {
-                String::new()
-            }
-        };
-        let yfmt = |v: &f64| -> String {
-            let i = (v - 0.5).round();
-            if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < yl.len() {
-                yl[yl.len() - 1 - i as usize].clone()
-            } else {
-                String::new()
-            }
-        };
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_labels(nx * 2 + 1)
-            .y_labels(ny * 2 + 1)
-            .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
-            .set_tick_mark_size(LabelAreaPosition::Left, 0)
-            .x_label_formatter(&xfmt)
-            .y_label_formatter(&yfmt)
+            .x_labels(0)
+            .y_labels(0)
             .x_desc(self.x_label.as_str())
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(err)?;
+        let xs: Vec<(f64, String)> = xl
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as f64 + 0.5, n.clone()))
+            .collect();
+        let ys: Vec<(f64, String)> = yl
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((yl.len() - 1 - i) as f64 + 0.5, n.clone()))
+            .collect();
+        category_labels(&body, &chart, &xs, 15, true)?;
+        category_labels(&body, &chart, &ys, 15, false)?;
         let (xr, yr) = chart.plotting_area().get_pixel_range();
         let mut g = PlotGeom {
             kind: "heatmap",
@@ -348,6 +332,7 @@ impl Figure for Heatmap {
             area: Some(Rect::new(xr.start, yr.start, xr.end, yr.end)),
             ..Default::default()
         };
+        let cell_px = (xr.end - xr.start) as f64 / nx.max(1) as f64;
         for (r, row) in self.values.iter().enumerate() {
             let y = (ny - 1 - r) as f64;
             for (c, v) in row.iter().enumerate() {
@@ -366,11 +351,16 @@ impl Figure for Heatmap {
                         color.filled(),
                     )))
                     .map_err(err)?;
+                // the largest font (16 down to 10) whose text keeps clear of the cell's edges
+                let size = (10..=16u32)
+                    .rev()
+                    .find(|&f| super::text_size(&text, f).0 as f64 <= cell_px - 8.0)
+                    .unwrap_or(10);
                 chart
                     .draw_series(std::iter::once(Text::new(
                         text,
                         (x + 0.5, y + 0.5),
-                        ("sans-serif", 16)
+                        ("sans-serif", size)
                             .into_font()
                             .color(&BLACK)
                             .pos(Pos::new(HPos::Center, VPos::Center)),
@@ -415,6 +405,36 @@ impl Figure for Heatmap {
         g.legend_notes = swatches.into_iter().map(|s| s.1).chain([sentence]).collect();
         Ok(vec![g])
     }
+}
+
+/// Category names beside the plot, a few pixels off its edge, centred on their positions:
+/// plotters puts its own labels right on the axis line when tick marks are off. `below`: under
+/// the x axis at x positions; else left of the y axis at y positions.
+fn category_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    names: &[(f64, String)],
+    size: u32,
+    below: bool,
+) -> Result<(), String> {
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let (ox, oy) = area.get_base_pixel();
+    for (at, name) in names {
+        let (pos, anchor) = if below {
+            let (px, _) = chart.backend_coord(&(*at, 0.0));
+            ((px - ox, yr.end - oy + 7), Pos::new(HPos::Center, VPos::Top))
+        } else {
+            let (_, py) = chart.backend_coord(&(0.0, *at));
+            ((xr.start - ox - 8, py - oy), Pos::new(HPos::Right, VPos::Center))
+        };
+        area.draw(&Text::new(
+            name.clone(),
+            pos,
+            ("sans-serif", size).into_font().color(&BLACK).pos(anchor),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Grouped bars: one group per category, one bar per series.
@@ -586,33 +606,23 @@ impl Figure for Bars {
         if chart_area.dim_in_pixel() != body.dim_in_pixel() {
             geom = layout(&chart);
         }
-        let xfmt = |v: &f64| -> String {
-            let r = v.round();
-            if (v - r).abs() < 1e-6 && r >= 0.0 && (r as usize) < cats.len() {
-                cats[r as usize].clone()
-            } else {
-                String::new()
-            }
-        };
-        {
-            let mut mesh = chart.configure_mesh();
-            mesh.disable_x_mesh()
-                .x_labels(nc * 2 + 1)
-                .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
-                .x_label_formatter(&xfmt)
-                .y_label_formatter(&|v| fmt_tick(*v))
-                .y_desc(self.y_label.as_str())
-                .label_style(("sans-serif", 15))
-                .axis_desc_style(("sans-serif", 16))
-                .light_line_style(RGBColor(235, 235, 235));
-            if rotate {
-                mesh.x_labels(0);
-            }
-            mesh.draw().map_err(err)?;
-        }
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&|v| fmt_tick(*v))
+            .y_desc(self.y_label.as_str())
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(err)?;
         let (xr, yr) = chart.plotting_area().get_pixel_range();
         let (ox, oy) = chart_area.get_base_pixel();
-        if rotate {
+        if !rotate {
+            let at: Vec<(f64, String)> = cats.iter().enumerate().map(|(i, c)| (i as f64, c.clone())).collect();
+            category_labels(&chart_area, &chart, &at, 15, true)?;
+        } else {
             // vertical names, reading downwards from just under each group
             for (ci, c) in cats.iter().enumerate() {
                 let (px, _) = chart.backend_coord(&(ci as f64, 0.0));
