@@ -62,6 +62,14 @@ pub struct Acc {
     pub tpot: Samples,
     pub itl: Samples,
     pub e2e: Samples,
+    /// Tokens of every event (bursts merged, [`super::events`]) of ok requests whose chunks
+    /// have token counts.
+    pub tokens_per_event: Samples,
+    /// Per-token ITL: each gap between events over the tokens of the event that ended it.
+    pub itl_token: Samples,
+    /// Events counted in `tokens_per_event`, and those with more than one token.
+    pub events: u64,
+    pub events_multi: u64,
     pub sched_lag: Samples,
     pub ttft_sched: Samples,
     pub slo_ttft_ok: u64,
@@ -105,7 +113,7 @@ impl Acc {
         }
     }
 
-    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 6] {
+    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 8] {
         [
             &mut self.ttft,
             &mut self.tpot,
@@ -113,6 +121,8 @@ impl Acc {
             &mut self.e2e,
             &mut self.sched_lag,
             &mut self.ttft_sched,
+            &mut self.tokens_per_event,
+            &mut self.itl_token,
         ]
     }
 
@@ -123,6 +133,8 @@ impl Acc {
             + self.e2e.held()
             + self.sched_lag.held()
             + self.ttft_sched.held()
+            + self.tokens_per_event.held()
+            + self.itl_token.held()
     }
 
     /// Fold another partial accumulation of the same group into this one.
@@ -147,6 +159,10 @@ impl Acc {
         self.e2e.merge(o.e2e);
         self.sched_lag.merge(o.sched_lag);
         self.ttft_sched.merge(o.ttft_sched);
+        self.tokens_per_event.merge(o.tokens_per_event);
+        self.itl_token.merge(o.itl_token);
+        self.events += o.events;
+        self.events_multi += o.events_multi;
         self.slo_ttft_ok += o.slo_ttft_ok;
         self.slo_tpot_ok += o.slo_tpot_ok;
         self.slo_e2e_ok += o.slo_e2e_ok;
@@ -615,6 +631,21 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         }
         if let Some((k, sum)) = bin {
             *acc.token_bins.entry(k).or_default() += sum;
+        }
+        // engine steps as the client saw them: only where the server counted every chunk
+        if let Some(toks) = toks {
+            let (tpe, itl_token) = (&mut acc.tokens_per_event, &mut acc.itl_token);
+            let (events, multi) = (&mut acc.events, &mut acc.events_multi);
+            super::events::per_request(
+                times,
+                toks,
+                |k| {
+                    tpe.push(k as f64);
+                    *events += 1;
+                    *multi += u64::from(k > 1);
+                },
+                |g| itl_token.push(g),
+            );
         }
     });
     // TPOT as the definitions in force report it; the SLO is judged on that same value.
