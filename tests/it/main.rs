@@ -31,6 +31,7 @@ mod replay;
 mod report;
 mod shard;
 mod spark;
+mod spec;
 mod sweep;
 mod tls;
 mod tracegen;

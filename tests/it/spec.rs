@@ -1,0 +1,251 @@
+//! Speculative decoding and multi-token events: mock-engine's `--spec-draft` steps, read back
+//! through replay, agg's tokens per event and per-token ITL, and enginemon's acceptance.
+
+use std::path::Path;
+
+use servebench::enginemon::{engine_window, load_engine_metrics};
+
+use crate::common::*;
+
+const K: u32 = 3;
+const P: f64 = 0.6;
+/// Output tokens per request, requests per run.
+const T: usize = 48;
+const N: usize = 120;
+
+/// Mean and variance of the number of events of a request of `t` tokens under the mock's law
+/// (the first token alone, then steps of 1 + A tokens cut to what is left, A the accepted
+/// drafts: P(A = a) = P^a (1 - P) for a < K, P^K for a = K), by dynamic programming over the
+/// tokens left.
+fn events_law(t: usize) -> (f64, f64) {
+    let law: Vec<f64> = (0..=K)
+        .map(|a| {
+            if a < K {
+                P.powi(a as i32) * (1.0 - P)
+            } else {
+                P.powi(K as i32)
+            }
+        })
+        .collect();
+    // m1[r], m2[r]: first and second moments of the steps needed for r tokens
+    let (mut m1, mut m2) = (vec![0.0; t], vec![0.0; t]);
+    for r in 1..t {
+        let (mut e1, mut e2) = (0.0, 0.0);
+        for (a, p) in law.iter().enumerate() {
+            let rest = r.saturating_sub(a + 1);
+            e1 += p * (1.0 + m1[rest]);
+            e2 += p * (1.0 + 2.0 * m1[rest] + m2[rest]);
+        }
+        (m1[r], m2[r]) = (e1, e2);
+    }
+    let mean = 1.0 + m1[t - 1];
+    (mean, m2[t - 1] - m1[t - 1] * m1[t - 1])
+}
+
+fn summary(d: &Path, name: &str, runs: &Path, engine: Option<&Path>) -> std::path::PathBuf {
+    let s = d.join(name);
+    let mut c = cmd("agg");
+    c.arg(runs);
+    if let Some(e) = engine {
+        c.arg("--engine-metrics").arg(e);
+    }
+    ok(c.arg("-o").arg(&s));
+    s
+}
+
+fn value(s: &Path, col: &str) -> Option<f64> {
+    column_f64(s, col)[0]
+}
+
+/// Against the mock's known law (exact mode, chat with continuous usage): agg's tokens per
+/// event matches the law's mean, per-token ITL is the step time over the step's tokens, and
+/// enginemon's acceptance equals the mock's own counters.
+#[test]
+fn known_acceptance_through_replay_agg_and_enginemon() {
+    let d = tmp();
+    let (k, p) = (K.to_string(), P.to_string());
+    let m = Mock::start(&[
+        "--ttft-ms",
+        "5",
+        "--itl-ms",
+        "10",
+        "--spec-draft",
+        &k,
+        "--spec-accept",
+        &p,
+        "--spec-seed",
+        "7",
+    ]);
+    let t = trace(
+        d.path(),
+        "t.parquet",
+        &["batch", "--count", &N.to_string(), "--output-len", &T.to_string()],
+    );
+    let runs = d.path().join("r.parquet");
+    let eng = d.path().join("engine.parquet");
+    let o = run(cmd("enginemon")
+        .args(["--url", &m.url, "--interval", "100ms", "-o"])
+        .arg(&eng)
+        .arg("--")
+        .arg(bin("replay"))
+        .arg(&t)
+        .args(["--url", &m.url, "--api", "chat", "--concurrency", "20", "--quiet", "-o"])
+        .arg(&runs));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(d.path(), "s.parquet", &runs, Some(&eng));
+    assert_eq!(value(&s, "n_ok"), Some(N as f64));
+
+    // Tokens per event: T tokens over the request's events. The draws are seeded, so this is
+    // one fixed sample; the bound is 4 standard errors of the mean event count of N requests
+    // (a correct mock lands inside it for all but 1 seed in 15,000).
+    let (mean_events, var_events) = events_law(T);
+    let se = (var_events / N as f64).sqrt();
+    let tpe = value(&s, "tokens_per_event_mean").unwrap();
+    let (lo, hi) = (T as f64 / (mean_events + 4.0 * se), T as f64 / (mean_events - 4.0 * se));
+    assert!(
+        lo < tpe && tpe < hi,
+        "tokens per event {tpe}, law {} ({lo}..{hi})",
+        T as f64 / mean_events
+    );
+    assert!(value(&s, "tokens_per_event_max").unwrap() <= (K + 1) as f64);
+    let multi = value(&s, "multi_token_event_pct").unwrap();
+    assert!((40.0..75.0).contains(&multi), "{multi}");
+
+    // Per-token ITL: every step takes 10 ms, so a gap over its tokens is 10/1 .. 10/4 ms; the
+    // median step has 2 tokens (P(k >= 2) = 0.6), so the median is 5 ms. Wide margins: timing.
+    let itl = value(&s, "itl_p50_ms").unwrap();
+    let itl_tok = value(&s, "itl_token_p50_ms").unwrap();
+    assert!((7.0..20.0).contains(&itl), "per-event ITL {itl}");
+    assert!((3.0..8.0).contains(&itl_tok), "per-token ITL {itl_tok}");
+    assert!(value(&s, "itl_token_mean_ms").unwrap() < 0.8 * value(&s, "itl_mean_ms").unwrap());
+
+    // The mock's counters, read once every request is done.
+    let c = |n: &str| metric(&m.url, n, None);
+    let (drafts, drafted, accepted) = (
+        c("vllm:spec_decode_num_drafts_total"),
+        c("vllm:spec_decode_num_draft_tokens_total"),
+        c("vllm:spec_decode_num_accepted_tokens_total"),
+    );
+    assert_eq!(drafted, K as f64 * drafts);
+    // enginemon's whole recording (the scrape before the first request to the one after the
+    // last): exactly the mock's counters
+    let rows = load_engine_metrics(&[eng.to_string_lossy().to_string()]).unwrap();
+    let (t0, t1) = (rows.first().unwrap().t_us, rows.last().unwrap().t_us);
+    let w = engine_window(&rows, t0, t1);
+    assert!(
+        (w.spec_accept_rate.unwrap() - accepted / drafted).abs() < 1e-12,
+        "{w:?}"
+    );
+    assert!(
+        (w.spec_accept_length.unwrap() - (1.0 + accepted / drafts)).abs() < 1e-12,
+        "{w:?}"
+    );
+    // and the law: E[A]/K = 0.392, 4 standard errors of the accepted drafts per step
+    let law = (1..=K).map(|i| P.powi(i as i32)).sum::<f64>() / K as f64;
+    let rate = accepted / drafted;
+    assert!(
+        (rate - law).abs() < 4.0 * (1.4 / drafts).sqrt() / K as f64,
+        "{rate} vs {law}"
+    );
+    // the summary's group window ends at the last response, before enginemon's last scrape:
+    // close to the whole run's figure
+    let pct = value(&s, "spec_accept_pct").unwrap();
+    assert!((pct - 100.0 * rate).abs() < 5.0, "{pct} vs {}", 100.0 * rate);
+    let len = value(&s, "spec_accept_length").unwrap();
+    assert!((len - (1.0 + accepted / drafts)).abs() < 0.15, "{len}");
+}
+
+/// One law, every protocol's shape: the same seeded steps read back as the same events, as
+/// one multi-token chunk (continuous usage, SGLang's completion_tokens) or as a burst of
+/// one-token events (TGI, llama.cpp) that agg merges into one event. Ollama counts no tokens
+/// per chunk: the columns are null, never guessed. The simulated mode draws the same law.
+#[test]
+fn every_protocol_shape_gives_the_same_events() {
+    let d = tmp();
+    let t = trace(d.path(), "t.parquet", &["batch", "--count", "40", "--output-len", "32"]);
+    let mut means = Vec::new();
+    for (api, sim) in [
+        ("chat", false),
+        ("completions", false),
+        ("tgi", false),
+        ("sglang", false),
+        ("llamacpp", false),
+        ("ollama", false),
+        ("chat", true),
+    ] {
+        let (k, p) = (K.to_string(), P.to_string());
+        let mut args = vec![
+            "--ttft-ms",
+            "5",
+            "--itl-ms",
+            "8",
+            "--spec-draft",
+            &k,
+            "--spec-accept",
+            &p,
+        ];
+        if sim {
+            args.extend(["--sim", "--sim-decode-base-ms", "8"]);
+        }
+        let m = Mock::start(&args);
+        let runs = d.path().join(format!("{api}-{sim}.parquet"));
+        ok(cmd("replay")
+            .arg(&t)
+            .args(["--url", &m.url, "--api", api, "--concurrency", "10", "--quiet", "-o"])
+            .arg(&runs));
+        let s = summary(d.path(), &format!("s-{api}-{sim}.parquet"), &runs, None);
+        let tpe = value(&s, "tokens_per_event_mean");
+        if api == "ollama" {
+            assert_eq!(tpe, None, "ollama: no token counts, no tokens per event");
+            assert_eq!(value(&s, "itl_token_p50_ms"), None);
+            continue;
+        }
+        let tpe = tpe.unwrap_or_else(|| panic!("{api}: no tokens per event"));
+        let itl_tok = value(&s, "itl_token_p50_ms").unwrap();
+        // a burst read as separate events would put 0 ms gaps here
+        assert!(itl_tok > 1.0, "{api} sim={sim}: per-token ITL {itl_tok}");
+        means.push((api, sim, tpe));
+    }
+    // exact mode: the same requests (numbered 1..40 by each fresh mock) draw the same steps,
+    // so every protocol sees the same events (1% allows an event or two read late in one read)
+    let (_, _, first) = means[0];
+    for &(api, sim, m) in &means {
+        if !sim {
+            assert!((m - first).abs() < 0.01 * first, "{api}: {m} vs chat {first}");
+        }
+    }
+    // simulated mode: the same law, its own draws: within 4 standard errors (40 requests)
+    let (mean_events, var_events) = events_law(32);
+    let se = (var_events / 40.0).sqrt();
+    let sim = means.iter().find(|m| m.1).unwrap().2;
+    assert!(
+        32.0 / (mean_events + 4.0 * se) < sim && sim < 32.0 / (mean_events - 4.0 * se),
+        "sim: {sim} vs {}",
+        32.0 / mean_events
+    );
+}
+
+/// The law's moments by brute force over all outcomes of a short request.
+#[test]
+fn the_event_law_by_enumeration() {
+    // 4 tokens: first alone, then 3 left. Steps of 1..=4 tokens with the truncated law.
+    let q = [1.0 - P, P * (1.0 - P), P * P * (1.0 - P), P * P * P];
+    let mut dist = std::collections::BTreeMap::<u32, f64>::new();
+    fn walk(left: usize, steps: u32, pr: f64, q: &[f64; 4], dist: &mut std::collections::BTreeMap<u32, f64>) {
+        if left == 0 {
+            *dist.entry(steps).or_default() += pr;
+            return;
+        }
+        for (a, p) in q.iter().enumerate() {
+            walk(left.saturating_sub(a + 1), steps + 1, pr * p, q, dist);
+        }
+    }
+    walk(3, 1, 1.0, &q, &mut dist);
+    let mean: f64 = dist.iter().map(|(k, p)| *k as f64 * p).sum();
+    let var: f64 = dist.iter().map(|(k, p)| (*k as f64 - mean).powi(2) * p).sum();
+    let (m, v) = events_law(4);
+    assert!(
+        (m - mean).abs() < 1e-12 && (v - var).abs() < 1e-12,
+        "{m} {v} vs {mean} {var}"
+    );
+}
