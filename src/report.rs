@@ -843,6 +843,7 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
             let _ = writeln!(s, "> - {l}");
         }
     }
+    s.push_str(&events_section(inp.rows));
 
     s.push_str("\n## Winners by load level\n\n");
     s.push_str(
@@ -874,6 +875,47 @@ pub fn markdown(inp: &ReportInput<'_>) -> String {
         }
     }
     s.push_str(&method());
+    s
+}
+
+/// Tokens per event, per-token ITL and the engine's acceptance, for the groups whose events
+/// carried more than one token (speculative decoding, stream intervals); empty when none did.
+fn events_section(rows: &[Summary]) -> String {
+    let multi: Vec<&Summary> = rows
+        .iter()
+        .filter(|r| r.category.is_none() && r.tokens_per_event_max.is_some_and(|m| m > 1.0))
+        .collect();
+    if multi.is_empty() {
+        return String::new();
+    }
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "n/a".into());
+    let mut s = String::from(
+        "
+### Tokens per event
+
+These groups' events carried more than one token, so ITL above is per event, not \
+         per token. Per-token ITL divides each gap by the tokens of the event that ended it; acceptance is the \
+         engine's own (enginemon).\n\n\
+         | label | load | tokens/event mean (p50, p90, max) | multi-token events | ITL p50 ms (per event) | per-token \
+         ITL p50 ms | acceptance | accept length |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in multi {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({}, {}, {}) | {} | {} | {} | {} | {} |",
+            r.label,
+            Load::of(r).map(|l| l.text()).unwrap_or_default(),
+            opt(r.tokens_per_event_mean, &|v| format!("{v:.2}")),
+            opt(r.tokens_per_event_p50, &|v| format!("{v:.0}")),
+            opt(r.tokens_per_event_p90, &|v| format!("{v:.0}")),
+            opt(r.tokens_per_event_max, &|v| format!("{v:.0}")),
+            opt(r.multi_token_event_pct, &|v| format!("{v:.1}%")),
+            opt(r.itl.p50, &sig3),
+            opt(r.itl_token_p50_ms, &sig3),
+            opt(r.spec_accept_pct, &|v| format!("{v:.1}%")),
+            opt(r.spec_accept_length, &|v| format!("{v:.2}")),
+        );
+    }
     s
 }
 

@@ -153,6 +153,27 @@ fn known_acceptance_through_replay_agg_and_enginemon() {
     assert!((pct - 100.0 * rate).abs() < 5.0, "{pct} vs {}", 100.0 * rate);
     let len = value(&s, "spec_accept_length").unwrap();
     assert!((len - (1.0 + accepted / drafts)).abs() < 0.15, "{len}");
+
+    // the report shows the events' tokens, per-token ITL and the acceptance
+    let rep = d.path().join("report");
+    ok(cmd("report")
+        .arg(&runs)
+        .arg("--engine-metrics")
+        .arg(&eng)
+        .arg("-o")
+        .arg(&rep));
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    let sec = md
+        .split("### Tokens per event")
+        .nth(1)
+        .expect("a tokens-per-event section");
+    let row = sec
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .nth(2)
+        .unwrap_or_else(|| panic!("{sec}"));
+    assert!(row.contains(&format!("{tpe:.2}")), "{row}");
+    assert!(row.contains(&format!("{pct:.1}%")), "{row}");
 }
 
 /// One law, every protocol's shape: the same seeded steps read back as the same events, as
@@ -198,6 +219,11 @@ fn every_protocol_shape_gives_the_same_events() {
         if api == "ollama" {
             assert_eq!(tpe, None, "ollama: no token counts, no tokens per event");
             assert_eq!(value(&s, "itl_token_p50_ms"), None);
+            // and the report has nothing to show
+            let rep = d.path().join("report-ollama");
+            ok(cmd("report").arg(&runs).arg("-o").arg(&rep));
+            let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+            assert!(!md.contains("### Tokens per event"), "{md}");
             continue;
         }
         let tpe = tpe.unwrap_or_else(|| panic!("{api}: no tokens per event"));
