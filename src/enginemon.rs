@@ -491,7 +491,7 @@ mod tests {
         let c = common_values(&scrape(10.0, 30.0, 12.0));
         assert_eq!(c[SPEC_ACCEPT_RATE], ("servebench:spec_accept_rate".to_string(), 0.4));
         assert_eq!(c[SPEC_ACCEPT_LENGTH].1, 2.2);
-        assert!(common_values(&scrape(0.0, 0.0, 0.0)).get(SPEC_ACCEPT_RATE).is_none());
+        assert!(!common_values(&scrape(0.0, 0.0, 0.0)).contains_key(SPEC_ACCEPT_RATE));
         let mut rows = rows_from_scrape(1_000_000, &scrape(10.0, 30.0, 12.0), RowFilter::default());
         rows.extend(rows_from_scrape(
             2_000_000,
