@@ -913,7 +913,7 @@ These groups' events carried more than one token, so ITL above is per event, not
             opt(r.itl.p50, &sig3),
             opt(r.itl_token_p50_ms, &sig3),
             opt(r.spec_accept_pct, &|v| format!("{v:.1}%")),
-            opt(r.spec_accept_length, &|v| format!("{v:.2}")),
+            opt(r.spec_tokens_per_step, &|v| format!("{v:.2}")),
         );
     }
     s

@@ -64,7 +64,7 @@ pub fn join_monitors(
             r.kv_usage_peak_pct = w.kv_usage_peak_pct;
             r.prefix_cache_hit_pct = w.prefix_cache_hit_rate.map(|x| 100.0 * x);
             r.spec_accept_pct = w.spec_accept_rate.map(|x| 100.0 * x);
-            r.spec_accept_length = w.spec_accept_length;
+            r.spec_tokens_per_step = w.spec_accept_length;
         }
     }
 }

@@ -260,7 +260,7 @@ pub struct Summary {
     pub waiting_peak: Option<f64>,
     /// The engine's speculative decoding over the group (enginemon).
     pub spec_accept_pct: Option<f64>,
-    pub spec_accept_length: Option<f64>,
+    pub spec_tokens_per_step: Option<f64>,
     pub kv_usage_peak_pct: Option<f64>,
     pub prefix_cache_hit_pct: Option<f64>,
 }
@@ -398,7 +398,7 @@ crate::contract! {
     WAITING_MEAN "waiting_mean": Option<f64>, opt, "requests", "engine's waiting requests, mean", field(waiting_mean);
     WAITING_PEAK "waiting_peak": Option<f64>, opt, "requests", "engine's waiting requests, peak", field(waiting_peak);
     SPEC_ACCEPT_PCT "spec_accept_pct": Option<f64>, opt, "%", "engine's speculative-decoding acceptance rate over the group: accepted / drafted tokens (counter deltas; vLLM, llama.cpp), else the mean of SGLang's spec_accept_rate gauge", field(spec_accept_pct);
-    SPEC_ACCEPT_LENGTH "spec_accept_length": Option<f64>, opt, "tokens", "engine's mean tokens per speculative step over the group: 1 + accepted / drafts (counter deltas), else the mean of its gauge (SGLang spec_accept_length, TensorRT-LLM avg_decoded_tokens_per_iter)", field(spec_accept_length);
+    SPEC_TOKENS_PER_STEP "spec_tokens_per_step": Option<f64>, opt, "tokens", "engine's accept length: mean tokens per speculative step over the group, 1 + accepted / drafts (counter deltas), else the mean of its gauge (SGLang spec_accept_length, TensorRT-LLM avg_decoded_tokens_per_iter)", field(spec_tokens_per_step);
     KV_USAGE_PEAK_PCT "kv_usage_peak_pct": Option<f64>, opt, "%", "engine's KV-cache usage, peak", field(kv_usage_peak_pct);
     PREFIX_CACHE_HIT_PCT "prefix_cache_hit_pct": Option<f64>, opt, "%", "engine's prefix-cache hit rate over the group (counter deltas where exposed)", field(prefix_cache_hit_pct);
 }

@@ -151,7 +151,7 @@ fn known_acceptance_through_replay_agg_and_enginemon() {
     // close to the whole run's figure
     let pct = value(&s, "spec_accept_pct").unwrap();
     assert!((pct - 100.0 * rate).abs() < 5.0, "{pct} vs {}", 100.0 * rate);
-    let len = value(&s, "spec_accept_length").unwrap();
+    let len = value(&s, "spec_tokens_per_step").unwrap();
     assert!((len - (1.0 + accepted / drafts)).abs() < 0.15, "{len}");
 
     // the report shows the events' tokens, per-token ITL and the acceptance
