@@ -275,3 +275,69 @@ fn the_event_law_by_enumeration() {
         "{m} {v} vs {mean} {var}"
     );
 }
+
+/// agg's tokens per event and per-token ITL on hand-made rows, by hand: one vLLM-style request
+/// of multi-token chunks, one TGI-style request whose bursts share a time, one without token
+/// counts (left out, never guessed).
+#[test]
+fn tokens_per_event_and_per_token_itl_by_hand() {
+    use servebench::schema::{Record, Rows, RunLabels, Status};
+    use servebench::trace::TraceRow;
+    let d = tmp();
+    let t0 = 1_700_000_000_000_000i64;
+    let rec = |id: u64, times: &[f64], tokens: Option<Vec<u32>>| {
+        let n: u32 = tokens.as_ref().map_or(times.len() as u32, |t| t.iter().sum());
+        let mut r = Record::not_sent(&TraceRow::new(id, 0.0, 100, n), Some(t0), "");
+        r.status = Status::Ok;
+        r.error = None;
+        r.sent_at_us = Some(t0);
+        r.chunk_times_ms = times.to_vec();
+        r.chunk_tokens = tokens;
+        r.ttft_ms = Some(times[0]);
+        r.e2e_ms = times.last().copied();
+        r.done_at_us = Some(t0 + (times.last().unwrap() * 1000.0) as i64);
+        r.output_tokens = n;
+        r.output_tokens_source = "usage";
+        r
+    };
+    let recs = vec![
+        // events 1, 4, 2, 1 tokens; gaps 10, 10, 20 ms -> per token 2.5, 5, 20
+        rec(0, &[50.0, 60.0, 70.0, 90.0], Some(vec![1, 4, 2, 1])),
+        // bursts: events 1, 3, 1 tokens; gaps 12, 6 ms -> per token 4, 6
+        rec(1, &[40.0, 52.0, 52.0, 52.0, 58.0], Some(vec![1; 5])),
+        // no counts: no events
+        rec(2, &[10.0, 20.0, 30.0], None),
+    ];
+    let labels = RunLabels {
+        label: "x".into(),
+        run_id: "r".into(),
+        api: "chat".into(),
+        concurrency: Some(1),
+        ..Default::default()
+    };
+    let b = Record::encode(&recs, &labels);
+    let f = d.path().join("r.parquet");
+    let meta = servebench::meta::Meta::for_output(&servebench::schema::REQUESTS, false);
+    servebench::io::write_all(Some(&f), None, b.schema(), &meta, &[b]).unwrap();
+    let s = summary(d.path(), "s.parquet", &f, None);
+    let v = |c: &str| value(&s, c).unwrap_or_else(|| panic!("{c} is null"));
+    // events: 1 4 2 1 | 1 3 1 -> 13 tokens over 7 events
+    assert!((v("tokens_per_event_mean") - 13.0 / 7.0).abs() < 1e-12);
+    assert_eq!(v("tokens_per_event_p50"), 1.0);
+    assert_eq!(v("tokens_per_event_max"), 4.0);
+    assert!((v("multi_token_event_pct") - 300.0 / 7.0).abs() < 1e-9);
+    // per-token gaps: 2.5 5 20 4 6 -> mean 7.5, median 5
+    assert!((v("itl_token_mean_ms") - 7.5).abs() < 1e-12);
+    assert_eq!(v("itl_token_p50_ms"), 5.0);
+    // the per-event ITL is unchanged: every chunk gap of all three requests (vLLM's definition)
+    let itl = [10.0, 10.0, 20.0, 12.0, 0.0, 0.0, 6.0, 10.0, 10.0];
+    assert!((v("itl_mean_ms") - itl.iter().sum::<f64>() / 9.0).abs() < 1e-9);
+    // only the request without counts: every column null
+    let g = d.path().join("g.parquet");
+    let b = Record::encode(&recs[2..], &labels);
+    servebench::io::write_all(Some(&g), None, b.schema(), &meta, &[b]).unwrap();
+    let s = summary(d.path(), "s2.parquet", &g, None);
+    for c in ["tokens_per_event_mean", "multi_token_event_pct", "itl_token_p50_ms"] {
+        assert_eq!(value(&s, c), None, "{c}");
+    }
+}
