@@ -893,9 +893,10 @@ fn events_section(rows: &[Summary]) -> String {
         "
 ### Tokens per event
 
-These groups' events carried more than one token, so ITL above is per event, not \
-         per token. Per-token ITL divides each gap by the tokens of the event that ended it; acceptance is the \
-         engine's own (enginemon).\n\n\
+These groups' events carried more than one token, so ITL above is per chunk, not \
+         per token. Here an event is a chunk or a burst of back-to-back chunks (one engine step): per-event ITL is \
+         the gap between events, per-token ITL that gap divided by the tokens of the event that ended it; \
+         acceptance is the engine's own (enginemon).\n\n\
          | label | load | tokens/event mean (p50, p90, max) | multi-token events | ITL p50 ms (per event) | per-token \
          ITL p50 ms | acceptance | accept length |\n|---|---|---|---|---|---|---|---|\n",
     );
@@ -910,7 +911,7 @@ These groups' events carried more than one token, so ITL above is per event, not
             opt(r.tokens_per_event_p90, &|v| format!("{v:.0}")),
             opt(r.tokens_per_event_max, &|v| format!("{v:.0}")),
             opt(r.multi_token_event_pct, &|v| format!("{v:.1}%")),
-            opt(r.itl.p50, &sig3),
+            opt(r.itl_event_p50_ms, &sig3),
             opt(r.itl_token_p50_ms, &sig3),
             opt(r.spec_accept_pct, &|v| format!("{v:.1}%")),
             opt(r.spec_tokens_per_step, &|v| format!("{v:.2}")),

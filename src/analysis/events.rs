@@ -9,9 +9,10 @@
 //!
 //! From them, per request:
 //! - tokens per event: one value per event, the first included;
-//! - per-token ITL: for every event after the first, the gap since the previous event divided
-//!   by the tokens of the event that ended the gap (gap / tokens), one value per gap. With one
-//!   token per event it equals the per-event gap.
+//! - per-event ITL: for every event after the first, the gap since the previous event (unlike
+//!   the chunk gaps of `itl_*`, a burst's ~0 gaps are not among them);
+//! - per-token ITL: that gap divided by the tokens of the event that ended it (gap / tokens),
+//!   one value per gap. With one token per event it equals the per-event gap.
 //!
 //! Without token counts (`chunk_tokens` null) there is nothing to say: no values.
 
@@ -34,13 +35,15 @@ pub fn events(times: &[f64], tokens: &[u32]) -> Vec<(f64, u32)> {
     out
 }
 
-/// Feed one request's tokens per event and per-token gaps to `tpe` and `itl_token`.
-pub fn per_request(times: &[f64], tokens: &[u32], mut tpe: impl FnMut(u32), mut itl_token: impl FnMut(f64)) {
+/// Feed one request's tokens per event to `tpe`, and for each gap between events the gap and
+/// its tokens to `gap` (the gap over the tokens is per-token ITL; events without tokens give
+/// no gap).
+pub fn per_request(times: &[f64], tokens: &[u32], mut tpe: impl FnMut(u32), mut gap: impl FnMut(f64, u32)) {
     let ev = events(times, tokens);
     for (j, &(t, k)) in ev.iter().enumerate() {
         tpe(k);
         if j > 0 && k > 0 {
-            itl_token((t - ev[j - 1].0) / k as f64);
+            gap(t - ev[j - 1].0, k);
         }
     }
 }
@@ -51,7 +54,7 @@ mod tests {
 
     fn run(times: &[f64], tokens: &[u32]) -> (Vec<u32>, Vec<f64>) {
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        per_request(times, tokens, |k| a.push(k), |g| b.push(g));
+        per_request(times, tokens, |k| a.push(k), |g, k| b.push(g / k as f64));
         (a, b)
     }
 

@@ -67,6 +67,8 @@ pub struct Acc {
     pub tokens_per_event: Samples,
     /// Per-token ITL: each gap between events over the tokens of the event that ended it.
     pub itl_token: Samples,
+    /// Per-event ITL with bursts merged: each gap between events.
+    pub itl_event: Samples,
     /// Events counted in `tokens_per_event`, and those with more than one token.
     pub events: u64,
     pub events_multi: u64,
@@ -113,7 +115,7 @@ impl Acc {
         }
     }
 
-    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 8] {
+    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 9] {
         [
             &mut self.ttft,
             &mut self.tpot,
@@ -123,6 +125,7 @@ impl Acc {
             &mut self.ttft_sched,
             &mut self.tokens_per_event,
             &mut self.itl_token,
+            &mut self.itl_event,
         ]
     }
 
@@ -135,6 +138,7 @@ impl Acc {
             + self.ttft_sched.held()
             + self.tokens_per_event.held()
             + self.itl_token.held()
+            + self.itl_event.held()
     }
 
     /// Fold another partial accumulation of the same group into this one.
@@ -161,6 +165,7 @@ impl Acc {
         self.ttft_sched.merge(o.ttft_sched);
         self.tokens_per_event.merge(o.tokens_per_event);
         self.itl_token.merge(o.itl_token);
+        self.itl_event.merge(o.itl_event);
         self.events += o.events;
         self.events_multi += o.events_multi;
         self.slo_ttft_ok += o.slo_ttft_ok;
@@ -634,7 +639,7 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         }
         // engine steps as the client saw them: only where the server counted every chunk
         if let Some(toks) = toks {
-            let (tpe, itl_token) = (&mut acc.tokens_per_event, &mut acc.itl_token);
+            let (tpe, itl_token, itl_event) = (&mut acc.tokens_per_event, &mut acc.itl_token, &mut acc.itl_event);
             let (events, multi) = (&mut acc.events, &mut acc.events_multi);
             super::events::per_request(
                 times,
@@ -644,7 +649,10 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
                     *events += 1;
                     *multi += u64::from(k > 1);
                 },
-                |g| itl_token.push(g),
+                |g, k| {
+                    itl_event.push(g);
+                    itl_token.push(g / k as f64);
+                },
             );
         }
     });

@@ -157,6 +157,10 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
             (r.itl_token_mean_ms, r.itl_token_p50_ms) = (nan_none(t.mean), nan_none(t.p50));
             (r.itl_token_p90_ms, r.itl_token_p99_ms) = (nan_none(t.p90), nan_none(t.p99));
         }
+        if let Some(t) = summ_plain(&mut acc.itl_event) {
+            (r.itl_event_mean_ms, r.itl_event_p50_ms) = (nan_none(t.mean), nan_none(t.p50));
+            r.itl_event_p99_ms = nan_none(t.p99);
+        }
         r.interactivity_tok_s = s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50);
         acc.sched_lag.finish();
         acc.ttft_sched.finish();

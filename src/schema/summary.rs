@@ -234,6 +234,9 @@ pub struct Summary {
     pub itl_token_p50_ms: Option<f64>,
     pub itl_token_p90_ms: Option<f64>,
     pub itl_token_p99_ms: Option<f64>,
+    pub itl_event_mean_ms: Option<f64>,
+    pub itl_event_p50_ms: Option<f64>,
+    pub itl_event_p99_ms: Option<f64>,
     pub e2e: LatencyStats,
     pub interactivity_tok_s: Option<f64>,
     pub sched_lag_p50_ms: Option<f64>,
@@ -363,6 +366,9 @@ crate::contract! {
     ITL_TOKEN_P50_MS "itl_token_p50_ms": Option<f64>, opt, "ms", "median per-token ITL (see itl_token_mean_ms)", field(itl_token_p50_ms);
     ITL_TOKEN_P90_MS "itl_token_p90_ms": Option<f64>, opt, "ms", "90th percentile per-token ITL", field(itl_token_p90_ms);
     ITL_TOKEN_P99_MS "itl_token_p99_ms": Option<f64>, opt, "ms", "99th percentile per-token ITL", field(itl_token_p99_ms);
+    ITL_EVENT_MEAN_MS "itl_event_mean_ms": Option<f64>, opt, "ms", "mean per-event ITL: the gaps between consecutive events, a burst of back-to-back chunks being one event (so, unlike itl_*, TGI's and llama.cpp's speculative bursts add no ~0 gaps); null without chunk_tokens", field(itl_event_mean_ms);
+    ITL_EVENT_P50_MS "itl_event_p50_ms": Option<f64>, opt, "ms", "median per-event ITL (see itl_event_mean_ms)", field(itl_event_p50_ms);
+    ITL_EVENT_P99_MS "itl_event_p99_ms": Option<f64>, opt, "ms", "99th percentile per-event ITL", field(itl_event_p99_ms);
     E2E_MEAN_MS "e2e_mean_ms": Option<f64>, opt, "ms", "mean end-to-end latency", field(e2e.mean);
     E2E_P50_MS "e2e_p50_ms": Option<f64>, opt, "ms", "median end-to-end latency", field(e2e.p50);
     E2E_P90_MS "e2e_p90_ms": Option<f64>, opt, "ms", "90th percentile end-to-end latency", field(e2e.p90);
