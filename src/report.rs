@@ -2011,6 +2011,30 @@ fn header_tip(h: &str) -> Option<&'static str> {
             "Closed loop: simulated users, each sending its next request when its previous one ends.",
         ),
         ("ok", "Requests that succeeded."),
+        (
+            "tokens/event mean (p50, p90, max)",
+            "Tokens per event: an event is a chunk, or a burst of chunks under 0.1 ms apart (one engine step).",
+        ),
+        (
+            "multi-token events",
+            "Share of events that carried more than one token.",
+        ),
+        (
+            "itl p50 ms (per event)",
+            "Median gap between events (a burst of back-to-back chunks is one event).",
+        ),
+        (
+            "per-token itl p50 ms",
+            "Median of each gap between events divided by the tokens of the event that ended it.",
+        ),
+        (
+            "acceptance",
+            "The engine's speculative-decoding acceptance: accepted / drafted tokens over the group (enginemon).",
+        ),
+        (
+            "accept length",
+            "The engine's mean tokens per speculative step: 1 + accepted / drafts over the group (enginemon).",
+        ),
         ("n", "Requests counted in this group (warm-up left out)."),
         ("out tok/s", "Achieved output tokens per second (successful requests)."),
         (
