@@ -13,6 +13,9 @@
 //! | waiting | requests | `vllm:num_requests_waiting` | `sglang:num_queue_reqs` | `tgi_queue_size` | `trtllm_num_requests_waiting` | `llamacpp:requests_deferred` | `friendli_current_waiting_items` |
 //! | kv_usage | fraction 0-1 | `vllm:kv_cache_usage_perc` (`gpu_cache_usage_perc` before 0.10) | `sglang:token_usage` | derived: `tgi_batch_current_max_tokens` / `tgi_batch_max_total_tokens` | `trtllm_kv_cache_utilization` | - | - |
 //! | prefix_cache_hit_rate | fraction 0-1 | derived: hits / queries | `sglang:cache_hit_rate` | - | `trtllm_kv_cache_hit_rate` | derived: hits / queries | derived: `friendli_tcache_hit_ratio` sum / count |
+//! | spec_drafts, spec_draft_tokens, spec_accepted_tokens | counters | `vllm:spec_decode_num_drafts_total`, `…_num_draft_tokens_total`, `…_num_accepted_tokens_total` | - | - | - | `llamacpp:spec_decode_num_drafts_total`, `…_num_draft_tokens_total`, `…_num_accepted_tokens_total` | - |
+//! | spec_accept_rate | fraction 0-1 | derived: accepted / draft tokens | `sglang:spec_accept_rate` | - | - | derived: accepted / draft tokens | - |
+//! | spec_accept_length | tokens per step | derived: 1 + accepted / drafts | `sglang:spec_accept_length` | - | `trtllm_avg_decoded_tokens_per_iter` | derived: 1 + accepted / drafts | - |
 //! | prefix_cache_hits, prefix_cache_queries | counters | `vllm:prefix_cache_hits_total`, `vllm:prefix_cache_queries_total` | - | - | - | `llamacpp:prompt_tokens_cached_total`, derived: cached + `llamacpp:prompt_tokens_total` | `friendli_tcache_hit_ratio_sum`, `_count` |
 //!
 //! Rows the engine exposes keep its name, labels and value; `common` marks the well-known
@@ -40,6 +43,11 @@ pub const KV_USAGE: &str = "kv_usage";
 pub const PREFIX_CACHE_HIT_RATE: &str = "prefix_cache_hit_rate";
 pub const PREFIX_CACHE_HITS: &str = "prefix_cache_hits";
 pub const PREFIX_CACHE_QUERIES: &str = "prefix_cache_queries";
+pub const SPEC_DRAFTS: &str = "spec_drafts";
+pub const SPEC_DRAFT_TOKENS: &str = "spec_draft_tokens";
+pub const SPEC_ACCEPTED_TOKENS: &str = "spec_accepted_tokens";
+pub const SPEC_ACCEPT_RATE: &str = "spec_accept_rate";
+pub const SPEC_ACCEPT_LENGTH: &str = "spec_accept_length";
 
 /// Prefix of rows enginemon derives itself.
 pub const DERIVED_PREFIX: &str = "servebench:";
@@ -76,6 +84,15 @@ const KNOWN: &[(&str, &str)] = &[
     (PREFIX_CACHE_QUERIES, "vllm:prefix_cache_queries_total"),
     (PREFIX_CACHE_QUERIES, "vllm:gpu_prefix_cache_queries_total"),
     (PREFIX_CACHE_QUERIES, "friendli_tcache_hit_ratio_count"),
+    (SPEC_DRAFTS, "vllm:spec_decode_num_drafts_total"),
+    (SPEC_DRAFTS, "llamacpp:spec_decode_num_drafts_total"),
+    (SPEC_DRAFT_TOKENS, "vllm:spec_decode_num_draft_tokens_total"),
+    (SPEC_DRAFT_TOKENS, "llamacpp:spec_decode_num_draft_tokens_total"),
+    (SPEC_ACCEPTED_TOKENS, "vllm:spec_decode_num_accepted_tokens_total"),
+    (SPEC_ACCEPTED_TOKENS, "llamacpp:spec_decode_num_accepted_tokens_total"),
+    (SPEC_ACCEPT_RATE, "sglang:spec_accept_rate"),
+    (SPEC_ACCEPT_LENGTH, "sglang:spec_accept_length"),
+    (SPEC_ACCEPT_LENGTH, "trtllm_avg_decoded_tokens_per_iter"),
 ];
 
 /// Engine families recognised by their metric prefix.
@@ -119,7 +136,9 @@ pub fn common_values(e: &Exposition) -> BTreeMap<&'static str, (String, f64)> {
         }
         let v = match *common {
             KV_USAGE => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            PREFIX_CACHE_HIT_RATE => vals.iter().sum::<f64>() / vals.len() as f64,
+            PREFIX_CACHE_HIT_RATE | SPEC_ACCEPT_RATE | SPEC_ACCEPT_LENGTH => {
+                vals.iter().sum::<f64>() / vals.len() as f64
+            }
             _ => vals.iter().sum(),
         };
         out.insert(common, (metric.to_string(), v));
@@ -154,6 +173,21 @@ pub fn common_values(e: &Exposition) -> BTreeMap<&'static str, (String, f64)> {
             PREFIX_CACHE_HIT_RATE,
             (format!("{DERIVED_PREFIX}{PREFIX_CACHE_HIT_RATE}"), r),
         );
+    }
+    // Speculative decoding from its counters (since the engine started; windows use deltas).
+    if let (Some((_, drafts)), Some((_, drafted)), Some((_, accepted))) = (
+        out.get(SPEC_DRAFTS).cloned(),
+        out.get(SPEC_DRAFT_TOKENS).cloned(),
+        out.get(SPEC_ACCEPTED_TOKENS).cloned(),
+    ) {
+        if !out.contains_key(SPEC_ACCEPT_RATE) && drafted > 0.0 {
+            let r = accepted / drafted;
+            out.insert(SPEC_ACCEPT_RATE, (format!("{DERIVED_PREFIX}{SPEC_ACCEPT_RATE}"), r));
+        }
+        if !out.contains_key(SPEC_ACCEPT_LENGTH) && drafts > 0.0 {
+            let l = 1.0 + accepted / drafts;
+            out.insert(SPEC_ACCEPT_LENGTH, (format!("{DERIVED_PREFIX}{SPEC_ACCEPT_LENGTH}"), l));
+        }
     }
     out
 }
@@ -219,6 +253,10 @@ pub struct EngineWindow {
     pub kv_usage_peak_pct: Option<f64>,
     /// Prefix-cache hit rate over the window (0-1).
     pub prefix_cache_hit_rate: Option<f64>,
+    /// Speculative decoding over the window: accepted / drafted tokens (0-1), and mean tokens
+    /// per verifying step (1 + accepted / drafts).
+    pub spec_accept_rate: Option<f64>,
+    pub spec_accept_length: Option<f64>,
     /// Scrapes inside the window.
     pub scrapes: usize,
 }
@@ -231,12 +269,15 @@ pub struct EngineWindow {
 /// value in the window, in percent. The prefix-cache hit rate is Δhits / Δqueries between the
 /// last scrape at or before the start (else the first in the window) and the last scrape in
 /// the window, where the engine has those counters; else the mean of its hit-rate gauge over
-/// the window.
+/// the window. Speculative decoding likewise: the acceptance rate is Δaccepted / Δdrafted
+/// tokens and the accept length 1 + Δaccepted / Δdrafts from the counters, else the means of
+/// the engine's gauges (SGLang, TensorRT-LLM).
 pub fn engine_window(rows: &[EngineRow], start_us: i64, end_us: i64) -> EngineWindow {
     let mut w = EngineWindow::default();
     let mut per: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut scrapes = BTreeSet::new();
     let mut gauge_hit = (0.0, 0usize);
+    let mut gauge_spec: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for r in rows {
         let inside = r.t_us >= start_us && r.t_us <= end_us;
         if inside {
@@ -247,7 +288,14 @@ pub fn engine_window(rows: &[EngineRow], start_us: i64, end_us: i64) -> EngineWi
             continue;
         }
         match c {
-            PREFIX_CACHE_HITS | PREFIX_CACHE_QUERIES => {
+            SPEC_ACCEPT_RATE | SPEC_ACCEPT_LENGTH => {
+                if inside && !r.metric.starts_with(DERIVED_PREFIX) {
+                    let g = gauge_spec.entry(c).or_default();
+                    g.0 += r.value;
+                    g.1 += 1;
+                }
+            }
+            PREFIX_CACHE_HITS | PREFIX_CACHE_QUERIES | SPEC_DRAFTS | SPEC_DRAFT_TOKENS | SPEC_ACCEPTED_TOKENS => {
                 if r.t_us <= end_us {
                     *per.entry(c).or_default().entry(r.t_us).or_default() += r.value;
                 }
@@ -285,6 +333,13 @@ pub fn engine_window(rows: &[EngineRow], start_us: i64, end_us: i64) -> EngineWi
         .reduce(f64::max);
     w.prefix_cache_hit_rate = counter_ratio(per.get(PREFIX_CACHE_HITS), per.get(PREFIX_CACHE_QUERIES), start_us)
         .or_else(|| (gauge_hit.1 > 0).then(|| gauge_hit.0 / gauge_hit.1 as f64));
+    let gauge_mean = |c: &str| gauge_spec.get(c).filter(|g| g.1 > 0).map(|g| g.0 / g.1 as f64);
+    let accepted = per.get(SPEC_ACCEPTED_TOKENS);
+    w.spec_accept_rate =
+        counter_ratio(accepted, per.get(SPEC_DRAFT_TOKENS), start_us).or_else(|| gauge_mean(SPEC_ACCEPT_RATE));
+    w.spec_accept_length = counter_ratio(accepted, per.get(SPEC_DRAFTS), start_us)
+        .map(|r| 1.0 + r)
+        .or_else(|| gauge_mean(SPEC_ACCEPT_LENGTH));
     w
 }
 
@@ -351,6 +406,11 @@ pub fn common_name(s: &str) -> Option<&'static str> {
         PREFIX_CACHE_HIT_RATE,
         PREFIX_CACHE_HITS,
         PREFIX_CACHE_QUERIES,
+        SPEC_DRAFTS,
+        SPEC_DRAFT_TOKENS,
+        SPEC_ACCEPTED_TOKENS,
+        SPEC_ACCEPT_RATE,
+        SPEC_ACCEPT_LENGTH,
     ]
     .into_iter()
     .find(|c| *c == s)
@@ -411,6 +471,59 @@ mod tests {
         );
         let only = rows_from_scrape(7, &e, RowFilter { common_only: true });
         assert_eq!(only.len(), 6);
+    }
+
+    /// vLLM's spec_decode counters: derived rows per scrape, counter deltas per window;
+    /// SGLang's and TensorRT-LLM's gauges averaged over the window.
+    #[test]
+    fn speculative_decoding_from_counters_and_gauges() {
+        let scrape = |drafts: f64, drafted: f64, accepted: f64| {
+            crate::prom::parse(&format!(
+                "# TYPE vllm:spec_decode_num_drafts counter\n\
+                 vllm:spec_decode_num_drafts_total{{engine=\"0\"}} {drafts}\n\
+                 # TYPE vllm:spec_decode_num_draft_tokens counter\n\
+                 vllm:spec_decode_num_draft_tokens_total{{engine=\"0\"}} {drafted}\n\
+                 # TYPE vllm:spec_decode_num_accepted_tokens counter\n\
+                 vllm:spec_decode_num_accepted_tokens_total{{engine=\"0\"}} {accepted}\n\
+                 vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine=\"0\",position=\"0\"}} 1\n"
+            ))
+        };
+        let c = common_values(&scrape(10.0, 30.0, 12.0));
+        assert_eq!(c[SPEC_ACCEPT_RATE], ("servebench:spec_accept_rate".to_string(), 0.4));
+        assert_eq!(c[SPEC_ACCEPT_LENGTH].1, 2.2);
+        assert!(!common_values(&scrape(0.0, 0.0, 0.0)).contains_key(SPEC_ACCEPT_RATE));
+        let mut rows = rows_from_scrape(1_000_000, &scrape(10.0, 30.0, 12.0), RowFilter::default());
+        rows.extend(rows_from_scrape(
+            2_000_000,
+            &scrape(110.0, 330.0, 192.0),
+            RowFilter::default(),
+        ));
+        rows.extend(rows_from_scrape(
+            3_000_000,
+            &scrape(210.0, 630.0, 432.0),
+            RowFilter::default(),
+        ));
+        // from t=1 s (before the start) to t=2 s: 180 of 300 drafted over 100 steps
+        let w = engine_window(&rows, 1_500_000, 2_500_000);
+        assert!((w.spec_accept_rate.unwrap() - 0.6).abs() < 1e-12, "{w:?}");
+        assert!((w.spec_accept_length.unwrap() - 2.8).abs() < 1e-12, "{w:?}");
+        // the whole run: 420 of 600 over 200 steps (the cumulative derived rows are not used)
+        let w = engine_window(&rows, 1_000_000, 3_000_000);
+        assert!((w.spec_accept_rate.unwrap() - 0.7).abs() < 1e-12, "{w:?}");
+        assert_eq!(engine_window(&data(), 0, 5_000_000).spec_accept_rate, None);
+        let g = |t: f64, m: &str, v: f64, c| row(t, m, None, v, Some(c));
+        let rows = vec![
+            g(1.0, "sglang:spec_accept_rate", 0.5, SPEC_ACCEPT_RATE),
+            g(2.0, "sglang:spec_accept_rate", 0.7, SPEC_ACCEPT_RATE),
+            g(1.0, "sglang:spec_accept_length", 2.0, SPEC_ACCEPT_LENGTH),
+            g(2.0, "sglang:spec_accept_length", 3.0, SPEC_ACCEPT_LENGTH),
+            g(9.0, "sglang:spec_accept_length", 9.0, SPEC_ACCEPT_LENGTH),
+        ];
+        let w = engine_window(&rows, 0, 5_000_000);
+        assert!((w.spec_accept_rate.unwrap() - 0.6).abs() < 1e-12);
+        assert_eq!(w.spec_accept_length, Some(2.5));
+        let t = crate::prom::parse("trtllm_avg_decoded_tokens_per_iter{model_name=\"m\"} 2.5\n");
+        assert_eq!(common_values(&t)[SPEC_ACCEPT_LENGTH].1, 2.5);
     }
 
     #[test]

@@ -893,7 +893,7 @@ fn ms_cell(v: Option<f64>) -> String {
 }
 
 /// What today's workloads change in the numbers, shown only where a run has it: reasoning
-/// (TTFT against time to first answer), users who gave up.
+/// (TTFT against time to first answer), multi-token events, users who gave up.
 fn workload_features(rows: &[Summary]) -> String {
     let mut s = String::new();
     let reasoning: Vec<&Summary> = rows.iter().filter(|r| r.n_reasoning > 0).collect();
@@ -932,6 +932,7 @@ fn workload_features(rows: &[Summary]) -> String {
             );
         }
     }
+    s.push_str(&events_section(rows));
     let gave_up: Vec<&Summary> = rows.iter().filter(|r| r.n_gave_up > 0).collect();
     if !gave_up.is_empty() {
         s.push_str(
@@ -955,6 +956,48 @@ fn workload_features(rows: &[Summary]) -> String {
         return s;
     }
     format!("\n## Today's workloads\n{s}")
+}
+
+/// Tokens per event, per-token ITL and the engine's acceptance, for the groups whose events
+/// carried more than one token (speculative decoding, stream intervals); empty when none did.
+fn events_section(rows: &[Summary]) -> String {
+    let multi: Vec<&Summary> = rows
+        .iter()
+        .filter(|r| r.category.is_none() && r.tokens_per_event_max.is_some_and(|m| m > 1.0))
+        .collect();
+    if multi.is_empty() {
+        return String::new();
+    }
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "n/a".into());
+    let mut s = String::from(
+        "
+### Tokens per event
+
+These groups' events carried more than one token, so ITL above is per chunk, not \
+         per token. Here an event is a chunk or a burst of back-to-back chunks (one engine step): per-event ITL is \
+         the gap between events, per-token ITL that gap divided by the tokens of the event that ended it; \
+         acceptance is the engine's own (enginemon).\n\n\
+         | label | load | tokens/event mean (p50, p90, max) | multi-token events | ITL p50 ms (per event) | per-token \
+         ITL p50 ms | acceptance | accept length |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in multi {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({}, {}, {}) | {} | {} | {} | {} | {} |",
+            r.label,
+            Load::of(r).map(|l| l.text()).unwrap_or_default(),
+            opt(r.tokens_per_event_mean, &|v| format!("{v:.2}")),
+            opt(r.tokens_per_event_p50, &|v| format!("{v:.0}")),
+            opt(r.tokens_per_event_p90, &|v| format!("{v:.0}")),
+            opt(r.tokens_per_event_max, &|v| format!("{v:.0}")),
+            opt(r.multi_token_event_pct, &|v| format!("{v:.1}%")),
+            opt(r.itl_event_p50_ms, &sig3),
+            opt(r.itl_token_p50_ms, &sig3),
+            opt(r.spec_accept_pct, &|v| format!("{v:.1}%")),
+            opt(r.spec_tokens_per_step, &|v| format!("{v:.2}")),
+        );
+    }
+    s
 }
 
 fn slo_text(o: &Options) -> String {
@@ -2048,6 +2091,30 @@ fn header_tip(h: &str) -> Option<&'static str> {
             "Closed loop: simulated users, each sending its next request when its previous one ends.",
         ),
         ("ok", "Requests that succeeded."),
+        (
+            "tokens/event mean (p50, p90, max)",
+            "Tokens per event: an event is a chunk, or a burst of chunks under 0.1 ms apart (one engine step).",
+        ),
+        (
+            "multi-token events",
+            "Share of events that carried more than one token.",
+        ),
+        (
+            "itl p50 ms (per event)",
+            "Median gap between events (a burst of back-to-back chunks is one event).",
+        ),
+        (
+            "per-token itl p50 ms",
+            "Median of each gap between events divided by the tokens of the event that ended it.",
+        ),
+        (
+            "acceptance",
+            "The engine's speculative-decoding acceptance: accepted / drafted tokens over the group (enginemon).",
+        ),
+        (
+            "accept length",
+            "The engine's mean tokens per speculative step: 1 + accepted / drafts over the group (enginemon).",
+        ),
         ("n", "Requests counted in this group (warm-up left out)."),
         ("out tok/s", "Achieved output tokens per second (successful requests)."),
         (

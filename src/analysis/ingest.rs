@@ -62,6 +62,16 @@ pub struct Acc {
     pub tpot: Samples,
     pub itl: Samples,
     pub e2e: Samples,
+    /// Tokens of every event (bursts merged, [`super::events`]) of ok requests whose chunks
+    /// have token counts.
+    pub tokens_per_event: Samples,
+    /// Per-token ITL: each gap between events over the tokens of the event that ended it.
+    pub itl_token: Samples,
+    /// Per-event ITL with bursts merged: each gap between events.
+    pub itl_event: Samples,
+    /// Events counted in `tokens_per_event`, and those with more than one token.
+    pub events: u64,
+    pub events_multi: u64,
     pub sched_lag: Samples,
     pub ttft_sched: Samples,
     /// Time to first answer token of ok requests that answered (`ttfa_ms`).
@@ -114,7 +124,7 @@ impl Acc {
         }
     }
 
-    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 7] {
+    pub(crate) fn samples_mut(&mut self) -> [&mut Samples; 10] {
         [
             &mut self.ttft,
             &mut self.tpot,
@@ -123,6 +133,9 @@ impl Acc {
             &mut self.sched_lag,
             &mut self.ttft_sched,
             &mut self.ttfa,
+            &mut self.tokens_per_event,
+            &mut self.itl_token,
+            &mut self.itl_event,
         ]
     }
 
@@ -134,6 +147,9 @@ impl Acc {
             + self.sched_lag.held()
             + self.ttft_sched.held()
             + self.ttfa.held()
+            + self.tokens_per_event.held()
+            + self.itl_token.held()
+            + self.itl_event.held()
     }
 
     /// Fold another partial accumulation of the same group into this one.
@@ -163,6 +179,11 @@ impl Acc {
         self.n_unanswered += o.n_unanswered;
         self.reasoning_tokens += o.reasoning_tokens;
         self.n_reasoning_counted += o.n_reasoning_counted;
+        self.tokens_per_event.merge(o.tokens_per_event);
+        self.itl_token.merge(o.itl_token);
+        self.itl_event.merge(o.itl_event);
+        self.events += o.events;
+        self.events_multi += o.events_multi;
         self.slo_ttft_ok += o.slo_ttft_ok;
         self.slo_tpot_ok += o.slo_tpot_ok;
         self.slo_e2e_ok += o.slo_e2e_ok;
@@ -651,6 +672,24 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
         }
         if let Some((k, sum)) = bin {
             *acc.token_bins.entry(k).or_default() += sum;
+        }
+        // engine steps as the client saw them: only where the server counted every chunk
+        if let Some(toks) = toks {
+            let (tpe, itl_token, itl_event) = (&mut acc.tokens_per_event, &mut acc.itl_token, &mut acc.itl_event);
+            let (events, multi) = (&mut acc.events, &mut acc.events_multi);
+            super::events::per_request(
+                times,
+                toks,
+                |k| {
+                    tpe.push(k as f64);
+                    *events += 1;
+                    *multi += u64::from(k > 1);
+                },
+                |g, k| {
+                    itl_event.push(g);
+                    itl_token.push(g / k as f64);
+                },
+            );
         }
     });
     // TPOT as the definitions in force report it; the SLO is judged on that same value.

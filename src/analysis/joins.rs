@@ -33,7 +33,7 @@ impl Monitors {
 /// Join GPU samples and engine metrics to each summary row by the group's time window
 /// (first sent_at .. last done_at): idle and peak GPU memory, mean utilisation and power,
 /// energy and energy per output token; mean and peak running and waiting requests, peak KV
-/// usage and the prefix-cache hit rate.
+/// usage, the prefix-cache hit rate and speculative decoding's acceptance.
 pub fn join_monitors(
     rows: &mut [Summary],
     groups: &Groups,
@@ -63,6 +63,8 @@ pub fn join_monitors(
             r.waiting_peak = w.waiting_peak;
             r.kv_usage_peak_pct = w.kv_usage_peak_pct;
             r.prefix_cache_hit_pct = w.prefix_cache_hit_rate.map(|x| 100.0 * x);
+            r.spec_accept_pct = w.spec_accept_rate.map(|x| 100.0 * x);
+            r.spec_tokens_per_step = w.spec_accept_length;
         }
     }
 }

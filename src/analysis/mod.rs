@@ -4,6 +4,8 @@
 //!
 //! - [`options`]: what to compute (definitions, SLOs, grouping, memory budget)
 //! - [`ingest`]: the parallel reader with its memory budget, and per-row intake
+//! - [`events`]: engine steps as the client saw them (bursts merged): tokens per event and
+//!   per-token ITL
 //! - [`summary`]: summary rows from the groups (statistics come from [`crate::stats`])
 //! - [`joins`]: GPU samples and engine metrics matched by each group's window
 //! - [`compare`]: `agg --compare A,B`
@@ -11,6 +13,7 @@
 //! - [`render`]: the summary contract's batch and the Markdown table
 
 pub mod compare;
+pub mod events;
 pub mod imported;
 pub mod ingest;
 pub mod joins;

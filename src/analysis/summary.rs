@@ -31,6 +31,12 @@ fn latency_stats(s: Option<Stats>) -> LatencyStats {
     }
 }
 
+/// Statistics without confidence intervals; None without samples.
+fn summ_plain(v: &mut Samples) -> Option<Stats> {
+    v.finish();
+    v.summarize(0, 0)
+}
+
 /// Finish the groups into summary rows, sorted by key. Sorts the accumulated samples.
 pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
     sort_all(groups);
@@ -141,6 +147,20 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
         r.tpot = latency_stats(s_tpot);
         r.itl = latency_stats(summ(&mut acc.itl, 3));
         r.e2e = latency_stats(summ(&mut acc.e2e, 4));
+        // engine steps as the client saw them (no bootstrap: descriptive figures)
+        if let Some(t) = summ_plain(&mut acc.tokens_per_event) {
+            (r.tokens_per_event_mean, r.tokens_per_event_p50) = (Some(t.mean), Some(t.p50));
+            (r.tokens_per_event_p90, r.tokens_per_event_max) = (Some(t.p90), Some(t.max));
+            r.multi_token_event_pct = (acc.events > 0).then(|| 100.0 * acc.events_multi as f64 / acc.events as f64);
+        }
+        if let Some(t) = summ_plain(&mut acc.itl_token) {
+            (r.itl_token_mean_ms, r.itl_token_p50_ms) = (nan_none(t.mean), nan_none(t.p50));
+            (r.itl_token_p90_ms, r.itl_token_p99_ms) = (nan_none(t.p90), nan_none(t.p99));
+        }
+        if let Some(t) = summ_plain(&mut acc.itl_event) {
+            (r.itl_event_mean_ms, r.itl_event_p50_ms) = (nan_none(t.mean), nan_none(t.p50));
+            r.itl_event_p99_ms = nan_none(t.p99);
+        }
         r.interactivity_tok_s = s_tpot.filter(|s| s.p50 > 0.0).map(|s| 1000.0 / s.p50);
         acc.sched_lag.finish();
         acc.ttft_sched.finish();

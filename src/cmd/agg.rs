@@ -65,7 +65,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub gpu: Vec<String>,
     /// enginemon files (or directories) to join: running and waiting requests, KV usage,
-    /// prefix-cache hit rate
+    /// prefix-cache hit rate, speculative decoding's acceptance
     #[arg(long, value_name = "PATH")]
     pub engine_metrics: Vec<String>,
     /// Latency values kept exactly in memory (8 bytes each); beyond it, HDR histograms with

@@ -60,7 +60,7 @@ pub struct Args {
     /// Give up on a scrape after D
     #[arg(long, value_name = "D", value_parser = crate::units::duration_arg, default_value = "5s")]
     timeout: Duration,
-    /// Keep only the well-known series (running, waiting, KV usage, prefix cache)
+    /// Keep only the well-known series (running, waiting, KV usage, prefix cache, speculative decoding)
     #[arg(long)]
     common_only: bool,
     #[command(flatten)]

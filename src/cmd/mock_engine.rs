@@ -30,6 +30,17 @@ KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives eve
 sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
 prefilled tokens; KV overflow preempts the newest sequence (recomputed later).
 
+Speculative decoding (--spec-draft K, exact and simulated modes): a request's first token
+comes alone, then every step drafts K tokens and accepts each with probability --spec-accept P
+until the first rejection, emitting the accepted drafts plus one token (cut to max_tokens).
+Mean tokens per step (accept length) = (1 - P^(K+1)) / (1 - P); acceptance rate (accepted /
+drafted) = (P + P^2 + ... + P^K) / K. A step's tokens go out as one event (continuous usage,
+SGLang's completion_tokens), or as back-to-back events of one token each (TGI, llama.cpp,
+Ollama), as those engines do. Draws are seeded (--spec-seed, the request's number); /metrics
+adds vLLM's vllm:spec_decode_num_drafts_total, _num_draft_tokens_total,
+_num_accepted_tokens_total and _num_accepted_tokens_per_pos_total{position}.
+  mock-engine --port 8100 --spec-draft 3 --spec-accept 0.6   # 2.176 tokens per step, 39.2%
+
 Log probabilities (OpenAI routes): completions `logprobs: k`, `echo: true`, vLLM's
 `prompt_logprobs: k`; chat `logprobs: true, top_logprobs: k` (k up to the mock's vocabulary
 size). They come from a deterministic pseudo-model (a distribution per prompt and position);
@@ -84,6 +95,17 @@ pub struct Args {
     /// Exact mode: tokens per content chunk
     #[arg(long, default_value_t = 1)]
     pub tokens_per_chunk: u32,
+    /// Speculative decoding: draft tokens per step (K); each step emits its accepted drafts
+    /// plus one token, so events carry 1 to K + 1 tokens
+    #[arg(long, value_name = "K")]
+    pub spec_draft: Option<u32>,
+    /// Speculative decoding: probability that each draft token is accepted, in order until the
+    /// first rejection (0-1)
+    #[arg(long, value_name = "P", default_value_t = 0.7, requires = "spec_draft")]
+    pub spec_accept: f64,
+    /// Speculative decoding: seed of the acceptance draws
+    #[arg(long, default_value_t = 0, requires = "spec_draft")]
+    pub spec_seed: u64,
     /// Simulated continuous batching instead of exact timing
     #[arg(long)]
     pub sim: bool,
@@ -181,6 +203,31 @@ impl Args {
         if self.sim_max_batch == 0 || self.sim_kv_tokens == 0 {
             anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
         }
+        let spec = match self.spec_draft {
+            None => None,
+            Some(k) => {
+                if !(1..=64).contains(&k) {
+                    anyhow::bail!("--spec-draft must be 1 to 64 draft tokens per step, got {k}");
+                }
+                if !(0.0..=1.0).contains(&self.spec_accept) {
+                    anyhow::bail!(
+                        "--spec-accept must be a probability from 0 to 1, got {}",
+                        self.spec_accept
+                    );
+                }
+                if self.tokens_per_chunk > 1 {
+                    anyhow::bail!(
+                        "--spec-draft sets the tokens of each chunk; leave out --tokens-per-chunk {}",
+                        self.tokens_per_chunk
+                    );
+                }
+                Some(crate::mock::spec::Spec {
+                    draft: k,
+                    accept: self.spec_accept,
+                    seed: self.spec_seed,
+                })
+            }
+        };
         let mut faults = Faults::new(self.faults.clone());
         faults.seed = self.fault_seed;
         faults.after = self.fault_after;
@@ -201,6 +248,7 @@ impl Args {
                 kv_tokens: self.sim_kv_tokens,
                 max_prefill_tokens: self.sim_max_prefill_tokens.max(1),
             }),
+            spec,
             owned_by: self.owned_by.clone(),
             faults: std::sync::Arc::new(faults),
             tls: match (&self.tls_cert, &self.tls_key) {
@@ -296,5 +344,19 @@ mod tests {
         assert_eq!((q.noise, q.seed), (0.05, 8));
         let e = a(&["--quality-noise=-1"]).config().unwrap_err().to_string();
         assert!(e.contains("--quality-noise"), "{e}");
+        let s = a(&["--spec-draft", "3", "--spec-accept", "0.6"])
+            .config()
+            .unwrap()
+            .0
+            .spec;
+        assert_eq!(s.map(|s| (s.draft, s.accept)), Some((3, 0.6)));
+        for bad in [
+            &["--spec-draft", "0"][..],
+            &["--spec-draft", "2", "--spec-accept", "1.5"],
+            &["--spec-draft", "2", "--tokens-per-chunk", "4"],
+        ] {
+            let e = a(bad).config().unwrap_err().to_string();
+            assert!(e.contains("--spec-"), "{e}");
+        }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Exact mode: the first content chunk goes out `ttft_ms` after the request arrived and chunk
 //! k at `ttft_ms + k * itl_ms`, each carrying `tokens_per_chunk` tokens, on absolute
-//! deadlines (so nothing drifts), and exactly `max_tokens` tokens in all.
+//! deadlines (so nothing drifts), and exactly `max_tokens` tokens in all. With `--spec-draft`
+//! (both modes) a step's chunk carries its accepted drafts plus one token instead (see [`spec`]).
 //! Simulated mode: see [`sim`].
 //!
 //! Slots (`--slots N`, exact mode): at most N requests are served at once, admitted first in,
@@ -30,6 +31,7 @@ pub mod model;
 #[cfg(test)]
 mod read_back;
 pub mod sim;
+pub mod spec;
 pub mod sse;
 pub mod tls;
 
@@ -66,6 +68,8 @@ pub struct Config {
     pub itl_ms: f64,
     pub tokens_per_chunk: u32,
     pub sim: Option<SimParams>,
+    /// Speculative decoding: multi-token steps with a known acceptance law (see [`spec`]).
+    pub spec: Option<spec::Spec>,
     /// What `/v1/models` says owns the model (vllm, sglang, ...): lets tests exercise probing.
     pub owned_by: String,
     pub version: String,
@@ -90,6 +94,7 @@ impl Default for Config {
             itl_ms: 10.0,
             tokens_per_chunk: 1,
             sim: None,
+            spec: None,
             owned_by: "servebench".into(),
             version: format!("mock-{}", crate::meta::VERSION),
             faults: Arc::new(Faults::default()),
@@ -117,6 +122,8 @@ pub struct Metrics {
     pub requests_started: AtomicU64,
     pub preemptions: AtomicU64,
     pub active_streams: AtomicU64,
+    /// vLLM's spec_decode counters (`--spec-draft`).
+    pub spec: spec::SpecCounters,
 }
 
 struct Shared {
@@ -164,7 +171,9 @@ pub async fn serve(cfg: Config, addr: SocketAddr) -> std::io::Result<(SocketAddr
             .kv_total
             .store(cfg.sim.map(|s| s.kv_tokens).unwrap_or(262_144), Ordering::Relaxed);
     }
-    let sim = cfg.sim.map(|p| sim::start(p, metrics.clone()));
+    let sim = cfg
+        .sim
+        .map(|p| sim::start(p, metrics.clone(), cfg.spec.map(|s| s.draft)));
     let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let slots = cfg.slots.map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
     let shared = Arc::new(Shared {
@@ -350,7 +359,7 @@ fn metrics_text(sh: &Shared) -> String {
          servebench_mock_client_disconnects_total {}\n\
          # HELP process_uptime_seconds Seconds since the server started.\n\
          # TYPE process_uptime_seconds gauge\n\
-         process_uptime_seconds {:.3}\n",
+         process_uptime_seconds {:.3}\n{}",
         g(&m.prompt_tokens),
         g(&m.generation_tokens),
         g(&m.requests_done),
@@ -359,6 +368,10 @@ fn metrics_text(sh: &Shared) -> String {
         g(&m.requests_started),
         g(&m.client_disconnects),
         sh.started.elapsed().as_secs_f64(),
+        sh.cfg
+            .spec
+            .map(|s| spec::metrics_text(m, s.draft, &labels))
+            .unwrap_or_default(),
     ) + &fault_metrics(&sh.cfg.faults)
 }
 
@@ -531,6 +544,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
                 prompt_tokens: pt,
                 max_tokens,
                 tx: ttx,
+                spec: sh.cfg.spec.map(|s| s.drafter(n)),
             });
             Source::Sim { rx }
         }
@@ -549,13 +563,22 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
     };
     let exact = sh.sim.is_none();
     let per_chunk = if exact { sh.cfg.tokens_per_chunk.max(1) } else { 1 };
-    let chunks = if stream { max_tokens.div_ceil(per_chunk) } else { 1 };
+    // exact mode with --spec-draft: every event's tokens, drawn up front
+    let plan = sh.cfg.spec.filter(|_| exact).map(|s| s.drafter(n).plan(max_tokens));
+    let chunks = match (&plan, stream) {
+        (_, false) => 1,
+        (Some(p), true) => p.len() as u32,
+        (None, true) => max_tokens.div_ceil(per_chunk),
+    };
     let body = MockBody {
         inner: Inner::Stream(Box::new(StreamBody {
             fmt,
             source,
             chunk: 0,
             per_chunk,
+            plan: plan.map(VecDeque::from),
+            spec_draft: sh.cfg.spec.map(|s| s.draft).unwrap_or(0),
+            spec_prefill_sent: false,
             stream,
             metrics: sh.metrics.clone(),
             exact,
@@ -612,6 +635,10 @@ struct StreamBody {
     source: Source,
     chunk: u32,
     per_chunk: u32,
+    /// Exact mode with `--spec-draft`: the steps still to send (the first is the prefill's).
+    plan: Option<VecDeque<spec::Step>>,
+    spec_draft: u32,
+    spec_prefill_sent: bool,
     stream: bool,
     metrics: Arc<Metrics>,
     exact: bool,
@@ -731,10 +758,17 @@ impl StreamBody {
                     }
                 }
                 let (at, n) = if self.stream {
-                    (*first + *itl * self.chunk, self.per_chunk.min(total - self.fmt.sent))
+                    let n = match &self.plan {
+                        Some(p) => p.front().map_or(1, |s| s.tokens),
+                        None => self.per_chunk,
+                    };
+                    (*first + *itl * self.chunk, n.min(total - self.fmt.sent))
                 } else {
-                    let chunks = total.div_ceil(self.per_chunk);
-                    (*first + *itl * (chunks - 1), total)
+                    let chunks = match &self.plan {
+                        Some(p) => p.len() as u32,
+                        None => total.div_ceil(self.per_chunk),
+                    };
+                    (*first + *itl * (chunks.max(1) - 1), total)
                 };
                 let s = sleep.get_or_insert_with(|| timer::sleep_until(at));
                 if s.deadline() != at {
@@ -810,6 +844,7 @@ impl StreamBody {
         self.chunk += 1;
         if self.exact {
             self.metrics.generation_tokens.fetch_add(n as u64, Ordering::Relaxed);
+            self.spec_steps_sent();
         }
         let mut bytes = if self.stream {
             let mut out = Vec::with_capacity(512);
@@ -836,6 +871,21 @@ impl StreamBody {
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))))
     }
 
+    /// The planned steps just sent (one per streamed event, all of a whole response) leave the
+    /// plan; the verifying ones count in `/metrics`.
+    fn spec_steps_sent(&mut self) {
+        let Some(p) = &mut self.plan else { return };
+        let take = if self.stream { 1 } else { p.len() };
+        for _ in 0..take {
+            let Some(s) = p.pop_front() else { break };
+            // the prefill's token, the first, is no verifying step
+            if self.spec_prefill_sent {
+                spec::count(&self.metrics, self.spec_draft, s);
+            }
+            self.spec_prefill_sent = true;
+        }
+    }
+
     /// slow-drip: the whole response, one byte at a time.
     fn poll_drip(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Abort>>> {
         let Some(f) = self.fault.as_mut() else {
@@ -853,13 +903,24 @@ impl StreamBody {
             }
             let bytes = if self.stream {
                 let mut out = Vec::with_capacity(512);
-                self.fmt.chunk(&mut out, self.per_chunk.min(total - self.fmt.sent));
+                let n = match &self.plan {
+                    Some(p) => p.front().map_or(1, |s| s.tokens),
+                    None => self.per_chunk,
+                };
+                self.fmt.chunk(&mut out, n.min(total - self.fmt.sent));
                 out
             } else {
                 self.fmt.whole()
             };
+            self.spec_steps_sent();
+            let Some(f) = self.fault.as_mut() else {
+                return Poll::Ready(None);
+            };
             f.drip.extend(bytes);
         }
+        let Some(f) = self.fault.as_mut() else {
+            return Poll::Ready(None);
+        };
         let every = f.faults.drip;
         let sleep = f.drip_sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
         if sleep.as_mut().poll(cx).is_pending() {

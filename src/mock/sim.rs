@@ -7,7 +7,8 @@
 //!   prompt plus one token;
 //! - a step prefills at most `max_prefill_tokens` prompt tokens (chunked prefill); a request
 //!   whose prefill completes emits its first token at the end of that step;
-//! - every sequence already prefilled emits one token per step;
+//! - every sequence already prefilled emits one token per step (with `--spec-draft`, its
+//!   step's accepted drafts plus one, drawn as in [`super::spec`]; the step costs the same);
 //! - a step lasts `decode_base_ms + decode_per_seq_ms * decoding + prefill_per_token_ms *
 //!   prefilled tokens`;
 //! - when the KV tokens in use (prompt + generated, over the batch) exceed `kv_tokens`, the
@@ -75,6 +76,8 @@ pub struct SimReq {
     pub prompt_tokens: u32,
     pub max_tokens: u32,
     pub tx: mpsc::UnboundedSender<u32>,
+    /// The request's drafter (`--spec-draft`): each decode step emits 1 + accepted tokens.
+    pub spec: Option<super::spec::Drafter>,
 }
 
 struct Seq {
@@ -91,7 +94,8 @@ impl Seq {
 }
 
 /// Start the engine loop; returns the submission channel.
-pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimReq> {
+/// `spec_draft`: the drafts per step when requests carry a drafter (for the counters).
+pub fn start(p: SimParams, metrics: Arc<Metrics>, spec_draft: Option<u32>) -> mpsc::UnboundedSender<SimReq> {
     let (tx, mut rx) = mpsc::unbounded_channel::<SimReq>();
     metrics.kv_total.store(p.kv_tokens, Ordering::Relaxed);
     tokio::spawn(async move {
@@ -156,9 +160,19 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimRe
             let mut generated_now = 0u64;
             for &i in &emits {
                 let s = &mut running[i];
-                s.generated += 1;
-                generated_now += 1;
-                let _ = s.req.tx.send(1);
+                let left = s.req.max_tokens.saturating_sub(s.generated).max(1);
+                // the first token comes alone (the prefill's); later steps verify drafts
+                let n = match (&mut s.req.spec, spec_draft) {
+                    (Some(d), Some(k)) if s.generated > 0 => {
+                        let st = d.step(left);
+                        super::spec::count(&metrics, k, st);
+                        st.tokens
+                    }
+                    _ => 1,
+                };
+                s.generated += n;
+                generated_now += n as u64;
+                let _ = s.req.tx.send(n);
             }
             metrics.generation_tokens.fetch_add(generated_now, Ordering::Relaxed);
             // finished sequences count as done; those whose client went away are aborted

@@ -24,5 +24,5 @@ crate::contract! {
     METRIC "metric": Arc<str>, opt, "", "the engine's metric name (series name, with _bucket/_sum/_count)", field(metric);
     LABELS "labels": Option<Arc<str>>, opt, "", "labels as k=\"v\" pairs, comma separated, as exposed", field(labels);
     VALUE "value": f64, opt, "", "sample value", field(value);
-    COMMON "common": Option<String>, opt, "", "common name of a well-known series: running, waiting (requests), kv_usage, prefix_cache_hit_rate (fractions 0-1), prefix_cache_hits, prefix_cache_queries (counters); derived rows are named servebench:<common>", get(|r, _| r.common);
+    COMMON "common": Option<String>, opt, "", "common name of a well-known series: running, waiting (requests), kv_usage, prefix_cache_hit_rate (fractions 0-1), prefix_cache_hits, prefix_cache_queries, spec_drafts, spec_draft_tokens, spec_accepted_tokens (counters), spec_accept_rate (fraction 0-1), spec_accept_length (tokens per speculative step); derived rows are named servebench:<common>", get(|r, _| r.common);
 }

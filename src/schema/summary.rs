@@ -224,6 +224,19 @@ pub struct Summary {
     pub ttft: LatencyStats,
     pub tpot: LatencyStats,
     pub itl: LatencyStats,
+    /// Tokens per event and per-token ITL (`analysis::events`); None without token counts.
+    pub tokens_per_event_mean: Option<f64>,
+    pub tokens_per_event_p50: Option<f64>,
+    pub tokens_per_event_p90: Option<f64>,
+    pub tokens_per_event_max: Option<f64>,
+    pub multi_token_event_pct: Option<f64>,
+    pub itl_token_mean_ms: Option<f64>,
+    pub itl_token_p50_ms: Option<f64>,
+    pub itl_token_p90_ms: Option<f64>,
+    pub itl_token_p99_ms: Option<f64>,
+    pub itl_event_mean_ms: Option<f64>,
+    pub itl_event_p50_ms: Option<f64>,
+    pub itl_event_p99_ms: Option<f64>,
     pub e2e: LatencyStats,
     pub interactivity_tok_s: Option<f64>,
     pub sched_lag_p50_ms: Option<f64>,
@@ -256,6 +269,9 @@ pub struct Summary {
     pub running_peak: Option<f64>,
     pub waiting_mean: Option<f64>,
     pub waiting_peak: Option<f64>,
+    /// The engine's speculative decoding over the group (enginemon).
+    pub spec_accept_pct: Option<f64>,
+    pub spec_tokens_per_step: Option<f64>,
     pub kv_usage_peak_pct: Option<f64>,
     pub prefix_cache_hit_pct: Option<f64>,
 }
@@ -349,6 +365,18 @@ crate::contract! {
     ITL_P50_CI_HI_MS "itl_p50_ci_hi_ms": Option<f64>, opt, "ms", "95% bootstrap CI of the median inter-token (inter-chunk) latency, high", field(itl.p50_ci_hi);
     ITL_P99_CI_LO_MS "itl_p99_ci_lo_ms": Option<f64>, opt, "ms", "95% bootstrap CI of the p99 inter-token (inter-chunk) latency, low", field(itl.p99_ci_lo);
     ITL_P99_CI_HI_MS "itl_p99_ci_hi_ms": Option<f64>, opt, "ms", "95% bootstrap CI of the p99 inter-token (inter-chunk) latency, high", field(itl.p99_ci_hi);
+    TOKENS_PER_EVENT_MEAN "tokens_per_event_mean": Option<f64>, opt, "tokens", "mean tokens per event: an event is one content chunk, or a burst of chunks less than 0.1 ms apart (TGI and llama.cpp send a speculative step's tokens as back-to-back events), first event included; above 1 means itl_* is per event, not per token; null unless the server counted every chunk's tokens (chunk_tokens)", field(tokens_per_event_mean);
+    TOKENS_PER_EVENT_P50 "tokens_per_event_p50": Option<f64>, opt, "tokens", "median tokens per event (see tokens_per_event_mean)", field(tokens_per_event_p50);
+    TOKENS_PER_EVENT_P90 "tokens_per_event_p90": Option<f64>, opt, "tokens", "90th percentile tokens per event", field(tokens_per_event_p90);
+    TOKENS_PER_EVENT_MAX "tokens_per_event_max": Option<f64>, opt, "tokens", "most tokens in one event", field(tokens_per_event_max);
+    MULTI_TOKEN_EVENT_PCT "multi_token_event_pct": Option<f64>, opt, "%", "share of events carrying more than one token (speculative decoding, stream intervals, a client falling behind)", field(multi_token_event_pct);
+    ITL_TOKEN_MEAN_MS "itl_token_mean_ms": Option<f64>, opt, "ms", "mean per-token ITL: each gap between consecutive events divided by the tokens of the event that ended it, one value per gap (equal to the gap with one token per event); null without chunk_tokens", field(itl_token_mean_ms);
+    ITL_TOKEN_P50_MS "itl_token_p50_ms": Option<f64>, opt, "ms", "median per-token ITL (see itl_token_mean_ms)", field(itl_token_p50_ms);
+    ITL_TOKEN_P90_MS "itl_token_p90_ms": Option<f64>, opt, "ms", "90th percentile per-token ITL", field(itl_token_p90_ms);
+    ITL_TOKEN_P99_MS "itl_token_p99_ms": Option<f64>, opt, "ms", "99th percentile per-token ITL", field(itl_token_p99_ms);
+    ITL_EVENT_MEAN_MS "itl_event_mean_ms": Option<f64>, opt, "ms", "mean per-event ITL: the gaps between consecutive events, a burst of back-to-back chunks being one event (so, unlike itl_*, TGI's and llama.cpp's speculative bursts add no ~0 gaps); null without chunk_tokens", field(itl_event_mean_ms);
+    ITL_EVENT_P50_MS "itl_event_p50_ms": Option<f64>, opt, "ms", "median per-event ITL (see itl_event_mean_ms)", field(itl_event_p50_ms);
+    ITL_EVENT_P99_MS "itl_event_p99_ms": Option<f64>, opt, "ms", "99th percentile per-event ITL", field(itl_event_p99_ms);
     E2E_MEAN_MS "e2e_mean_ms": Option<f64>, opt, "ms", "mean end-to-end latency", field(e2e.mean);
     E2E_P50_MS "e2e_p50_ms": Option<f64>, opt, "ms", "median end-to-end latency", field(e2e.p50);
     E2E_P90_MS "e2e_p90_ms": Option<f64>, opt, "ms", "90th percentile end-to-end latency", field(e2e.p90);
@@ -391,6 +419,8 @@ crate::contract! {
     RUNNING_PEAK "running_peak": Option<f64>, opt, "requests", "engine's running requests, peak", field(running_peak);
     WAITING_MEAN "waiting_mean": Option<f64>, opt, "requests", "engine's waiting requests, mean", field(waiting_mean);
     WAITING_PEAK "waiting_peak": Option<f64>, opt, "requests", "engine's waiting requests, peak", field(waiting_peak);
+    SPEC_ACCEPT_PCT "spec_accept_pct": Option<f64>, opt, "%", "engine's speculative-decoding acceptance rate over the group: accepted / drafted tokens (counter deltas; vLLM, llama.cpp), else the mean of SGLang's spec_accept_rate gauge", field(spec_accept_pct);
+    SPEC_TOKENS_PER_STEP "spec_tokens_per_step": Option<f64>, opt, "tokens", "engine's accept length: mean tokens per speculative step over the group, 1 + accepted / drafts (counter deltas), else the mean of its gauge (SGLang spec_accept_length, TensorRT-LLM avg_decoded_tokens_per_iter)", field(spec_tokens_per_step);
     KV_USAGE_PEAK_PCT "kv_usage_peak_pct": Option<f64>, opt, "%", "engine's KV-cache usage, peak", field(kv_usage_peak_pct);
     PREFIX_CACHE_HIT_PCT "prefix_cache_hit_pct": Option<f64>, opt, "%", "engine's prefix-cache hit rate over the group (counter deltas where exposed)", field(prefix_cache_hit_pct);
 }

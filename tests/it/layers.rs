@@ -637,6 +637,12 @@ const NOT_COLUMNS: &[(&str, &str, &str)] = &[
         "OpenAI stream JSON key (the borrowed event reader)",
     ),
     ("src/client/protocol.rs", "model", "OpenAI request JSON key"),
+    (
+        "src/client/protocol.rs",
+        "reasoning_tokens",
+        "OpenAI usage JSON key (the borrowed event reader)",
+    ),
+    ("src/mock/format.rs", "reasoning_tokens", "usage JSON key the mock writes"),
     ("src/client/protocol.rs", "prompt", "completions request JSON key"),
     ("src/cmd/enginemon.rs", "engine", "key of enginemon's closing JSON line"),
     ("src/quality/logprobs.rs", "model", "OpenAI request JSON key"),

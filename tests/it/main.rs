@@ -32,6 +32,7 @@ mod replay;
 mod report;
 mod shard;
 mod spark;
+mod spec;
 mod sweep;
 mod tls;
 mod tracegen;
