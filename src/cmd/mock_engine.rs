@@ -28,7 +28,12 @@ Output length is exactly max_tokens. Prompt tokens use servebench's documented a
 Simulated mode: each engine step admits waiting requests (up to --sim-max-batch, within the
 KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives every prefilled
 sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
-prefilled tokens; KV overflow preempts the newest sequence (recomputed later).
+prefilled tokens; KV overflow preempts the newest sequence (recomputed later). A prefix cache
+(--sim-prefix-cache-tokens, LRU over chained hashes of 16-token prompt blocks, as vLLM's) serves
+a prompt's longest cached prefix without prefill; the cached tokens appear in usage
+(prompt_tokens_details.cached_tokens; SGLang meta_info.cached_tokens; llama.cpp timings.cache_n)
+and in vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total.
+  mock-engine --port 8100 --sim --sim-prefix-cache-tokens 65536
 
 Log probabilities (OpenAI routes): completions `logprobs: k`, `echo: true`, vLLM's
 `prompt_logprobs: k`; chat `logprobs: true, top_logprobs: k` (k up to the mock's vocabulary
@@ -98,6 +103,10 @@ pub struct Args {
     /// Simulated: prompt tokens prefilled per step (chunked prefill)
     #[arg(long, default_value_t = 8192)]
     pub sim_max_prefill_tokens: u32,
+    /// Simulated: prefix-cache capacity, tokens (an LRU of 16-token prompt blocks; cached
+    /// prompt tokens skip prefill and are reported in usage); 0 turns the cache off
+    #[arg(long, value_name = "TOKENS", default_value_t = 262_144)]
+    pub sim_prefix_cache_tokens: u64,
     /// What /v1/models reports as the model's owner
     #[arg(long, default_value = "servebench")]
     pub owned_by: String,
@@ -184,6 +193,7 @@ impl Args {
                 max_batch: self.sim_max_batch,
                 kv_tokens: self.sim_kv_tokens,
                 max_prefill_tokens: self.sim_max_prefill_tokens.max(1),
+                prefix_cache_tokens: self.sim_prefix_cache_tokens,
             }),
             owned_by: self.owned_by.clone(),
             faults: std::sync::Arc::new(faults),

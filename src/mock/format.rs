@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::logprobs::Scored;
 use super::sse::Writer;
@@ -42,9 +43,16 @@ pub struct Fmt {
     /// The pseudo-model's tokens and log probabilities, when the request asked for them or
     /// for greedy decoding (see [`super::logprobs`]); `None` keeps the seeded words.
     pub lp: Option<Arc<Scored>>,
+    /// With the simulated prefix cache: the prompt tokens it served (set by the engine when
+    /// the request is admitted), reported in the engine's usage shape; None: not reported.
+    pub cached: Option<Arc<AtomicU32>>,
 }
 
 impl Fmt {
+    fn cached_tokens(&self) -> Option<u32> {
+        self.cached.as_ref().map(|c| c.load(Ordering::Relaxed))
+    }
+
     fn word(&self, i: u32) -> &'static str {
         if let Some(lp) = &self.lp {
             return lp.word(i);
@@ -160,14 +168,15 @@ impl Fmt {
                 w.event(|o| {
                     let _ = write!(
                         o,
-                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{k},\"cached_tokens\":0}}}}",
+                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":0,\"completion_tokens\":{k},\"cached_tokens\":{}}}}}",
                         text,
                         ids.join(","),
                         if last {
                             format!("{{\"type\":\"length\",\"length\":{}}}", self.max_tokens)
                         } else {
                             "null".into()
-                        }
+                        },
+                        self.cached_tokens().unwrap_or(0)
                     );
                 });
                 if last {
@@ -190,9 +199,18 @@ impl Fmt {
                     w.event(|o| {
                         let _ = write!(
                             o,
-                            "{{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}}}",
+                            "{{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}",
                             p + k
                         );
+                        // llama.cpp's timings: cache_n, the prompt tokens reused from the cache
+                        if let Some(c) = self.cached_tokens() {
+                            let _ = write!(
+                                o,
+                                ",\"timings\":{{\"cache_n\":{c},\"prompt_n\":{},\"predicted_n\":{k}}}",
+                                p.saturating_sub(c)
+                            );
+                        }
+                        o.push(b'}');
                     });
                 }
             }
@@ -243,11 +261,15 @@ impl Fmt {
             w.event(|o| {
                 let _ = write!(
                     o,
-                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}}},\"system_fingerprint\":\"servebench-mock\"}}",
+                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}{}}},\"system_fingerprint\":\"servebench-mock\"}}",
                     self.id,
                     self.created,
                     self.model,
-                    p + k
+                    p + k,
+                    // vLLM's --enable-prompt-tokens-details
+                    self.cached_tokens()
+                        .map(|c| format!(",\"prompt_tokens_details\":{{\"cached_tokens\":{c}}}"))
+                        .unwrap_or_default()
                 );
             });
         }
@@ -258,7 +280,11 @@ impl Fmt {
     pub fn whole(&mut self) -> Vec<u8> {
         let text: String = (0..self.max_tokens).map(|j| format!(" {}", self.word(j))).collect();
         let (p, k) = (self.prompt_tokens, self.max_tokens);
-        let usage = serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
+        let mut usage = serde_json::json!({"prompt_tokens": p, "total_tokens": p + k, "completion_tokens": k});
+        let cached = self.cached_tokens();
+        if let Some(c) = cached {
+            usage["prompt_tokens_details"] = serde_json::json!({ "cached_tokens": c });
+        }
         let mut v = match self.proto {
             Proto::Chat => {
                 serde_json::json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -272,10 +298,14 @@ impl Fmt {
                 serde_json::json!({"generated_text": text, "details": {"finish_reason": "length", "generated_tokens": k}})
             }
             Proto::Sglang => {
-                serde_json::json!({"text": text, "meta_info": {"prompt_tokens": p, "completion_tokens": k, "finish_reason": {"type": "length", "length": k}}})
+                serde_json::json!({"text": text, "meta_info": {"prompt_tokens": p, "completion_tokens": k, "cached_tokens": cached.unwrap_or(0), "finish_reason": {"type": "length", "length": k}}})
             }
             Proto::Llamacpp => {
-                serde_json::json!({"content": text, "stop": true, "tokens_predicted": k, "tokens_evaluated": p, "stop_type": "limit"})
+                let mut v = serde_json::json!({"content": text, "stop": true, "tokens_predicted": k, "tokens_evaluated": p, "stop_type": "limit"});
+                if let Some(c) = cached {
+                    v["timings"] = serde_json::json!({"cache_n": c, "prompt_n": p.saturating_sub(c), "predicted_n": k});
+                }
+                v
             }
             Proto::Ollama => {
                 serde_json::json!({"model": self.model, "response": text, "done": true, "done_reason": "length", "prompt_eval_count": p, "eval_count": k})
@@ -328,6 +358,7 @@ mod tests {
             sent: 0,
             text: String::new(),
             lp: None,
+            cached: None,
         }
     }
 

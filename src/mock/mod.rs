@@ -7,7 +7,8 @@
 //! Exact mode: the first content chunk goes out `ttft_ms` after the request arrived and chunk
 //! k at `ttft_ms + k * itl_ms`, each carrying `tokens_per_chunk` tokens, on absolute
 //! deadlines (so nothing drifts), and exactly `max_tokens` tokens in all.
-//! Simulated mode: see [`sim`].
+//! Simulated mode: see [`sim`], with its prefix cache in [`prefix`] (the cached prompt tokens
+//! are reported in each engine's usage shape and as vLLM's prefix-cache counters).
 //!
 //! Slots (`--slots N`, exact mode): at most N requests are served at once, admitted first in,
 //! first out; a request's first chunk goes out `ttft_ms` after its admission, and it holds
@@ -27,6 +28,7 @@ pub mod fault;
 pub mod format;
 pub mod logprobs;
 pub mod model;
+pub mod prefix;
 #[cfg(test)]
 mod read_back;
 pub mod sim;
@@ -112,6 +114,8 @@ pub struct Metrics {
     pub requests_started: AtomicU64,
     pub preemptions: AtomicU64,
     pub active_streams: AtomicU64,
+    /// Prompt tokens served from the simulated prefix cache.
+    pub prefix_hits: AtomicU64,
 }
 
 struct Shared {
@@ -336,7 +340,7 @@ fn metrics_text(sh: &Shared) -> String {
          vllm:prefix_cache_queries_total{{{labels}}} {}\n\
          # HELP vllm:prefix_cache_hits_total Prefix cache hits, in tokens.\n\
          # TYPE vllm:prefix_cache_hits_total counter\n\
-         vllm:prefix_cache_hits_total{{{labels}}} 0\n\
+         vllm:prefix_cache_hits_total{{{labels}}} {}\n\
          # HELP servebench_mock_requests_started_total Generation requests received.\n\
          # TYPE servebench_mock_requests_started_total counter\n\
          servebench_mock_requests_started_total {}\n\
@@ -351,6 +355,7 @@ fn metrics_text(sh: &Shared) -> String {
         g(&m.requests_done),
         g(&m.preemptions),
         g(&m.prompt_tokens),
+        g(&m.prefix_hits),
         g(&m.requests_started),
         g(&m.client_disconnects),
         sh.started.elapsed().as_secs_f64(),
@@ -515,15 +520,26 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         sent: 0,
         text: String::new(),
         lp,
+        cached: None,
     };
     sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
+    let mut fmt = fmt;
     let source = match &sh.sim {
         Some(tx) => {
             let (ttx, rx) = mpsc::unbounded_channel();
+            let cache_on = sh.cfg.sim.is_some_and(|p| p.prefix_cache_tokens > 0);
+            let cached = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            fmt.cached = cache_on.then(|| cached.clone());
             let _ = tx.send(SimReq {
                 prompt_tokens: pt,
                 max_tokens,
                 tx: ttx,
+                blocks: if cache_on {
+                    prefix::block_hashes(proto, v)
+                } else {
+                    Vec::new()
+                },
+                cached,
             });
             Source::Sim { rx }
         }
