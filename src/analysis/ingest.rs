@@ -79,6 +79,10 @@ pub struct Acc {
     pub conn_setup_ms: f64,
     /// Cancelled rows whose user gave up (cancel_after_ms set).
     pub gave_up: u64,
+    /// Ok rows whose server reported cached prompt tokens: those tokens, and their prompt
+    /// tokens (the server's count, else the trace's).
+    pub cached_tokens: u64,
+    pub cached_of_prompt: u64,
     /// Imported runs' own durations (by label, from the files' provenance).
     pub tool_runs: super::imported::ToolRuns,
 }
@@ -159,6 +163,8 @@ impl Acc {
         self.conn_fresh += o.conn_fresh;
         self.conn_setup_ms += o.conn_setup_ms;
         self.gave_up += o.gave_up;
+        self.cached_tokens += o.cached_tokens;
+        self.cached_of_prompt += o.cached_of_prompt;
         self.tool_runs = self.tool_runs.merge(o.tool_runs);
     }
 }
@@ -190,6 +196,7 @@ pub const READ_COLUMNS: &[&str] = &[
     rc::OUTPUT_TOKENS,
     rc::INPUT_TOKENS,
     rc::SERVER_INPUT_TOKENS,
+    rc::CACHED_TOKENS,
     rc::CHUNK_TIMES_MS,
     rc::CHUNK_TOKENS,
 ];
@@ -555,6 +562,10 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
     let inn = v.sin.get(i).or_else(|| v.inp.get(i)).unwrap_or(0).max(0) as u64;
     acc.out_tokens_ok += out;
     acc.in_tokens_ok += inn;
+    if let Some(c) = v.cached.get(i) {
+        acc.cached_tokens += c.max(0) as u64;
+        acc.cached_of_prompt += inn;
+    }
     let t_ttft = v.ttft.get(i);
     let t_e2e = v.e2e.get(i);
     let t_tpot = v.tpot.get(i).or_else(|| match (t_ttft, t_e2e) {
@@ -662,6 +673,7 @@ struct View<'a> {
     out: IntCol<'a>,
     inp: IntCol<'a>,
     sin: IntCol<'a>,
+    cached: IntCol<'a>,
     rate: F64Col<'a>,
     ttft: F64Col<'a>,
     tpot: F64Col<'a>,
@@ -695,6 +707,7 @@ impl<'a> View<'a> {
             out: cols::int_col(c(rc::OUTPUT_TOKENS)),
             inp: cols::int_col(c(rc::INPUT_TOKENS)),
             sin: cols::int_col(c(rc::SERVER_INPUT_TOKENS)),
+            cached: cols::int_col(c(rc::CACHED_TOKENS)),
             rate: cols::f64_col(c(rc::RATE_RPS)),
             ttft: cols::f64_col(c(rc::TTFT_MS)),
             tpot: cols::f64_col(c(rc::TPOT_MS)),

@@ -160,6 +160,9 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
             r.conn_setup_mean_ms = Some(acc.conn_setup_ms / n);
         }
         r.ttft_sched_p99_ms = acc.ttft_sched.percentile(0.99);
+        if acc.cached_of_prompt > 0 {
+            r.usage_cache_hit_pct = Some(100.0 * acc.cached_tokens as f64 / acc.cached_of_prompt as f64);
+        }
         rows.push(r);
     }
     rows

@@ -1423,7 +1423,9 @@ mod tests {
     #[test]
     fn cached_prompt_tokens_in_every_shape() {
         let fx = |f: &str| {
-            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sse").join(f);
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sse")
+                .join(f);
             String::from_utf8(std::fs::read(p).unwrap()).unwrap()
         };
         for (file, api, want) in [

@@ -139,7 +139,8 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<SimRe
                 if let Some(c) = cache.as_mut()
                     && s.to_prefill == s.req.prompt_tokens + s.generated
                 {
-                    let hit = c.lookup(prefix::usable_blocks(&s.req.blocks, s.req.prompt_tokens)) as u32 * prefix::BLOCK;
+                    let hit =
+                        c.lookup(prefix::usable_blocks(&s.req.blocks, s.req.prompt_tokens)) as u32 * prefix::BLOCK;
                     s.to_prefill -= hit.min(s.to_prefill.saturating_sub(1));
                     if !s.admitted {
                         s.req.cached.store(hit, Ordering::Relaxed);

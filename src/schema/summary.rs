@@ -249,6 +249,7 @@ pub struct Summary {
     pub waiting_mean: Option<f64>,
     pub waiting_peak: Option<f64>,
     pub kv_usage_peak_pct: Option<f64>,
+    pub usage_cache_hit_pct: Option<f64>,
     pub prefix_cache_hit_pct: Option<f64>,
 }
 
@@ -376,5 +377,6 @@ crate::contract! {
     WAITING_MEAN "waiting_mean": Option<f64>, opt, "requests", "engine's waiting requests, mean", field(waiting_mean);
     WAITING_PEAK "waiting_peak": Option<f64>, opt, "requests", "engine's waiting requests, peak", field(waiting_peak);
     KV_USAGE_PEAK_PCT "kv_usage_peak_pct": Option<f64>, opt, "%", "engine's KV-cache usage, peak", field(kv_usage_peak_pct);
+    USAGE_CACHE_HIT_PCT "usage_cache_hit_pct": Option<f64>, opt, "%", "prefix-cache hit rate from the responses' usage: cached_tokens / prompt tokens (server_input_tokens, else input_tokens) over the ok requests whose server reported cached_tokens; null when none did", field(usage_cache_hit_pct);
     PREFIX_CACHE_HIT_PCT "prefix_cache_hit_pct": Option<f64>, opt, "%", "engine's prefix-cache hit rate over the group (counter deltas where exposed)", field(prefix_cache_hit_pct);
 }

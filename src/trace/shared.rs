@@ -109,7 +109,9 @@ impl SharedPrefix {
             ));
         }
         if count.is_some_and(|n| n > 50_000_000) && self.order != Order::Random {
-            return Err("--prefix-order grouped or round-robin holds every request's group: at most 50,000,000 requests".into());
+            return Err(
+                "--prefix-order grouped or round-robin holds every request's group: at most 50,000,000 requests".into(),
+            );
         }
         Ok(())
     }
@@ -268,7 +270,10 @@ mod tests {
         let h: f64 = (1..=5).map(|k| 1.0 / k as f64).sum();
         for (k, got) in c.iter().enumerate() {
             let want = n as f64 / ((k + 1) as f64 * h);
-            assert!((*got as f64 - want).abs() < 5.0 * want.sqrt(), "group {k}: {got} vs {want}");
+            assert!(
+                (*got as f64 - want).abs() < 5.0 * want.sqrt(),
+                "group {k}: {got} vs {want}"
+            );
         }
         for order in [Order::Grouped, Order::RoundRobin] {
             let mut g = Groups::new(&SharedPrefix { order, ..s }, 9, Some(n));
@@ -296,8 +301,22 @@ mod tests {
         // another seed, another system prompt
         assert_ne!(s.row_blocks(2, 2, 10, 700)[0], a[0]);
         assert!(s.validate(None).is_ok());
-        assert!(SharedPrefix { prefix_tokens: 1000, ..s }.validate(None).is_err());
-        assert!(SharedPrefix { order: Order::Grouped, ..s }.validate(None).is_err());
+        assert!(
+            SharedPrefix {
+                prefix_tokens: 1000,
+                ..s
+            }
+            .validate(None)
+            .is_err()
+        );
+        assert!(
+            SharedPrefix {
+                order: Order::Grouped,
+                ..s
+            }
+            .validate(None)
+            .is_err()
+        );
         assert!(SharedPrefix { groups: 0, ..s }.validate(Some(1)).is_err());
     }
 }
