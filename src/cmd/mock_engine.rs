@@ -33,7 +33,7 @@ prefilled tokens; KV overflow preempts the newest sequence (recomputed later). A
 a prompt's longest cached prefix without prefill; the cached tokens appear in usage
 (prompt_tokens_details.cached_tokens; SGLang meta_info.cached_tokens; llama.cpp timings.cache_n)
 and in vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total.
-  mock-engine --port 8100 --sim --sim-prefix-cache-tokens 65536
+  mock-engine --port 8100 --sim --sim-prefix-cache-tokens 262144
 
 Log probabilities (OpenAI routes): completions `logprobs: k`, `echo: true`, vLLM's
 `prompt_logprobs: k`; chat `logprobs: true, top_logprobs: k` (k up to the mock's vocabulary
@@ -104,8 +104,10 @@ pub struct Args {
     #[arg(long, default_value_t = 8192)]
     pub sim_max_prefill_tokens: u32,
     /// Simulated: prefix-cache capacity, tokens (an LRU of 16-token prompt blocks; cached
-    /// prompt tokens skip prefill and are reported in usage); 0 turns the cache off
-    #[arg(long, value_name = "TOKENS", default_value_t = 262_144)]
+    /// prompt tokens skip prefill and are reported in usage), e.g. 262144; 0, the default, is
+    /// no cache (sweep's steps resend the same prompts; the simulated capacity in the docs
+    /// assumes every prompt is prefilled)
+    #[arg(long, value_name = "TOKENS", default_value_t = 0)]
     pub sim_prefix_cache_tokens: u64,
     /// What /v1/models reports as the model's owner
     #[arg(long, default_value = "servebench")]

@@ -72,7 +72,7 @@ impl Default for SimParams {
             max_batch: 256,
             kv_tokens: 262_144,
             max_prefill_tokens: 8192,
-            prefix_cache_tokens: 262_144,
+            prefix_cache_tokens: 0,
         }
     }
 }

@@ -179,8 +179,8 @@ fn a_shared_prefix_hits_the_mock_cache_and_cuts_ttft() {
         ],
     );
     let sim = ["--sim", "--sim-prefill-per-token-ms", "0.02"];
-    let on = Mock::start(&sim);
-    let off = Mock::start(&[&sim[..], &["--sim-prefix-cache-tokens", "0"]].concat());
+    let on = Mock::start(&[&sim[..], &["--sim-prefix-cache-tokens", "262144"]].concat());
+    let off = Mock::start(&sim); // no cache by default
     let em = d.path().join("engine.parquet");
     let mut mon = cmd("enginemon")
         .args(["--url", &on.url, "--interval", "50ms", "--quiet", "-o"])
@@ -290,7 +290,7 @@ fn cached_tokens_in_every_protocol_of_the_mock() {
         ],
     );
     for api in ["completions", "sglang", "llamacpp"] {
-        let m = Mock::start(&["--sim"]);
+        let m = Mock::start(&["--sim", "--sim-prefix-cache-tokens", "65536"]);
         let out = replay(d.path(), &format!("{api}.parquet"), &t, &m.url, api);
         let mut c: Vec<(Option<u64>, Option<u64>)> = opt_u64(&out, "request_id")
             .into_iter()
