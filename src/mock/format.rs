@@ -393,4 +393,55 @@ mod tests {
             assert_eq!(r.finish.as_deref(), Some(finish), "{proto:?}");
         }
     }
+
+    /// With the prefix cache on, the cached prompt tokens go out in each engine's shape,
+    /// streamed and whole, and every event still reads back; without it, nothing is added.
+    #[test]
+    fn cached_tokens_in_each_engines_shape() {
+        for (proto, want, path) in [
+            (
+                Proto::Chat,
+                "\"prompt_tokens_details\":{\"cached_tokens\":48}",
+                &["usage", "prompt_tokens_details", "cached_tokens"][..],
+            ),
+            (
+                Proto::Completions,
+                "\"prompt_tokens_details\":{\"cached_tokens\":48}",
+                &["usage", "prompt_tokens_details", "cached_tokens"][..],
+            ),
+            (
+                Proto::Sglang,
+                "\"cached_tokens\":48}",
+                &["meta_info", "cached_tokens"][..],
+            ),
+            (
+                Proto::Llamacpp,
+                "\"timings\":{\"cache_n\":48,",
+                &["timings", "cache_n"][..],
+            ),
+        ] {
+            let on = || Fmt {
+                cached: Some(Arc::new(AtomicU32::new(48))),
+                ..fmt(proto)
+            };
+            let mut f = on();
+            let mut out = Vec::new();
+            f.chunk(&mut out, 5);
+            let r = read_back::read(proto, &out);
+            assert!(r.error.is_none() && r.unreadable == 0, "{proto:?}");
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains(want), "{proto:?}: {text}");
+            let v: serde_json::Value = serde_json::from_slice(&on().whole()).unwrap();
+            let got = path.iter().fold(&v, |v, k| &v[k]);
+            assert_eq!(got.as_u64(), Some(48), "{proto:?}: {v}");
+            let mut off = fmt(proto);
+            let mut out = Vec::new();
+            off.chunk(&mut out, 5);
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                !text.contains("prompt_tokens_details") && !text.contains("cache_n"),
+                "{text}"
+            );
+        }
+    }
 }
