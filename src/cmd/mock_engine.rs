@@ -173,6 +173,11 @@ impl Args {
                 self.quality_noise
             );
         }
+        if self.sim_prefix_cache_tokens > 0 && !self.sim {
+            anyhow::bail!(
+                "--sim-prefix-cache-tokens is a knob of the simulated mode (the exact mode's TTFT is --ttft-ms whatever the prompt): add --sim"
+            );
+        }
         if self.sim_max_batch == 0 || self.sim_kv_tokens == 0 {
             anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
         }

@@ -289,6 +289,13 @@ fn cached_tokens_in_every_protocol_of_the_mock() {
             "3",
         ],
     );
+    // the cache is the simulated mode's: the exact mode refuses it
+    let o = run(cmd("mock-engine").args(["--port", "0", "--sim-prefix-cache-tokens", "1024"]));
+    assert!(
+        !o.status.success() && stderr(&o).contains("add --sim"),
+        "{}",
+        stderr(&o)
+    );
     for api in ["completions", "sglang", "llamacpp"] {
         let m = Mock::start(&["--sim", "--sim-prefix-cache-tokens", "65536"]);
         let out = replay(d.path(), &format!("{api}.parquet"), &t, &m.url, api);
