@@ -504,7 +504,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         Ok(_) => None,
         Err(e) => return Ok(error(StatusCode::BAD_REQUEST, &e, "BadRequestError")),
     };
-    let fmt = Fmt {
+    let mut fmt = Fmt {
         proto,
         id,
         model: sh.cfg.model.clone(),
@@ -523,7 +523,6 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         cached: None,
     };
     sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
-    let mut fmt = fmt;
     let source = match &sh.sim {
         Some(tx) => {
             let (ttx, rx) = mpsc::unbounded_channel();
