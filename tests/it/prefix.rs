@@ -308,3 +308,60 @@ fn cached_tokens_in_every_protocol_of_the_mock() {
         assert_eq!(c, [Some(0), Some(512), Some(512)], "{api}");
     }
 }
+
+/// The cache is least-recently-used and bounded: with room for less than two prompts, a
+/// request finds its prefix only right after another request of its group, so the grouped
+/// order hits where round-robin, on the same groups, never does.
+#[test]
+fn a_small_cache_evicts_the_least_recently_used_prefix() {
+    let d = tmp();
+    let mut hits = Vec::new();
+    for order in ["grouped", "round-robin"] {
+        let t = trace(
+            d.path(),
+            &format!("{order}.parquet"),
+            &[
+                "batch",
+                "--count",
+                "16",
+                "--prefix-groups",
+                "3",
+                "--prefix-len",
+                "1024",
+                "--input-len",
+                "64",
+                "--output-len",
+                "2",
+                "--prefix-order",
+                order,
+                "--seed",
+                "2",
+            ],
+        );
+        // 2048 tokens: 128 blocks; a prompt of 1088 tokens is 68 of them
+        let m = Mock::start(&["--sim", "--sim-prefix-cache-tokens", "2048"]);
+        let out = replay(d.path(), &format!("{order}-r.parquet"), &t, &m.url, "completions");
+        let groups: HashMap<u64, u64> = trace_rows(&t)
+            .iter()
+            .map(|r| (r.request_id, r.prefix_blocks.as_ref().unwrap()[0]))
+            .collect();
+        let mut got: Vec<(u64, u64)> = opt_u64(&out, "request_id")
+            .into_iter()
+            .zip(opt_u64(&out, "cached_tokens"))
+            .map(|(i, c)| (i.unwrap(), c.unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(got[0].1, 0, "{order}: the first request finds nothing");
+        for w in got.windows(2) {
+            let same = groups[&w[0].0] == groups[&w[1].0];
+            assert_eq!(w[1].1, if same { 1024 } else { 0 }, "{order}: request {}", w[1].0);
+        }
+        hits.push(got.iter().map(|x| x.1).sum::<u64>());
+    }
+    assert!(
+        hits[0] >= 10 * 1024 && hits[1] < hits[0],
+        "grouped {} vs round-robin {}",
+        hits[0],
+        hits[1]
+    );
+}
