@@ -98,6 +98,10 @@ pub struct Acc {
     pub conn_setup_ms: f64,
     /// Cancelled rows whose user gave up (cancel_after_ms set).
     pub gave_up: u64,
+    /// Ok rows whose server reported cached prompt tokens: those tokens, and their prompt
+    /// tokens (the server's count, else the trace's).
+    pub cached_tokens: u64,
+    pub cached_of_prompt: u64,
     /// Imported runs' own durations (by label, from the files' provenance).
     pub tool_runs: super::imported::ToolRuns,
 }
@@ -196,6 +200,8 @@ impl Acc {
         self.conn_fresh += o.conn_fresh;
         self.conn_setup_ms += o.conn_setup_ms;
         self.gave_up += o.gave_up;
+        self.cached_tokens += o.cached_tokens;
+        self.cached_of_prompt += o.cached_of_prompt;
         self.tool_runs = self.tool_runs.merge(o.tool_runs);
     }
 }
@@ -230,6 +236,7 @@ pub const READ_COLUMNS: &[&str] = &[
     rc::OUTPUT_TOKENS,
     rc::INPUT_TOKENS,
     rc::SERVER_INPUT_TOKENS,
+    rc::CACHED_TOKENS,
     rc::CHUNK_TIMES_MS,
     rc::CHUNK_TOKENS,
 ];
@@ -595,6 +602,10 @@ fn add_row(acc: &mut Acc, v: &View<'_>, i: usize, o: &Options) {
     let inn = v.sin.get(i).or_else(|| v.inp.get(i)).unwrap_or(0).max(0) as u64;
     acc.out_tokens_ok += out;
     acc.in_tokens_ok += inn;
+    if let Some(c) = v.cached.get(i) {
+        acc.cached_tokens += c.max(0) as u64;
+        acc.cached_of_prompt += inn;
+    }
     let t_first = v.ttft.get(i);
     let t_e2e = v.e2e.get(i);
     // Reasoning: the first answer token (the first token when nothing was reasoning).
@@ -737,6 +748,7 @@ struct View<'a> {
     out: IntCol<'a>,
     inp: IntCol<'a>,
     sin: IntCol<'a>,
+    cached: IntCol<'a>,
     rate: F64Col<'a>,
     ttft: F64Col<'a>,
     ttfr: F64Col<'a>,
@@ -773,6 +785,7 @@ impl<'a> View<'a> {
             out: cols::int_col(c(rc::OUTPUT_TOKENS)),
             inp: cols::int_col(c(rc::INPUT_TOKENS)),
             sin: cols::int_col(c(rc::SERVER_INPUT_TOKENS)),
+            cached: cols::int_col(c(rc::CACHED_TOKENS)),
             rate: cols::f64_col(c(rc::RATE_RPS)),
             ttft: cols::f64_col(c(rc::TTFT_MS)),
             ttfr: cols::f64_col(c(rc::TTFR_MS)),

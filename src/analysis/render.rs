@@ -105,6 +105,12 @@ pub fn markdown(rows: &[Summary], slo: bool) -> String {
         ("load %", false, load_cell),
         ("due→sent p99 ms", false, |r| num(r.sched_lag_p99_ms)),
     ]);
+    // the prefix-cache hit rate, from usage and from the engine's counters, where measured
+    let cache: [MdCol; 2] = [
+        ("cache hit % (usage)", false, |r| num(r.usage_cache_hit_pct)),
+        ("cache hit % (engine)", false, |r| num(r.prefix_cache_hit_pct)),
+    ];
+    cols.extend(cache.into_iter().filter(|c| rows.iter().any(|r| (c.2)(r).is_some())));
     let mut s = String::new();
     s.push('|');
     for (h, _, _) in &cols {

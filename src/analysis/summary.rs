@@ -192,6 +192,9 @@ pub fn finish(groups: &mut Groups, o: &Options) -> Vec<Summary> {
             r.reasoning_token_pct =
                 (acc.out_tokens_ok > 0).then(|| 100.0 * acc.reasoning_tokens as f64 / acc.out_tokens_ok as f64);
         }
+        if acc.cached_of_prompt > 0 {
+            r.usage_cache_hit_pct = Some(100.0 * acc.cached_tokens as f64 / acc.cached_of_prompt as f64);
+        }
         rows.push(r);
     }
     rows

@@ -217,6 +217,10 @@ pub struct StreamState {
     running: Option<u32>,
     pub usage_completion: Option<u32>,
     pub usage_prompt: Option<u32>,
+    /// Prompt tokens the server served from its prefix cache, when it says (OpenAI
+    /// `usage.prompt_tokens_details.cached_tokens`, SGLang `meta_info.cached_tokens`,
+    /// llama.cpp `timings.cache_n`).
+    pub usage_cached: Option<u32>,
     pub finish_reason: Option<String>,
     pub error: Option<String>,
     /// The stream said it is complete ([DONE], a final event, or an error).
@@ -560,6 +564,9 @@ impl StreamState {
             if let Some(r) = u.reasoning() {
                 self.think.server = Some(r);
             }
+            if let Some(n) = u.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens) {
+                self.usage_cached = Some(n);
+            }
             if let Some(ct) = u.completion_tokens {
                 if !has_choices {
                     // the final usage chunk (choices: [])
@@ -634,6 +641,9 @@ impl StreamState {
             if let Some(p) = m.prompt_tokens {
                 self.usage_prompt = Some(p);
             }
+            if let Some(n) = m.cached_tokens {
+                self.usage_cached = Some(n);
+            }
             if let Some(n) = m.completion_tokens {
                 delta = Some(self.count(n));
             }
@@ -699,6 +709,9 @@ impl StreamState {
             }
             if let Some(n) = e.tokens_evaluated {
                 self.usage_prompt = Some(n);
+            }
+            if let Some(n) = e.timings.as_ref().and_then(|t| t.cache_n) {
+                self.usage_cached = Some(n);
             }
             self.finish_reason = e.stop_type.as_deref().map(|s| match s {
                 "limit" => "length".to_string(),
@@ -899,12 +912,20 @@ struct Usage {
     /// SGLang's shape: `reasoning_tokens` beside `completion_tokens`.
     #[serde(default)]
     reasoning_tokens: Option<u32>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
 }
 
 #[derive(Deserialize, Debug, PartialEq, Default)]
 struct CompletionDetails {
     #[serde(default)]
     reasoning_tokens: Option<u32>,
+}
+
+#[derive(Deserialize, Debug, PartialEq, Default)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u32>,
 }
 
 impl Usage {
@@ -969,6 +990,8 @@ struct SglMeta {
     completion_tokens: Option<u32>,
     #[serde(default)]
     finish_reason: Option<Value>,
+    #[serde(default)]
+    cached_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -986,7 +1009,15 @@ struct LlamaEvent<'a> {
     #[serde(borrow, default)]
     stop_type: Option<Cow<'a, str>>,
     #[serde(default)]
+    timings: Option<LlamaTimings>,
+    #[serde(default)]
     error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct LlamaTimings {
+    #[serde(default)]
+    cache_n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -1055,7 +1086,7 @@ mod lazy {
 
     use serde::de::IgnoredAny;
 
-    use super::{CompletionDetails, Delta, OaiChoice, OaiChunk, Usage};
+    use super::{CompletionDetails, Delta, OaiChoice, OaiChunk, PromptDetails, Usage};
 
     const MAX_DEPTH: u32 = 32;
 
@@ -1438,6 +1469,13 @@ mod lazy {
                     }
                     Some(())
                 }
+                "prompt_tokens_details" => {
+                    seen.once(4)?;
+                    if !r.null()? {
+                        u.prompt_tokens_details = Some(r.prompt_details()?);
+                    }
+                    Some(())
+                }
                 _ => r.skip(2),
             })?;
             Some(u)
@@ -1453,6 +1491,23 @@ mod lazy {
                 "reasoning_tokens" => {
                     seen.once(0)?;
                     d.reasoning_tokens = r.opt_u32()?;
+                    Some(())
+                }
+                _ => r.skip(3),
+            })?;
+            Some(d)
+        }
+
+        fn prompt_details(&mut self) -> Option<PromptDetails> {
+            let mut d = PromptDetails::default();
+            let mut seen = Seen(0);
+            if self.peek()? != b'{' {
+                return None;
+            }
+            self.object(|r, k| match k {
+                "cached_tokens" => {
+                    seen.once(0)?;
+                    d.cached_tokens = r.opt_u32()?;
                     Some(())
                 }
                 _ => r.skip(3),
@@ -1534,6 +1589,10 @@ mod tests {
             r#"{"choices":[{"delta":{"tool_calls":[{"id":"x"}],"function_call":null,"reasoning":"r"}}]}"#,
             r#"{"event":"token_sampled","text":"é€😀","choices":[{"text":"t","delta":null}]}"#,
             r#"{}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":8,"audio_tokens":[1]}}}"#,
+            r#"{"usage":{"prompt_tokens_details":null}}"#,
+            r#"{"usage":{"prompt_tokens_details":{}}}"#,
+            r#"{"usage":{"prompt_tokens_details":{"cached_tokens":null}}}"#,
         ];
         for e in take {
             assert!(check_openai_reader(e.as_bytes()), "{e}");
@@ -1555,6 +1614,10 @@ mod tests {
             r#"{"a":"x"} x"#,
             r#"[1]"#,
             r#"{"usage":[1,2]}"#,
+            r#"{"usage":{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":2}}}"#,
+            r#"{"usage":{"prompt_tokens_details":{"cached_tokens":-1}}}"#,
+            r#"{"usage":{"prompt_tokens_details":[]}}"#,
+            r#"{"usage":{"prompt_tokens_details":null,"prompt_tokens_details":null}}"#,
             r#"{"ch\u006fices":[]}"#,
             "{\"a\":\"\u{1}\"}",
         ];
@@ -1723,6 +1786,50 @@ mod tests {
         assert_eq!(s.text.as_deref(), Some("ab"));
         assert!(s.done && s.error.is_none());
         assert!(s.chunk_tokens().is_none());
+    }
+
+    /// The prompt tokens served from the prefix cache, in every shape an engine reports them:
+    /// the fixtures (with a cache hit in `vllm-chat-cached.sse`) and hand-written events.
+    #[test]
+    fn cached_prompt_tokens_in_every_shape() {
+        let fx = |f: &str| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sse")
+                .join(f);
+            String::from_utf8(std::fs::read(p).unwrap()).unwrap()
+        };
+        for (file, api, want) in [
+            ("vllm-chat-cached.sse", Api::Chat, Some(32)),
+            ("vllm-chat.sse", Api::Chat, None),
+            ("sglang-chat.sse", Api::Chat, None), // "prompt_tokens_details":null
+            ("sglang-generate.sse", Api::Sglang, Some(0)),
+            ("trtllm-completions.sse", Api::Completions, Some(0)),
+            ("llamacpp-chat.sse", Api::Chat, Some(0)),
+            ("llamacpp-completion.sse", Api::Llamacpp, Some(0)),
+            ("tgi-generate_stream.sse", Api::Tgi, None),
+        ] {
+            let s = run(api, &fx(file));
+            assert!(s.error.is_none(), "{file}: {:?}", s.error);
+            assert_eq!(s.usage_cached, want, "{file}");
+        }
+        let s = run(
+            Api::Sglang,
+            "data: {\"text\":\"a\",\"meta_info\":{\"prompt_tokens\":300,\"completion_tokens\":1,\"cached_tokens\":256,\"finish_reason\":null}}\n\n",
+        );
+        assert_eq!((s.usage_prompt, s.usage_cached), (Some(300), Some(256)));
+        let s = run(
+            Api::Llamacpp,
+            "data: {\"content\":\"\",\"stop\":true,\"tokens_predicted\":1,\"tokens_evaluated\":300,\"timings\":{\"cache_n\":256,\"prompt_n\":44}}\n\n",
+        );
+        assert_eq!((s.usage_prompt, s.usage_cached), (Some(300), Some(256)));
+        // the nested object the borrowed reader takes, and one it leaves to serde
+        for ev in [
+            "{\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":8}}}",
+            "{\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":8,\"x\":\"\\u00e9\"}}}",
+        ] {
+            let s = run(Api::Chat, &format!("data: {ev}\n\n"));
+            assert_eq!((s.usage_prompt, s.usage_cached), (Some(9), Some(8)), "{ev}");
+        }
     }
 
     #[test]

@@ -966,6 +966,7 @@ async fn measure(
     rec.output_tokens = out_tokens;
     rec.output_tokens_source = source;
     rec.server_input_tokens = st.usage_prompt;
+    rec.cached_tokens = st.usage_cached;
     rec.finish_reason = st.finish_reason.take();
     let split = st.reasoning();
     rec.ttfr_ms = split.ttfr_ms;

@@ -28,7 +28,12 @@ Output length is exactly max_tokens. Prompt tokens use servebench's documented a
 Simulated mode: each engine step admits waiting requests (up to --sim-max-batch, within the
 KV budget), prefills up to --sim-max-prefill-tokens prompt tokens, and gives every prefilled
 sequence one token; a step lasts decode-base + decode-per-seq x batch + prefill-per-token x
-prefilled tokens; KV overflow preempts the newest sequence (recomputed later).
+prefilled tokens; KV overflow preempts the newest sequence (recomputed later). A prefix cache
+(--sim-prefix-cache-tokens, LRU over chained hashes of 16-token prompt blocks, as vLLM's) serves
+a prompt's longest cached prefix without prefill; the cached tokens appear in usage
+(prompt_tokens_details.cached_tokens; SGLang meta_info.cached_tokens; llama.cpp timings.cache_n)
+and in vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total.
+  mock-engine --port 8100 --sim --sim-prefix-cache-tokens 262144
 
 Speculative decoding (--spec-draft K, exact and simulated modes): a request's first token
 comes alone, then every step drafts K tokens and accepts each with probability --spec-accept P
@@ -127,6 +132,12 @@ pub struct Args {
     /// Simulated: prompt tokens prefilled per step (chunked prefill)
     #[arg(long, default_value_t = 8192)]
     pub sim_max_prefill_tokens: u32,
+    /// Simulated: prefix-cache capacity, tokens (an LRU of 16-token prompt blocks; cached
+    /// prompt tokens skip prefill and are reported in usage), e.g. 262144; 0, the default, is
+    /// no cache (sweep's steps resend the same prompts; the simulated capacity in the docs
+    /// assumes every prompt is prefilled)
+    #[arg(long, value_name = "TOKENS", default_value_t = 0)]
+    pub sim_prefix_cache_tokens: u64,
     /// What /v1/models reports as the model's owner
     #[arg(long, default_value = "servebench")]
     pub owned_by: String,
@@ -200,6 +211,11 @@ impl Args {
                 self.quality_noise
             );
         }
+        if self.sim_prefix_cache_tokens > 0 && !self.sim {
+            anyhow::bail!(
+                "--sim-prefix-cache-tokens is a knob of the simulated mode (the exact mode's TTFT is --ttft-ms whatever the prompt): add --sim"
+            );
+        }
         if self.sim_max_batch == 0 || self.sim_kv_tokens == 0 {
             anyhow::bail!("--sim-max-batch and --sim-kv-tokens must be at least 1");
         }
@@ -247,6 +263,7 @@ impl Args {
                 max_batch: self.sim_max_batch,
                 kv_tokens: self.sim_kv_tokens,
                 max_prefill_tokens: self.sim_max_prefill_tokens.max(1),
+                prefix_cache_tokens: self.sim_prefix_cache_tokens,
             }),
             spec,
             owned_by: self.owned_by.clone(),

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::logprobs::Scored;
 use super::sse::Writer;
@@ -125,9 +126,16 @@ pub struct Fmt {
     /// `reasoning_format` says.
     pub reasoning: u32,
     pub reasoning_format: ReasoningFormat,
+    /// With the simulated prefix cache: the prompt tokens it served (set by the engine when
+    /// the request is admitted), reported in the engine's usage shape; None: not reported.
+    pub cached: Option<Arc<AtomicU32>>,
 }
 
 impl Fmt {
+    fn cached_tokens(&self) -> Option<u32> {
+        self.cached.as_ref().map(|c| c.load(Ordering::Relaxed))
+    }
+
     fn word(&self, i: u32) -> &'static str {
         if let Some(lp) = &self.lp {
             return lp.word(i);
@@ -303,7 +311,7 @@ impl Fmt {
                 w.event(|o| {
                     let _ = write!(
                         o,
-                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":{},\"completion_tokens\":{k},\"cached_tokens\":0}}}}",
+                        "{{\"text\":\"{}\",\"output_ids\":[{}],\"meta_info\":{{\"id\":\"{id}\",\"finish_reason\":{},\"prompt_tokens\":{p},\"weight_version\":\"default\",\"num_retractions\":0,\"reasoning_tokens\":{},\"completion_tokens\":{k},\"cached_tokens\":{}}}}}",
                         text,
                         ids.join(","),
                         if last {
@@ -311,7 +319,8 @@ impl Fmt {
                         } else {
                             "null".into()
                         },
-                        self.reasoning_count(k).unwrap_or(0)
+                        self.reasoning_count(k).unwrap_or(0),
+                        self.cached_tokens().unwrap_or(0)
                     );
                 });
                 if last {
@@ -336,9 +345,18 @@ impl Fmt {
                     w.event(|o| {
                         let _ = write!(
                             o,
-                            "{{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}}}",
+                            "{{\"index\":0,\"content\":\"\",\"tokens\":[],\"id_slot\":0,\"stop\":true,\"model\":\"{model}\",\"tokens_predicted\":{k},\"tokens_evaluated\":{p},\"stop_type\":\"limit\",\"stopping_word\":\"\",\"tokens_cached\":{}",
                             p + k
                         );
+                        // llama.cpp's timings: cache_n, the prompt tokens reused from the cache
+                        if let Some(c) = self.cached_tokens() {
+                            let _ = write!(
+                                o,
+                                ",\"timings\":{{\"cache_n\":{c},\"prompt_n\":{},\"predicted_n\":{k}}}",
+                                p.saturating_sub(c)
+                            );
+                        }
+                        o.push(b'}');
                     });
                 }
             }
@@ -392,12 +410,16 @@ impl Fmt {
             w.event(|o| {
                 let _ = write!(
                     o,
-                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}{}}},\"system_fingerprint\":\"servebench-mock\"}}",
+                    "{{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":\"{}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{k}{}{}}},\"system_fingerprint\":\"servebench-mock\"}}",
                     self.id,
                     self.created,
                     self.model,
                     p + k,
-                    self.usage_reasoning(k, false)
+                    self.usage_reasoning(k, false),
+                    // vLLM's --enable-prompt-tokens-details
+                    self.cached_tokens()
+                        .map(|c| format!(",\"prompt_tokens_details\":{{\"cached_tokens\":{c}}}"))
+                        .unwrap_or_default()
                 );
             });
         }
@@ -426,6 +448,10 @@ impl Fmt {
                 _ => {}
             }
         }
+        let cached = self.cached_tokens();
+        if let Some(c) = cached {
+            usage["prompt_tokens_details"] = serde_json::json!({ "cached_tokens": c });
+        }
         let mut v = match self.proto {
             Proto::Chat => {
                 serde_json::json!({"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -439,10 +465,14 @@ impl Fmt {
                 serde_json::json!({"generated_text": text, "details": {"finish_reason": "length", "generated_tokens": k}})
             }
             Proto::Sglang => {
-                serde_json::json!({"text": text, "meta_info": {"prompt_tokens": p, "completion_tokens": k, "finish_reason": {"type": "length", "length": k}}})
+                serde_json::json!({"text": text, "meta_info": {"prompt_tokens": p, "completion_tokens": k, "cached_tokens": cached.unwrap_or(0), "finish_reason": {"type": "length", "length": k}}})
             }
             Proto::Llamacpp => {
-                serde_json::json!({"content": text, "stop": true, "tokens_predicted": k, "tokens_evaluated": p, "stop_type": "limit"})
+                let mut v = serde_json::json!({"content": text, "stop": true, "tokens_predicted": k, "tokens_evaluated": p, "stop_type": "limit"});
+                if let Some(c) = cached {
+                    v["timings"] = serde_json::json!({"cache_n": c, "prompt_n": p.saturating_sub(c), "predicted_n": k});
+                }
+                v
             }
             Proto::Ollama => {
                 serde_json::json!({"model": self.model, "response": text, "done": true, "done_reason": "length", "prompt_eval_count": p, "eval_count": k})
@@ -500,6 +530,7 @@ mod tests {
             lp: None,
             reasoning: 0,
             reasoning_format: ReasoningFormat::Vllm,
+            cached: None,
         }
     }
 
@@ -532,6 +563,57 @@ mod tests {
                 r.text
             );
             assert_eq!(r.finish.as_deref(), Some(finish), "{proto:?}");
+        }
+    }
+
+    /// With the prefix cache on, the cached prompt tokens go out in each engine's shape,
+    /// streamed and whole, and every event still reads back; without it, nothing is added.
+    #[test]
+    fn cached_tokens_in_each_engines_shape() {
+        for (proto, want, path) in [
+            (
+                Proto::Chat,
+                "\"prompt_tokens_details\":{\"cached_tokens\":48}",
+                &["usage", "prompt_tokens_details", "cached_tokens"][..],
+            ),
+            (
+                Proto::Completions,
+                "\"prompt_tokens_details\":{\"cached_tokens\":48}",
+                &["usage", "prompt_tokens_details", "cached_tokens"][..],
+            ),
+            (
+                Proto::Sglang,
+                "\"cached_tokens\":48}",
+                &["meta_info", "cached_tokens"][..],
+            ),
+            (
+                Proto::Llamacpp,
+                "\"timings\":{\"cache_n\":48,",
+                &["timings", "cache_n"][..],
+            ),
+        ] {
+            let on = || Fmt {
+                cached: Some(Arc::new(AtomicU32::new(48))),
+                ..fmt(proto)
+            };
+            let mut f = on();
+            let mut out = Vec::new();
+            f.chunk(&mut out, 5);
+            let r = read_back::read(proto, &out);
+            assert!(r.error.is_none() && r.unreadable == 0, "{proto:?}");
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains(want), "{proto:?}: {text}");
+            let v: serde_json::Value = serde_json::from_slice(&on().whole()).unwrap();
+            let got = path.iter().fold(&v, |v, k| &v[k]);
+            assert_eq!(got.as_u64(), Some(48), "{proto:?}: {v}");
+            let mut off = fmt(proto);
+            let mut out = Vec::new();
+            off.chunk(&mut out, 5);
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                !text.contains("prompt_tokens_details") && !text.contains("cache_n"),
+                "{text}"
+            );
         }
     }
 }

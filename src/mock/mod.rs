@@ -8,7 +8,8 @@
 //! k at `ttft_ms + k * itl_ms`, each carrying `tokens_per_chunk` tokens, on absolute
 //! deadlines (so nothing drifts), and exactly `max_tokens` tokens in all. With `--spec-draft`
 //! (both modes) a step's chunk carries its accepted drafts plus one token instead (see [`spec`]).
-//! Simulated mode: see [`sim`].
+//! Simulated mode: see [`sim`], with its prefix cache in [`prefix`] (the cached prompt tokens
+//! are reported in each engine's usage shape and as vLLM's prefix-cache counters).
 //!
 //! Slots (`--slots N`, exact mode): at most N requests are served at once, admitted first in,
 //! first out; a request's first chunk goes out `ttft_ms` after its admission, and it holds
@@ -28,6 +29,7 @@ pub mod fault;
 pub mod format;
 pub mod logprobs;
 pub mod model;
+pub mod prefix;
 #[cfg(test)]
 mod read_back;
 pub mod sim;
@@ -124,6 +126,8 @@ pub struct Metrics {
     pub active_streams: AtomicU64,
     /// vLLM's spec_decode counters (`--spec-draft`).
     pub spec: spec::SpecCounters,
+    /// Prompt tokens served from the simulated prefix cache.
+    pub prefix_hits: AtomicU64,
 }
 
 struct Shared {
@@ -350,7 +354,7 @@ fn metrics_text(sh: &Shared) -> String {
          vllm:prefix_cache_queries_total{{{labels}}} {}\n\
          # HELP vllm:prefix_cache_hits_total Prefix cache hits, in tokens.\n\
          # TYPE vllm:prefix_cache_hits_total counter\n\
-         vllm:prefix_cache_hits_total{{{labels}}} 0\n\
+         vllm:prefix_cache_hits_total{{{labels}}} {}\n\
          # HELP servebench_mock_requests_started_total Generation requests received.\n\
          # TYPE servebench_mock_requests_started_total counter\n\
          servebench_mock_requests_started_total {}\n\
@@ -365,6 +369,7 @@ fn metrics_text(sh: &Shared) -> String {
         g(&m.requests_done),
         g(&m.preemptions),
         g(&m.prompt_tokens),
+        g(&m.prefix_hits),
         g(&m.requests_started),
         g(&m.client_disconnects),
         sh.started.elapsed().as_secs_f64(),
@@ -517,7 +522,7 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         Ok(_) => None,
         Err(e) => return Ok(error(StatusCode::BAD_REQUEST, &e, "BadRequestError")),
     };
-    let fmt = Fmt {
+    let mut fmt = Fmt {
         proto,
         id,
         model: sh.cfg.model.clone(),
@@ -535,16 +540,26 @@ fn generate(sh: &Arc<Shared>, proto: Proto, v: &Value, arrived: Instant, fd: Raw
         lp,
         reasoning: sh.cfg.reasoning.map(|r| r.draw(n).min(max_tokens)).unwrap_or(0),
         reasoning_format: sh.cfg.reasoning_format,
+        cached: None,
     };
     sh.metrics.requests_started.fetch_add(1, Ordering::Relaxed);
     let source = match &sh.sim {
         Some(tx) => {
             let (ttx, rx) = mpsc::unbounded_channel();
+            let cache_on = sh.cfg.sim.is_some_and(|p| p.prefix_cache_tokens > 0);
+            let cached = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            fmt.cached = cache_on.then(|| cached.clone());
             let _ = tx.send(SimReq {
                 prompt_tokens: pt,
                 max_tokens,
                 tx: ttx,
                 spec: sh.cfg.spec.map(|s| s.drafter(n)),
+                blocks: if cache_on {
+                    prefix::block_hashes(proto, v)
+                } else {
+                    Vec::new()
+                },
+                cached,
             });
             Source::Sim { rx }
         }

@@ -11,6 +11,10 @@
 //!   step's accepted drafts plus one, drawn as in [`super::spec`]; the step costs the same);
 //! - a step lasts `decode_base_ms + decode_per_seq_ms * decoding + prefill_per_token_ms *
 //!   prefilled tokens`;
+//! - with the prefix cache on (`prefix_cache_tokens` > 0, see [`super::prefix`]), a request
+//!   admitted with nothing computed looks its prompt's blocks up first: the cached tokens are
+//!   not prefilled (they cost no step time), and its blocks enter the cache once its prefill
+//!   is done;
 //! - when the KV tokens in use (prompt + generated, over the batch) exceed `kv_tokens`, the
 //!   newest sequence is preempted: it goes back to the head of the queue and must prefill
 //!   its prompt and what it had generated again (vLLM's recompute preemption).
@@ -38,12 +42,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::Metrics;
+use super::prefix::{self, PrefixCache};
 use crate::timer;
 
 /// Simulation parameters (all flags of `mock-engine --sim`).
@@ -55,6 +60,8 @@ pub struct SimParams {
     pub max_batch: usize,
     pub kv_tokens: u64,
     pub max_prefill_tokens: u32,
+    /// Prefix-cache capacity, tokens (0: no prefix cache).
+    pub prefix_cache_tokens: u64,
 }
 
 impl Default for SimParams {
@@ -66,6 +73,7 @@ impl Default for SimParams {
             max_batch: 256,
             kv_tokens: 262_144,
             max_prefill_tokens: 8192,
+            prefix_cache_tokens: 0,
         }
     }
 }
@@ -78,6 +86,10 @@ pub struct SimReq {
     pub tx: mpsc::UnboundedSender<u32>,
     /// The request's drafter (`--spec-draft`): each decode step emits 1 + accepted tokens.
     pub spec: Option<super::spec::Drafter>,
+    /// The prompt's chained block hashes (empty without a prefix cache).
+    pub blocks: Vec<u64>,
+    /// Set at the first admission: the prompt tokens served from the prefix cache.
+    pub cached: Arc<AtomicU32>,
 }
 
 struct Seq {
@@ -85,6 +97,8 @@ struct Seq {
     generated: u32,
     /// Tokens to prefill before the next token can be generated.
     to_prefill: u32,
+    /// Admitted before (the cached tokens it reports are those of its first admission).
+    admitted: bool,
 }
 
 impl Seq {
@@ -101,6 +115,7 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>, spec_draft: Option<u32>) -> mp
     tokio::spawn(async move {
         let mut waiting: VecDeque<Seq> = VecDeque::new();
         let mut running: Vec<Seq> = Vec::new();
+        let mut cache = (p.prefix_cache_tokens > 0).then(|| PrefixCache::new(p.prefix_cache_tokens));
         loop {
             // Idle: block until a request arrives.
             if waiting.is_empty() && running.is_empty() {
@@ -123,8 +138,22 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>, spec_draft: Option<u32>) -> mp
                 if kv_used + s.kv() + 1 > p.kv_tokens && !running.is_empty() {
                     break;
                 }
-                let s = waiting.pop_front().expect("front exists");
+                let mut s = waiting.pop_front().expect("front exists");
                 kv_used += s.kv();
+                if let Some(c) = cache.as_mut()
+                    && s.to_prefill == s.req.prompt_tokens + s.generated
+                {
+                    let hit =
+                        c.lookup(prefix::usable_blocks(&s.req.blocks, s.req.prompt_tokens)) as u32 * prefix::BLOCK;
+                    s.to_prefill -= hit.min(s.to_prefill.saturating_sub(1));
+                    if !s.admitted {
+                        s.req.cached.store(hit, Ordering::Relaxed);
+                    }
+                    // vLLM counts cached tokens among the prompt tokens (and the queries)
+                    metrics.prompt_tokens.fetch_add(hit as u64, Ordering::Relaxed);
+                    metrics.prefix_hits.fetch_add(hit as u64, Ordering::Relaxed);
+                }
+                s.admitted = true;
                 running.push(s);
             }
             // Prefill (chunked), then decode one token for every prefilled sequence.
@@ -140,6 +169,9 @@ pub fn start(p: SimParams, metrics: Arc<Metrics>, spec_draft: Option<u32>) -> mp
                     prefilled += take;
                     if s.to_prefill == 0 {
                         emits.push(i);
+                        if let Some(c) = cache.as_mut() {
+                            c.insert(&s.req.blocks);
+                        }
                     }
                 } else {
                     decoding += 1;
@@ -199,5 +231,6 @@ fn new_seq(r: SimReq) -> Seq {
         req: r,
         generated: 0,
         to_prefill,
+        admitted: false,
     }
 }

@@ -635,6 +635,7 @@ impl Measured {
             chunk_tokens: if ok { self.chunk_tokens } else { None },
             input_tokens: self.input_tokens,
             server_input_tokens: self.server_input_tokens,
+            cached_tokens: None,
             requested_output_tokens: self.requested_output_tokens,
             output_tokens: self.output_tokens,
             output_tokens_source: self.output_tokens_source,

@@ -348,6 +348,7 @@ mod tests {
             chunk_tokens: None,
             input_tokens: 1,
             server_input_tokens: None,
+            cached_tokens: None,
             requested_output_tokens: 2,
             output_tokens: 2,
             output_tokens_source: "chunks",

@@ -111,6 +111,7 @@ pub struct Record {
     pub chunk_tokens: Option<Vec<u32>>,
     pub input_tokens: u32,
     pub server_input_tokens: Option<u32>,
+    pub cached_tokens: Option<u32>,
     pub requested_output_tokens: u32,
     pub output_tokens: u32,
     pub output_tokens_source: &'static str,
@@ -156,6 +157,7 @@ impl Record {
             chunk_tokens: None,
             input_tokens: row.input_tokens,
             server_input_tokens: None,
+            cached_tokens: None,
             requested_output_tokens: row.output_tokens,
             output_tokens: 0,
             output_tokens_source: "chunks",
@@ -213,6 +215,7 @@ crate::contract! {
     CHUNK_TOKENS "chunk_tokens": Option<Vec<u32>>, opt, "tokens", "tokens in each content chunk when the server says; null otherwise", field(chunk_tokens);
     INPUT_TOKENS "input_tokens": u32, opt, "tokens", "prompt length asked for by the trace", field(input_tokens);
     SERVER_INPUT_TOKENS "server_input_tokens": Option<u32>, opt, "tokens", "prompt length the server reported (usage), if any", field(server_input_tokens);
+    CACHED_TOKENS "cached_tokens": Option<u32>, opt, "tokens", "prompt tokens the server served from its prefix cache, as it reported them (OpenAI usage.prompt_tokens_details.cached_tokens, SGLang meta_info.cached_tokens, llama.cpp timings.cache_n); null when it did not say", field(cached_tokens);
     REQUESTED_OUTPUT_TOKENS "requested_output_tokens": u32, opt, "tokens", "max_tokens sent", field(requested_output_tokens);
     OUTPUT_TOKENS "output_tokens": u32, opt, "tokens", "output tokens received (see output_tokens_source)", field(output_tokens);
     REASONING_TOKENS "reasoning_tokens": Option<u32>, opt, "tokens", "reasoning tokens among output_tokens: the server's count (usage.completion_tokens_details.reasoning_tokens, SGLang's usage.reasoning_tokens and meta_info.reasoning_tokens) when above 0, else the tokens of the chunks before the first answer chunk (per-chunk counts, else one per chunk); 0 without reasoning; null without content", field(reasoning_tokens);

@@ -273,6 +273,7 @@ pub struct Summary {
     pub spec_accept_pct: Option<f64>,
     pub spec_tokens_per_step: Option<f64>,
     pub kv_usage_peak_pct: Option<f64>,
+    pub usage_cache_hit_pct: Option<f64>,
     pub prefix_cache_hit_pct: Option<f64>,
 }
 
@@ -422,5 +423,6 @@ crate::contract! {
     SPEC_ACCEPT_PCT "spec_accept_pct": Option<f64>, opt, "%", "engine's speculative-decoding acceptance rate over the group: accepted / drafted tokens (counter deltas; vLLM, llama.cpp), else the mean of SGLang's spec_accept_rate gauge", field(spec_accept_pct);
     SPEC_TOKENS_PER_STEP "spec_tokens_per_step": Option<f64>, opt, "tokens", "engine's accept length: mean tokens per speculative step over the group, 1 + accepted / drafts (counter deltas), else the mean of its gauge (SGLang spec_accept_length, TensorRT-LLM avg_decoded_tokens_per_iter)", field(spec_tokens_per_step);
     KV_USAGE_PEAK_PCT "kv_usage_peak_pct": Option<f64>, opt, "%", "engine's KV-cache usage, peak", field(kv_usage_peak_pct);
+    USAGE_CACHE_HIT_PCT "usage_cache_hit_pct": Option<f64>, opt, "%", "prefix-cache hit rate from the responses' usage: cached_tokens / prompt tokens (server_input_tokens, else input_tokens) over the ok requests whose server reported cached_tokens; null when none did", field(usage_cache_hit_pct);
     PREFIX_CACHE_HIT_PCT "prefix_cache_hit_pct": Option<f64>, opt, "%", "engine's prefix-cache hit rate over the group (counter deltas where exposed)", field(prefix_cache_hit_pct);
 }

@@ -4,6 +4,7 @@
 pub mod import;
 pub mod prompts;
 pub mod ramp;
+pub mod shared;
 pub mod stats;
 pub mod synth;
 pub mod tokenizer;
@@ -27,6 +28,8 @@ pub const META_TOKENIZER: &str = "servebench.trace.tokenizer";
 /// The importer (sharegpt, azure, ...) and the file it read.
 pub const META_SOURCE: &str = "servebench.trace.source";
 pub const META_SOURCE_FILE: &str = "servebench.trace.source_file";
+/// The shared-prefix workload (`--prefix-groups`), as `groups=G,prefix_tokens=P,...`.
+pub const META_SHARED_PREFIX: &str = "servebench.trace.shared_prefix";
 /// The trace tools applied (`--window`, `--rate`, ...).
 pub const META_TRANSFORM: &str = "servebench.trace.transform";
 

@@ -7,7 +7,8 @@
 //! `constant` is evenly spaced; `batch` sends everything at t = 0 (closed-loop runs).
 //!
 //! Each random choice has its own stream derived from `--seed` (arrivals, input lengths,
-//! output lengths, prompts), so changing one option never reshuffles the others.
+//! output lengths, prompts, shared-prefix groups), so changing one option never reshuffles the
+//! others.
 
 use std::str::FromStr;
 
@@ -18,6 +19,7 @@ use rand_distr::{Distribution, Exp, Gamma, Normal};
 use super::TraceRow;
 use super::prompts::PromptSet;
 use super::ramp::Ramp;
+use super::shared::{self, SharedPrefix};
 
 /// An arrival process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -207,6 +209,9 @@ pub struct SynthSpec {
     /// Arrivals follow this rate ramp: the process runs at a mean rate of 1 and its times go
     /// through the ramp's change of time (see [`super::ramp`]).
     pub ramp: Option<Ramp>,
+    /// The shared-prefix workload: `input` is then each request's own suffix (see
+    /// [`super::shared`]).
+    pub shared_prefix: Option<SharedPrefix>,
 }
 
 /// Iterator over the rows of a synthetic trace.
@@ -216,6 +221,7 @@ pub struct SynthIter {
     in_rng: Xoshiro256PlusPlus,
     out_rng: Xoshiro256PlusPlus,
     prompt_rng: Xoshiro256PlusPlus,
+    groups: Option<shared::Groups>,
     i: u64,
 }
 
@@ -231,6 +237,12 @@ impl SynthSpec {
         if self.ramp.is_some() && self.arrival.rate() != Some(1.0) {
             return Err("with --ramp the ramp gives the rate: leave --rate out".into());
         }
+        if let Some(sp) = &self.shared_prefix {
+            if self.prompts.is_some() {
+                return Err("--prefix-groups builds its own prompts: leave --prompts out".into());
+            }
+            sp.validate(self.count)?;
+        }
         Ok(())
     }
 
@@ -241,6 +253,10 @@ impl SynthSpec {
             in_rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 2)),
             out_rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 3)),
             prompt_rng: Xoshiro256PlusPlus::seed_from_u64(stream_seed(seed, 4)),
+            groups: self
+                .shared_prefix
+                .as_ref()
+                .map(|sp| shared::Groups::new(sp, seed, self.count)),
             spec: self,
             i: 0,
         }
@@ -277,6 +293,12 @@ impl Iterator for SynthIter {
             None => {
                 row.input_tokens = self.spec.input.sample(&mut self.in_rng);
                 row.category = self.spec.category.clone();
+                if let (Some(sp), Some(g)) = (&self.spec.shared_prefix, &mut self.groups) {
+                    let group = g.next_group();
+                    let suffix = row.input_tokens;
+                    row.input_tokens = suffix.saturating_add(sp.prefix_tokens);
+                    row.prefix_blocks = Some(sp.row_blocks(self.spec.seed, group, id, suffix));
+                }
             }
         }
         Some(row)
@@ -331,6 +353,7 @@ mod tests {
             first_id: 0,
             category: None,
             ramp: Some(ramp.parse().unwrap()),
+            shared_prefix: None,
         };
         let t: Vec<f64> = spec("0:40:60s").rows().map(|r| r.arrival_s).collect();
         let count = |a: f64, b: f64| t.iter().filter(|x| **x >= a && **x < b).count() as f64;
@@ -410,6 +433,7 @@ mod props {
             first_id: 0,
             category: None,
             ramp: None,
+            shared_prefix: None,
         }
     }
 

@@ -20,6 +20,7 @@ mod import;
 mod layers;
 mod mock_logprobs;
 mod peers_import;
+mod prefix;
 mod quality;
 mod readme;
 mod real_llamacpp;

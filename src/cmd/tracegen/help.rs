@@ -8,6 +8,8 @@ Examples:
   tracegen constant --rate 2 --count 10 --format md      # look at it
   tracegen poisson --ramp 0:20:60s --duration 5m -o ramp.parquet   # 0 -> 20 req/s over a minute, then 20
   tracegen poisson --ramp steps:2@30s,4@30s,8 --duration 3m -o steps.parquet
+  tracegen poisson --rate 4 --count 500 --prefix-groups 8 --prefix-len 2048 --prefix-popularity zipf:1.2 \
+      --input-len 128 -o shared.parquet   # 8 system prompts of 2048 tokens, each request + its own 128
 
 Real traces (see `tracegen azure --help` etc. for each format's quirks):
   tracegen sharegpt ShareGPT_V3_unfiltered_cleaned_split.json --count 1000 --process poisson --rate 8 --seed 1 -o sg.parquet
@@ -25,6 +27,12 @@ Trace tools, on every importer and transform (applied in this order):
       --count 1000 --time-scale 0.5 --category conv --first-id 0 -o t.parquet
   tracegen azure conv.csv --rate 12 -o t.parquet        # same burst shape, mean 12 req/s
   tracegen sharegpt sg.json --tokenizer ./Llama-3.1-8B/tokenizer.json -o sg.parquet   # exact token counts
+
+Shared prefix (--prefix-groups G): each request belongs to one of G groups, drawn by
+--prefix-popularity (uniform | zipf | zipf:S) and arranged by --prefix-order (random: as drawn;
+grouped: each group's requests back to back; round-robin: one of each group in turn); its prompt
+is its group's --prefix-len tokens (a multiple of 512) then its own --input-len tokens, written as
+prefix_blocks, so replay sends the same text for the same prefix.
 
 Lengths: N | fixed:N | uniform:N:RATIO (vLLM's range ratio: [N(1-R), N(1+R)]) | normal:MEAN:STD.
 Output: -o FILE (Parquet unless the extension says otherwise), or stdout: Arrow IPC on a pipe,

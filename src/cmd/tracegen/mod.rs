@@ -16,6 +16,7 @@ use crate::meta::Meta;
 use crate::schema::TRACE;
 use crate::trace::prompts::PromptSet;
 use crate::trace::ramp::Ramp;
+use crate::trace::shared::{Order, Popularity, SharedPrefix};
 use crate::trace::synth::{Arrival, LenDist, SynthSpec};
 use crate::trace::{self, TraceBatch, TraceReader};
 
@@ -114,6 +115,19 @@ pub struct Common {
     /// With --prompts: only these categories (comma separated: short, medium, long, code)
     #[arg(long, value_delimiter = ',', value_name = "CATS")]
     pub category: Vec<String>,
+    /// Shared-prefix workload: G groups of requests, each sharing a system prompt of
+    /// --prefix-len tokens followed by the request's own --input-len tokens
+    #[arg(long, value_name = "G")]
+    pub prefix_groups: Option<u32>,
+    /// With --prefix-groups: the shared prompt's length, tokens (a multiple of 512, the prefix block)
+    #[arg(long, value_name = "P", default_value_t = 2048, requires = "prefix_groups")]
+    pub prefix_len: u32,
+    /// With --prefix-groups: how often each group is used: uniform, zipf or zipf:S (group k has weight 1/(k+1)^S)
+    #[arg(long, value_name = "DIST", default_value = "uniform", requires = "prefix_groups")]
+    pub prefix_popularity: Popularity,
+    /// With --prefix-groups: the order of the groups' requests
+    #[arg(long, value_enum, default_value = "random", requires = "prefix_groups")]
+    pub prefix_order: Order,
     /// Seed for every random choice
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -198,6 +212,12 @@ pub fn synth(arrival: Arrival, c: Common) -> anyhow::Result<ExitCode> {
         first_id: c.first_id,
         category: c.category.first().cloned(),
         ramp: c.ramp.clone(),
+        shared_prefix: c.prefix_groups.map(|groups| SharedPrefix {
+            groups,
+            prefix_tokens: c.prefix_len,
+            popularity: c.prefix_popularity,
+            order: c.prefix_order,
+        }),
     };
     if arrival == Arrival::Batch && c.ramp.is_some() {
         anyhow::bail!(
@@ -219,6 +239,9 @@ pub fn synth(arrival: Arrival, c: Common) -> anyhow::Result<ExitCode> {
         }
     }
     meta.set(trace::META_TOKENIZER, trace::tokenizer::APPROX_NAME);
+    if let Some(sp) = &spec.shared_prefix {
+        meta.set(trace::META_SHARED_PREFIX, sp.describe());
+    }
     let mut sink = Sink::create(c.out.output.as_deref(), c.out.format, trace::schema(), &meta)?;
     let mut buf = TraceBatch::default();
     for row in spec.rows() {
