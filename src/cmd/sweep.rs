@@ -141,7 +141,8 @@ pub struct Args {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub repeats: u32,
     /// Seed of the prompt text and the bootstrap (the same seed and trace give the same steps
-    /// and the same request bytes)
+    /// and the same request bytes); each step's prompts are drawn afresh from it and the step's
+    /// number, so an engine's prefix cache never carries one step's prompts into the next
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Price of one GPU-hour in USD [default: the engine's cost_per_gpu_hour in engines.toml]
@@ -427,7 +428,9 @@ impl Ctx {
             max_requests: None,
             timeout: self.timeout,
             ttft_timeout: None,
-            prompt_seed: self.seed,
+            // fresh prompt text every step (the seed and the step's number): an engine's prefix
+            // cache must not serve one step's prompts to the next and inflate its capacity
+            prompt_seed: step_prompt_seed(self.seed, n),
             max_event_bytes: 16 << 20,
             prompter: Arc::new(ApproxPrompter),
             start_at: None,
@@ -628,6 +631,11 @@ fn engine_queue(rt: &tokio::runtime::Runtime, url: Option<&str>, args: &Args) ->
             Ok(None)
         }
     }
+}
+
+/// The prompt seed of step `n`: the same for the same --seed, different for every step.
+fn step_prompt_seed(seed: u64, n: u32) -> u64 {
+    seed ^ u64::from(n).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// The sha256 of a step's schedule: what must be the same for the same seed and trace.

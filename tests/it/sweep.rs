@@ -351,3 +351,55 @@ fn sweep_refuses_bad_arguments_and_shows_an_example() {
     assert!(bad(&["--slo", "ttft_p99=500ms", "--probe", "0"]).contains("--probe"));
     assert!(bad(&["--slo", "ttft_p99=500ms", "--metrics-url", "nohost"]).contains("--metrics-url"));
 }
+
+/// Every step draws its prompt text afresh: against an engine with a prefix cache (the
+/// simulated mock's), no step is served the prompts of the step before it, which would make
+/// it faster than its load and inflate the capacity.
+#[test]
+fn sweep_steps_send_fresh_prompts_past_a_prefix_cache() {
+    let d = tmp();
+    let m = Mock::start(&["--sim", "--sim-prefix-cache-tokens", "10000000"]);
+    let t = constant_trace(d.path(), "256", "4");
+    let out = d.path().join("cap");
+    let c = sweep(
+        &t,
+        &m.url,
+        &out,
+        &[
+            "--slo",
+            "ttft_p99=30s",
+            "--start-rate",
+            "8",
+            "--max-rate",
+            "16",
+            "--probe",
+            "1",
+            "--step",
+            "2s",
+            "--no-early-stop",
+        ],
+    );
+    let steps = c.steps().unwrap();
+    assert!(steps.len() >= 2, "{}", c.steps_json);
+    let mut cached = 0.0;
+    let mut prompts = 0.0;
+    for e in std::fs::read_dir(&out).unwrap() {
+        let p = e.unwrap().path().join("requests.parquet");
+        if !p.exists() {
+            continue;
+        }
+        for (c, n) in column_f64(&p, "cached_tokens")
+            .into_iter()
+            .zip(column_f64(&p, "server_input_tokens"))
+        {
+            cached += c.expect("the sim mock reports cached tokens");
+            prompts += n.unwrap();
+        }
+    }
+    // distinct prompts share at most a chance first block; a repeated prompt would be cached
+    // whole (255 of its 256 tokens)
+    assert!(
+        prompts > 0.0 && cached / prompts < 0.05,
+        "{cached} of {prompts} prompt tokens cached"
+    );
+}
