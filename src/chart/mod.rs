@@ -915,7 +915,13 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
         let lo = xs_drawn.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = xs_drawn.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let frac = if measured.is_empty() { 0.03 } else { 0.07 };
-        let pad = ((hi - lo) * frac).max(if measured.is_empty() { 1e-9 } else { 0.2 });
+        // a single x (one scrape, one level) gets a visible width: plotters cannot place its
+        // key points on a range of nanoseconds
+        let pad = ((hi - lo) * frac).max(if measured.is_empty() {
+            (hi.abs() * 0.05).max(0.5)
+        } else {
+            0.2
+        });
         if !measured.is_empty() || lo < 0.0 {
             (lo - pad, hi + pad)
         } else {
@@ -923,7 +929,8 @@ fn draw_line_in<DB: DrawingBackend + 'static>(
         }
     };
     let (ymin, ymax) = match p.y_range {
-        Some(r) => r,
+        Some((a, b)) if b > a => (a, b),
+        Some((a, _)) => (a, a + 1.0),
         None => {
             let ymax = pts
                 .iter()
