@@ -287,11 +287,26 @@ impl Think {
         let b = text.as_bytes();
         if self.closed.is_none() {
             let carry = &self.carry[..self.carry_len as usize];
-            // the tag split between the carry and this text
-            let split = (1..THINK_CLOSE.len()).find_map(|k| {
-                (carry.ends_with(&THINK_CLOSE[..k]) && b.starts_with(&THINK_CLOSE[k..])).then(|| THINK_CLOSE.len() - k)
+            // the tag split between the carry and this text (only if the carry holds a `<`)
+            let split = memchr::memchr(b'<', carry).and_then(|_| {
+                (1..THINK_CLOSE.len()).find_map(|k| {
+                    (carry.ends_with(&THINK_CLOSE[..k]) && b.starts_with(&THINK_CLOSE[k..]))
+                        .then(|| THINK_CLOSE.len() - k)
+                })
             });
-            let end = split.or_else(|| memchr::memmem::find(b, THINK_CLOSE).map(|p| p + THINK_CLOSE.len()));
+            // every `<` of the text (most answer text has none: one memchr pass, no searcher
+            // to set up per event)
+            let end = split.or_else(|| {
+                let mut from = 0;
+                while let Some(p) = memchr::memchr(b'<', &b[from..]) {
+                    let at = from + p;
+                    if b[at..].starts_with(THINK_CLOSE) {
+                        return Some(at + THINK_CLOSE.len());
+                    }
+                    from = at + 1;
+                }
+                None
+            });
             match end {
                 Some(e) => {
                     self.closed = Some(idx);
