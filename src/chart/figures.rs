@@ -108,19 +108,7 @@ impl Figure for BoxPlot {
                 .y_label_area_size(64)
                 .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), 0.0..ymax)
                 .map_err(err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(0)
-                .y_label_formatter(&|v| fmt_tick(*v))
-                .y_desc(self.y_label.as_str())
-                .label_style(("sans-serif", 13))
-                .axis_desc_style(("sans-serif", 14))
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(err)?;
-            let at: Vec<(f64, String)> = names.iter().enumerate().map(|(i, n)| (i as f64, n.clone())).collect();
-            category_labels(&inner, &chart, &at, 13, true)?;
+            category_axes(&inner, &mut chart, &self.y_label, Some(&names), 13)?;
             let (xr, yr) = chart.plotting_area().get_pixel_range();
             let mut g = PlotGeom {
                 kind: "box",
@@ -437,6 +425,33 @@ fn category_labels<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A category chart's axes: the y axis (ticks, light grid, its name) and, unless the caller
+/// draws them itself (rotated), the category names under their positions 0, 1, ...
+fn category_axes<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    y_label: &str,
+    names: Option<&[String]>,
+    size: u32,
+) -> Result<(), String> {
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_label_formatter(&|v| fmt_tick(*v))
+        .y_desc(y_label)
+        .label_style(("sans-serif", size))
+        .axis_desc_style(("sans-serif", size + 1))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    if let Some(names) = names {
+        let at: Vec<(f64, String)> = names.iter().enumerate().map(|(i, n)| (i as f64, n.clone())).collect();
+        category_labels(area, chart, &at, size, true)?;
+    }
+    Ok(())
+}
+
 /// Grouped bars: one group per category, one bar per series.
 #[derive(Debug, Clone)]
 pub struct Bars {
@@ -606,23 +621,16 @@ impl Figure for Bars {
         if chart_area.dim_in_pixel() != body.dim_in_pixel() {
             geom = layout(&chart);
         }
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_label_formatter(&|v| fmt_tick(*v))
-            .y_desc(self.y_label.as_str())
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
+        category_axes(
+            &chart_area,
+            &mut chart,
+            &self.y_label,
+            (!rotate).then_some(&cats[..]),
+            15,
+        )?;
         let (xr, yr) = chart.plotting_area().get_pixel_range();
         let (ox, oy) = chart_area.get_base_pixel();
-        if !rotate {
-            let at: Vec<(f64, String)> = cats.iter().enumerate().map(|(i, c)| (i as f64, c.clone())).collect();
-            category_labels(&chart_area, &chart, &at, 15, true)?;
-        } else {
+        if rotate {
             // vertical names, reading downwards from just under each group
             for (ci, c) in cats.iter().enumerate() {
                 let (px, _) = chart.backend_coord(&(ci as f64, 0.0));

@@ -3,6 +3,7 @@
 //! `/generate_stream`, SGLang's `/generate` (cumulative text), llama.cpp's `/completion`, and
 //! Ollama's `/api/generate` (JSON lines).
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use std::sync::Arc;
@@ -177,14 +178,15 @@ impl Fmt {
     }
 
     /// The usage's reasoning fields (after `completion_tokens`), in the format's shape.
-    fn usage_reasoning(&self, k: u32, null_details: bool) -> String {
+    fn usage_reasoning(&self, k: u32, null_details: bool) -> Cow<'static, str> {
+        // (no allocation on the common path: every chunk of a continuous-usage stream asks)
         match (self.reasoning_format, self.reasoning_count(k)) {
             (ReasoningFormat::Vllm, Some(r)) if self.reasoning > 0 => {
-                format!(",\"completion_tokens_details\":{{\"reasoning_tokens\":{r}}}")
+                format!(",\"completion_tokens_details\":{{\"reasoning_tokens\":{r}}}").into()
             }
-            (ReasoningFormat::Sglang, Some(r)) if self.reasoning > 0 => format!(",\"reasoning_tokens\":{r}"),
-            _ if null_details => ",\"completion_tokens_details\":null".into(),
-            _ => String::new(),
+            (ReasoningFormat::Sglang, Some(r)) if self.reasoning > 0 => format!(",\"reasoning_tokens\":{r}").into(),
+            _ if null_details => Cow::Borrowed(",\"completion_tokens_details\":null"),
+            _ => Cow::Borrowed(""),
         }
     }
 
